@@ -1,0 +1,1 @@
+//! Camera calibration: image→ground homography and the calibration file.
