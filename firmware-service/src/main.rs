@@ -1,1 +1,361 @@
-fn main() {}
+//! `adasd` command line: the daemon's main job and its tools.
+
+use adasd::config::Config;
+use adasd::detect::{BackendKind, Detector, ImageDetection};
+use adasd::render::Renderer;
+use adasd::service::{self, box_json, round, RunOptions};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "adasd",
+    version,
+    about = "ADAS daemon: camera → detector → bird's-eye view → decision → CAN"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect objects in images and print them (table, or JSON lines with --json).
+    Detect {
+        /// Model manifest, e.g. models/nanodet_m_coco_416.toml.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
+        backend: BackendKind,
+        /// Minimum score (default: the manifest's).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// One JSON object per image and line.
+        #[arg(long)]
+        json: bool,
+        /// Write annotated PNGs into this folder.
+        #[arg(long)]
+        draw: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Run the pipeline: source → detect → BEV → decision → CAN.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Output folder for the CAN log, per-frame events and annotated frames
+        /// (default: the config's output.dir, else ./adasd-out).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Stop after this many frames.
+        #[arg(long)]
+        max_frames: Option<u64>,
+        /// No per-frame lines, only the summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Time the detector stages on an image.
+    Bench {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
+        backend: BackendKind,
+        /// Timed runs after 3 warm-up runs.
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        image: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config and everything it refers to (model, calibration, source).
+    Check { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ADASD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Detect {
+            model,
+            backend,
+            threshold,
+            json,
+            draw,
+            images,
+        } => detect(&model, backend, threshold, json, draw.as_deref(), &images),
+        Command::Run {
+            config,
+            out,
+            max_frames,
+            quiet,
+        } => run(&config, out, max_frames, quiet),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => config_check(&file),
+        Command::Bench {
+            model,
+            backend,
+            iterations,
+            image,
+        } => bench(&model, backend, iterations, &image),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn detect(
+    model: &Path,
+    backend: BackendKind,
+    threshold: Option<f32>,
+    json: bool,
+    draw: Option<&Path>,
+    images: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let mut detector = Detector::load(model, backend, threshold)?;
+    if let Some(dir) = draw {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    }
+    let renderer = Renderer::default();
+    let mut failed = 0;
+    for path in images {
+        let img = match image::open(path) {
+            Ok(img) => img.to_rgb8(),
+            Err(e) => {
+                eprintln!("error: cannot read image {}: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let (w, h) = img.dimensions();
+        let (detections, _) = detector
+            .detect(img.as_raw(), w as usize, h as usize)
+            .with_context(|| format!("detecting in {}", path.display()))?;
+        if json {
+            println!("{}", detections_json(path, w, h, &detections));
+        } else {
+            print_table(path, w, h, &detections);
+        }
+        if let Some(dir) = draw {
+            let mut canvas = img.clone();
+            renderer.draw_detections(&mut canvas, &detections, &[]);
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            let out = dir.join(format!("{name}.png"));
+            canvas
+                .save(&out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn detections_json(
+    path: &Path,
+    w: u32,
+    h: u32,
+    detections: &[ImageDetection],
+) -> serde_json::Value {
+    let list: Vec<_> = detections
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "label": d.label,
+                "class": d.class.as_str(),
+                "score": round(f64::from(d.score), 4),
+                "box": box_json(&d.bbox),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "image": path.display().to_string(),
+        "width": w,
+        "height": h,
+        "detections": list,
+    })
+}
+
+fn print_table(path: &Path, w: u32, h: u32, detections: &[ImageDetection]) {
+    println!(
+        "{} ({w}×{h}): {} detections",
+        path.display(),
+        detections.len()
+    );
+    if detections.is_empty() {
+        return;
+    }
+    println!(
+        "  {:<14} {:<11} {:>6}  {:>28}",
+        "label", "class", "score", "box x1,y1,x2,y2 (px)"
+    );
+    for d in detections {
+        let b = d.bbox;
+        println!(
+            "  {:<14} {:<11} {:>6.3}  {:>6.1},{:>6.1},{:>6.1},{:>6.1}",
+            d.label,
+            d.class.as_str(),
+            d.score,
+            b.x1,
+            b.y1,
+            b.x2,
+            b.y2
+        );
+    }
+}
+
+fn run(
+    config_path: &Path,
+    out: Option<PathBuf>,
+    max_frames: Option<u64>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let out_dir = out
+        .or_else(|| config.output.dir.clone())
+        .unwrap_or_else(|| PathBuf::from("adasd-out"));
+    let started = std::time::Instant::now();
+    let summary = service::run(
+        config,
+        &RunOptions {
+            out_dir: out_dir.clone(),
+            max_frames,
+            per_frame_lines: !quiet,
+        },
+    )?;
+    let classes: Vec<String> = summary
+        .per_class
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    println!("---");
+    println!(
+        "frames: {} processed, {} skipped; {:.1} frames/s ({:.1} s wall)",
+        summary.frames,
+        summary.skipped,
+        summary.fps(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "detections: {}",
+        if classes.is_empty() {
+            "none".into()
+        } else {
+            classes.join(", ")
+        }
+    );
+    println!(
+        "warnings: {} (in {} frames); braking in {} frames; AEB inhibited in {} frames; {} detections above the horizon ignored",
+        summary.warnings,
+        summary.warning_frames,
+        summary.braking_frames,
+        summary.inhibited_frames,
+        summary.above_horizon
+    );
+    println!(
+        "output: {} (annotated frames in frames/, CAN log can.log with {} frames, events frames.jsonl)",
+        out_dir.display(),
+        summary.can_frames
+    );
+    Ok(if summary.frames == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = Config::load(path)?;
+    let source_uri = config.source.uri.clone();
+    let pipeline = adasd::service::Pipeline::new(config)?;
+    let timing = adasd::source::Timing::FixedRate(10.0);
+    adasd::source::open(&source_uri, timing)?;
+    println!(
+        "{}: ok (model {} on {}, source {})",
+        path.display(),
+        pipeline.detector().manifest().name,
+        pipeline.detector().backend_name(),
+        source_uri
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(
+    model: &Path,
+    backend: BackendKind,
+    iterations: usize,
+    image: &Path,
+) -> anyhow::Result<ExitCode> {
+    let mut detector = Detector::load(model, backend, None)?;
+    let img = image::open(image)
+        .with_context(|| format!("cannot read image {}", image.display()))?
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    let mut samples = Vec::with_capacity(iterations);
+    for i in 0..iterations + 3 {
+        let (_, times) = detector.detect(img.as_raw(), w as usize, h as usize)?;
+        if i >= 3 {
+            samples.push(times);
+        }
+    }
+    let stat = |f: &dyn Fn(&adasd::detect::StageTimes) -> f64| {
+        let mut v: Vec<f64> = samples.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let pct = |p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        (mean, pct(0.5), pct(0.99))
+    };
+    println!(
+        "model {} backend {} image {} ({w}×{h}), {iterations} runs, threads: {}",
+        detector.manifest().name,
+        detector.backend_name(),
+        image.display(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!(
+        "{:<12} {:>10} {:>10} {:>10}",
+        "stage", "mean ms", "p50 ms", "p99 ms"
+    );
+    let rows: [(&str, &dyn Fn(&adasd::detect::StageTimes) -> f64); 4] = [
+        ("preprocess", &|t| t.preprocess.as_secs_f64() * 1e3),
+        ("inference", &|t| t.inference.as_secs_f64() * 1e3),
+        ("decode+nms", &|t| t.decode_nms.as_secs_f64() * 1e3),
+        ("total", &|t| t.total().as_secs_f64() * 1e3),
+    ];
+    for (name, f) in rows {
+        let (mean, p50, p99) = stat(f);
+        println!("{name:<12} {mean:>10.2} {p50:>10.2} {p99:>10.2}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -3,11 +3,23 @@
 //! A detector is `preprocess → backend (ONNX inference) → decode → NMS`. Everything here except the
 //! backend lives in this crate: it is pure, allocation-light CPU code with no I/O besides reading
 //! a model manifest. GPU twins of these plugins come with the CUDA engine.
+//!
+//! Per frame: [`preprocess_into`] (keep the tensor between frames) → backend →
+//! [`Decoder::decode_into`] (normalised model-input boxes) → [`nms_per_class`] →
+//! [`InputTransform::to_image`] on each kept box (image pixels).
 
+pub mod anchors;
+pub mod decode;
 pub mod detection;
 pub mod manifest;
+pub mod nms;
+pub mod preprocess;
 pub mod tensor;
 
+pub use anchors::Anchor;
+pub use decode::{DecodeError, Decoder};
 pub use detection::{BBox, Detection};
 pub use manifest::{Manifest, ManifestError};
+pub use nms::nms_per_class;
+pub use preprocess::{preprocess, preprocess_into, InputTransform, PreprocessError};
 pub use tensor::Tensor;

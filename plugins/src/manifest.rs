@@ -89,6 +89,18 @@ pub enum PadPosition {
     Centre,
 }
 
+/// Bilinear resize convention: where destination pixel `d` samples the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sampling {
+    /// Half-pixel centres, `s = (d + 0.5)·scale − 0.5` (OpenCV `INTER_LINEAR`, PyTorch
+    /// `align_corners=False`, TF2).
+    #[default]
+    HalfPixel,
+    /// `s = d·scale` (TF1 `resize_bilinear` without half-pixel centres, as in TF OD API graphs).
+    Asymmetric,
+}
+
 /// The model input and the preprocessing that produces it from an 8-bit RGB frame.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +115,9 @@ pub struct InputSpec {
     pub resize: ResizeMode,
     #[serde(default)]
     pub pad: PadPosition,
+    /// Where bilinear resizing samples the source image.
+    #[serde(default)]
+    pub sampling: Sampling,
     /// Padding value in pixel units (0–255), before normalisation.
     #[serde(default)]
     pub pad_value: f32,
@@ -504,6 +519,7 @@ impl Manifest {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,1 +1,64 @@
-//! System tests live in `tests/tests/`; this library holds their shared helpers.
+//! Shared helpers of the system tests (`tests/tests/`).
+
+pub mod sim;
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (the tests read shipped models, samples and reference fixtures).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".."))
+}
+
+/// A reference detection from a fixture file (`tests/fixtures/reference/*.json`).
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub label: String,
+    pub score: f64,
+    pub bbox: [f64; 4],
+}
+
+/// Reads a reference fixture: image path (relative to the repo root) → its reference detections.
+pub fn read_references(fixture: &Path) -> Result<Vec<(String, Vec<Reference>)>, String> {
+    let text =
+        std::fs::read_to_string(fixture).map_err(|e| format!("{}: {e}", fixture.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", fixture.display()))?;
+    let images = json["images"]
+        .as_object()
+        .ok_or_else(|| format!("{}: no `images` object", fixture.display()))?;
+    let mut out = Vec::new();
+    for (image, entry) in images {
+        let list = entry["detections"].as_array().cloned().unwrap_or_default();
+        let refs = list
+            .iter()
+            .map(|d| {
+                let b = d["box"].as_array().cloned().unwrap_or_default();
+                let coord = |i: usize| b.get(i).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+                Reference {
+                    label: d["label"].as_str().unwrap_or("?").to_string(),
+                    score: d["score"].as_f64().unwrap_or(f64::NAN),
+                    bbox: [coord(0), coord(1), coord(2), coord(3)],
+                }
+            })
+            .collect();
+        out.push((image.clone(), refs));
+    }
+    Ok(out)
+}
+
+/// Intersection over union of two `[x1, y1, x2, y2]` boxes.
+pub fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let area = |r: &[f64; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,377 @@
+//! The daemon's one configuration file (TOML).
+//!
+//! Every error names the file, the key and, where it can, the line. Relative paths in the file
+//! are resolved against the file's own folder, so a config works from any working directory.
+
+use crate::aeb::decider::AebParams;
+use crate::detect::BackendKind;
+use crate::perception::TrackerParams;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}{line}: key `{key}`: {message}", line = line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub detector: DetectorConfig,
+    pub calibration: CalibrationConfig,
+    pub ego: EgoConfig,
+    /// The AEB decider: corridor, thresholds, timing (`docs/AEB.md`).
+    #[serde(default)]
+    pub aeb: AebParams,
+    /// The BEV tracker.
+    #[serde(default)]
+    pub tracker: TrackerParams,
+    #[serde(default)]
+    pub can: CanConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// `dir://PATH`, `file://IMAGE` (later `v4l2:///dev/videoN`, `mcap://FILE`).
+    pub uri: String,
+    /// Frame rate of an image sequence, frames per second.
+    pub fps: Option<f64>,
+    /// Alternatively a file with one capture time in seconds per frame (sorted frame order).
+    pub timestamps: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    /// Model manifest (TOML next to the ONNX file).
+    pub model: PathBuf,
+    #[serde(default)]
+    pub backend: BackendKind,
+    /// Overrides the manifest's default score threshold.
+    pub score_threshold: Option<f32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationConfig {
+    pub file: PathBuf,
+    /// Warn at start-up when the calibration's reprojection RMS is above this, pixels.
+    #[serde(default = "default_max_rms_px")]
+    pub max_reprojection_rms_px: f64,
+}
+
+fn default_max_rms_px() -> f64 {
+    3.0
+}
+
+/// Ego vehicle state. Until the CAN input exists the speed is a fixed value from here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgoConfig {
+    /// Vehicle speed, km/h.
+    pub speed_kph: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanConfig {
+    /// Interface name written into the candump log.
+    pub interface: String,
+    /// Heartbeat/status period, ms.
+    pub status_period_ms: u64,
+}
+
+impl Default for CanConfig {
+    fn default() -> Self {
+        Self {
+            interface: "can0".into(),
+            status_period_ms: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Output folder; the command line's `--out` overrides it.
+    pub dir: Option<PathBuf>,
+    /// Write an annotated JPEG per frame.
+    pub annotated_frames: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            annotated_frames: true,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses, validates and resolves relative paths against `path`'s folder.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate(text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut self.detector.model);
+        resolve(&mut self.calibration.file);
+        if let Some(t) = self.source.timestamps.as_mut() {
+            resolve(t);
+        }
+        if let Some(d) = self.output.dir.as_mut() {
+            resolve(d);
+        }
+        if let Some(rest) = self.source.uri.strip_prefix("dir://") {
+            self.source.uri = format!("dir://{}", join_uri_path(base, rest));
+        } else if let Some(rest) = self.source.uri.strip_prefix("file://") {
+            self.source.uri = format!("file://{}", join_uri_path(base, rest));
+        }
+    }
+
+    fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |table: &str, key: &str, message: String| {
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                key: format!("{table}.{key}"),
+                line: line_of(text, table, key),
+                message,
+            })
+        };
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+
+        if let Some(fps) = self.source.fps {
+            if !positive(fps) {
+                return invalid("source", "fps", format!("{fps} must be a positive number"));
+            }
+        }
+        if self.source.fps.is_some() && self.source.timestamps.is_some() {
+            return invalid(
+                "source",
+                "timestamps",
+                "give either `fps` or `timestamps`, not both".into(),
+            );
+        }
+        if let Some(t) = self.detector.score_threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return invalid(
+                    "detector",
+                    "score_threshold",
+                    format!("{t} is outside [0, 1]"),
+                );
+            }
+        }
+        if !positive(self.calibration.max_reprojection_rms_px) {
+            return invalid(
+                "calibration",
+                "max_reprojection_rms_px",
+                "must be a positive number of pixels".into(),
+            );
+        }
+        let speed = self.ego.speed_kph;
+        if !(non_negative(speed) && speed <= 300.0) {
+            return invalid(
+                "ego",
+                "speed_kph",
+                format!("{speed} must be within 0–300 km/h"),
+            );
+        }
+        for (table, result) in [
+            ("aeb", self.aeb.validate()),
+            ("tracker", self.tracker.validate()),
+        ] {
+            if let Err((key, message)) = result {
+                // Nested keys (`target_half_width_m.car`) live in sub-tables.
+                let (sub, leaf) = match key.rsplit_once('.') {
+                    Some((sub, leaf)) => (format!("{table}.{sub}"), leaf.to_string()),
+                    None => (table.to_string(), key.clone()),
+                };
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    key: format!("{table}.{key}"),
+                    line: line_of(text, &sub, &leaf),
+                    message,
+                });
+            }
+        }
+        if self.can.interface.is_empty() || self.can.interface.contains(char::is_whitespace) {
+            return invalid(
+                "can",
+                "interface",
+                "must be a non-empty name without spaces".into(),
+            );
+        }
+        if self.can.status_period_ms == 0 {
+            return invalid("can", "status_period_ms", "must be at least 1 ms".into());
+        }
+        Ok(())
+    }
+}
+
+fn join_uri_path(base: &Path, rest: &str) -> String {
+    let p = Path::new(rest);
+    if p.is_relative() {
+        base.join(p).display().to_string()
+    } else {
+        rest.to_string()
+    }
+}
+
+/// Line number (1-based) of `key = …` inside `[table]`, for error messages.
+fn line_of(text: &str, table: &str, key: &str) -> Option<usize> {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            current = name.trim().to_string();
+        } else if current == table {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[source]
+uri = "dir://frames"
+fps = 10
+
+[detector]
+model = "../models/m.toml"
+
+[calibration]
+file = "calib.toml"
+
+[ego]
+speed_kph = 30
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults_and_resolved_paths() {
+        let c = Config::parse(MINIMAL, Path::new("/etc/adas/adasd.toml")).unwrap();
+        assert_eq!(c.source.uri, "dir:///etc/adas/frames");
+        assert_eq!(c.detector.model, Path::new("/etc/adas/../models/m.toml"));
+        assert_eq!(c.detector.backend, BackendKind::Tract);
+        assert_eq!(c.aeb.vehicle_width_m, 1.8);
+        assert_eq!(c.tracker.confirm_hits, 3);
+        assert_eq!(c.can.interface, "can0");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = MINIMAL.replace("speed_kph = 30", "speed_kph = 30\nsped = 3");
+        let err = Config::parse(&text, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.toml") && err.contains("sped") && err.contains("line 15"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn impossible_values_name_file_key_and_line() {
+        let text = MINIMAL.replace("speed_kph = 30", "speed_kph = -5");
+        let err = Config::parse(&text, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("ego.speed_kph") && err.contains("line 14"),
+            "{err}"
+        );
+        // A zero-width corridor.
+        let text = format!("{MINIMAL}\n[aeb]\nvehicle_width_m = 0\n");
+        let err = Config::parse(&text, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("vehicle_width_m"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.contains("aeb.vehicle_width_m") && err.contains(&format!("line {line}")),
+            "{err}"
+        );
+        let text = format!("{MINIMAL}\n[aeb]\nfull_ttc_s = nan\n");
+        let err = Config::parse(&text, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("aeb.full_ttc_s"), "{err}");
+        let text = format!("{MINIMAL}\n[tracker.process_noise.car]\nlateral_accel_mps2 = -1\nlongitudinal_accel_mps2 = 1\njerk_mps3 = 1\ninit_speed_std_mps = 1\n");
+        let err = Config::parse(&text, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("lateral_accel_mps2"))
+            .unwrap()
+            + 1;
+        assert!(
+            err.contains("tracker.process_noise.car.lateral_accel_mps2")
+                && err.contains(&format!("line {line}")),
+            "{err}"
+        );
+        let text = MINIMAL.replace("fps = 10", "fps = nan");
+        let err = Config::parse(&text, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source.fps"), "{err}");
+    }
+
+    #[test]
+    fn malformed_toml_is_a_parse_error_with_a_line() {
+        let err = Config::parse("[source\nuri=", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("b.toml") && err.contains("line"), "{err}");
+    }
+}

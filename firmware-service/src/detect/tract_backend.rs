@@ -1,0 +1,78 @@
+//! tract: pure-Rust ONNX inference, no native dependencies — the embedded default.
+
+use super::{Backend, DetectError};
+use adas_plugins::manifest::Manifest;
+use adas_plugins::Tensor;
+use std::path::Path;
+use tract_onnx::prelude::*;
+
+pub struct TractBackend {
+    plan: Arc<TypedRunnableModel>,
+    input_shape: Vec<usize>,
+}
+
+impl TractBackend {
+    /// Loads and optimises the manifest's ONNX file with the manifest's input shape and outputs.
+    pub fn load(manifest: &Manifest) -> Result<Self, DetectError> {
+        let path = manifest.onnx.as_path();
+        let model_error = |stage: &str, e: TractError| DetectError::Model {
+            path: path.to_path_buf(),
+            message: format!("{stage}: {e:#}"),
+        };
+        if !Path::new(path).is_file() {
+            return Err(DetectError::Model {
+                path: path.to_path_buf(),
+                message: "file not found".into(),
+            });
+        }
+        let shape = manifest.input.shape;
+        let plan = tract_onnx::onnx()
+            .model_for_path(path)
+            .map_err(|e| model_error("not a readable ONNX model", e))?
+            .with_input_names([manifest.input.name.as_str()])
+            .map_err(|e| model_error("input name from the manifest", e))?
+            .with_input_fact(0, f32::fact(shape).into())
+            .map_err(|e| model_error("input shape from the manifest", e))?
+            .with_outputs_by_name(manifest.output_names())
+            .map_err(|e| model_error("output names from the manifest", e))?
+            .into_optimized()
+            .map_err(|e| model_error("optimising", e))?
+            .into_runnable()
+            .map_err(|e| model_error("preparing", e))?;
+        Ok(TractBackend {
+            plan,
+            input_shape: shape.to_vec(),
+        })
+    }
+}
+
+impl Backend for TractBackend {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
+    fn infer(&mut self, input: &Tensor) -> Result<Vec<Tensor>, DetectError> {
+        if input.shape != self.input_shape {
+            return Err(DetectError::Inference(format!(
+                "input shape {:?} does not match the model's {:?}",
+                input.shape, self.input_shape
+            )));
+        }
+        let tensor = tract_onnx::prelude::Tensor::from_shape(&input.shape, &input.data)
+            .map_err(|e| DetectError::Inference(format!("{e:#}")))?;
+        let outputs = self
+            .plan
+            .run(tvec!(tensor.into()))
+            .map_err(|e| DetectError::Inference(format!("{e:#}")))?;
+        outputs
+            .iter()
+            .map(|value| {
+                let view = value
+                    .to_plain_array_view::<f32>()
+                    .map_err(|e| DetectError::Inference(format!("output is not f32: {e:#}")))?;
+                Tensor::new(view.shape().to_vec(), view.iter().copied().collect())
+                    .ok_or_else(|| DetectError::Inference("output element count mismatch".into()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,455 @@
+//! The daemon's main job: source → detect → BEV → decision → CAN, frame after frame.
+//!
+//! [`Pipeline::process`] turns one frame into everything decided about it; [`run`] is the shell
+//! around it (files, logs, pictures). A bad frame is skipped, counted and reported on CAN as a
+//! fault; the loop never stops on one.
+
+use crate::aeb::decider::{AebDecider, Decision, Stage};
+use crate::aeb::EgoState;
+use crate::can::candump::CandumpWriter;
+use crate::can::messages::{fault, Encoder, Mode, Status};
+use crate::can::CanFrame;
+use crate::config::Config;
+use crate::detect::{Detector, ImageDetection, StageTimes};
+use crate::perception::{project_detections_in_image, BevProjection, Track, Tracker};
+use crate::render::{FrameView, Renderer};
+use crate::source::{self, Frame, FrameError, Timing};
+use adas_calibration::{CalibrationFile, Homography};
+use adas_plugins::manifest::RoadUser;
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Everything decided about one frame.
+pub struct FrameOutcome {
+    pub detections: Vec<ImageDetection>,
+    pub bev: BevProjection,
+    /// Every live track after this frame (tentative and confirmed).
+    pub tracks: Vec<Track>,
+    pub decision: Decision,
+    pub times: StageTimes,
+}
+
+/// Why a frame produced no decision.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameFault {
+    #[error("{0}")]
+    Lost(FrameError),
+    #[error(
+        "frame {seq}: image is {got_w}×{got_h} but the calibration was made for {want_w}×{want_h}"
+    )]
+    SizeMismatch {
+        seq: u64,
+        got_w: u32,
+        got_h: u32,
+        want_w: u32,
+        want_h: u32,
+    },
+    #[error("frame {seq}: detector failed: {message}")]
+    Detector { seq: u64, message: String },
+}
+
+impl FrameFault {
+    fn bits(&self) -> u8 {
+        match self {
+            FrameFault::Lost(_) => fault::FRAME_LOST,
+            FrameFault::SizeMismatch { .. } => fault::CALIBRATION,
+            FrameFault::Detector { .. } => fault::DETECTOR,
+        }
+    }
+}
+
+/// The per-frame processing, free of files and clocks (stage timings aside).
+pub struct Pipeline {
+    detector: Detector,
+    homography: Homography,
+    image_size: (u32, u32),
+    tracker: Tracker,
+    decider: AebDecider,
+    config: Config,
+}
+
+impl Pipeline {
+    pub fn new(config: Config) -> anyhow::Result<Pipeline> {
+        let detector = Detector::load(
+            &config.detector.model,
+            config.detector.backend,
+            config.detector.score_threshold,
+        )?;
+        let calibration = CalibrationFile::load(&config.calibration.file)?;
+        if let Some(rms) = calibration.reprojection_rms_px {
+            if rms > config.calibration.max_reprojection_rms_px {
+                tracing::warn!(
+                    file = %config.calibration.file.display(),
+                    rms_px = rms,
+                    bound_px = config.calibration.max_reprojection_rms_px,
+                    "calibration reprojection RMS is above the configured bound; distances may be off — recalibrate"
+                );
+            }
+        }
+        Ok(Pipeline {
+            detector,
+            homography: calibration.homography()?,
+            image_size: (calibration.image_width, calibration.image_height),
+            tracker: Tracker::new(config.tracker.clone()),
+            decider: AebDecider::new(config.aeb.clone()),
+            config,
+        })
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    pub fn homography(&self) -> &Homography {
+        &self.homography
+    }
+
+    pub fn ego_speed_mps(&self) -> f64 {
+        self.config.ego.speed_kph / 3.6
+    }
+
+    pub fn process(&mut self, frame: &Frame) -> Result<FrameOutcome, FrameFault> {
+        let (w, h) = frame.image.dimensions();
+        if (w, h) != self.image_size {
+            return Err(FrameFault::SizeMismatch {
+                seq: frame.seq,
+                got_w: w,
+                got_h: h,
+                want_w: self.image_size.0,
+                want_h: self.image_size.1,
+            });
+        }
+        let (detections, times) = self
+            .detector
+            .detect(frame.image.as_raw(), w as usize, h as usize)
+            .map_err(|e| FrameFault::Detector {
+                seq: frame.seq,
+                message: e.to_string(),
+            })?;
+        let bev = project_detections_in_image(&self.homography, &detections, (w, h));
+        // Until the CAN input exists the ego sample is the configured speed, stamped with the
+        // frame's capture time (so it is never stale).
+        let ego = EgoState::with_speed(frame.t_capture_ns, self.ego_speed_mps());
+        self.tracker.step(frame.t_capture_ns, &bev.objects, &ego);
+        let decision = self
+            .decider
+            .step(frame.t_capture_ns, self.tracker.tracks(), Some(&ego));
+        Ok(FrameOutcome {
+            detections,
+            bev,
+            tracks: self.tracker.tracks().to_vec(),
+            decision,
+            times,
+        })
+    }
+}
+
+/// Counters for the final summary.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub frames: u64,
+    pub skipped: u64,
+    pub per_class: BTreeMap<RoadUser, u64>,
+    pub warning_frames: u64,
+    /// Rising edges of the warning.
+    pub warnings: u64,
+    /// Frames with a braking request (partial or full).
+    pub braking_frames: u64,
+    /// Frames in which the decider was inhibited (stale/invalid ego input).
+    pub inhibited_frames: u64,
+    pub above_horizon: u64,
+    pub can_frames: u64,
+    pub busy: Duration,
+}
+
+impl Summary {
+    /// Frames per second of processing time (detector and everything after it).
+    pub fn fps(&self) -> f64 {
+        let s = self.busy.as_secs_f64();
+        if s > 0.0 {
+            self.frames as f64 / s
+        } else {
+            0.0
+        }
+    }
+}
+
+pub struct RunOptions {
+    pub out_dir: PathBuf,
+    pub max_frames: Option<u64>,
+    /// Print one line per frame to stdout.
+    pub per_frame_lines: bool,
+}
+
+/// Runs the configured pipeline over its source until the source ends.
+pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
+    let timing = match (&config.source.timestamps, config.source.fps) {
+        (Some(file), _) => Timing::File(file.clone()),
+        (None, Some(fps)) => Timing::FixedRate(fps),
+        (None, None) => Timing::FixedRate(10.0),
+    };
+    let mut source = source::open(&config.source.uri, timing)?;
+    let can_interface = config.can.interface.clone();
+    let status_period_ns = config.can.status_period_ms * 1_000_000;
+    let annotate = config.output.annotated_frames;
+    let mut pipeline = Pipeline::new(config)?;
+    tracing::info!(
+        model = %pipeline.detector().manifest().name,
+        backend = pipeline.detector().backend_name(),
+        "pipeline ready"
+    );
+
+    let out = &options.out_dir;
+    let frames_dir = out.join("frames");
+    std::fs::create_dir_all(&frames_dir)
+        .with_context(|| format!("cannot create output folder {}", frames_dir.display()))?;
+    let can_path = out.join("can.log");
+    let mut can = CandumpWriter::new(BufWriter::new(create(&can_path)?), &can_interface);
+    let mut events = BufWriter::new(create(&out.join("frames.jsonl"))?);
+    let renderer = Renderer::default();
+    let mut encoder = Encoder::default();
+    let mut summary = Summary::default();
+    let mut next_status_ns = 0u64;
+    let mut last_t_ns: Option<u64> = None;
+    let mut was_warning = false;
+
+    while let Some(item) = source.next_frame() {
+        if options
+            .max_frames
+            .is_some_and(|m| summary.frames + summary.skipped >= m)
+        {
+            break;
+        }
+        let started = Instant::now();
+        let (t_ns, result) = match item {
+            Ok(frame) => (frame.t_capture_ns, process_one(&mut pipeline, frame)),
+            Err(e) => (e.t_capture_ns, Err(FrameFault::Lost(e))),
+        };
+        let elapsed = started.elapsed();
+        let fps = last_t_ns
+            .filter(|&last| t_ns > last)
+            .map(|last| 1e9 / (t_ns - last) as f64)
+            .unwrap_or(0.0);
+        last_t_ns = Some(t_ns);
+        let mut frames: Vec<CanFrame> = Vec::with_capacity(2);
+        let status = match &result {
+            Ok((frame, outcome)) => {
+                summary.frames += 1;
+                summary.busy += elapsed;
+                summary.above_horizon += outcome.bev.above_horizon as u64;
+                for d in &outcome.detections {
+                    *summary.per_class.entry(d.class).or_default() += 1;
+                }
+                let warning = outcome.decision.warning();
+                let braking = outcome.decision.stage.is_braking();
+                let inhibited = outcome.decision.inhibit.is_some();
+                summary.warning_frames += u64::from(warning);
+                summary.warnings += u64::from(warning && !was_warning);
+                summary.braking_frames += u64::from(braking);
+                summary.inhibited_frames += u64::from(inhibited);
+                was_warning = warning;
+                frames.push(encoder.warning(&outcome.decision));
+                writeln!(events, "{}", frame_event_json(frame, outcome))?;
+                if options.per_frame_lines {
+                    println!("{}", frame_line(frame, outcome, elapsed));
+                }
+                if annotate {
+                    let mut img = frame.image.clone();
+                    renderer.draw_frame(
+                        &mut img,
+                        &FrameView {
+                            detections: &outcome.detections,
+                            bev: &outcome.bev,
+                            decision: &outcome.decision,
+                            homography: pipeline.homography(),
+                            caption: format!(
+                                "frame {} t={:.2}s ego {:.0} km/h",
+                                frame.seq,
+                                frame.t_capture_ns as f64 / 1e9,
+                                pipeline.ego_speed_mps() * 3.6
+                            ),
+                        },
+                    );
+                    let path = frames_dir.join(format!("frame_{:05}.jpg", frame.seq));
+                    if let Err(e) = img.save(&path) {
+                        tracing::warn!(path = %path.display(), error = %e, "cannot write annotated frame");
+                    }
+                }
+                Status {
+                    mode: if inhibited {
+                        Mode::Unavailable
+                    } else if braking {
+                        Mode::Braking
+                    } else if warning {
+                        Mode::Warning
+                    } else {
+                        Mode::Standby
+                    },
+                    faults: if inhibited { fault::EGO } else { 0 },
+                    fps,
+                    latency_ms: elapsed.as_secs_f64() * 1e3,
+                }
+            }
+            Err(fault) => {
+                summary.skipped += 1;
+                tracing::warn!("skipping {fault}");
+                if options.per_frame_lines {
+                    println!("skipped: {fault}");
+                }
+                Status {
+                    mode: Mode::Unavailable,
+                    faults: fault.bits(),
+                    fps,
+                    latency_ms: elapsed.as_secs_f64() * 1e3,
+                }
+            }
+        };
+        if t_ns >= next_status_ns {
+            frames.push(encoder.status(&status));
+            next_status_ns = t_ns + status_period_ns;
+        }
+        for f in &frames {
+            can.write(t_ns, f)
+                .with_context(|| format!("cannot write {}", can_path.display()))?;
+        }
+    }
+    if let Some(t_ns) = last_t_ns {
+        // Final status: the service is going off.
+        let off = encoder.status(&Status {
+            mode: Mode::Off,
+            faults: 0,
+            fps: 0.0,
+            latency_ms: 0.0,
+        });
+        can.write(t_ns, &off)?;
+    }
+    can.flush()?;
+    events.flush()?;
+    summary.can_frames = can.frames();
+    Ok(summary)
+}
+
+fn process_one(pipeline: &mut Pipeline, frame: Frame) -> Result<(Frame, FrameOutcome), FrameFault> {
+    let outcome = pipeline.process(&frame)?;
+    Ok((frame, outcome))
+}
+
+fn create(path: &Path) -> anyhow::Result<File> {
+    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+fn frame_line(frame: &Frame, o: &FrameOutcome, elapsed: Duration) -> String {
+    let mut counts: BTreeMap<RoadUser, usize> = BTreeMap::new();
+    for d in &o.detections {
+        *counts.entry(d.class).or_default() += 1;
+    }
+    let classes: Vec<String> = counts.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    let d = &o.decision;
+    let verdict = match (d.inhibit, d.threat) {
+        (Some(reason), _) => format!("INHIBITED ({})", reason.as_str()),
+        (None, Some(t)) if d.stage > Stage::None => format!(
+            "{} {} {:.1} m ttc {:.1} s a_req {:.1} m/s²",
+            d.stage.as_str().to_uppercase(),
+            t.class,
+            t.distance_m,
+            t.ttc_s,
+            t.required_decel_mps2
+        ),
+        (None, Some(t)) => format!(
+            "watch {} {:.1} m ttc {:.1} s",
+            t.class, t.distance_m, t.ttc_s
+        ),
+        (None, None) => "clear".into(),
+    };
+    let confirmed = o.tracks.iter().filter(|t| t.confirmed).count();
+    format!(
+        "frame {:05} t={:7.3}s  {:2} det [{}]  {:2} tracks  {}  ({:.0} ms)",
+        frame.seq,
+        frame.t_capture_ns as f64 / 1e9,
+        o.detections.len(),
+        classes.join(", "),
+        confirmed,
+        verdict,
+        elapsed.as_secs_f64() * 1e3
+    )
+}
+
+fn frame_event_json(frame: &Frame, o: &FrameOutcome) -> serde_json::Value {
+    let detections: Vec<_> = o
+        .detections
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let ground = o.bev.objects.iter().find(|b| b.detection == i);
+            serde_json::json!({
+                "label": d.label,
+                "class": d.class.as_str(),
+                "score": round(f64::from(d.score), 4),
+                "box": box_json(&d.bbox),
+                "ground": ground.map(|g| [round(g.x_m, 3), round(g.y_m, 3)]),
+            })
+        })
+        .collect();
+    let tracks: Vec<serde_json::Value> = o
+        .tracks
+        .iter()
+        .filter(|t| t.confirmed)
+        .map(|t| {
+            serde_json::json!({
+                "id": t.id,
+                "class": t.class.as_str(),
+                "x_m": round(t.x_m, 3),
+                "y_m": round(t.y_m, 3),
+                "vx_mps": round(t.vx_mps, 3),
+                "vy_mps": round(t.vy_mps, 3),
+                "ax_mps2": round(t.ax_mps2, 3),
+                "age": t.age,
+                "hits": t.hits,
+            })
+        })
+        .collect();
+    let ttc = o
+        .decision
+        .threat
+        .map(|t| t.ttc_s)
+        .filter(|t| t.is_finite())
+        .map(|t| round(t, 3));
+    serde_json::json!({
+        "seq": frame.seq,
+        "t_ns": frame.t_capture_ns,
+        "image": frame.origin,
+        "detections": detections,
+        "corridor_length_m": round(o.decision.corridor.length_m, 3),
+        "corridor_curvature_per_m": o.decision.corridor.curvature_per_m,
+        "tracks": tracks,
+        "stage": o.decision.stage.as_str(),
+        "warning": o.decision.warning(),
+        "brake_request_mps2": o.decision.brake_request_mps2,
+        "inhibit": o.decision.inhibit.map(|r| r.as_str()),
+        "suppression": o.decision.suppression.map(|s| s.as_str()),
+        "threat": o.decision.threat.map(|t| serde_json::json!({
+            "track": t.track_id,
+            "class": t.class.as_str(),
+            "distance_m": round(t.distance_m, 3),
+            "lateral_m": round(t.lateral_m, 3),
+            "closing_speed_mps": round(t.closing_speed_mps, 3),
+            "ttc_s": ttc,
+            "required_decel_mps2": round(t.required_decel_mps2, 3),
+        })),
+    })
+}
+
+/// A box as `[x1, y1, x2, y2]` rounded to 0.1 px, for JSON reports.
+pub fn box_json(b: &adas_plugins::BBox) -> [f64; 4] {
+    [b.x1, b.y1, b.x2, b.y2].map(|v| round(f64::from(v), 1))
+}
+
+/// Rounds for reports (JSON), so outputs read well and diff stably.
+pub fn round(value: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (value * f).round() / f
+}

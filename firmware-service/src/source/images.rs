@@ -1,0 +1,194 @@
+//! `dir://` and `file://`: still images decoded one at a time.
+
+use super::{Frame, FrameError, FrameSource, SourceError, Timing};
+use std::path::{Path, PathBuf};
+
+const IMAGE_EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+
+pub struct ImageSequence {
+    files: Vec<PathBuf>,
+    times_ns: Vec<u64>,
+    next: usize,
+}
+
+impl ImageSequence {
+    /// All JPEG/PNG files of a folder, in file-name order.
+    pub fn from_dir(dir: &Path, timing: Timing) -> Result<Self, SourceError> {
+        let entries = std::fs::read_dir(dir).map_err(|e| SourceError::Open {
+            path: dir.to_path_buf(),
+            message: format!("cannot list folder: {e}"),
+        })?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && has_image_extension(p))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(SourceError::Open {
+                path: dir.to_path_buf(),
+                message: "no .jpg/.jpeg/.png files in this folder".into(),
+            });
+        }
+        Self::from_files(files, timing)
+    }
+
+    pub fn from_files(files: Vec<PathBuf>, timing: Timing) -> Result<Self, SourceError> {
+        let times_ns = match timing {
+            Timing::FixedRate(fps) => {
+                let period_ns = 1e9 / fps;
+                (0..files.len())
+                    .map(|i| (i as f64 * period_ns).round() as u64)
+                    .collect()
+            }
+            Timing::File(path) => read_timestamps(&path, files.len())?,
+        };
+        Ok(Self {
+            files,
+            times_ns,
+            next: 0,
+        })
+    }
+}
+
+fn has_image_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Reads one non-negative, strictly increasing time in seconds per frame.
+fn read_timestamps(path: &Path, frames: usize) -> Result<Vec<u64>, SourceError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SourceError::Open {
+        path: path.to_path_buf(),
+        message: format!("cannot read timestamps: {e}"),
+    })?;
+    let error = |line: usize, message: String| SourceError::Timestamps {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut times = Vec::with_capacity(frames);
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let seconds: f64 = line
+            .parse()
+            .map_err(|_| error(i + 1, format!("`{line}` is not a number of seconds")))?;
+        if !(seconds.is_finite() && seconds >= 0.0) {
+            return Err(error(i + 1, format!("{seconds} is not a time ≥ 0")));
+        }
+        let ns = (seconds * 1e9).round() as u64;
+        if times.last().is_some_and(|&last| ns <= last) {
+            return Err(error(i + 1, "times must increase strictly".into()));
+        }
+        times.push(ns);
+    }
+    if times.len() != frames {
+        return Err(error(
+            text.lines().count(),
+            format!("{} times for {} frames", times.len(), frames),
+        ));
+    }
+    Ok(times)
+}
+
+impl FrameSource for ImageSequence {
+    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
+        let index = self.next;
+        let path = self.files.get(index)?;
+        let t_capture_ns = self.times_ns.get(index).copied().unwrap_or_default();
+        self.next += 1;
+        let seq = index as u64;
+        let origin = path.display().to_string();
+        Some(match image::open(path) {
+            Ok(img) => Ok(Frame {
+                seq,
+                t_capture_ns,
+                image: img.to_rgb8(),
+                origin,
+            }),
+            Err(e) => Err(FrameError {
+                seq,
+                t_capture_ns,
+                origin,
+                message: format!("cannot decode image: {e}"),
+            }),
+        })
+    }
+
+    fn len_hint(&self) -> Option<usize> {
+        Some(self.files.len())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn write_png(path: &Path, w: u32, h: u32) {
+        image::RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]))
+            .save(path)
+            .unwrap();
+    }
+
+    #[test]
+    fn dir_source_is_sorted_timed_and_skips_bad_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        write_png(&dir.path().join("b.png"), 4, 3);
+        write_png(&dir.path().join("a.png"), 4, 3);
+        std::fs::write(dir.path().join("c.jpg"), b"not a jpeg").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"ignored").unwrap();
+        let mut src = ImageSequence::from_dir(dir.path(), Timing::FixedRate(4.0)).unwrap();
+        assert_eq!(src.len_hint(), Some(3));
+        let a = src.next_frame().unwrap().unwrap();
+        assert!(a.origin.ends_with("a.png"));
+        assert_eq!((a.seq, a.t_capture_ns, a.image.width()), (0, 0, 4));
+        let b = src.next_frame().unwrap().unwrap();
+        assert_eq!(b.t_capture_ns, 250_000_000);
+        let c = src.next_frame().unwrap().unwrap_err();
+        assert_eq!((c.seq, c.t_capture_ns), (2, 500_000_000));
+        assert!(c.to_string().contains("c.jpg"), "{c}");
+        assert!(src.next_frame().is_none());
+    }
+
+    #[test]
+    fn timestamps_file_is_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        write_png(&dir.path().join("a.png"), 2, 2);
+        write_png(&dir.path().join("b.png"), 2, 2);
+        let ts = dir.path().join("t.txt");
+        std::fs::write(&ts, "# capture times\n0.5\n0.6\n").unwrap();
+        let mut src = ImageSequence::from_dir(dir.path(), Timing::File(ts.clone())).unwrap();
+        assert_eq!(src.next_frame().unwrap().unwrap().t_capture_ns, 500_000_000);
+        std::fs::write(&ts, "0.5\n0.4\n").unwrap();
+        let err = ImageSequence::from_dir(dir.path(), Timing::File(ts.clone()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("increase"), "{err}");
+        std::fs::write(&ts, "0.5\n").unwrap();
+        let err = ImageSequence::from_dir(dir.path(), Timing::File(ts))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("1 times for 2 frames"), "{err}");
+    }
+
+    #[test]
+    fn empty_dir_and_unknown_schemes_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ImageSequence::from_dir(dir.path(), Timing::FixedRate(10.0))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("no .jpg"), "{err}");
+        let err = super::super::open("rtsp://cam", Timing::FixedRate(10.0))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unknown scheme"), "{err}");
+    }
+}

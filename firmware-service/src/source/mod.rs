@@ -1,0 +1,86 @@
+//! Frame sources, chosen by URI. Each yields frames with a capture time taken from the data
+//! (file-given or fixed frame rate), never from the wall clock, so runs replay exactly.
+
+mod images;
+
+pub use images::ImageSequence;
+
+use std::path::{Path, PathBuf};
+
+/// One camera frame: packed 8-bit RGB plus where and when it came from.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Position in the source, from 0.
+    pub seq: u64,
+    /// Capture time, monotonic nanoseconds from the start of the source.
+    pub t_capture_ns: u64,
+    pub image: image::RgbImage,
+    /// Human-readable origin (file path, device) for logs.
+    pub origin: String,
+}
+
+/// A frame the source could not deliver; the pipeline skips it and counts it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("frame {seq} ({origin}): {message}")]
+pub struct FrameError {
+    pub seq: u64,
+    pub t_capture_ns: u64,
+    pub origin: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE (v4l2:// and mcap:// are planned)")]
+    UnknownScheme { uri: String },
+    #[error("source `{uri}`: {what} input is not available in this build yet")]
+    NotYetAvailable { uri: String, what: &'static str },
+    #[error("source {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("timestamps {path} line {line}: {message}")]
+    Timestamps {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Where frames come from. `next_frame` returns `None` at the end of a finite source.
+pub trait FrameSource {
+    fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
+    /// Number of frames when known in advance (files), for progress reports.
+    fn len_hint(&self) -> Option<usize>;
+}
+
+/// How capture times are assigned to frames of a file-based source.
+#[derive(Debug, Clone)]
+pub enum Timing {
+    /// Frame `i` at `i / fps` seconds.
+    FixedRate(f64),
+    /// A file with one capture time in seconds per line (blank lines and `#` comments skipped).
+    File(PathBuf),
+}
+
+/// Opens a source from its URI.
+pub fn open(uri: &str, timing: Timing) -> Result<Box<dyn FrameSource>, SourceError> {
+    if let Some(path) = uri.strip_prefix("dir://") {
+        Ok(Box::new(ImageSequence::from_dir(Path::new(path), timing)?))
+    } else if let Some(path) = uri.strip_prefix("file://") {
+        Ok(Box::new(ImageSequence::from_files(
+            vec![PathBuf::from(path)],
+            timing,
+        )?))
+    } else if uri.starts_with("v4l2://") {
+        Err(SourceError::NotYetAvailable {
+            uri: uri.into(),
+            what: "V4L2 camera",
+        })
+    } else if uri.starts_with("mcap://") {
+        Err(SourceError::NotYetAvailable {
+            uri: uri.into(),
+            what: "MCAP recording",
+        })
+    } else {
+        Err(SourceError::UnknownScheme { uri: uri.into() })
+    }
+}

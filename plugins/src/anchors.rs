@@ -1,0 +1,380 @@
+//! SSD anchor (default box) generators: TF Object Detection API `ssd_anchor_generator` and
+//! torchvision `DefaultBoxGenerator`. Anchors are `(cy, cx, h, w)`, normalised to the model input.
+
+use crate::manifest::{AnchorSpec, TfAnchors, TorchvisionAnchors};
+
+/// One anchor: centre and size, normalised to the model input (`[0, 1]` of its height/width).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anchor {
+    pub cy: f32,
+    pub cx: f32,
+    pub h: f32,
+    pub w: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AnchorError {
+    #[error("anchors: {0}")]
+    Invalid(String),
+}
+
+/// Anchors for a model input of `input_width` × `input_height` pixels, in the order the model's
+/// box/score outputs use.
+pub fn generate(
+    spec: &AnchorSpec,
+    input_width: usize,
+    input_height: usize,
+) -> Result<Vec<Anchor>, AnchorError> {
+    match spec {
+        AnchorSpec::Tf(a) => tf_ssd_anchors(a, input_width, input_height),
+        AnchorSpec::Torchvision(a) => torchvision_default_boxes(a, input_width, input_height),
+    }
+}
+
+/// TF OD API `anchor_generators/multiple_grid_anchor_generator.py::create_ssd_anchors` followed by
+/// `MultipleGridAnchorGenerator.generate` with default strides/offsets and base anchor size 1×1:
+///
+/// - scales `s_i = min + (max − min)·i/(n − 1)` for the `n` layers, plus `1.0` appended;
+/// - layer `i` boxes: `(s_i, a)` for every aspect ratio `a`, then, if
+///   `interpolated_scale_aspect_ratio > 0`, `(sqrt(s_i·s_{i+1}), interpolated_scale_aspect_ratio)`;
+///   with `reduce_boxes_in_lowest_layer` layer 0 is `(0.1, 1), (s_0, 2), (s_0, 0.5)` instead;
+/// - box `h = s/√a · bh`, `w = s·√a · bw` where the base size `(bh, bw)` corrects for non-square
+///   inputs (`min(H, W)/H`, `min(H, W)/W`; both 1 for square inputs);
+/// - centres `((y + 0.5)/fm, (x + 0.5)/fm)`; order y-major, then x, then box.
+pub fn tf_ssd_anchors(
+    spec: &TfAnchors,
+    input_width: usize,
+    input_height: usize,
+) -> Result<Vec<Anchor>, AnchorError> {
+    let n = spec.feature_maps.len();
+    if n == 0 || spec.feature_maps.contains(&0) {
+        return Err(AnchorError::Invalid(
+            "feature_maps must be non-empty sizes > 0".into(),
+        ));
+    }
+    if input_width == 0 || input_height == 0 {
+        return Err(AnchorError::Invalid("input size is zero".into()));
+    }
+    let (min, max) = (f64::from(spec.min_scale), f64::from(spec.max_scale));
+    let mut scales: Vec<f64> = if n == 1 {
+        vec![min]
+    } else {
+        (0..n)
+            .map(|i| min + (max - min) * i as f64 / (n - 1) as f64)
+            .collect()
+    };
+    scales.push(1.0);
+
+    let min_side = input_width.min(input_height) as f64;
+    let base_h = min_side / input_height as f64;
+    let base_w = min_side / input_width as f64;
+
+    let mut anchors = Vec::new();
+    let mut boxes: Vec<(f64, f64)> = Vec::new();
+    for (i, &fm) in spec.feature_maps.iter().enumerate() {
+        boxes.clear();
+        let (s, s_next) = (scales[i], scales[i + 1]);
+        if i == 0 && spec.reduce_boxes_in_lowest_layer {
+            boxes.extend([(0.1, 1.0), (s, 2.0), (s, 0.5)]);
+        } else {
+            boxes.extend(spec.aspect_ratios.iter().map(|&a| (s, f64::from(a))));
+            let interp = f64::from(spec.interpolated_scale_aspect_ratio);
+            if interp > 0.0 {
+                boxes.push(((s * s_next).sqrt(), interp));
+            }
+        }
+        let stride = 1.0 / fm as f64;
+        for y in 0..fm {
+            for x in 0..fm {
+                let cy = (y as f64 + 0.5) * stride;
+                let cx = (x as f64 + 0.5) * stride;
+                for &(s, a) in &boxes {
+                    let r = a.sqrt();
+                    anchors.push(Anchor {
+                        cy: cy as f32,
+                        cx: cx as f32,
+                        h: (s / r * base_h) as f32,
+                        w: (s * r * base_w) as f32,
+                    });
+                }
+            }
+        }
+    }
+    Ok(anchors)
+}
+
+/// torchvision `models/detection/anchor_utils.py::DefaultBoxGenerator`:
+///
+/// - scales: explicit, or `min + (max − min)·k/(n − 1)` plus `1.0` (`[min, max]` for one map);
+/// - per map `k`: `(s_k, s_k)`, `(s'_k, s'_k)` with `s'_k = sqrt(s_k·s_{k+1})`, then for every
+///   ratio `r`: `(s_k·√r, s_k/√r)` and its transpose, as (w, h); clamped to `[0, 1]` if `clip`;
+/// - centres `((i + 0.5)/f)` with `f = input/step` when steps are given, else the map size;
+/// - order: y-major, then x, then box.
+pub fn torchvision_default_boxes(
+    spec: &TorchvisionAnchors,
+    input_width: usize,
+    input_height: usize,
+) -> Result<Vec<Anchor>, AnchorError> {
+    let n = spec.feature_maps.len();
+    if n == 0 || spec.feature_maps.contains(&0) {
+        return Err(AnchorError::Invalid(
+            "feature_maps must be non-empty sizes > 0".into(),
+        ));
+    }
+    if spec.aspect_ratios.len() != n {
+        return Err(AnchorError::Invalid(format!(
+            "{} aspect-ratio lists for {n} feature maps",
+            spec.aspect_ratios.len()
+        )));
+    }
+    let scales: Vec<f64> = match &spec.scales {
+        Some(s) => {
+            if s.len() < n + 1 {
+                return Err(AnchorError::Invalid(format!(
+                    "{} scales for {n} feature maps; need {}",
+                    s.len(),
+                    n + 1
+                )));
+            }
+            s.iter().map(|&v| f64::from(v)).collect()
+        }
+        None => {
+            let (min, max) = (f64::from(spec.min_ratio), f64::from(spec.max_ratio));
+            if n > 1 {
+                let mut s: Vec<f64> = (0..n)
+                    .map(|k| min + (max - min) * k as f64 / (n as f64 - 1.0))
+                    .collect();
+                s.push(1.0);
+                s
+            } else {
+                vec![min, max]
+            }
+        }
+    };
+    if let Some(steps) = &spec.steps {
+        if steps.len() != n || steps.contains(&0) {
+            return Err(AnchorError::Invalid(format!(
+                "{} steps for {n} feature maps (need one > 0 per map)",
+                steps.len()
+            )));
+        }
+    }
+
+    let mut anchors = Vec::new();
+    let mut wh: Vec<(f64, f64)> = Vec::new();
+    for (k, &fm) in spec.feature_maps.iter().enumerate() {
+        wh.clear();
+        let s_k = scales[k];
+        let s_prime = (scales[k] * scales[k + 1]).sqrt();
+        wh.extend([(s_k, s_k), (s_prime, s_prime)]);
+        for &ar in &spec.aspect_ratios[k] {
+            let r = f64::from(ar).sqrt();
+            let (w, h) = (s_k * r, s_k / r);
+            wh.extend([(w, h), (h, w)]);
+        }
+        if spec.clip {
+            for p in wh.iter_mut() {
+                *p = (p.0.clamp(0.0, 1.0), p.1.clamp(0.0, 1.0));
+            }
+        }
+        let (fx, fy) = match &spec.steps {
+            Some(steps) => (
+                input_width as f64 / steps[k] as f64,
+                input_height as f64 / steps[k] as f64,
+            ),
+            None => (fm as f64, fm as f64),
+        };
+        for y in 0..fm {
+            for x in 0..fm {
+                let cy = ((y as f64 + 0.5) / fy) as f32;
+                let cx = ((x as f64 + 0.5) / fx) as f32;
+                for &(w, h) in &wh {
+                    anchors.push(Anchor {
+                        cy,
+                        cx,
+                        h: h as f32,
+                        w: w as f32,
+                    });
+                }
+            }
+        }
+    }
+    Ok(anchors)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pedestrian_ssd() -> TfAnchors {
+        TfAnchors {
+            feature_maps: vec![19, 10, 5, 3, 2, 1],
+            min_scale: 0.2,
+            max_scale: 0.95,
+            aspect_ratios: vec![1.0, 2.0, 0.5, 3.0, 0.3333],
+            interpolated_scale_aspect_ratio: 1.0,
+            reduce_boxes_in_lowest_layer: true,
+        }
+    }
+
+    fn close(a: &Anchor, e: [f64; 4], tol: f32) -> bool {
+        (a.cy - e[0] as f32).abs() < tol
+            && (a.cx - e[1] as f32).abs() < tol
+            && (a.h - e[2] as f32).abs() < tol
+            && (a.w - e[3] as f32).abs() < tol
+    }
+
+    #[test]
+    fn tf_rule_by_hand() {
+        let a = tf_ssd_anchors(&pedestrian_ssd(), 300, 300).unwrap();
+        // 19²·3 + (10² + 5² + 3² + 2² + 1²)·6 = 1083 + 834
+        assert_eq!(a.len(), 1917);
+        let r2 = 2f64.sqrt();
+        // Layer 0, cell (0, 0): centre 0.5/19; (0.1, 1), (0.2, 2), (0.2, 0.5).
+        let c = 0.5 / 19.0;
+        assert!(close(&a[0], [c, c, 0.1, 0.1], 1e-6));
+        assert!(close(&a[1], [c, c, 0.2 / r2, 0.2 * r2], 1e-6));
+        assert!(close(&a[2], [c, c, 0.2 * r2, 0.2 / r2], 1e-6));
+        // Layer 0, cell (y 0, x 1) follows: x varies before y.
+        assert!(close(&a[3], [c, 1.5 / 19.0, 0.1, 0.1], 1e-6));
+        // Layer 1 starts at 1083: s1 = 0.2 + 0.75/5 = 0.35, s2 = 0.5; centre 0.05.
+        let s1 = 0.35f64;
+        assert!(close(&a[1083], [0.05, 0.05, s1, s1], 1e-6));
+        assert!(close(
+            &a[1083 + 3],
+            [0.05, 0.05, s1 / 3f64.sqrt(), s1 * 3f64.sqrt()],
+            1e-6
+        ));
+        let interp = (0.35f64 * 0.5).sqrt();
+        assert!(close(&a[1083 + 5], [0.05, 0.05, interp, interp], 1e-6));
+        // Last anchor: 1×1 layer, s5 = 0.95, interpolated sqrt(0.95·1.0) at ratio 1.
+        let last = (0.95f64).sqrt();
+        assert!(close(&a[1916], [0.5, 0.5, last, last], 1e-6));
+    }
+
+    #[test]
+    fn tf_non_square_input_corrects_base_size() {
+        let spec = TfAnchors {
+            feature_maps: vec![1],
+            min_scale: 0.5,
+            max_scale: 0.5,
+            aspect_ratios: vec![1.0],
+            interpolated_scale_aspect_ratio: 0.0,
+            reduce_boxes_in_lowest_layer: false,
+        };
+        // 600 wide, 300 high: base (h, w) = (1, 0.5) so the box is square in pixels.
+        let a = tf_ssd_anchors(&spec, 600, 300).unwrap();
+        assert_eq!(
+            a,
+            vec![Anchor {
+                cy: 0.5,
+                cx: 0.5,
+                h: 0.5,
+                w: 0.25
+            }]
+        );
+    }
+
+    /// All 1917 anchors against TensorFlow's own (`Postprocessor/Tile:0` of the full-graph
+    /// export, extracted by `tests/fixtures/make_tf_anchors.py`).
+    #[test]
+    fn tf_matches_tensorflow_anchors() {
+        let text = include_str!("../tests/fixtures/tf_anchors_ssdlite300.txt");
+        let tf: Vec<[f64; 4]> = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let v: Vec<f64> = l.split_whitespace().map(|t| t.parse().unwrap()).collect();
+                [v[0], v[1], v[2], v[3]]
+            })
+            .collect();
+        let ours = tf_ssd_anchors(&pedestrian_ssd(), 300, 300).unwrap();
+        assert_eq!(ours.len(), tf.len());
+        let mut max_dev = 0f64;
+        for (i, (a, e)) in ours.iter().zip(&tf).enumerate() {
+            let got = [a.cy, a.cx, a.h, a.w].map(f64::from);
+            for k in 0..4 {
+                let d = (got[k] - e[k]).abs();
+                max_dev = max_dev.max(d);
+                assert!(d < 1e-4, "anchor {i} field {k}: {} vs {}", got[k], e[k]);
+            }
+        }
+        // Printed for the record: `cargo test -- --nocapture tf_matches`.
+        println!("max deviation from TensorFlow's anchors: {max_dev:.2e}");
+    }
+
+    #[test]
+    fn torchvision_rule_by_hand() {
+        // Two maps (2×2 then 1×1), ratios [[2], []], default scales: n = 2 →
+        // s = [0.15, 0.9, 1.0]; steps None → centres (i + 0.5)/fm.
+        let spec = TorchvisionAnchors {
+            feature_maps: vec![2, 1],
+            aspect_ratios: vec![vec![2.0], vec![]],
+            min_ratio: 0.15,
+            max_ratio: 0.9,
+            scales: None,
+            steps: None,
+            clip: true,
+        };
+        let a = torchvision_default_boxes(&spec, 300, 300).unwrap();
+        assert_eq!(a.len(), 2 * 2 * 4 + 2);
+        let sp0 = (0.15f64 * 0.9).sqrt();
+        let (w2, h2) = (0.15 * 2f64.sqrt(), 0.15 / 2f64.sqrt());
+        // Map 0, location (y 0, x 0): (w,h) = (s,s), (s',s'), (w2,h2), (h2,w2).
+        assert!(close(&a[0], [0.25, 0.25, 0.15, 0.15], 1e-6));
+        assert!(close(&a[1], [0.25, 0.25, sp0, sp0], 1e-6));
+        assert!(close(&a[2], [0.25, 0.25, h2, w2], 1e-6));
+        assert!(close(&a[3], [0.25, 0.25, w2, h2], 1e-6));
+        // Location (y 0, x 1) next, then (y 1, x 0).
+        assert!(close(&a[4], [0.25, 0.75, 0.15, 0.15], 1e-6));
+        assert!(close(&a[8], [0.75, 0.25, 0.15, 0.15], 1e-6));
+        // Map 1: s = 0.9, s' = sqrt(0.9·1.0).
+        let sp1 = 0.9f64.sqrt();
+        assert!(close(&a[16], [0.5, 0.5, 0.9, 0.9], 1e-6));
+        assert!(close(&a[17], [0.5, 0.5, sp1, sp1], 1e-6));
+    }
+
+    #[test]
+    fn torchvision_steps_scales_and_clip() {
+        // SSD300-style explicit scales/steps: 300/step = 37.5 → centre of cell 0 is 0.5/37.5.
+        let mut spec = TorchvisionAnchors {
+            feature_maps: vec![1],
+            aspect_ratios: vec![vec![3.0]],
+            min_ratio: 0.15,
+            max_ratio: 0.9,
+            scales: Some(vec![0.8, 1.2]),
+            steps: Some(vec![8]),
+            clip: true,
+        };
+        let a = torchvision_default_boxes(&spec, 300, 300).unwrap();
+        let c = 0.5 / 37.5;
+        let r3 = 3f64.sqrt();
+        // s' = sqrt(0.96) < 1; ratio 3: w = 0.8·√3 = 1.386 → clipped to 1, h = 0.8/√3.
+        assert!(close(&a[0], [c, c, 0.8, 0.8], 1e-6));
+        assert!(close(&a[1], [c, c, 0.96f64.sqrt(), 0.96f64.sqrt()], 1e-6));
+        assert!(close(&a[2], [c, c, 0.8 / r3, 1.0], 1e-6));
+        assert!(close(&a[3], [c, c, 1.0, 0.8 / r3], 1e-6));
+        spec.clip = false;
+        let a = torchvision_default_boxes(&spec, 300, 300).unwrap();
+        assert!(close(&a[2], [c, c, 0.8 / r3, 0.8 * r3], 1e-6));
+        spec.scales = Some(vec![0.8]);
+        assert!(torchvision_default_boxes(&spec, 300, 300).is_err());
+    }
+
+    #[test]
+    fn torchvision_ssdlite320_count() {
+        // torchvision ssdlite320_mobilenet_v3_large: 6 maps, ratios [2,3] each, min 0.2 max 0.95.
+        let spec = TorchvisionAnchors {
+            feature_maps: vec![20, 10, 5, 3, 2, 1],
+            aspect_ratios: vec![vec![2.0, 3.0]; 6],
+            min_ratio: 0.2,
+            max_ratio: 0.95,
+            scales: None,
+            steps: None,
+            clip: true,
+        };
+        let a = torchvision_default_boxes(&spec, 320, 320).unwrap();
+        assert_eq!(a.len(), (400 + 100 + 25 + 9 + 4 + 1) * 6);
+    }
+}

@@ -1,0 +1,415 @@
+//! Frame → model input tensor: bilinear resize (stretch or letterbox), colour order,
+//! normalisation, NCHW/NHWC layout; and the inverse mapping of boxes back to image pixels.
+//!
+//! The resize follows OpenCV `cv2.resize(..., interpolation=INTER_LINEAR)`: half-pixel centres
+//! (`src = (dst + 0.5) · src_size / dst_size − 0.5`), source coordinates clamped to the image,
+//! no anti-aliasing when shrinking. Unlike OpenCV on 8-bit images, values are not rounded back to
+//! integers (they go straight into the `f32` tensor), so results differ from `cv2.resize` on
+//! `uint8` input by at most 0.5 pixel units before normalisation.
+
+use crate::detection::BBox;
+use crate::manifest::{ColourOrder, InputSpec, Layout, PadPosition, ResizeMode, Sampling};
+use crate::tensor::Tensor;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PreprocessError {
+    #[error("image size {width}x{height} is empty")]
+    EmptyImage { width: usize, height: usize },
+    #[error("RGB buffer for a {width}x{height} image must hold {expected} bytes, got {got}")]
+    BadLength {
+        width: usize,
+        height: usize,
+        expected: usize,
+        got: usize,
+    },
+    #[error("model input shape {shape:?} ({layout:?}) is not a batch of one 3-channel image")]
+    BadInputShape { shape: [usize; 4], layout: Layout },
+}
+
+/// How a model-input box maps back to the original image: model pixel = image pixel · scale + pad.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputTransform {
+    /// Original image size in pixels.
+    pub image_width: usize,
+    pub image_height: usize,
+    /// Model input size in pixels.
+    pub model_width: usize,
+    pub model_height: usize,
+    /// Resize factor per axis (model pixels per image pixel).
+    pub scale_x: f32,
+    pub scale_y: f32,
+    /// Offset of the image's top-left corner inside the model input, in model pixels.
+    pub pad_x: f32,
+    pub pad_y: f32,
+}
+
+impl InputTransform {
+    /// Maps a box in normalised model-input coordinates (`[0, 1]` of the model input width and
+    /// height) to original-image pixels: undoes the padding and scale, then clamps to the image.
+    pub fn to_image(&self, b: &BBox) -> BBox {
+        let mw = self.model_width as f32;
+        let mh = self.model_height as f32;
+        let iw = self.image_width as f32;
+        let ih = self.image_height as f32;
+        let x = |v: f32| ((v * mw - self.pad_x) / self.scale_x).clamp(0.0, iw);
+        let y = |v: f32| ((v * mh - self.pad_y) / self.scale_y).clamp(0.0, ih);
+        BBox::new(x(b.x1), y(b.y1), x(b.x2), y(b.y2))
+    }
+
+    /// The inverse of [`InputTransform::to_image`] (without clamping): image pixels → normalised
+    /// model-input coordinates.
+    pub fn to_model(&self, b: &BBox) -> BBox {
+        let mw = self.model_width as f32;
+        let mh = self.model_height as f32;
+        let x = |v: f32| (v * self.scale_x + self.pad_x) / mw;
+        let y = |v: f32| (v * self.scale_y + self.pad_y) / mh;
+        BBox::new(x(b.x1), y(b.y1), x(b.x2), y(b.y2))
+    }
+}
+
+/// Preprocesses a packed 8-bit RGB image (`rgb.len() == width · height · 3`) into a new tensor of
+/// shape `spec.shape`. See [`preprocess_into`] for the allocation-free variant.
+pub fn preprocess(
+    rgb: &[u8],
+    width: usize,
+    height: usize,
+    spec: &InputSpec,
+) -> Result<(Tensor, InputTransform), PreprocessError> {
+    let mut out = Tensor {
+        shape: Vec::new(),
+        data: Vec::new(),
+    };
+    let transform = preprocess_into(rgb, width, height, spec, &mut out)?;
+    Ok((out, transform))
+}
+
+/// Like [`preprocess`], writing into `out`. `out` is reshaped to `spec.shape` if needed; when it
+/// already has that shape (e.g. reused from the previous frame) nothing is allocated.
+pub fn preprocess_into(
+    rgb: &[u8],
+    width: usize,
+    height: usize,
+    spec: &InputSpec,
+    out: &mut Tensor,
+) -> Result<InputTransform, PreprocessError> {
+    if width == 0 || height == 0 {
+        return Err(PreprocessError::EmptyImage { width, height });
+    }
+    let expected = width
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(3))
+        .unwrap_or(usize::MAX);
+    if rgb.len() != expected {
+        return Err(PreprocessError::BadLength {
+            width,
+            height,
+            expected,
+            got: rgb.len(),
+        });
+    }
+    let channels = match spec.layout {
+        Layout::Nchw => spec.shape[1],
+        Layout::Nhwc => spec.shape[3],
+    };
+    let (mw, mh) = spec.size();
+    if spec.shape[0] != 1 || channels != 3 || mw == 0 || mh == 0 {
+        return Err(PreprocessError::BadInputShape {
+            shape: spec.shape,
+            layout: spec.layout,
+        });
+    }
+
+    // Size and position of the resized image inside the model input.
+    let (rw, rh, ox, oy) = match spec.resize {
+        ResizeMode::Stretch => (mw, mh, 0, 0),
+        ResizeMode::Letterbox => {
+            let s = (mw as f64 / width as f64).min(mh as f64 / height as f64);
+            let rw = ((width as f64 * s).round() as usize).clamp(1, mw);
+            let rh = ((height as f64 * s).round() as usize).clamp(1, mh);
+            match spec.pad {
+                PadPosition::BottomRight => (rw, rh, 0, 0),
+                PadPosition::Centre => (rw, rh, (mw - rw) / 2, (mh - rh) / 2),
+            }
+        }
+    };
+
+    let len = mw * mh * 3;
+    if out.shape.as_slice() != spec.shape.as_slice() || out.data.len() != len {
+        out.shape.clear();
+        out.shape.extend_from_slice(&spec.shape);
+        out.data.clear();
+        out.data.resize(len, 0.0);
+    }
+
+    // Per model channel: which RGB byte feeds it, and the normalisation as value·mul + add.
+    let src_channel: [usize; 3] = match spec.colour {
+        ColourOrder::Rgb => [0, 1, 2],
+        ColourOrder::Bgr => [2, 1, 0],
+    };
+    let mul: [f32; 3] = std::array::from_fn(|c| 1.0 / spec.std[c]);
+    let add: [f32; 3] = std::array::from_fn(|c| -spec.mean[c] / spec.std[c]);
+    let plane = mw * mh;
+    let index = |c: usize, x: usize, y: usize| match spec.layout {
+        Layout::Nchw => c * plane + y * mw + x,
+        Layout::Nhwc => (y * mw + x) * 3 + c,
+    };
+
+    if rw != mw || rh != mh {
+        let pad: [f32; 3] = std::array::from_fn(|c| (spec.pad_value - spec.mean[c]) / spec.std[c]);
+        match spec.layout {
+            Layout::Nchw => {
+                for (c, chunk) in out.data.chunks_exact_mut(plane).enumerate() {
+                    chunk.fill(pad[c % 3]);
+                }
+            }
+            Layout::Nhwc => {
+                for px in out.data.chunks_exact_mut(3) {
+                    px.copy_from_slice(&pad);
+                }
+            }
+        }
+    }
+
+    let sx = width as f32 / rw as f32;
+    let sy = height as f32 / rh as f32;
+    let data = out.data.as_mut_slice();
+    for dy in 0..rh {
+        let (y0, y1, fy) = source_coord(dy, sy, height, spec.sampling);
+        let row0 = &rgb[y0 * width * 3..(y0 + 1) * width * 3];
+        let row1 = &rgb[y1 * width * 3..(y1 + 1) * width * 3];
+        for dx in 0..rw {
+            let (x0, x1, fx) = source_coord(dx, sx, width, spec.sampling);
+            for c in 0..3 {
+                let s = src_channel[c];
+                let p00 = f32::from(row0[x0 * 3 + s]);
+                let p01 = f32::from(row0[x1 * 3 + s]);
+                let p10 = f32::from(row1[x0 * 3 + s]);
+                let p11 = f32::from(row1[x1 * 3 + s]);
+                let top = p00 + (p01 - p00) * fx;
+                let bottom = p10 + (p11 - p10) * fx;
+                let v = top + (bottom - top) * fy;
+                data[index(c, ox + dx, oy + dy)] = v * mul[c] + add[c];
+            }
+        }
+    }
+
+    Ok(InputTransform {
+        image_width: width,
+        image_height: height,
+        model_width: mw,
+        model_height: mh,
+        scale_x: rw as f32 / width as f32,
+        scale_y: rh as f32 / height as f32,
+        pad_x: ox as f32,
+        pad_y: oy as f32,
+    })
+}
+
+/// Bilinear source taps for destination index `d`: (lower index, upper index, weight of the
+/// upper one), clamped to `[0, n − 1]`.
+#[inline]
+fn source_coord(d: usize, scale: f32, n: usize, sampling: Sampling) -> (usize, usize, f32) {
+    let s = match sampling {
+        Sampling::HalfPixel => ((d as f32 + 0.5) * scale - 0.5).max(0.0),
+        Sampling::Asymmetric => d as f32 * scale,
+    };
+    let i = s.floor() as usize;
+    if i + 1 >= n {
+        (n - 1, n - 1, 0.0)
+    } else {
+        (i, i + 1, s - i as f32)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn spec(w: usize, h: usize, layout: Layout, resize: ResizeMode) -> InputSpec {
+        InputSpec {
+            name: "in".into(),
+            shape: match layout {
+                Layout::Nchw => [1, 3, h, w],
+                Layout::Nhwc => [1, h, w, 3],
+            },
+            layout,
+            colour: ColourOrder::Rgb,
+            resize,
+            pad: PadPosition::BottomRight,
+            sampling: Sampling::HalfPixel,
+            pad_value: 0.0,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
+    }
+
+    /// A 2×2 image whose R channel is [[0, 100], [200, 40]], G = R + 1, B = R + 2.
+    fn img2x2() -> Vec<u8> {
+        [0u8, 100, 200, 40]
+            .iter()
+            .flat_map(|&r| [r, r + 1, r + 2])
+            .collect()
+    }
+
+    #[test]
+    fn upscale_2x2_to_4x4_matches_hand_computed_inter_linear() {
+        // Source coordinate per destination index for 2 → 4: (d + 0.5)·0.5 − 0.5 =
+        // −0.25 (→ 0), 0.25, 0.75, 1.25 (→ clamped to 1). So taps/weights per axis are
+        // (0,0,0) (0,1,.25) (0,1,.75) (1,1,0).
+        // Row 0 (y taps 0/0): 0, 25, 75, 100.
+        // Row 1 (fy = .25): top row 0,25,75,100 ; bottom row (200,40): 200, 160, 80, 40
+        //   → 0·.75+200·.25 = 50, 25·.75+160·.25 = 58.75, 75·.75+80·.25 = 76.25, 100·.75+40·.25 = 85
+        // Row 2 (fy = .75): 150, 126.25, 78.75, 55.   Row 3: 200, 160, 80, 40.
+        let expected_r = [
+            0.0, 25.0, 75.0, 100.0, 50.0, 58.75, 76.25, 85.0, 150.0, 126.25, 78.75, 55.0, 200.0,
+            160.0, 80.0, 40.0,
+        ];
+        let s = spec(4, 4, Layout::Nchw, ResizeMode::Stretch);
+        let (t, tr) = preprocess(&img2x2(), 2, 2, &s).unwrap();
+        assert_eq!(t.shape, vec![1, 3, 4, 4]);
+        for (i, e) in expected_r.iter().enumerate() {
+            assert!((t.data[i] - e).abs() < 1e-4, "R[{i}] {} != {e}", t.data[i]);
+            assert!((t.data[16 + i] - (e + 1.0)).abs() < 1e-4, "G[{i}]");
+            assert!((t.data[32 + i] - (e + 2.0)).abs() < 1e-4, "B[{i}]");
+        }
+        assert_eq!(
+            (tr.scale_x, tr.scale_y, tr.pad_x, tr.pad_y),
+            (2.0, 2.0, 0.0, 0.0)
+        );
+
+        // Same in NHWC, BGR, normalised (p − 127.5)/127.5 per channel: pixel (1, 1) is
+        // R 58.75 G 59.75 B 60.75 → channels (B, G, R).
+        let mut s = spec(4, 4, Layout::Nhwc, ResizeMode::Stretch);
+        s.colour = ColourOrder::Bgr;
+        s.mean = [127.5; 3];
+        s.std = [127.5; 3];
+        let (t, _) = preprocess(&img2x2(), 2, 2, &s).unwrap();
+        let px = &t.data[(4 + 1) * 3..(4 + 1) * 3 + 3];
+        for (got, raw) in px.iter().zip([60.75f32, 59.75, 58.75]) {
+            assert!((got - (raw - 127.5) / 127.5).abs() < 1e-5, "{px:?}");
+        }
+    }
+
+    #[test]
+    fn downscale_4x1_to_2x1_averages_pairs() {
+        // 4 → 2: source x = (d + 0.5)·2 − 0.5 = 0.5, 2.5 → mean of pixels (0,1) and (2,3).
+        let rgb: Vec<u8> = [10u8, 30, 100, 200]
+            .iter()
+            .flat_map(|&v| [v, v, v])
+            .collect();
+        let (t, _) =
+            preprocess(&rgb, 4, 1, &spec(2, 1, Layout::Nchw, ResizeMode::Stretch)).unwrap();
+        assert_eq!(&t.data[0..2], &[20.0, 150.0]);
+    }
+
+    #[test]
+    fn letterbox_bottom_right_and_centre_geometry() {
+        // A 4×2 image into 8×8: scale = min(8/4, 8/2) = 2 → 8×4 content, 4 rows of padding.
+        let rgb = vec![50u8; 4 * 2 * 3];
+        let mut s = spec(8, 8, Layout::Nchw, ResizeMode::Letterbox);
+        s.pad_value = 114.0;
+        s.mean = [14.0; 3];
+        s.std = [2.0; 3];
+        let (t, tr) = preprocess(&rgb, 4, 2, &s).unwrap();
+        let content = (50.0 - 14.0) / 2.0;
+        let pad = (114.0 - 14.0) / 2.0;
+        for c in 0..3 {
+            for y in 0..8 {
+                for x in 0..8 {
+                    let v = t.data[c * 64 + y * 8 + x];
+                    assert_eq!(v, if y < 4 { content } else { pad }, "c{c} y{y} x{x}");
+                }
+            }
+        }
+        assert_eq!(
+            (tr.scale_x, tr.scale_y, tr.pad_x, tr.pad_y),
+            (2.0, 2.0, 0.0, 0.0)
+        );
+
+        s.pad = PadPosition::Centre;
+        let (t, tr) = preprocess(&rgb, 4, 2, &s).unwrap();
+        for y in 0..8 {
+            let v = t.data[y * 8 + 3];
+            assert_eq!(v, if (2..6).contains(&y) { content } else { pad }, "y{y}");
+        }
+        assert_eq!((tr.pad_x, tr.pad_y), (0.0, 2.0));
+        // The model box covering the content maps to the whole image.
+        let b = tr.to_image(&BBox::new(0.0, 0.25, 1.0, 0.75));
+        assert_eq!(b, BBox::new(0.0, 0.0, 4.0, 2.0));
+        // Boxes reaching into the padding are clamped to the image.
+        let b = tr.to_image(&BBox::new(-0.1, 0.0, 1.2, 1.0));
+        assert_eq!(b, BBox::new(0.0, 0.0, 4.0, 2.0));
+    }
+
+    #[test]
+    fn box_round_trip_through_the_transform() {
+        let rgb = vec![0u8; 640 * 480 * 3];
+        for (resize, pad) in [
+            (ResizeMode::Stretch, PadPosition::BottomRight),
+            (ResizeMode::Letterbox, PadPosition::BottomRight),
+            (ResizeMode::Letterbox, PadPosition::Centre),
+        ] {
+            let mut s = spec(416, 416, Layout::Nchw, resize);
+            s.pad = pad;
+            let (_, tr) = preprocess(&rgb, 640, 480, &s).unwrap();
+            let b = BBox::new(100.0, 50.0, 300.5, 479.0);
+            let back = tr.to_image(&tr.to_model(&b));
+            for (g, e) in [
+                (back.x1, b.x1),
+                (back.y1, b.y1),
+                (back.x2, b.x2),
+                (back.y2, b.y2),
+            ] {
+                assert!(
+                    (g - e).abs() < 1e-3,
+                    "{resize:?} {pad:?}: {back:?} vs {b:?}"
+                );
+            }
+        }
+        // 640×480 letterboxed into 416×416, centred: 416×312, 52 rows of padding on top.
+        let mut s = spec(416, 416, Layout::Nchw, ResizeMode::Letterbox);
+        s.pad = PadPosition::Centre;
+        let (_, tr) = preprocess(&rgb, 640, 480, &s).unwrap();
+        assert_eq!((tr.pad_x, tr.pad_y), (0.0, 52.0));
+        assert!((tr.scale_x - 0.65).abs() < 1e-6 && (tr.scale_y - 0.65).abs() < 1e-6);
+    }
+
+    #[test]
+    fn checks_buffer_length_and_reuses_the_output() {
+        let s = spec(4, 4, Layout::Nhwc, ResizeMode::Stretch);
+        assert!(matches!(
+            preprocess(&[0u8; 11], 2, 2, &s),
+            Err(PreprocessError::BadLength {
+                expected: 12,
+                got: 11,
+                ..
+            })
+        ));
+        assert!(matches!(
+            preprocess(&[], 0, 2, &s),
+            Err(PreprocessError::EmptyImage { .. })
+        ));
+        let mut out = Tensor::zeros(vec![1, 4, 4, 3]);
+        let ptr = out.data.as_ptr();
+        preprocess_into(&img2x2(), 2, 2, &s, &mut out).unwrap();
+        assert_eq!(
+            out.data.as_ptr(),
+            ptr,
+            "reallocated a tensor of the right shape"
+        );
+        assert_eq!(out.data[0], 0.0);
+        assert_eq!(out.data[(4 * 3 + 3) * 3], 40.0);
+    }
+
+    #[test]
+    fn asymmetric_sampling_matches_tf1_resize_bilinear() {
+        // TF1 resize_bilinear 2 → 4: s = d·0.5 → 0, 0.5, 1, 1.5 (clamped to the last pixel).
+        let mut s = spec(4, 4, Layout::Nchw, ResizeMode::Stretch);
+        s.sampling = Sampling::Asymmetric;
+        let (t, _) = preprocess(&img2x2(), 2, 2, &s).unwrap();
+        assert_eq!(&t.data[0..4], &[0.0, 50.0, 100.0, 100.0]);
+        // Row 1 samples y = 0.5: halfway between rows [0, 100] and [200, 40].
+        assert_eq!(&t.data[4..8], &[100.0, 85.0, 70.0, 70.0]);
+    }
+}

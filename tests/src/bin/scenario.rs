@@ -1,0 +1,104 @@
+//! `scenario run [--seeds N] [--out DIR] [--threads N] FILE...` — runs AEB scenario files
+//! through the simulator and the daemon's real perception/tracking/decision code, prints the
+//! markdown results table, and writes per variant a CSV time series and a PNG plot of seed 0
+//! (plus `results.md`) into `--out` (default `out/scenarios`).
+//!
+//! Exit status: 0 all passed, 1 some run failed its criterion, 2 bad input.
+
+use adas_system_tests::sim::{self, report, SimSetup};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: scenario run [--seeds N] [--out DIR] [--threads N] FILE...";
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("scenario: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn real_main() -> Result<bool, String> {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("run") => {}
+        Some("-h" | "--help") | None => {
+            println!("{USAGE}");
+            return Ok(true);
+        }
+        Some(other) => return Err(format!("unknown command `{other}`\n{USAGE}")),
+    }
+    let mut seeds: Option<u32> = None;
+    let mut out = PathBuf::from("out/scenarios");
+    let mut threads = sim::default_threads();
+    let mut files = Vec::new();
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--seeds" => {
+                let v = value("--seeds")?;
+                seeds = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--seeds: `{v}` is not a positive number"))?,
+                );
+            }
+            "--out" => out = PathBuf::from(value("--out")?),
+            "--threads" => {
+                let v = value("--threads")?;
+                threads = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--threads: `{v}` is not a positive number"))?;
+            }
+            _ if a.starts_with("--") => return Err(format!("unknown option `{a}`\n{USAGE}")),
+            _ => files.push(PathBuf::from(a)),
+        }
+    }
+    if files.is_empty() {
+        return Err(format!("no scenario files\n{USAGE}"));
+    }
+    let mut variants = Vec::new();
+    for f in &files {
+        variants.extend(sim::load(f).map_err(|e| e.to_string())?);
+    }
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let setup = SimSetup::standard()?;
+    let mut rows = Vec::new();
+    for v in &variants {
+        let n = seeds.unwrap_or(v.seeds);
+        let runs = sim::run_seeds(v, n, &setup, true, threads);
+        let summary = sim::summarize(v, &runs);
+        eprintln!(
+            "{:<40} {:>3}/{:<3} passed",
+            summary.label, summary.passed, summary.seeds
+        );
+        if let Some(r0) = runs.iter().find(|r| r.seed == 0) {
+            let slug = report::slug(&v.label());
+            let csv = out.join(format!("{slug}.csv"));
+            report::write_csv(&csv, &r0.samples)
+                .map_err(|e| format!("cannot write {}: {e}", csv.display()))?;
+            let outcome = match r0.outcome {
+                sim::Outcome::Avoided => format!("avoided, min gap {:.2} m", r0.min_gap_m),
+                sim::Outcome::Impact { kph } => format!("impact at {kph:.1} km/h"),
+            };
+            sim::plot::write_png(
+                &out.join(format!("{slug}.png")),
+                &format!("{} (seed 0): {outcome}", v.label()),
+                &r0.samples,
+            )?;
+        }
+        rows.push(summary);
+    }
+    let table = sim::markdown_table(&rows);
+    println!("{table}");
+    let md = out.join("results.md");
+    std::fs::write(&md, &table).map_err(|e| format!("cannot write {}: {e}", md.display()))?;
+    Ok(rows.iter().all(|r| r.all_passed()))
+}
