@@ -12,7 +12,9 @@ use crate::bev::BevRaster;
 use crate::homography::{GroundPoint, Homography, Pixel};
 use crate::solve::PointPair;
 
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
+/// DejaVu Sans Mono (licence: `calibration/assets/DejaVu-LICENSE.txt`), the one font every picture
+/// of the project is drawn with.
+pub static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
 
 /// One row of the uncertainty table.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -89,20 +89,83 @@ pub struct EgoConfig {
     pub speed_kph: f64,
 }
 
+/// Where CAN goes to and comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CanMode {
+    /// Output only to `can.log` in the output folder; ego input replayed from `input_log` (or
+    /// the fixed `[ego] speed_kph` without one).
+    #[default]
+    CandumpFile,
+    /// Live SocketCAN on `interface`: status/warnings sent, ego input received and supervised
+    /// (`can.log` is still written).
+    Socketcan,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CanConfig {
-    /// Interface name written into the candump log.
+    /// `candump-file` (default) or `socketcan`.
+    pub mode: CanMode,
+    /// SocketCAN interface (`can0`, `vcan0`); also the name written into the candump log.
     pub interface: String,
+    /// candump log (`candump -L` format) replayed as CAN input in `candump-file` mode.
+    pub input_log: Option<PathBuf>,
     /// Heartbeat/status period, ms.
     pub status_period_ms: u64,
+    /// Repetition period of AEB_Warning while a stage is active, ms.
+    pub warning_period_ms: u64,
+    /// Reopen a vanished interface this often, ms.
+    pub reconnect_ms: u64,
+    /// Expected cycle of VehicleSpeed / DriverInput / YawRate, ms (from the DBC by default).
+    pub speed_period_ms: u64,
+    /// No valid ego speed for this long → decider inhibited (ego stale). See docs/CAN.md.
+    pub speed_timeout_ms: u64,
+    pub driver_timeout_ms: u64,
+    pub yaw_rate_timeout_ms: u64,
+    /// Largest accepted alive-counter jump (E2E Profile 1 MaxDeltaCounter).
+    pub max_delta_counter: u8,
+    /// Consecutive bad frames (CRC, counter, DLC, range) before an input is invalid.
+    pub max_errors: u32,
+    /// Consecutive good frames that make an invalid input valid again.
+    pub recovery_frames: u32,
 }
 
 impl Default for CanConfig {
     fn default() -> Self {
         Self {
+            mode: CanMode::CandumpFile,
             interface: "can0".into(),
+            input_log: None,
             status_period_ms: 100,
+            warning_period_ms: 100,
+            reconnect_ms: 200,
+            speed_period_ms: 20,
+            speed_timeout_ms: 100,
+            driver_timeout_ms: 100,
+            yaw_rate_timeout_ms: 100,
+            max_delta_counter: 2,
+            max_errors: 3,
+            recovery_frames: 2,
+        }
+    }
+}
+
+impl CanConfig {
+    /// The input supervision parameters.
+    pub fn supervision(&self) -> crate::can::supervision::EgoInputParams {
+        use crate::can::supervision::SupervisionParams;
+        let p = |timeout_ms| SupervisionParams {
+            period_ms: self.speed_period_ms,
+            timeout_ms,
+            max_delta_counter: self.max_delta_counter,
+            max_errors: self.max_errors,
+            recovery_frames: self.recovery_frames,
+        };
+        crate::can::supervision::EgoInputParams {
+            speed: p(self.speed_timeout_ms),
+            driver: p(self.driver_timeout_ms),
+            yaw_rate: p(self.yaw_rate_timeout_ms),
         }
     }
 }
@@ -156,6 +219,9 @@ impl Config {
         resolve(&mut self.calibration.file);
         if let Some(t) = self.source.timestamps.as_mut() {
             resolve(t);
+        }
+        if let Some(l) = self.can.input_log.as_mut() {
+            resolve(l);
         }
         if let Some(d) = self.output.dir.as_mut() {
             resolve(d);
@@ -240,8 +306,28 @@ impl Config {
                 "must be a non-empty name without spaces".into(),
             );
         }
-        if self.can.status_period_ms == 0 {
-            return invalid("can", "status_period_ms", "must be at least 1 ms".into());
+        for (key, v) in [
+            ("status_period_ms", self.can.status_period_ms),
+            ("warning_period_ms", self.can.warning_period_ms),
+            ("reconnect_ms", self.can.reconnect_ms),
+            ("speed_period_ms", self.can.speed_period_ms),
+            ("speed_timeout_ms", self.can.speed_timeout_ms),
+            ("driver_timeout_ms", self.can.driver_timeout_ms),
+            ("yaw_rate_timeout_ms", self.can.yaw_rate_timeout_ms),
+        ] {
+            if v == 0 {
+                return invalid("can", key, "must be at least 1 ms".into());
+            }
+        }
+        if !(1..=14).contains(&self.can.max_delta_counter) {
+            return invalid("can", "max_delta_counter", "must be within 1–14".into());
+        }
+        if self.can.max_errors == 0 || self.can.recovery_frames == 0 {
+            return invalid(
+                "can",
+                "max_errors",
+                "max_errors and recovery_frames must be at least 1".into(),
+            );
         }
         Ok(())
     }
@@ -312,7 +398,7 @@ speed_kph = 30
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("a.toml") && err.contains("sped") && err.contains("line 15"),
+            err.contains("a.toml") && err.contains("sped") && err.contains("line 14"),
             "{err}"
         );
     }
@@ -324,9 +410,26 @@ speed_kph = 30
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("ego.speed_kph") && err.contains("line 14"),
+            err.contains("ego.speed_kph") && err.contains("line 13"),
             "{err}"
         );
+        let text = MINIMAL.replace("fps = 10", "fps = nan");
+        let err = Config::parse(&text, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source.fps"), "{err}");
+    }
+
+    #[test]
+    fn malformed_toml_is_a_parse_error_with_a_line() {
+        let err = Config::parse("[source\nuri=", Path::new("b.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("b.toml") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn aeb_and_tracker_values_are_validated_with_file_key_and_line() {
         // A zero-width corridor.
         let text = format!("{MINIMAL}\n[aeb]\nvehicle_width_m = 0\n");
         let err = Config::parse(&text, Path::new("a.toml"))
@@ -360,18 +463,5 @@ speed_kph = 30
                 && err.contains(&format!("line {line}")),
             "{err}"
         );
-        let text = MINIMAL.replace("fps = 10", "fps = nan");
-        let err = Config::parse(&text, Path::new("a.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("source.fps"), "{err}");
-    }
-
-    #[test]
-    fn malformed_toml_is_a_parse_error_with_a_line() {
-        let err = Config::parse("[source\nuri=", Path::new("b.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("b.toml") && err.contains("line"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ pub mod aeb;
 pub mod can;
 pub mod config;
 pub mod detect;
+pub mod notify;
 pub mod perception;
 pub mod render;
 pub mod service;

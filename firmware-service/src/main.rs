@@ -70,7 +70,33 @@ enum Command {
         /// Timed runs after 3 warm-up runs.
         #[arg(long, default_value_t = 20)]
         iterations: usize,
+        /// Inference threads for the ort backend (tract runs on one).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
         image: PathBuf,
+    },
+    /// INT8 calibration for TensorRT: run the model (tract, CPU) over images, collect per-tensor
+    /// activation ranges and write the table ONNX Runtime's TensorRT provider reads
+    /// (`detector.ort.tensorrt.int8_calibration_table`), plus `.cache` and `.json` copies.
+    #[command(name = "calibrate-int8")]
+    CalibrateInt8 {
+        /// Model manifest.
+        #[arg(long)]
+        model: PathBuf,
+        /// Folder of calibration images (JPEG/PNG, taken in file-name order).
+        #[arg(long)]
+        images: PathBuf,
+        /// Images to use. With fewer in the folder all are used and a warning says so; fewer
+        /// than 10 readable images is an error.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        #[arg(long, default_value = "calibration.flatbuffers")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = adasd::detect::int8::Method::Max)]
+        method: adasd::detect::int8::Method,
+        /// For --method percentile.
+        #[arg(long, default_value_t = 99.99)]
+        percentile: f64,
     },
 }
 
@@ -87,6 +113,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -111,8 +138,17 @@ fn main() -> ExitCode {
             model,
             backend,
             iterations,
+            threads,
             image,
-        } => bench(&model, backend, iterations, &image),
+        } => bench(&model, backend, iterations, threads, &image),
+        Command::CalibrateInt8 {
+            model,
+            images,
+            count,
+            out,
+            method,
+            percentile,
+        } => calibrate_int8(&model, &images, count, &out, method, percentile),
     };
     match result {
         Ok(code) => code,
@@ -309,9 +345,17 @@ fn bench(
     model: &Path,
     backend: BackendKind,
     iterations: usize,
+    threads: usize,
     image: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let mut detector = Detector::load(model, backend, None)?;
+    let options = adasd::detect::BackendOptions {
+        ort: adasd::detect::OrtConfig {
+            threads,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut detector = Detector::load_with(model, backend, None, &options)?;
     let img = image::open(image)
         .with_context(|| format!("cannot read image {}", image.display()))?
         .to_rgb8();
@@ -335,10 +379,15 @@ fn bench(
         (mean, pct(0.5), pct(0.99))
     };
     println!(
-        "model {} backend {} image {} ({w}×{h}), {iterations} runs, threads: {}",
+        "model {} backend {} image {} ({w}×{h}), {iterations} runs, inference threads: {}, cores: {}",
         detector.manifest().name,
         detector.backend_name(),
         image.display(),
+        if backend == BackendKind::Tract {
+            1
+        } else {
+            threads
+        },
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
@@ -357,5 +406,63 @@ fn bench(
         let (mean, p50, p99) = stat(f);
         println!("{name:<12} {mean:>10.2} {p50:>10.2} {p99:>10.2}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn calibrate_int8(
+    model: &Path,
+    images: &Path,
+    count: usize,
+    out: &Path,
+    method: adasd::detect::int8::Method,
+    percentile: f64,
+) -> anyhow::Result<ExitCode> {
+    use adasd::detect::int8;
+    let manifest = adas_plugins::manifest::Manifest::load(model)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(images)
+        .with_context(|| format!("cannot read calibration image folder {}", images.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    files.sort();
+    if files.len() < count {
+        eprintln!(
+            "warning: {} has {} images, fewer than --count {count}; calibrating with all {}",
+            images.display(),
+            files.len(),
+            files.len()
+        );
+    }
+    files.truncate(count);
+    let calibration = int8::calibrate(
+        &manifest,
+        &int8::CalibrationRequest {
+            images: files,
+            method,
+            percentile,
+        },
+    )?;
+    for (path, e) in &calibration.skipped {
+        eprintln!("warning: skipped unreadable image {}: {e}", path.display());
+    }
+    let written = int8::write_table(&calibration.ranges, out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "calibrated {} on {} images ({:?}): {} tensors → {}",
+        manifest.name,
+        calibration.images_used,
+        method,
+        calibration.ranges.len(),
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(ExitCode::SUCCESS)
 }

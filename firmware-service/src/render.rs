@@ -13,7 +13,7 @@ use imageproc::drawing::{
 };
 use imageproc::rect::Rect;
 
-static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSansMono.ttf");
+use adas_calibration::report::FONT_BYTES;
 
 const WHITE: Rgb<u8> = Rgb([255, 255, 255]);
 const BLACK: Rgb<u8> = Rgb([0, 0, 0]);
@@ -107,7 +107,15 @@ impl Renderer {
                 *slot = Some(o.x_m);
             }
         }
-        self.draw_detections(img, view.detections, &distances);
+        // Labels the decision ignores (benches, birds, …) would only clutter the view.
+        let (shown, shown_distances): (Vec<ImageDetection>, Vec<Option<f64>>) = view
+            .detections
+            .iter()
+            .zip(distances)
+            .filter(|(d, _)| d.class != RoadUser::Ignored)
+            .map(|(d, dist)| (d.clone(), dist))
+            .unzip();
+        self.draw_detections(img, &shown, &shown_distances);
         self.draw_bev_inset(img, view);
         let d = view.decision;
         let status = match (d.inhibit, d.threat) {

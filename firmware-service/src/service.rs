@@ -5,11 +5,13 @@
 //! fault; the loop never stops on one.
 
 use crate::aeb::decider::{AebDecider, Decision, Stage};
-use crate::aeb::EgoState;
+use crate::aeb::{EgoState, InhibitReason};
 use crate::can::candump::CandumpWriter;
-use crate::can::messages::{fault, Encoder, Mode, Status};
+use crate::can::messages::{fault, status_message, warning_message, Encoder, Mode, Status};
+use crate::can::replay::CandumpReplay;
+use crate::can::supervision::EgoInput;
 use crate::can::CanFrame;
-use crate::config::Config;
+use crate::config::{CanMode, Config};
 use crate::detect::{Detector, ImageDetection, StageTimes};
 use crate::perception::{project_detections_in_image, BevProjection, Track, Tracker};
 use crate::render::{FrameView, Renderer};
@@ -21,6 +23,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Everything decided about one frame.
@@ -113,6 +117,19 @@ impl Pipeline {
     }
 
     pub fn process(&mut self, frame: &Frame) -> Result<FrameOutcome, FrameFault> {
+        // Without a CAN input the ego sample is the configured speed, stamped with the frame's
+        // capture time (so it is never stale).
+        let ego = EgoState::with_speed(frame.t_capture_ns, self.ego_speed_mps());
+        self.process_with_ego(frame, Some(ego))
+    }
+
+    /// [`Pipeline::process`] with the ego sample from the CAN input (`None`: none yet, the
+    /// decider is inhibited).
+    pub fn process_with_ego(
+        &mut self,
+        frame: &Frame,
+        ego: Option<EgoState>,
+    ) -> Result<FrameOutcome, FrameFault> {
         let (w, h) = frame.image.dimensions();
         if (w, h) != self.image_size {
             return Err(FrameFault::SizeMismatch {
@@ -131,13 +148,18 @@ impl Pipeline {
                 message: e.to_string(),
             })?;
         let bev = project_detections_in_image(&self.homography, &detections, (w, h));
-        // Until the CAN input exists the ego sample is the configured speed, stamped with the
-        // frame's capture time (so it is never stale).
-        let ego = EgoState::with_speed(frame.t_capture_ns, self.ego_speed_mps());
-        self.tracker.step(frame.t_capture_ns, &bev.objects, &ego);
+        let fallback = EgoState {
+            valid: false,
+            ..EgoState::with_speed(frame.t_capture_ns, 0.0)
+        };
+        self.tracker.step(
+            frame.t_capture_ns,
+            &bev.objects,
+            ego.as_ref().unwrap_or(&fallback),
+        );
         let decision = self
             .decider
-            .step(frame.t_capture_ns, self.tracker.tracks(), Some(&ego));
+            .step(frame.t_capture_ns, self.tracker.tracks(), ego.as_ref());
         Ok(FrameOutcome {
             detections,
             bev,
@@ -185,8 +207,89 @@ pub struct RunOptions {
     pub per_frame_lines: bool,
 }
 
-/// Runs the configured pipeline over its source until the source ends.
+/// Where the ego input comes from and where CAN goes besides `can.log`.
+enum CanLink {
+    /// The fixed `[ego] speed_kph`.
+    Fixed,
+    /// A candump log replayed as input, on the camera source's clock.
+    Replay { log: CandumpReplay, input: EgoInput },
+    /// Live SocketCAN (own thread): status/warnings out, supervised ego input in.
+    #[cfg(target_os = "linux")]
+    Bus {
+        bus: crate::can::socketcan::CanBus,
+        input: EgoInput,
+    },
+}
+
+impl CanLink {
+    fn open(config: &crate::config::CanConfig) -> anyhow::Result<CanLink> {
+        match config.mode {
+            CanMode::CandumpFile => match &config.input_log {
+                None => Ok(CanLink::Fixed),
+                Some(path) => Ok(CanLink::Replay {
+                    log: CandumpReplay::open(path, 0)?,
+                    input: EgoInput::new(config.supervision()),
+                }),
+            },
+            #[cfg(target_os = "linux")]
+            CanMode::Socketcan => Ok(CanLink::Bus {
+                bus: crate::can::socketcan::CanBus::start(
+                    crate::can::socketcan::CanBusConfig {
+                        interface: config.interface.clone(),
+                        status_period_ms: config.status_period_ms,
+                        warning_period_ms: config.warning_period_ms,
+                        reconnect_ms: config.reconnect_ms,
+                    },
+                    Instant::now(),
+                )
+                .context("cannot start the SocketCAN thread")?,
+                input: EgoInput::new(config.supervision()),
+            }),
+            #[cfg(not(target_os = "linux"))]
+            CanMode::Socketcan => anyhow::bail!("[can] mode = \"socketcan\" needs Linux"),
+        }
+    }
+
+    /// The ego sample for a frame captured at `t_frame_ns` (`None`: use the fixed speed) and the
+    /// supervision's reason when the input cannot be used. A sample the supervision rejects is
+    /// passed on marked invalid, so the decider is inhibited whatever its own timeout.
+    fn ego(&mut self, t_frame_ns: u64) -> (Option<Option<EgoState>>, Option<InhibitReason>) {
+        let (input, now_ns) = match self {
+            CanLink::Fixed => return (None, None),
+            CanLink::Replay { log, input } => {
+                for (t, f) in log.until(t_frame_ns) {
+                    input.on_frame(t, &f);
+                }
+                (input, t_frame_ns)
+            }
+            #[cfg(target_os = "linux")]
+            CanLink::Bus { bus, input } => {
+                for (t, f) in bus.drain_received() {
+                    input.on_frame(t, &f);
+                }
+                let now = bus.now_ns();
+                (input, now)
+            }
+        };
+        let reason = input.inhibit(now_ns);
+        let ego = input.ego_state(now_ns).map(|mut e| {
+            // Onto the frame's clock: same age as on the CAN clock.
+            let age = now_ns.saturating_sub(e.t_ns);
+            e.t_ns = t_frame_ns.saturating_sub(age);
+            e.valid &= reason.is_none();
+            e
+        });
+        (Some(ego), reason)
+    }
+}
+
+/// Runs the configured pipeline over its source until the source ends or SIGTERM/SIGINT.
 pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot install the signal handler")?;
+    }
     let timing = match (&config.source.timestamps, config.source.fps) {
         (Some(file), _) => Timing::File(file.clone()),
         (None, Some(fps)) => Timing::FixedRate(fps),
@@ -196,12 +299,15 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
     let can_interface = config.can.interface.clone();
     let status_period_ns = config.can.status_period_ms * 1_000_000;
     let annotate = config.output.annotated_frames;
+    let mut link = CanLink::open(&config.can)?;
     let mut pipeline = Pipeline::new(config)?;
     tracing::info!(
         model = %pipeline.detector().manifest().name,
         backend = pipeline.detector().backend_name(),
         "pipeline ready"
     );
+    let mut notifier = crate::notify::Notifier::from_env();
+    notifier.ready(&format!("running {}", pipeline.detector().manifest().name));
 
     let out = &options.out_dir;
     let frames_dir = out.join("frames");
@@ -218,6 +324,10 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
     let mut was_warning = false;
 
     while let Some(item) = source.next_frame() {
+        if stop.load(Ordering::SeqCst) {
+            tracing::info!("shutdown requested");
+            break;
+        }
         if options
             .max_frames
             .is_some_and(|m| summary.frames + summary.skipped >= m)
@@ -225,8 +335,16 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
             break;
         }
         let started = Instant::now();
+        let t_item_ns = match &item {
+            Ok(frame) => frame.t_capture_ns,
+            Err(e) => e.t_capture_ns,
+        };
+        let (ego, can_inhibit) = link.ego(t_item_ns);
         let (t_ns, result) = match item {
-            Ok(frame) => (frame.t_capture_ns, process_one(&mut pipeline, frame)),
+            Ok(frame) => (
+                frame.t_capture_ns,
+                process_one(&mut pipeline, frame, ego, can_inhibit),
+            ),
             Err(e) => (e.t_capture_ns, Err(FrameFault::Lost(e))),
         };
         let elapsed = started.elapsed();
@@ -236,6 +354,7 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
             .unwrap_or(0.0);
         last_t_ns = Some(t_ns);
         let mut frames: Vec<CanFrame> = Vec::with_capacity(2);
+        let mut bus_warning = None;
         let status = match &result {
             Ok((frame, outcome)) => {
                 summary.frames += 1;
@@ -253,6 +372,10 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
                 summary.inhibited_frames += u64::from(inhibited);
                 was_warning = warning;
                 frames.push(encoder.warning(&outcome.decision));
+                bus_warning = Some((
+                    warning_message(&outcome.decision).encode(),
+                    outcome.decision.stage > Stage::None,
+                ));
                 writeln!(events, "{}", frame_event_json(frame, outcome))?;
                 if options.per_frame_lines {
                     println!("{}", frame_line(frame, outcome, elapsed));
@@ -312,6 +435,29 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
             frames.push(encoder.status(&status));
             next_status_ns = t_ns + status_period_ns;
         }
+        #[cfg(target_os = "linux")]
+        if let CanLink::Bus { bus, .. } = &link {
+            // The CAN thread sends these on its own schedule (status every period, warnings on
+            // change and while active), with its own counters.
+            let inhibit = match &result {
+                Ok((_, o)) => o.decision.inhibit.map_or(0, |r| r.code()),
+                Err(_) => can_inhibit.map_or(0, |r| r.code()),
+            };
+            bus.set_status(status_message(&status, inhibit).encode());
+            if let Some((w, active)) = bus_warning {
+                bus.set_warning(w, active);
+            }
+        }
+        let _ = &bus_warning;
+        notifier.progress();
+        if (summary.frames + summary.skipped) % 100 == 0 {
+            notifier.status(&format!(
+                "{} frames, {} skipped, {:.1} fps",
+                summary.frames,
+                summary.skipped,
+                summary.fps()
+            ));
+        }
         for f in &frames {
             can.write(t_ns, f)
                 .with_context(|| format!("cannot write {}", can_path.display()))?;
@@ -327,14 +473,53 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
         });
         can.write(t_ns, &off)?;
     }
+    notifier.stopping();
+    #[cfg(target_os = "linux")]
+    if let CanLink::Bus { bus, input } = link {
+        let c = &input.speed.counters;
+        tracing::info!(
+            frames = c.frames,
+            accepted = c.accepted,
+            crc_errors = c.crc_errors,
+            sequence_errors = c.sequence_errors,
+            dlc_errors = c.dlc_errors,
+            range_errors = c.range_errors,
+            timeouts = c.timeouts,
+            "ego speed input"
+        );
+        bus.shutdown(
+            status_message(
+                &Status {
+                    mode: Mode::Off,
+                    faults: 0,
+                    fps: 0.0,
+                    latency_ms: 0.0,
+                },
+                0,
+            )
+            .encode(),
+        );
+    }
     can.flush()?;
     events.flush()?;
     summary.can_frames = can.frames();
     Ok(summary)
 }
 
-fn process_one(pipeline: &mut Pipeline, frame: Frame) -> Result<(Frame, FrameOutcome), FrameFault> {
-    let outcome = pipeline.process(&frame)?;
+fn process_one(
+    pipeline: &mut Pipeline,
+    frame: Frame,
+    ego: Option<Option<EgoState>>,
+    can_inhibit: Option<InhibitReason>,
+) -> Result<(Frame, FrameOutcome), FrameFault> {
+    let mut outcome = match ego {
+        None => pipeline.process(&frame)?,
+        Some(ego) => pipeline.process_with_ego(&frame, ego)?,
+    };
+    // The supervision knows better why the ego input is unusable (stale vs invalid).
+    if let (Some(reason), Some(_)) = (can_inhibit, outcome.decision.inhibit) {
+        outcome.decision.inhibit = Some(reason);
+    }
     Ok((frame, outcome))
 }
 

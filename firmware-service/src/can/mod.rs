@@ -2,7 +2,13 @@
 //! module, [`messages`]; [`candump`] writes frames in can-utils' log format.
 
 pub mod candump;
+pub mod dbc;
+pub mod e2e;
 pub mod messages;
+pub mod replay;
+#[cfg(target_os = "linux")]
+pub mod socketcan;
+pub mod supervision;
 
 /// A classic CAN frame (11-bit id, up to 8 data bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,10 @@
 //! Backends only run the network; everything around it comes from `adas-plugins` and is shared
 //! by all of them, so a new backend cannot change what a detection means.
 
+pub mod int8;
+#[cfg(feature = "ort")]
+mod ort_backend;
+pub mod ort_config;
 mod tract_backend;
 
 use adas_plugins::decode::Decoder;
@@ -11,6 +15,9 @@ use adas_plugins::{nms, preprocess, BBox, Tensor};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "ort")]
+pub use ort_backend::{load_library as load_ort_library, OrtBackend};
+pub use ort_config::OrtConfig;
 pub use tract_backend::TractBackend;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +40,9 @@ pub enum DetectError {
     Decode(String),
     #[error("unknown backend `{0}`; this build has: tract")]
     UnknownBackend(String),
+    /// The backend's runtime is missing or unusable (e.g. no ONNX Runtime library).
+    #[error("{0}")]
+    Backend(String),
 }
 
 /// One inference engine. Implementations take the preprocessed input tensor and return the
@@ -50,6 +60,18 @@ pub enum BackendKind {
     /// Pure-Rust inference (tract); always built; the embedded default.
     #[default]
     Tract,
+    /// ONNX Runtime (CPU, CUDA, TensorRT execution providers); cargo feature `ort`.
+    #[cfg(feature = "ort")]
+    Ort,
+}
+
+/// Backend settings beyond the kind (from `[detector]` in the config).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackendOptions {
+    /// `detector.ort_library`: the ONNX Runtime shared library.
+    pub ort_library: Option<PathBuf>,
+    /// `[detector.ort]`.
+    pub ort: OrtConfig,
 }
 
 /// A detection in original-image pixels, with its names resolved.
@@ -93,10 +115,28 @@ impl Detector {
         kind: BackendKind,
         threshold: Option<f32>,
     ) -> Result<Detector, DetectError> {
+        Self::load_with(manifest_path, kind, threshold, &BackendOptions::default())
+    }
+
+    /// [`Detector::load`] with backend settings (ONNX Runtime library and providers).
+    pub fn load_with(
+        manifest_path: &Path,
+        kind: BackendKind,
+        threshold: Option<f32>,
+        #[cfg_attr(not(feature = "ort"), allow(unused_variables))] options: &BackendOptions,
+    ) -> Result<Detector, DetectError> {
         let manifest = Manifest::load(manifest_path)?;
         verify_model_hash(&manifest)?;
         let backend: Box<dyn Backend> = match kind {
             BackendKind::Tract => Box::new(TractBackend::load(&manifest)?),
+            #[cfg(feature = "ort")]
+            BackendKind::Ort => Box::new(OrtBackend::load(
+                &manifest,
+                &ort_backend::OrtOptions {
+                    library: options.ort_library.clone(),
+                    config: options.ort.clone(),
+                },
+            )?),
         };
         let decoder = Decoder::new(&manifest).map_err(|e| DetectError::Model {
             path: manifest_path.to_path_buf(),

@@ -32,6 +32,9 @@
 //! - Only finite tracks are ever published ([`Tracker::tracks`]), so NaN/inf cannot reach the
 //!   decider.
 
+// Small fixed-size matrix algebra reads best with index loops.
+#![allow(clippy::needless_range_loop)]
+
 use super::BevObject;
 use crate::aeb::EgoState;
 use adas_plugins::manifest::RoadUser;
@@ -40,6 +43,7 @@ use serde::Deserialize;
 const N: usize = 5;
 type Vec5 = [f64; N];
 type Mat5 = [[f64; N]; N];
+type Mat2 = [[f64; 2]; 2];
 
 /// Process noise and prior of one road-user class.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -624,7 +628,7 @@ fn predict(f: &mut Filter, dt: f64, a_ego: f64, yaw_rate: f64, p: &TrackerParams
 }
 
 /// Innovation covariance `S = H P Hᵀ + R` and its inverse; `None` if singular.
-fn innovation(f: &Filter, r: &[[f64; 2]; 2]) -> Option<([[f64; 2]; 2], [[f64; 2]; 2])> {
+fn innovation(f: &Filter, r: &Mat2) -> Option<(Mat2, Mat2)> {
     let s = [
         [f.p[0][0] + r[0][0], f.p[0][1] + r[0][1]],
         [f.p[1][0] + r[1][0], f.p[1][1] + r[1][1]],

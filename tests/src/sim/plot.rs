@@ -2,12 +2,11 @@
 
 use super::world::Sample;
 use ab_glyph::{FontRef, PxScale};
+use adas_calibration::report::FONT_BYTES;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_line_segment_mut, draw_text_mut};
 use imageproc::rect::Rect;
 use std::path::Path;
-
-static FONT_BYTES: &[u8] = include_bytes!("../../../firmware-service/assets/DejaVuSansMono.ttf");
 
 const W: u32 = 1000;
 const PANEL_H: u32 = 220;

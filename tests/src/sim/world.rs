@@ -468,7 +468,7 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
         if gap.is_finite() {
             result.min_gap_m = result.min_gap_m.min(gap);
         }
-        if record && (t_ns % 20_000_000 == 0 || impact.is_some()) {
+        if record && (t_ns.is_multiple_of(20_000_000) || impact.is_some()) {
             let d = last_decision.as_ref();
             let th = d.and_then(|d| d.threat);
             result.samples.push(Sample {

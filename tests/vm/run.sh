@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The VM test bed: boots Debian's stock kernel under qemu (TCG, no KVM) with a busybox initramfs,
+# can-utils, iproute2 and the statically linked daemon, runs the CAN scenario of guest-init.sh
+# against the real kernel SocketCAN stack, and checks the capture on the host with cantools.
+# Usage: bash tests/vm/run.sh   (runs tests/vm/prepare.sh first; VM_WORK=/tmp/adas-vm by default)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+VM_WORK=${VM_WORK:-/tmp/adas-vm}
+bash tests/vm/prepare.sh
+KDIR=$(ls -d "$VM_WORK"/kernel/lib/modules/*/ | head -1)
+KVER=$(basename "$KDIR")
+VMLINUZ=$VM_WORK/kernel/boot/vmlinuz-$KVER
+
+echo "--- static daemon (x86_64-unknown-linux-musl)"
+MUSL_TARGET_DIR=${MUSL_TARGET_DIR:-/tmp/t-musl}
+CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR=$MUSL_TARGET_DIR \
+    cargo build -q -p adasd --target x86_64-unknown-linux-musl --bins
+BIN=$MUSL_TARGET_DIR/x86_64-unknown-linux-musl/debug
+
+echo "--- initramfs"
+IR=$VM_WORK/initramfs
+rm -rf "$IR" && mkdir -p "$IR"/{bin,usr/bin,lib,lib64,modules,proc,sys,dev,share,tmp}
+cp /bin/busybox "$IR/bin/busybox"
+python3 tests/vm/vmtool.py modules "$KDIR" "$IR/modules" virtio_pci 9pnet_virtio 9p can can-raw can-dev vcan vivid >"$IR/modules.order"
+copy_with_libs() {
+    cp "$1" "$IR/usr/bin/"
+    ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/lib/{print $1}' | while read -r lib; do
+        mkdir -p "$IR$(dirname "$lib")"
+        cp -L "$lib" "$IR$lib"
+    done
+}
+for b in candump cansend canplayer; do copy_with_libs "/usr/bin/$b"; done
+copy_with_libs "$(command -v ip)"   # busybox ip cannot create vcan links
+cp "$BIN/adas-canio" "$IR/usr/bin/"
+python3 tests/vm/vmtool.py speedlog firmware-service/can/adas.dbc "$IR/speed.log"
+cp tests/vm/guest-init.sh "$IR/init" && chmod +x "$IR/init"
+(cd "$IR" && find . | cpio -o -H newc --quiet | gzip -1 >"$VM_WORK/initramfs.cpio.gz")
+
+echo "--- boot ($KVER, TCG)"
+SHARE=$VM_WORK/share
+rm -rf "$SHARE" && mkdir -p "$SHARE"
+start=$(date +%s)
+timeout 300 qemu-system-x86_64 -accel tcg -m 512 -smp 1 -nographic -no-reboot \
+    -kernel "$VMLINUZ" -initrd "$VM_WORK/initramfs.cpio.gz" \
+    -append "console=ttyS0 panic=-1 quiet" \
+    -virtfs "local,path=$SHARE,mount_tag=share,security_model=none" \
+    </dev/null >"$VM_WORK/console.log" 2>&1 || true
+echo "VM ran $(($(date +%s) - start)) s"
+grep -E '^VM' "$VM_WORK/console.log" || true
+if ! grep -q VM-TESTS-FINISHED "$VM_WORK/console.log"; then
+    tail -40 "$VM_WORK/console.log"
+    echo "VM did not finish"
+    exit 1
+fi
+cat "$SHARE/canio.out"
+python3 tests/vm/vmtool.py check firmware-service/can/adas.dbc "$SHARE/capture.log" "$SHARE/events"
