@@ -51,9 +51,10 @@ fn main() {
         })
         .collect();
     let mut rng = Lcg(42);
-    let mut params = TrackerParams::default();
-    params.max_tracks = 96;
-    let mut tracker = Tracker::new(params);
+    let mut tracker = Tracker::new(TrackerParams {
+        max_tracks: 96,
+        ..TrackerParams::default()
+    });
     let mut decider = AebDecider::new(AebParams::default());
     let mut times_ns: Vec<u64> = Vec::with_capacity(FRAMES);
     let mut meas: Vec<BevObject> = Vec::with_capacity(OBJECTS);

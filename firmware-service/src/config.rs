@@ -66,6 +66,22 @@ pub struct DetectorConfig {
     pub backend: BackendKind,
     /// Overrides the manifest's default score threshold.
     pub score_threshold: Option<f32>,
+    /// ONNX Runtime shared library for `backend = "ort"` (default: ORT_DYLIB_PATH, then the
+    /// standard places; see docs/ORT.md).
+    pub ort_library: Option<PathBuf>,
+    /// `[detector.ort]`: execution providers and their options (docs/ORT.md).
+    #[serde(default)]
+    pub ort: crate::detect::OrtConfig,
+}
+
+impl DetectorConfig {
+    /// The backend settings for [`crate::detect::Detector::load_with`].
+    pub fn backend_options(&self) -> crate::detect::BackendOptions {
+        crate::detect::BackendOptions {
+            ort_library: self.ort_library.clone(),
+            ort: self.ort.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -216,6 +232,15 @@ impl Config {
             }
         };
         resolve(&mut self.detector.model);
+        if let Some(p) = self.detector.ort_library.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = self.detector.ort.tensorrt.int8_calibration_table.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = self.detector.ort.tensorrt.engine_cache_dir.as_mut() {
+            resolve(p);
+        }
         resolve(&mut self.calibration.file);
         if let Some(t) = self.source.timestamps.as_mut() {
             resolve(t);

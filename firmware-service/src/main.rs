@@ -396,7 +396,8 @@ fn bench(
         "{:<12} {:>10} {:>10} {:>10}",
         "stage", "mean ms", "p50 ms", "p99 ms"
     );
-    let rows: [(&str, &dyn Fn(&adasd::detect::StageTimes) -> f64); 4] = [
+    type Stage<'a> = (&'a str, &'a dyn Fn(&adasd::detect::StageTimes) -> f64);
+    let rows: [Stage; 4] = [
         ("preprocess", &|t| t.preprocess.as_secs_f64() * 1e3),
         ("inference", &|t| t.inference.as_secs_f64() * 1e3),
         ("decode+nms", &|t| t.decode_nms.as_secs_f64() * 1e3),

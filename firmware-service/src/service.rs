@@ -78,10 +78,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: Config) -> anyhow::Result<Pipeline> {
-        let detector = Detector::load(
+        let detector = Detector::load_with(
             &config.detector.model,
             config.detector.backend,
             config.detector.score_threshold,
+            &config.detector.backend_options(),
         )?;
         let calibration = CalibrationFile::load(&config.calibration.file)?;
         if let Some(rms) = calibration.reprojection_rms_px {

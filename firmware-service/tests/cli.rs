@@ -1,5 +1,5 @@
 //! The `adasd` command line, end to end on the shipped models and sample media.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

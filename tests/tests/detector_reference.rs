@@ -103,24 +103,26 @@ fn nanodet_matches_onnx_runtime_reference() {
     );
 }
 
+/// The people walking on the road in the sample sequence (4–9 per frame, counted by eye) are
+/// found by both models at their default thresholds.
 #[test]
-fn people_in_every_vtest_frame_checked() {
+fn people_on_the_vtest_road_are_found_by_both_models() {
     let root = repo_root();
-    let mut detector = Detector::load(
-        &root.join("models/ssdlite_mobilenet_v2_pedestrian_300.toml"),
-        BackendKind::Tract,
-        Some(0.5),
-    )
-    .unwrap();
-    for frame in ["frame_0000.jpg", "frame_0050.jpg", "frame_0099.jpg"] {
-        let img = image::open(root.join("samples/vtest/frames").join(frame))
-            .unwrap()
-            .to_rgb8();
-        let (w, h) = img.dimensions();
-        let (found, _) = detector
-            .detect(img.as_raw(), w as usize, h as usize)
-            .unwrap();
-        let people = found.iter().filter(|d| d.label == "person").count();
-        assert!(people >= 3, "{frame}: {people} people");
+    for model in [
+        "models/ssdlite_mobilenet_v2_pedestrian_300.toml",
+        "models/nanodet_m_coco_416.toml",
+    ] {
+        let mut detector = Detector::load(&root.join(model), BackendKind::Tract, None).unwrap();
+        for frame in ["frame_0000.jpg", "frame_0050.jpg", "frame_0099.jpg"] {
+            let img = image::open(root.join("samples/vtest/frames").join(frame))
+                .unwrap()
+                .to_rgb8();
+            let (w, h) = img.dimensions();
+            let (found, _) = detector
+                .detect(img.as_raw(), w as usize, h as usize)
+                .unwrap();
+            let people = found.iter().filter(|d| d.label == "person").count();
+            assert!(people >= 4, "{model} {frame}: {people} people");
+        }
     }
 }

@@ -17,7 +17,7 @@ use super::e2e::Protector;
 use super::CanFrame;
 use socketcan::{CanSocket, EmbeddedFrame, Frame as _, Socket, SocketOptions, StandardId};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -135,11 +135,8 @@ impl CanBus {
     /// Every frame received since the last call, with its receive time.
     pub fn drain_received(&self) -> Vec<(u64, CanFrame)> {
         let mut out = Vec::new();
-        loop {
-            match self.rx.try_recv() {
-                Ok(item) => out.push(item),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok(item) = self.rx.try_recv() {
+            out.push(item);
         }
         out
     }

@@ -529,6 +529,7 @@ pub fn write_table(ranges: &Ranges, out: &Path) -> std::io::Result<Vec<PathBuf>>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

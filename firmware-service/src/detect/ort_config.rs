@@ -513,6 +513,7 @@ pub fn find_library(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
