@@ -34,7 +34,7 @@ fn writes_a_readable_table_and_warns_about_too_few_images() {
         ])
         .arg("--images")
         .arg(&images)
-        .args(["--count", "200", "--method", "percentile", "--out"])
+        .args(["--count", "200", "--method", "max", "--out"])
         .arg(&out)
         .output()
         .unwrap();

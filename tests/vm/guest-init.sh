@@ -28,6 +28,11 @@ sleep 0.1
 ip link set vcan0 down
 sleep 0.5
 ip link set vcan0 up
+# candump ends with "Network is down"; capture the rest too.
+kill $DUMP 2>/dev/null
+candump -L vcan0 >>/share/capture.log &
+DUMP=$!
+sleep 0.2
 cansend vcan0 7F1#02 || log "FAIL: cansend after link up"
 sleep 1
 kill -TERM $D

@@ -104,6 +104,9 @@ pub enum E2eStatus {
 pub struct Checker {
     layout: E2eLayout,
     last: Option<u8>,
+    /// Frames discarded for a bad CRC since the last good one: each widens the accepted delta by
+    /// one, so a corrupted frame costs that frame only, not the next good one too.
+    discarded: u8,
     /// The largest accepted counter delta (E2E_P01 `MaxDeltaCounter`).
     pub max_delta: u8,
 }
@@ -113,6 +116,7 @@ impl Checker {
         Checker {
             layout,
             last: None,
+            discarded: 0,
             max_delta: max_delta.clamp(1, 14),
         }
     }
@@ -120,10 +124,12 @@ impl Checker {
     /// Forget the last counter (after a timeout: the next frame resynchronises).
     pub fn resync(&mut self) {
         self.last = None;
+        self.discarded = 0;
     }
 
     pub fn check(&mut self, frame: &CanFrame) -> E2eStatus {
         if !crc_ok(frame, self.layout) {
+            self.discarded = self.discarded.saturating_add(1);
             return E2eStatus::WrongCrc;
         }
         let c = counter_of(frame, self.layout);
@@ -137,7 +143,9 @@ impl Checker {
                 match delta {
                     0 => E2eStatus::Repeated,
                     1 => E2eStatus::Ok,
-                    d if d <= self.max_delta => E2eStatus::OkSomeLost(d - 1),
+                    d if d <= self.max_delta.saturating_add(self.discarded).min(14) => {
+                        E2eStatus::OkSomeLost(d - 1)
+                    }
                     _ => E2eStatus::WrongSequence,
                 }
             }
@@ -146,6 +154,7 @@ impl Checker {
         // costs one error, not all the following frames.
         if status != E2eStatus::Repeated {
             self.last = Some(c);
+            self.discarded = 0;
         }
         status
     }
