@@ -141,18 +141,11 @@ pub fn preprocess_into(
         out.data.resize(len, 0.0);
     }
 
-    // Per model channel: which RGB byte feeds it, and the normalisation as value·mul + add.
-    let src_channel: [usize; 3] = match spec.colour {
-        ColourOrder::Rgb => [0, 1, 2],
-        ColourOrder::Bgr => [2, 1, 0],
-    };
+    // The model's channel order, and the normalisation as value·mul + add per model channel.
+    let swap_rb = spec.colour == ColourOrder::Bgr;
     let mul: [f32; 3] = std::array::from_fn(|c| 1.0 / spec.std[c]);
     let add: [f32; 3] = std::array::from_fn(|c| -spec.mean[c] / spec.std[c]);
     let plane = mw * mh;
-    let index = |c: usize, x: usize, y: usize| match spec.layout {
-        Layout::Nchw => c * plane + y * mw + x,
-        Layout::Nhwc => (y * mw + x) * 3 + c,
-    };
 
     if rw != mw || rh != mh {
         let pad: [f32; 3] = std::array::from_fn(|c| (spec.pad_value - spec.mean[c]) / spec.std[c]);
@@ -172,23 +165,41 @@ pub fn preprocess_into(
 
     let sx = width as f32 / rw as f32;
     let sy = height as f32 / rh as f32;
+    // Column taps are the same for every row: compute them once per frame.
+    let columns: Vec<(usize, usize, f32)> = (0..rw)
+        .map(|dx| source_coord(dx, sx, width, spec.sampling))
+        .collect();
     let data = out.data.as_mut_slice();
     for dy in 0..rh {
         let (y0, y1, fy) = source_coord(dy, sy, height, spec.sampling);
         let row0 = &rgb[y0 * width * 3..(y0 + 1) * width * 3];
         let row1 = &rgb[y1 * width * 3..(y1 + 1) * width * 3];
-        for dx in 0..rw {
-            let (x0, x1, fx) = source_coord(dx, sx, width, spec.sampling);
-            for c in 0..3 {
-                let s = src_channel[c];
-                let p00 = f32::from(row0[x0 * 3 + s]);
-                let p01 = f32::from(row0[x1 * 3 + s]);
-                let p10 = f32::from(row1[x0 * 3 + s]);
-                let p11 = f32::from(row1[x1 * 3 + s]);
-                let top = p00 + (p01 - p00) * fx;
-                let bottom = p10 + (p11 - p10) * fx;
-                let v = top + (bottom - top) * fy;
-                data[index(c, ox + dx, oy + dy)] = v * mul[c] + add[c];
+        let row_start = (oy + dy) * mw + ox;
+        for (dx, &(x0, x1, fx)) in columns.iter().enumerate() {
+            // Whole 3-byte pixels: one bounds check each instead of one per channel.
+            let (p00, p01, p10, p11) = (
+                pixel(row0, x0),
+                pixel(row0, x1),
+                pixel(row1, x0),
+                pixel(row1, x1),
+            );
+            let mut px: [f32; 3] = std::array::from_fn(|c| {
+                let top = p00[c] + (p01[c] - p00[c]) * fx;
+                let bottom = p10[c] + (p11[c] - p10[c]) * fx;
+                top + (bottom - top) * fy
+            });
+            if swap_rb {
+                px.swap(0, 2);
+            }
+            let px: [f32; 3] = std::array::from_fn(|c| px[c] * mul[c] + add[c]);
+            let i = row_start + dx;
+            match spec.layout {
+                Layout::Nchw => {
+                    data[i] = px[0];
+                    data[plane + i] = px[1];
+                    data[2 * plane + i] = px[2];
+                }
+                Layout::Nhwc => data[i * 3..i * 3 + 3].copy_from_slice(&px),
             }
         }
     }
@@ -203,6 +214,15 @@ pub fn preprocess_into(
         pad_x: ox as f32,
         pad_y: oy as f32,
     })
+}
+
+/// The RGB pixel at column `x` of a packed row, as floats.
+#[inline]
+fn pixel(row: &[u8], x: usize) -> [f32; 3] {
+    match row.get(x * 3..x * 3 + 3) {
+        Some(&[r, g, b]) => [f32::from(r), f32::from(g), f32::from(b)],
+        _ => [0.0; 3],
+    }
 }
 
 /// Bilinear source taps for destination index `d`: (lower index, upper index, weight of the
