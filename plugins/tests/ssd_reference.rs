@@ -5,36 +5,8 @@
 use adas_plugins::{nms_per_class, Decoder, Manifest, Tensor};
 use std::path::Path;
 
-const MANIFEST: &str = r#"
-name = "ssdlite_pedestrian"
-onnx = "ssdlite_mobilenet_v2_pedestrian_300.onnx"
-labels = ["person"]
-score_threshold = 0.5
-nms_iou = 0.6
-[input]
-name = "Preprocessor/sub:0"
-shape = [1, 300, 300, 3]
-layout = "nhwc"
-colour = "rgb"
-resize = "stretch"
-mean = [127.5, 127.5, 127.5]
-std = [127.5, 127.5, 127.5]
-[head]
-type = "ssd"
-boxes = "concat:0"
-scores = "concat_1:0"
-box_encoding = "yxhw"
-box_coder_scales = [10.0, 10.0, 5.0, 5.0]
-score_activation = "sigmoid"
-background_class = true
-[head.anchors]
-style = "tf"
-feature_maps = [19, 10, 5, 3, 2, 1]
-min_scale = 0.2
-max_scale = 0.95
-aspect_ratios = [1.0, 2.0, 0.5, 3.0, 0.3333]
-reduce_boxes_in_lowest_layer = true
-"#;
+/// The shipped manifest of the model the fixture was made with.
+const MANIFEST: &str = include_str!("../../models/ssdlite_mobilenet_v2_pedestrian_300.toml");
 
 fn section(text: &str, name: &str) -> Vec<Vec<f32>> {
     text.lines()

@@ -199,36 +199,8 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    const SSD: &str = r#"
-name = "t"
-onnx = "t.onnx"
-labels = ["person"]
-score_threshold = 0.5
-nms_iou = 0.6
-[input]
-name = "in"
-shape = [1, 300, 300, 3]
-layout = "nhwc"
-colour = "rgb"
-resize = "stretch"
-mean = [127.5, 127.5, 127.5]
-std = [127.5, 127.5, 127.5]
-[head]
-type = "ssd"
-boxes = "concat:0"
-scores = "concat_1:0"
-box_encoding = "yxhw"
-box_coder_scales = [10.0, 10.0, 5.0, 5.0]
-score_activation = "sigmoid"
-background_class = true
-[head.anchors]
-style = "tf"
-feature_maps = [19, 10, 5, 3, 2, 1]
-min_scale = 0.2
-max_scale = 0.95
-aspect_ratios = [1.0, 2.0, 0.5, 3.0, 0.3333]
-reduce_boxes_in_lowest_layer = true
-"#;
+    /// The shipped pedestrian SSD's manifest.
+    const SSD: &str = include_str!("../../../models/ssdlite_mobilenet_v2_pedestrian_300.toml");
 
     #[test]
     fn builds_from_the_pedestrian_manifest_and_checks_shapes() {
