@@ -72,6 +72,40 @@ pub struct DetectorConfig {
     /// `[detector.ort]`: execution providers and their options (docs/ORT.md).
     #[serde(default)]
     pub ort: crate::detect::OrtConfig,
+    /// `[detector.cuda]`: the GPU engine (docs/GPU.md).
+    #[serde(default)]
+    pub cuda: CudaConfig,
+}
+
+/// `[detector.cuda]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CudaConfig {
+    /// `fp16` (default, tensor cores) or `fp32`.
+    #[serde(default)]
+    pub precision: crate::detect::Precision,
+    /// GPU ordinal.
+    #[serde(default)]
+    pub device: usize,
+    /// Plan and kernel cache (default: systemd's $CACHE_DIRECTORY, else $XDG_CACHE_HOME/adas,
+    /// else ~/.cache/adas).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl CudaConfig {
+    /// The cache directory to use.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        self.cache_dir
+            .clone()
+            .or_else(|| env("CACHE_DIRECTORY"))
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("adas")))
+            .or_else(|| env("HOME").map(|d| d.join(".cache/adas")))
+    }
 }
 
 impl DetectorConfig {
@@ -80,6 +114,13 @@ impl DetectorConfig {
         crate::detect::BackendOptions {
             ort_library: self.ort_library.clone(),
             ort: self.ort.clone(),
+            #[cfg(feature = "cuda")]
+            cuda: crate::detect::cuda::CudaOptions {
+                precision: self.cuda.precision,
+                batch: 1,
+                device: self.cuda.device,
+                cache_dir: self.cuda.cache_dir(),
+            },
         }
     }
 }
@@ -236,6 +277,9 @@ impl Config {
             resolve(p);
         }
         if let Some(p) = self.detector.ort.tensorrt.int8_calibration_table.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = self.detector.cuda.cache_dir.as_mut() {
             resolve(p);
         }
         if let Some(p) = self.detector.ort.tensorrt.engine_cache_dir.as_mut() {

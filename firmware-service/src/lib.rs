@@ -4,6 +4,7 @@
 //! I/O; `source`, `detect` backends, `can::candump` and `service` are the imperative shell.
 
 pub mod aeb;
+pub mod benchmark;
 pub mod can;
 pub mod config;
 pub mod detect;

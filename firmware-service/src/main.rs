@@ -73,6 +73,19 @@ enum Command {
         /// Inference threads for the ort backend (tract runs on one).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Sweep batch sizes, e.g. 1,2,4,8,16,32,64: latency, throughput and device stages per
+        /// batch (GPU backends batch on the device; CPU backends run the images in sequence).
+        #[arg(long, value_delimiter = ',')]
+        batch: Vec<usize>,
+        /// Engine precision (cuda backend).
+        #[arg(long, value_enum, default_value_t = adasd::detect::Precision::Fp16)]
+        precision: adasd::detect::Precision,
+        /// Plan/kernel cache directory (cuda backend; default as `detector.cuda.cache_dir`).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Also write the sweep as JSON (for tests/gpu/plot.py).
+        #[arg(long)]
+        json: Option<PathBuf>,
         image: PathBuf,
     },
     /// INT8 calibration for TensorRT: run the model (tract, CPU) over images, collect per-tensor
@@ -139,7 +152,27 @@ fn main() -> ExitCode {
             backend,
             iterations,
             threads,
+            batch,
+            precision,
+            cache_dir,
+            json,
             image,
+        } if !batch.is_empty() => bench_sweep(
+            &model,
+            backend,
+            &batch,
+            iterations,
+            (threads, precision, cache_dir),
+            json.as_deref(),
+            &image,
+        ),
+        Command::Bench {
+            model,
+            backend,
+            iterations,
+            threads,
+            image,
+            ..
         } => bench(&model, backend, iterations, threads, &image),
         Command::CalibrateInt8 {
             model,
@@ -406,6 +439,45 @@ fn bench(
     for (name, f) in rows {
         let (mean, p50, p99) = stat(f);
         println!("{name:<12} {mean:>10.2} {p50:>10.2} {p99:>10.2}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_sweep(
+    model: &Path,
+    backend: BackendKind,
+    batches: &[usize],
+    iterations: usize,
+    (threads, precision, cache_dir): (usize, adasd::detect::Precision, Option<PathBuf>),
+    json: Option<&Path>,
+    image: &Path,
+) -> anyhow::Result<ExitCode> {
+    let cuda = adasd::config::CudaConfig {
+        precision,
+        device: 0,
+        cache_dir,
+    };
+    #[cfg(not(feature = "cuda"))]
+    let _ = &cuda;
+    let options = adasd::detect::BackendOptions {
+        ort: adasd::detect::OrtConfig {
+            threads,
+            ..Default::default()
+        },
+        #[cfg(feature = "cuda")]
+        cuda: adasd::detect::cuda::CudaOptions {
+            precision: cuda.precision,
+            batch: 1,
+            device: cuda.device,
+            cache_dir: cuda.cache_dir(),
+        },
+        ..Default::default()
+    };
+    let report = adasd::benchmark::sweep(model, backend, &options, batches, iterations, image)?;
+    adasd::benchmark::print(&report);
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -67,8 +67,12 @@ impl FrameFault {
 }
 
 /// The per-frame processing, free of files and clocks (stage timings aside).
+/// Consecutive detector failures after which the detector is rebuilt.
+const RELOAD_DETECTOR_AFTER: u32 = 3;
+
 pub struct Pipeline {
     detector: Detector,
+    detector_failures: u32,
     homography: Homography,
     image_size: (u32, u32),
     tracker: Tracker,
@@ -97,12 +101,33 @@ impl Pipeline {
         }
         Ok(Pipeline {
             detector,
+            detector_failures: 0,
             homography: calibration.homography()?,
             image_size: (calibration.image_width, calibration.image_height),
             tracker: Tracker::new(config.tracker.clone()),
             decider: AebDecider::new(config.aeb.clone()),
             config,
         })
+    }
+
+    /// A GPU whose context broke (driver reset, device lost, sticky kernel error) fails every
+    /// frame until the engine is rebuilt: after a few consecutive failures, try to load the
+    /// detector again; until that works, frames keep failing and CAN says so.
+    fn reload_detector(&mut self) {
+        let d = &self.config.detector;
+        match Detector::load_with(&d.model, d.backend, d.score_threshold, &d.backend_options()) {
+            Ok(detector) => {
+                tracing::warn!(
+                    failures = self.detector_failures,
+                    "detector reloaded after consecutive failures"
+                );
+                self.detector = detector;
+            }
+            Err(e) => tracing::error!(
+                failures = self.detector_failures,
+                "detector reload failed: {e}"
+            ),
+        }
     }
 
     pub fn detector(&self) -> &Detector {
@@ -141,13 +166,26 @@ impl Pipeline {
                 want_h: self.image_size.1,
             });
         }
-        let (detections, times) = self
-            .detector
-            .detect(frame.image.as_raw(), w as usize, h as usize)
-            .map_err(|e| FrameFault::Detector {
-                seq: frame.seq,
-                message: e.to_string(),
-            })?;
+        let (detections, times) =
+            match self
+                .detector
+                .detect(frame.image.as_raw(), w as usize, h as usize)
+            {
+                Ok(r) => {
+                    self.detector_failures = 0;
+                    r
+                }
+                Err(e) => {
+                    self.detector_failures += 1;
+                    if self.detector_failures.is_multiple_of(RELOAD_DETECTOR_AFTER) {
+                        self.reload_detector();
+                    }
+                    return Err(FrameFault::Detector {
+                        seq: frame.seq,
+                        message: e.to_string(),
+                    });
+                }
+            };
         let bev = project_detections_in_image(&self.homography, &detections, (w, h));
         let fallback = EgoState {
             valid: false,

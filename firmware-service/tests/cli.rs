@@ -307,3 +307,33 @@ fn run_refuses_frames_that_do_not_match_the_calibration_size() {
         "unavailable + CALIBRATION: {log}"
     );
 }
+
+/// Without the NVIDIA libraries (CI, a laptop) the cuda backend fails with an error that says what
+/// is missing and what to do — never a panic or an abort. With them it detects the person.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_backend_without_a_gpu_is_a_clear_error() {
+    let o = adasd(&[
+        "detect",
+        "--backend",
+        "cuda",
+        "--model",
+        "models/ssdlite_mobilenet_v2_pedestrian_300.toml",
+        "samples/images/person.jpg",
+    ]);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    if o.status.success() {
+        assert!(stdout(&o).contains("person"), "{}", stdout(&o));
+    } else {
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("cuda") && (err.contains("cannot load") || err.contains("no usable GPU")),
+            "{err}"
+        );
+        assert!(
+            err.contains("--backend tract|ort") || err.contains("no usable GPU"),
+            "{err}"
+        );
+    }
+}

@@ -11,6 +11,7 @@
 pub mod anchors;
 pub mod decode;
 pub mod detection;
+pub mod gpu;
 pub mod manifest;
 pub mod nms;
 pub mod preprocess;

@@ -119,19 +119,7 @@ pub fn preprocess_into(
         });
     }
 
-    // Size and position of the resized image inside the model input.
-    let (rw, rh, ox, oy) = match spec.resize {
-        ResizeMode::Stretch => (mw, mh, 0, 0),
-        ResizeMode::Letterbox => {
-            let s = (mw as f64 / width as f64).min(mh as f64 / height as f64);
-            let rw = ((width as f64 * s).round() as usize).clamp(1, mw);
-            let rh = ((height as f64 * s).round() as usize).clamp(1, mh);
-            match spec.pad {
-                PadPosition::BottomRight => (rw, rh, 0, 0),
-                PadPosition::Centre => (rw, rh, (mw - rw) / 2, (mh - rh) / 2),
-            }
-        }
-    };
+    let (rw, rh, ox, oy) = placement(width, height, spec);
 
     let len = mw * mh * 3;
     if out.shape.as_slice() != spec.shape.as_slice() || out.data.len() != len {
@@ -214,6 +202,28 @@ pub fn preprocess_into(
         pad_x: ox as f32,
         pad_y: oy as f32,
     })
+}
+
+/// Size and position of the resized image inside the model input: (width, height, x offset,
+/// y offset) in model pixels. Shared with the GPU twin ([`crate::gpu`]).
+pub(crate) fn placement(
+    width: usize,
+    height: usize,
+    spec: &InputSpec,
+) -> (usize, usize, usize, usize) {
+    let (mw, mh) = spec.size();
+    match spec.resize {
+        ResizeMode::Stretch => (mw, mh, 0, 0),
+        ResizeMode::Letterbox => {
+            let s = (mw as f64 / width as f64).min(mh as f64 / height as f64);
+            let rw = ((width as f64 * s).round() as usize).clamp(1, mw);
+            let rh = ((height as f64 * s).round() as usize).clamp(1, mh);
+            match spec.pad {
+                PadPosition::BottomRight => (rw, rh, 0, 0),
+                PadPosition::Centre => (rw, rh, (mw - rw) / 2, (mh - rh) / 2),
+            }
+        }
+    }
 }
 
 /// The RGB pixel at column `x` of a packed row, as floats.

@@ -3,6 +3,9 @@
 //! Backends only run the network; everything around it comes from `adas-plugins` and is shared
 //! by all of them, so a new backend cannot change what a detection means.
 
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod engine;
 pub mod int8;
 #[cfg(feature = "ort")]
 mod ort_backend;
@@ -11,7 +14,7 @@ mod tract_backend;
 
 use adas_plugins::decode::Decoder;
 use adas_plugins::manifest::{Manifest, RoadUser};
-use adas_plugins::{nms, preprocess, BBox, Tensor};
+use adas_plugins::{nms, preprocess, BBox, Detection, InputTransform, Tensor};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -38,7 +41,7 @@ pub enum DetectError {
     Preprocess(String),
     #[error("decoding model outputs failed: {0}")]
     Decode(String),
-    #[error("unknown backend `{0}`; this build has: tract")]
+    #[error("unknown backend `{0}`; this build has: {available}", available = BackendKind::available())]
     UnknownBackend(String),
     /// The backend's runtime is missing or unusable (e.g. no ONNX Runtime library).
     #[error("{0}")]
@@ -51,6 +54,56 @@ pub trait Backend: Send {
     /// Short name for logs and reports, e.g. `tract`.
     fn name(&self) -> &'static str;
     fn infer(&mut self, input: &Tensor) -> Result<Vec<Tensor>, DetectError>;
+
+    /// Backends that run the whole frame → detections path on their own device (the GPU
+    /// plugins: preprocessing, decode, NMS) expose it here; the CPU plugins are skipped then.
+    fn frame_detector(&mut self) -> Option<&mut dyn FrameDetector> {
+        None
+    }
+
+    /// (FLOPs, bytes) of one image through the network, when the backend knows (roofline).
+    fn cost_per_image(&self) -> Option<(f64, f64)> {
+        None
+    }
+
+    /// What it runs on, for reports.
+    fn device(&self) -> String {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        format!("CPU ({cores} cores)")
+    }
+}
+
+/// Frames in, final detections out, on the backend's device.
+pub trait FrameDetector {
+    /// `frames`: packed RGB images of `width`×`height`, as many as the engine's batch size.
+    /// Returns per frame the detections after NMS in normalised model-input coordinates, and
+    /// the transform back to image pixels.
+    fn detect_frames(
+        &mut self,
+        frames: &[&[u8]],
+        width: usize,
+        height: usize,
+    ) -> Result<(Vec<Vec<Detection>>, InputTransform), DetectError>;
+
+    /// The same work run stage by stage with device timers (benchmarks).
+    fn profile_stages(
+        &mut self,
+        frames: &[&[u8]],
+        width: usize,
+        height: usize,
+    ) -> Result<GpuStageTimes, DetectError>;
+}
+
+/// Device time of each stage of one frame batch (CUDA events), plus host wall time of the whole
+/// stage-by-stage run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct GpuStageTimes {
+    pub upload_ms: f64,
+    pub preprocess_ms: f64,
+    pub inference_ms: f64,
+    pub decode_nms_ms: f64,
+    pub download_ms: f64,
+    pub eager_wall_ms: f64,
 }
 
 /// Which backend to run a model on.
@@ -63,6 +116,40 @@ pub enum BackendKind {
     /// ONNX Runtime (CPU, CUDA, TensorRT execution providers); cargo feature `ort`.
     #[cfg(feature = "ort")]
     Ort,
+    /// Own GPU engine on cudarc (cuDNN, NVRTC kernels, CUDA graphs); cargo feature `cuda`.
+    #[cfg(feature = "cuda")]
+    Cuda,
+}
+
+impl BackendKind {
+    /// The backends compiled into this build, for error messages.
+    pub fn available() -> &'static str {
+        match (cfg!(feature = "ort"), cfg!(feature = "cuda")) {
+            (true, true) => "tract, ort, cuda",
+            (true, false) => "tract, ort",
+            (false, true) => "tract, cuda",
+            (false, false) => "tract (ort and cuda are cargo features)",
+        }
+    }
+}
+
+/// Activation precision of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Fp32,
+    /// FP16 activations and weights on tensor cores, FP32 accumulation.
+    #[default]
+    Fp16,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        }
+    }
 }
 
 /// Backend settings beyond the kind (from `[detector]` in the config).
@@ -72,6 +159,9 @@ pub struct BackendOptions {
     pub ort_library: Option<PathBuf>,
     /// `[detector.ort]`.
     pub ort: OrtConfig,
+    /// `[detector.cuda]`.
+    #[cfg(feature = "cuda")]
+    pub cuda: cuda::CudaOptions,
 }
 
 /// A detection in original-image pixels, with its names resolved.
@@ -123,10 +213,12 @@ impl Detector {
         manifest_path: &Path,
         kind: BackendKind,
         threshold: Option<f32>,
-        #[cfg_attr(not(feature = "ort"), allow(unused_variables))] options: &BackendOptions,
+        #[cfg_attr(not(any(feature = "ort", feature = "cuda")), allow(unused_variables))]
+        options: &BackendOptions,
     ) -> Result<Detector, DetectError> {
         let manifest = Manifest::load(manifest_path)?;
         verify_model_hash(&manifest)?;
+        let score_threshold = threshold.unwrap_or(manifest.score_threshold);
         let backend: Box<dyn Backend> = match kind {
             BackendKind::Tract => Box::new(TractBackend::load(&manifest)?),
             #[cfg(feature = "ort")]
@@ -137,12 +229,17 @@ impl Detector {
                     config: options.ort.clone(),
                 },
             )?),
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda => Box::new(cuda::CudaBackend::load(
+                &manifest,
+                score_threshold,
+                &options.cuda,
+            )?),
         };
         let decoder = Decoder::new(&manifest).map_err(|e| DetectError::Model {
             path: manifest_path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let score_threshold = threshold.unwrap_or(manifest.score_threshold);
         let input = Tensor::zeros(manifest.input.shape.to_vec());
         Ok(Detector {
             manifest,
@@ -173,6 +270,17 @@ impl Detector {
         height: usize,
     ) -> Result<(Vec<ImageDetection>, StageTimes), DetectError> {
         let t0 = Instant::now();
+        if let Some(frames) = self.backend.frame_detector() {
+            // Frame → detections on the backend's device: one stage as far as the host sees.
+            let (mut per_frame, transform) = frames.detect_frames(&[rgb], width, height)?;
+            let kept = per_frame.pop().unwrap_or_default();
+            let detections = self.resolve(&kept, &transform);
+            let times = StageTimes {
+                inference: t0.elapsed(),
+                ..StageTimes::default()
+            };
+            return Ok((detections, times));
+        }
         let transform =
             preprocess::preprocess_into(rgb, width, height, &self.manifest.input, &mut self.input)
                 .map_err(|e| DetectError::Preprocess(e.to_string()))?;
@@ -188,15 +296,7 @@ impl Detector {
             self.manifest.nms_iou,
             self.manifest.max_detections,
         );
-        let detections = kept
-            .iter()
-            .map(|d| ImageDetection {
-                bbox: transform.to_image(&d.bbox),
-                score: d.score,
-                label: self.manifest.label_name(d.label).to_string(),
-                class: self.manifest.class_of(d.label),
-            })
-            .collect();
+        let detections = self.resolve(&kept, &transform);
         let t3 = Instant::now();
         let times = StageTimes {
             preprocess: t1 - t0,
@@ -204,6 +304,38 @@ impl Detector {
             decode_nms: t3 - t2,
         };
         Ok((detections, times))
+    }
+
+    /// Model-input detections → image pixels with label names and road-user classes.
+    fn resolve(&self, kept: &[Detection], transform: &InputTransform) -> Vec<ImageDetection> {
+        kept.iter()
+            .map(|d| ImageDetection {
+                bbox: transform.to_image(&d.bbox),
+                score: d.score,
+                label: self.manifest.label_name(d.label).to_string(),
+                class: self.manifest.class_of(d.label),
+            })
+            .collect()
+    }
+
+    /// What the backend runs on (GPU name and driver, or the CPU).
+    pub fn device(&self) -> String {
+        self.backend.device()
+    }
+
+    /// (FLOPs, bytes) per image, when the backend knows.
+    pub fn cost_per_image(&self) -> Option<(f64, f64)> {
+        self.backend.cost_per_image()
+    }
+
+    /// The backend's whole-frame path, if it has one (benchmarks).
+    pub fn frame_detector(&mut self) -> Option<&mut dyn FrameDetector> {
+        self.backend.frame_detector()
+    }
+
+    /// The backend alone on a preprocessed tensor (benchmarks, parity tests).
+    pub fn infer(&mut self, input: &Tensor) -> Result<Vec<Tensor>, DetectError> {
+        self.backend.infer(input)
     }
 }
 

@@ -1,0 +1,8 @@
+//! The GPU engine's model compiler: ONNX import with constant folding ([`onnx`]) and lowering to
+//! NHWC GPU steps with fusion ([`plan`]). Pure Rust, tested without a GPU; the `cuda` backend
+//! (`detect/cuda`) runs the plan.
+
+pub mod onnx;
+pub mod plan;
+#[cfg(test)]
+pub mod reference;

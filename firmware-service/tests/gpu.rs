@@ -1,0 +1,294 @@
+//! GPU engine tests: run on the GPU test machine (`tests/gpu/run.sh`), ignored elsewhere
+//! (`cargo test -p adasd --features cuda --test gpu -- --ignored --nocapture`).
+//!
+//! Each GPU kernel against its CPU twin, the whole engine against tract, detections against the
+//! CPU pipeline on real media, determinism, and the plan cache's rebuild on a changed key.
+#![cfg(feature = "cuda")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use adas_plugins::manifest::Layout;
+use adas_plugins::{nms_per_class, preprocess, Decoder, Detection, Manifest};
+use adasd::detect::cuda::{CudaBackend, CudaOptions, PlanSource};
+use adasd::detect::{Backend, BackendKind, BackendOptions, Detector, Precision};
+use std::path::{Path, PathBuf};
+
+const MODELS: [&str; 2] = [
+    "ssdlite_mobilenet_v2_pedestrian_300.toml",
+    "nanodet_m_coco_416.toml",
+];
+
+/// The repository (ADAS_REPO_ROOT when the test binary runs on another machine).
+fn root() -> PathBuf {
+    std::env::var_os("ADAS_REPO_ROOT").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+        PathBuf::from,
+    )
+}
+
+fn media() -> Vec<(String, image::RgbImage)> {
+    let r = root();
+    let mut v = vec![
+        r.join("samples/images/dog.jpg"),
+        r.join("samples/images/person.jpg"),
+    ];
+    for i in [0, 50, 99] {
+        v.push(r.join(format!("samples/vtest/frames/frame_{i:04}.jpg")));
+    }
+    let found: Vec<_> = v.into_iter().filter(|p| p.exists()).collect();
+    assert_eq!(found.len(), 5, "test media missing under {}", r.display());
+    found
+        .into_iter()
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                image::open(&p).unwrap().to_rgb8(),
+            )
+        })
+        .collect()
+}
+
+fn manifest(name: &str) -> Manifest {
+    Manifest::load(&root().join("models").join(name)).unwrap()
+}
+
+fn options(precision: Precision, cache: Option<&Path>) -> CudaOptions {
+    CudaOptions {
+        precision,
+        batch: 1,
+        device: 0,
+        cache_dir: cache.map(Path::to_path_buf),
+    }
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn preprocess_kernel_matches_cpu_twin() {
+    for name in MODELS {
+        let m = manifest(name);
+        let mut gpu =
+            CudaBackend::load(&m, m.score_threshold, &options(Precision::Fp32, None)).unwrap();
+        for (file, img) in media() {
+            let (w, h) = (img.width() as usize, img.height() as usize);
+            let ours = gpu.preprocess_only(img.as_raw(), w, h).unwrap();
+            let (cpu, _) = preprocess(img.as_raw(), w, h, &m.input).unwrap();
+            let cpu_nhwc: Vec<f32> = if m.input.layout == Layout::Nchw {
+                let (c, hh, ww) = (cpu.shape[1], cpu.shape[2], cpu.shape[3]);
+                (0..hh * ww * c)
+                    .map(|i| cpu.data[(i % c) * hh * ww + i / c])
+                    .collect()
+            } else {
+                cpu.data.clone()
+            };
+            let d = max_abs(&ours, &cpu_nhwc);
+            println!("preprocess {name} {file}: max |gpu − cpu| = {d:e}");
+            assert!(d < 1e-3, "{d}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn decode_and_nms_kernels_match_cpu_twins() {
+    for name in MODELS {
+        let m = manifest(name);
+        let mut tract = adasd::detect::TractBackend::load(&m).unwrap();
+        let mut gpu =
+            CudaBackend::load(&m, m.score_threshold, &options(Precision::Fp32, None)).unwrap();
+        let decoder = Decoder::new(&m).unwrap();
+        for (file, img) in media() {
+            let (input, _) = preprocess(
+                img.as_raw(),
+                img.width() as usize,
+                img.height() as usize,
+                &m.input,
+            )
+            .unwrap();
+            let outputs = tract.infer(&input).unwrap();
+            let cpu: Vec<Detection> = nms_per_class(
+                decoder.decode(&outputs, m.score_threshold).unwrap(),
+                m.nms_iou,
+                m.max_detections,
+            );
+            let ours = gpu.postprocess_only(&outputs).unwrap();
+            println!(
+                "decode+nms {name} {file}: cpu {} gpu {} detections",
+                cpu.len(),
+                ours.len()
+            );
+            assert_eq!(ours.len(), cpu.len());
+            for (a, b) in ours.iter().zip(&cpu) {
+                assert_eq!(a.label, b.label);
+                assert!((a.score - b.score).abs() < 1e-5, "{a:?} {b:?}");
+                assert!(a.bbox.iou(&b.bbox) > 0.9999, "{a:?} {b:?}");
+            }
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn network_matches_tract() {
+    for name in MODELS {
+        let m = manifest(name);
+        let mut tract = adasd::detect::TractBackend::load(&m).unwrap();
+        let img = &media()[1].1;
+        let (input, _) = preprocess(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            &m.input,
+        )
+        .unwrap();
+        let want = tract.infer(&input).unwrap();
+        for precision in [Precision::Fp32, Precision::Fp16] {
+            let mut gpu =
+                CudaBackend::load(&m, m.score_threshold, &options(precision, None)).unwrap();
+            let got = gpu.infer(&input).unwrap();
+            for ((g, t), out) in got.iter().zip(&want).zip(m.output_names()) {
+                assert_eq!(g.shape, t.shape, "{out}");
+                let d = max_abs(&g.data, &t.data);
+                let scale = t.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                println!("network {name} {precision:?} {out}: max |gpu − tract| = {d:e} (max |value| {scale:.2})");
+                let tolerance = if precision == Precision::Fp32 {
+                    2e-3
+                } else {
+                    0.05 * scale.max(1.0)
+                };
+                assert!(d < tolerance, "{out}: {d}");
+            }
+        }
+    }
+}
+
+fn detector(name: &str, kind: BackendKind, precision: Precision) -> Detector {
+    let options = BackendOptions {
+        cuda: options(precision, None),
+        ..Default::default()
+    };
+    Detector::load_with(&root().join("models").join(name), kind, None, &options).unwrap()
+}
+
+/// GPU detections vs the CPU pipeline: every CPU detection has a GPU twin of the same label with
+/// IoU ≥ `min_iou` and score within `max_dscore`, and vice versa (ignoring detections within
+/// `max_dscore` of the threshold, which may legitimately fall on either side).
+fn compare(name: &str, precision: Precision, min_iou: f32, max_dscore: f32) {
+    let mut cpu = detector(name, BackendKind::Tract, precision);
+    let mut gpu = detector(name, BackendKind::Cuda, precision);
+    let thr = cpu.score_threshold();
+    let (mut worst_iou, mut worst_ds, mut n) = (1.0f32, 0.0f32, 0);
+    for (file, img) in media() {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (a, _) = cpu.detect(img.as_raw(), w, h).unwrap();
+        let (b, _) = gpu.detect(img.as_raw(), w, h).unwrap();
+        for (x, ys) in [(&a, &b), (&b, &a)] {
+            for d in x.iter() {
+                let best = ys
+                    .iter()
+                    .filter(|e| e.label == d.label)
+                    .map(|e| (e.bbox.iou(&d.bbox), (e.score - d.score).abs()))
+                    .max_by(|p, q| p.0.total_cmp(&q.0));
+                match best {
+                    Some((iou, ds)) if iou >= min_iou && ds <= max_dscore => {
+                        worst_iou = worst_iou.min(iou);
+                        worst_ds = worst_ds.max(ds);
+                        n += 1;
+                    }
+                    _ if d.score < thr + max_dscore => {}
+                    other => panic!(
+                        "{name} {precision:?} {file}: {} {:.3} {:?} has no twin ({other:?})",
+                        d.label, d.score, d.bbox
+                    ),
+                }
+            }
+        }
+    }
+    println!("detections {name} {precision:?}: {n} matched, worst IoU {worst_iou:.4}, worst Δscore {worst_ds:.4}");
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn fp32_detections_match_the_cpu_pipeline() {
+    for name in MODELS {
+        compare(name, Precision::Fp32, 0.95, 0.01);
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn fp16_detections_stay_within_the_stated_tolerance() {
+    // docs/GPU.md states the FP16 tolerance: IoU ≥ 0.90, score within 0.03.
+    for name in MODELS {
+        compare(name, Precision::Fp16, 0.90, 0.03);
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn graph_replays_are_bit_identical() {
+    let m = manifest(MODELS[1]);
+    let mut gpu = CudaBackend::load(&m, 0.05, &options(Precision::Fp16, None)).unwrap();
+    let img = &media()[1].1;
+    let fd = gpu.frame_detector().unwrap();
+    let (first, _) = fd
+        .detect_frames(&[img.as_raw()], img.width() as usize, img.height() as usize)
+        .unwrap();
+    assert!(!first[0].is_empty());
+    for _ in 0..20 {
+        let (again, _) = fd
+            .detect_frames(&[img.as_raw()], img.width() as usize, img.height() as usize)
+            .unwrap();
+        assert_eq!(again, first);
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn plan_cache_is_used_and_rebuilt_when_its_key_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(MODELS[0]);
+    let o = options(Precision::Fp16, Some(dir.path()));
+    let first = CudaBackend::load(&m, 0.3, &o).unwrap();
+    assert!(
+        matches!(first.plan_source, PlanSource::Built { .. }),
+        "{:?}",
+        first.plan_source
+    );
+    drop(first);
+    let second = CudaBackend::load(&m, 0.3, &o).unwrap();
+    assert!(
+        matches!(second.plan_source, PlanSource::Cached(_)),
+        "{:?}",
+        second.plan_source
+    );
+    drop(second);
+    // Pretend the plan was made under another driver.
+    let plan = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".plan.json"))
+        .unwrap();
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let tampered = text.replacen("\"driver\": ", "\"driver\": 1", 1);
+    assert_ne!(text, tampered);
+    std::fs::write(&plan, tampered).unwrap();
+    let third = CudaBackend::load(&m, 0.3, &o).unwrap();
+    match &third.plan_source {
+        PlanSource::Built { reason } => {
+            println!("plan cache rebuild reason: {reason}");
+            assert!(
+                reason.contains("stale") && reason.contains("driver"),
+                "{reason}"
+            );
+        }
+        other => panic!("stale plan reused: {other:?}"),
+    }
+}
