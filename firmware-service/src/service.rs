@@ -113,6 +113,11 @@ impl Pipeline {
         &self.homography
     }
 
+    /// The image size the calibration was made for (cameras are asked for it).
+    pub fn image_size(&self) -> (u32, u32) {
+        self.image_size
+    }
+
     pub fn ego_speed_mps(&self) -> f64 {
         self.config.ego.speed_kph / 3.6
     }
@@ -296,12 +301,18 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
         (None, Some(fps)) => Timing::FixedRate(fps),
         (None, None) => Timing::FixedRate(10.0),
     };
-    let mut source = source::open(&config.source.uri, timing)?;
+    let source_config = config.source.clone();
     let can_interface = config.can.interface.clone();
     let status_period_ns = config.can.status_period_ms * 1_000_000;
     let annotate = config.output.annotated_frames;
     let mut link = CanLink::open(&config.can)?;
     let mut pipeline = Pipeline::new(config)?;
+    // After the pipeline: a camera is asked for the calibration's image size.
+    let mut source = source::open_with(
+        &source_config.uri,
+        timing,
+        &source_config.camera_options(Some(pipeline.image_size())),
+    )?;
     tracing::info!(
         model = %pipeline.detector().manifest().name,
         backend = pipeline.detector().backend_name(),
