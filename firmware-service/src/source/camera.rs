@@ -65,6 +65,11 @@ impl PixelFormat {
         }
     }
 
+    /// From the config's name (`yuyv`, `uyvy`, `rgb24`, `mjpeg`).
+    pub fn from_name(name: &str) -> Option<PixelFormat> {
+        PREFERENCE.into_iter().find(|f| f.name() == name)
+    }
+
     /// The config's name (`[source] format = "…"`).
     pub fn name(self) -> &'static str {
         match self {
@@ -442,6 +447,8 @@ mod tests {
         assert!(err.contains("no capture formats"), "{err}");
         assert_eq!(fourcc_str([0, 1, 2, 3]), "0x03020100");
         assert_eq!(PixelFormat::from_fourcc(*b"JPEG"), Some(PixelFormat::Mjpeg));
+        assert_eq!(PixelFormat::from_name("uyvy"), Some(PixelFormat::Uyvy));
+        assert_eq!(PixelFormat::from_name("h264"), None);
     }
 
     #[test]

@@ -19,6 +19,8 @@ use v4l::{Device, FourCC};
 
 /// Buffers in the mmap ring.
 const BUFFERS: u32 = 4;
+/// `POLLIN` (0x001 on every Linux architecture).
+const POLLIN: i16 = 1;
 
 /// An open, configured device with its buffer ring.
 struct Open {
@@ -41,7 +43,8 @@ pub struct V4l2Camera {
     last_error: Option<String>,
     /// The driver's frame sequence number of the last frame, to count dropped frames.
     last_driver_seq: Option<u32>,
-    pub dropped_by_driver: u64,
+    /// Frames the driver numbered but the pipeline never saw (too slow, or skipped as stale).
+    dropped: u64,
 }
 
 /// CLOCK_MONOTONIC now, ns: the clock V4L2 stamps buffers with.
@@ -67,7 +70,7 @@ impl V4l2Camera {
             next_try: Instant::now(),
             last_error: None,
             last_driver_seq: None,
-            dropped_by_driver: 0,
+            dropped: 0,
         })
     }
 
@@ -134,8 +137,20 @@ impl V4l2Camera {
             return Err(self.lost("camera not open".into()));
         };
         let geometry = open.geometry;
-        let captured = match CaptureStream::next(&mut open.stream) {
-            Ok((buf, meta)) => {
+        let handle = open.stream.handle();
+        let mut stale = 0;
+        let captured = loop {
+            let (buf, meta) = match CaptureStream::next(&mut open.stream) {
+                Ok(item) => item,
+                Err(e) => break Err(e),
+            };
+            // A slower pipeline than camera leaves filled buffers queued: take the newest, so
+            // the latency stays one frame (the skipped ones count as dropped).
+            if stale < BUFFERS && handle.poll(POLLIN, 0).is_ok_and(|ready| ready > 0) {
+                stale += 1;
+                continue;
+            }
+            break {
                 let used = (meta.bytesused as usize).min(buf.len());
                 let monotonic = meta.flags & Flags::TIMESTAMP_MASK == Flags::TIMESTAMP_MONOTONIC;
                 let driver_ns = if monotonic {
@@ -151,14 +166,12 @@ impl V4l2Camera {
                         .and_then(|data| super::camera::decode(&geometry, data))
                 };
                 Ok((image, driver_ns, meta.sequence))
-            }
-            Err(e) => Err(e),
+            };
         };
         match captured {
             Ok((image, driver_ns, driver_seq)) => {
                 if let Some(last) = self.last_driver_seq {
-                    self.dropped_by_driver +=
-                        u64::from(driver_seq.wrapping_sub(last).saturating_sub(1));
+                    self.dropped += u64::from(driver_seq.wrapping_sub(last).saturating_sub(1));
                 }
                 self.last_driver_seq = Some(driver_seq);
                 let t_capture_ns = self.clock.frame_time(driver_ns, monotonic_ns());
@@ -192,6 +205,15 @@ impl V4l2Camera {
                     self.options.reconnect_ms
                 )))
             }
+        }
+    }
+}
+
+impl Drop for V4l2Camera {
+    fn drop(&mut self) {
+        tracing::info!(device = %self.path.display(), items = self.seq, dropped = self.dropped, "camera closed");
+        if let Some(open) = self.open.take() {
+            close(open);
         }
     }
 }
