@@ -435,9 +435,14 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
                 if options.per_frame_lines {
                     println!("skipped: {fault}");
                 }
+                let camera = if source.disconnected() {
+                    fault::CAMERA
+                } else {
+                    0
+                };
                 Status {
                     mode: Mode::Unavailable,
-                    faults: fault.bits(),
+                    faults: fault.bits() | camera,
                     fps,
                     latency_ms: elapsed.as_secs_f64() * 1e3,
                 }

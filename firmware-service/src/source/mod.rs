@@ -60,6 +60,10 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
     /// Number of frames when known in advance (files), for progress reports.
     fn len_hint(&self) -> Option<usize>;
+    /// The device is gone and being reopened (cameras); reported as the CAMERA fault on CAN.
+    fn disconnected(&self) -> bool {
+        false
+    }
 }
 
 /// How capture times are assigned to frames of a file-based source.

@@ -231,6 +231,10 @@ impl FrameSource for V4l2Camera {
     fn len_hint(&self) -> Option<usize> {
         None
     }
+
+    fn disconnected(&self) -> bool {
+        self.open.is_none()
+    }
 }
 
 /// Drops a stream without letting the `v4l` crate's drop (which panics when `VIDIOC_STREAMOFF`
