@@ -73,10 +73,10 @@ adas-canio --interface vcan0 --seconds 4 >/share/enobufs.out 2>&1 &
 D=$!
 sleep 1
 cansend vcan0 7F2#03
-tc qdisc add dev vcan0 root pfifo limit 0 || log "FAIL: tc qdisc add"
+/usr/bin/tc qdisc add dev vcan0 root pfifo limit 0 || log "FAIL: tc qdisc add"
 if cansend vcan0 7FF#00 2>/dev/null; then log "FAIL: cansend went through a full queue"; else log "cansend: queue full as intended"; fi
 sleep 1
-tc qdisc del dev vcan0 root || log "FAIL: tc qdisc del"
+/usr/bin/tc qdisc del dev vcan0 root || log "FAIL: tc qdisc del"
 cansend vcan0 7F3#04
 wait $D
 echo "canio_exit=$?" >/share/enobufs.events
@@ -114,8 +114,8 @@ sleep 1
 insmod /modules/vivid.ko $VIVID_ARGS || log "FAIL: insmod vivid"
 t_insmod=$(uptime_s)
 echo "insmod_s=$t_insmod" >>/share/camera.events
-wait_lines /share/camera.out '^frame' $((before + 1)) 30 || log "FAIL: no frame within 30 s of insmod"
-echo "resumed_s=$(uptime_s)" >>/share/camera.events
+if wait_lines /share/camera.out '^frame' $((before + 1)) 30; then echo "resumed_s=$(uptime_s)" >>/share/camera.events
+else log "FAIL: no frame within 30 s of insmod"; fi
 wait_lines /share/camera.out '^frame' $((before + 10)) 60 || log "FAIL: fewer than 10 frames after reload"
 kill -TERM $C
 wait $C
@@ -134,8 +134,8 @@ mkdir -p /share/e2e
 echo "start_s=$(uptime_s)" >>/share/e2e.events
 ADASD_LOG=info adasd run --config /e2e/adasd.toml --out /share/e2e >/share/e2e.out 2>/share/e2e.err &
 A=$!
-wait_lines /share/e2e.out '^frame' 3 150 || log "FAIL: adasd processed fewer than 3 frames in 150 s"
-echo "frames_s=$(uptime_s)" >>/share/e2e.events
+if wait_lines /share/e2e.out '^frame' 3 150; then echo "frames_s=$(uptime_s)" >>/share/e2e.events
+else log "FAIL: adasd processed fewer than 3 frames in 150 s"; fi
 cansend vcan0 7F4#05
 echo "$VIVID_DEV" >/sys/bus/platform/drivers/vivid/unbind || log "FAIL: unbind vivid (e2e)"
 wait_lines /share/e2e.out '^skipped' 2 30 || log "FAIL: adasd reported no lost frames after unbind"
@@ -143,8 +143,8 @@ sleep 1
 echo "$VIVID_DEV" >/sys/bus/platform/drivers/vivid/bind || log "FAIL: bind vivid (e2e)"
 cansend vcan0 7F5#06
 processed=$(grep -c '^frame' /share/e2e.out)
-wait_lines /share/e2e.out '^frame' $((processed + 2)) 120 || log "FAIL: adasd did not resume after bind"
-echo "resumed_s=$(uptime_s)" >>/share/e2e.events
+if wait_lines /share/e2e.out '^frame' $((processed + 2)) 120; then echo "resumed_s=$(uptime_s)" >>/share/e2e.events
+else log "FAIL: adasd did not resume after bind"; fi
 kill -TERM $A
 wait $A
 echo "adasd_exit=$?" >>/share/e2e.events

@@ -32,7 +32,7 @@ copy_with_libs() {
 }
 for b in candump cansend canplayer; do copy_with_libs "/usr/bin/$b"; done
 copy_with_libs "$(command -v ip)"   # busybox ip cannot create vcan links
-copy_with_libs "$(command -v tc)"   # the ENOBUFS step (a pfifo of length 0)
+copy_with_libs "$(command -v tc)"   # the ENOBUFS step (a pfifo of length 0); busybox has a tc of its own: call /usr/bin/tc
 # Debug symbols stripped: the initramfs lives in the guest's RAM.
 for b in adas-canio adas-camera adasd; do strip -o "$IR/usr/bin/$b" "$BIN/$b"; done
 mkdir -p "$IR/e2e" "$IR/models"
