@@ -25,11 +25,12 @@ uptime_s() { cut -d' ' -f1 /proc/uptime; }
 # wait_lines FILE PATTERN N SECONDS: until FILE has N lines matching PATTERN (0: yes, 1: timed out)
 wait_lines() {
     i=0
-    while [ "$(grep -c "$2" "$1" 2>/dev/null)" -lt "$3" ]; do
+    while true; do
+        # The file may not exist yet: a background job's redirection happens in the child.
+        n=$(grep -c "$2" "$1" 2>/dev/null); [ "${n:-0}" -ge "$3" ] && return 0
         i=$((i + 1)); [ $i -gt $(($4 * 10)) ] && return 1
         sleep 0.1
     done
-    return 0
 }
 echo "boot_s=$(uptime_s)" >/share/timing
 ip link add dev vcan0 type vcan && ip link set vcan0 up && log "vcan0 up" || log "FAIL: cannot create vcan0"
