@@ -502,6 +502,7 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
             dlc_errors = c.dlc_errors,
             range_errors = c.range_errors,
             timeouts = c.timeouts,
+            rx_overflow = bus.stats().rx_overflow.load(Ordering::Relaxed),
             "ego speed input"
         );
         bus.shutdown(
