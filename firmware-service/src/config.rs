@@ -49,12 +49,46 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `dir://PATH`, `file://IMAGE` (later `v4l2:///dev/videoN`, `mcap://FILE`).
+    /// `dir://PATH`, `file://IMAGE`, `v4l2:///dev/videoN` (later `mcap://FILE`).
     pub uri: String,
-    /// Frame rate of an image sequence, frames per second.
+    /// Frame rate of an image sequence, frames per second; for a camera, the rate requested
+    /// from the driver (default: the driver's).
     pub fps: Option<f64>,
     /// Alternatively a file with one capture time in seconds per frame (sorted frame order).
     pub timestamps: Option<PathBuf>,
+    /// Camera only: pixel format (`yuyv`, `uyvy`, `rgb24`, `mjpeg`; default: the first of
+    /// these the device offers at the requested size). See docs/CAMERA.md.
+    pub format: Option<crate::source::PixelFormat>,
+    /// Camera only: image size to request (default: the calibration's image size).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Camera only: no frame for this long → lost frame reported, capture restarted, ms.
+    #[serde(default = "default_camera_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Camera only: retry a vanished device this often, ms.
+    #[serde(default = "default_camera_reconnect_ms")]
+    pub reconnect_ms: u64,
+}
+
+fn default_camera_timeout_ms() -> u64 {
+    crate::source::CameraOptions::default().timeout_ms
+}
+
+fn default_camera_reconnect_ms() -> u64 {
+    crate::source::CameraOptions::default().reconnect_ms
+}
+
+impl SourceConfig {
+    /// The camera settings; the size defaults to `calibrated` (the calibration's image size).
+    pub fn camera_options(&self, calibrated: Option<(u32, u32)>) -> crate::source::CameraOptions {
+        crate::source::CameraOptions {
+            format: self.format,
+            size: self.width.zip(self.height).or(calibrated),
+            fps: self.fps,
+            timeout_ms: self.timeout_ms,
+            reconnect_ms: self.reconnect_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -319,6 +353,41 @@ impl Config {
                 return invalid("source", "fps", format!("{fps} must be a positive number"));
             }
         }
+        if !self.source.uri.starts_with("v4l2://") {
+            let camera_keys = [
+                ("format", self.source.format.is_some()),
+                ("width", self.source.width.is_some()),
+                ("height", self.source.height.is_some()),
+            ];
+            if let Some((key, _)) = camera_keys.iter().find(|(_, set)| *set) {
+                return invalid(
+                    "source",
+                    key,
+                    "applies to v4l2:// cameras only; remove it".into(),
+                );
+            }
+        }
+        match (self.source.width, self.source.height) {
+            (Some(0), _) | (_, Some(0)) => {
+                return invalid("source", "width", "width and height must be > 0".into())
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return invalid(
+                    "source",
+                    "width",
+                    "give both width and height, or neither".into(),
+                )
+            }
+            _ => {}
+        }
+        for (key, v) in [
+            ("timeout_ms", self.source.timeout_ms),
+            ("reconnect_ms", self.source.reconnect_ms),
+        ] {
+            if v == 0 {
+                return invalid("source", key, "must be at least 1 ms".into());
+            }
+        }
         if self.source.fps.is_some() && self.source.timestamps.is_some() {
             return invalid(
                 "source",
@@ -487,6 +556,53 @@ speed_kph = 30
             .unwrap_err()
             .to_string();
         assert!(err.contains("source.fps"), "{err}");
+    }
+
+    #[test]
+    fn camera_keys_are_checked_and_default_to_the_calibrated_size() {
+        let cam = MINIMAL.replace(
+            "uri = \"dir://frames\"",
+            "uri = \"v4l2:///dev/video0\"\nformat = \"mjpeg\"",
+        );
+        let c = Config::parse(&cam, Path::new("/etc/a.toml")).unwrap();
+        assert_eq!(c.source.uri, "v4l2:///dev/video0");
+        let o = c.source.camera_options(Some((640, 480)));
+        assert_eq!(o.format, Some(crate::source::PixelFormat::Mjpeg));
+        assert_eq!(
+            (o.size, o.fps, o.timeout_ms, o.reconnect_ms),
+            (Some((640, 480)), Some(10.0), 1000, 500)
+        );
+        let sized = cam.replace("format = \"mjpeg\"", "width = 320\nheight = 240");
+        let c = Config::parse(&sized, Path::new("a.toml")).unwrap();
+        assert_eq!(
+            c.source.camera_options(Some((640, 480))).size,
+            Some((320, 240))
+        );
+        let half = cam.replace("format = \"mjpeg\"", "width = 320");
+        let err = Config::parse(&half, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source.width") && err.contains("both"),
+            "{err}"
+        );
+        let err = Config::parse(&cam.replace("mjpeg", "h264"), Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("h264") && err.contains("mjpeg"), "{err}");
+        let on_dir = MINIMAL.replace("fps = 10", "fps = 10\nformat = \"yuyv\"");
+        let err = Config::parse(&on_dir, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("source.format") && err.contains("v4l2://"),
+            "{err}"
+        );
+        let zero = cam.replace("format = \"mjpeg\"", "reconnect_ms = 0");
+        let err = Config::parse(&zero, Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("source.reconnect_ms"), "{err}");
     }
 
     #[test]

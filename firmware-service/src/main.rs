@@ -360,10 +360,15 @@ fn run(
 
 fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
     let config = Config::load(path)?;
-    let source_uri = config.source.uri.clone();
+    let source = config.source.clone();
+    let source_uri = source.uri.clone();
     let pipeline = adasd::service::Pipeline::new(config)?;
     let timing = adasd::source::Timing::FixedRate(10.0);
-    adasd::source::open(&source_uri, timing)?;
+    adasd::source::open_with(
+        &source_uri,
+        timing,
+        &source.camera_options(Some(pipeline.image_size())),
+    )?;
     println!(
         "{}: ok (model {} on {}, source {})",
         path.display(),

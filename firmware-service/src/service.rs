@@ -138,6 +138,11 @@ impl Pipeline {
         &self.homography
     }
 
+    /// The image size the calibration was made for (cameras are asked for it).
+    pub fn image_size(&self) -> (u32, u32) {
+        self.image_size
+    }
+
     pub fn ego_speed_mps(&self) -> f64 {
         self.config.ego.speed_kph / 3.6
     }
@@ -334,12 +339,18 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
         (None, Some(fps)) => Timing::FixedRate(fps),
         (None, None) => Timing::FixedRate(10.0),
     };
-    let mut source = source::open(&config.source.uri, timing)?;
+    let source_config = config.source.clone();
     let can_interface = config.can.interface.clone();
     let status_period_ns = config.can.status_period_ms * 1_000_000;
     let annotate = config.output.annotated_frames;
     let mut link = CanLink::open(&config.can)?;
     let mut pipeline = Pipeline::new(config)?;
+    // After the pipeline: a camera is asked for the calibration's image size.
+    let mut source = source::open_with(
+        &source_config.uri,
+        timing,
+        &source_config.camera_options(Some(pipeline.image_size())),
+    )?;
     tracing::info!(
         model = %pipeline.detector().manifest().name,
         backend = pipeline.detector().backend_name(),
@@ -462,9 +473,14 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
                 if options.per_frame_lines {
                     println!("skipped: {fault}");
                 }
+                let camera = if source.disconnected() {
+                    fault::CAMERA
+                } else {
+                    0
+                };
                 Status {
                     mode: Mode::Unavailable,
-                    faults: fault.bits(),
+                    faults: fault.bits() | camera,
                     fps,
                     latency_ms: elapsed.as_secs_f64() * 1e3,
                 }
@@ -524,6 +540,7 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
             dlc_errors = c.dlc_errors,
             range_errors = c.range_errors,
             timeouts = c.timeouts,
+            rx_overflow = bus.stats().rx_overflow.load(Ordering::Relaxed),
             "ego speed input"
         );
         bus.shutdown(

@@ -4,10 +4,16 @@
   vmtool.py modules KMODDIR DEST NAME...   copy NAME.ko and every module it depends on (read from
                                           each .ko's .modinfo `depends=`), print the load order
   vmtool.py speedlog DBC OUT               candump log feeding VehicleSpeed (E2E protected)
-  vmtool.py check DBC CAPTURE             decode the guest's `candump -L` capture with cantools
+  vmtool.py check DBC CAPTURE EVENTS      decode the guest's `candump -L` capture with cantools
                                           and check values, counters, CRCs and timing
+  vmtool.py enobufs DBC SHARE             ENOBUFS step: counted, reported, period kept
+  vmtool.py camera SHARE                  camera step: frames, driver timestamps, reconnect
+  vmtool.py e2e DBC SHARE                 end-to-end step: adasd's frames and its CAN status
+  vmtool.py timing SHARE VM_SECONDS       print the measured figures (never asserted)
 """
+import json
 import os
+import re
 import shutil
 import sys
 
@@ -188,6 +194,194 @@ def cmd_check(dbc, capture, events):
     return 1 if failures else 0
 
 
+class Checker:
+    def __init__(self, name):
+        self.name, self.failures = name, []
+
+    def __call__(self, cond, what):
+        print(("ok    " if cond else "FAIL  ") + what)
+        if not cond:
+            self.failures.append(what)
+
+    def done(self):
+        print(f"vm {self.name} checks: {len(self.failures)} failed")
+        return 1 if self.failures else 0
+
+
+def read_events(path):
+    ev = {}
+    if os.path.exists(path):
+        for line in open(path):
+            k, _, v = line.strip().partition("=")
+            if k:
+                ev[k] = v
+    return ev
+
+
+def decode_status(db, frames):
+    msg = db.get_message_by_name("AEB_Status")
+    return [(t, msg.decode(d, decode_choices=False), d) for t, i, d in frames if i == 0x121]
+
+
+def marker_time(frames, frame_id):
+    return next((t for t, i, _ in frames if i == frame_id), None)
+
+
+def cmd_enobufs(dbc, share):
+    """pfifo limit 0 between markers 0x7F2 and 0x7F3: writes fail with ENOBUFS."""
+    c = Checker("enobufs")
+    db = cantools.database.load_file(dbc)
+    frames = parse_capture(os.path.join(share, "enobufs.log"))
+    out = open(os.path.join(share, "enobufs.out")).read()
+    ev = read_events(os.path.join(share, "enobufs.events"))
+    t_full, t_free = marker_time(frames, 0x7F2), marker_time(frames, 0x7F3)
+    c(t_full is not None and t_free is not None, "markers before and after the full queue captured")
+    status = decode_status(db, frames)
+    m = re.search(r"can: tx (\d+) tx_errors (\d+) dropped (\d+)", out)
+    stats = {"tx_errors": m.group(2), "dropped": m.group(3)} if m else {}
+    errors, dropped = int(stats.get("tx_errors", 0)), int(stats.get("dropped", 0))
+    c(errors >= 3 and dropped >= 1,
+      f"ENOBUFS counted by the CAN thread: {errors} write errors, {dropped} frames dropped")
+    if t_full is not None and t_free is not None:
+        # The qdisc is in place ~1 s between the markers (tc's own start-up aside): the status
+        # stream must show a hole of most of that second.
+        inside = [t_full] + [t for t, _, _ in status if t_full < t < t_free] + [t_free]
+        hole = max(b - a for a, b in zip(inside, inside[1:]))
+        c(hole >= 0.6, f"AEB_Status stopped while the queue was full (longest gap {hole * 1000:.0f} ms)")
+        after = [(t, s) for t, s, _ in status if t > t_free]
+        c(len(after) >= 5, f"{len(after)} AEB_Status frames after the queue drained")
+        first = after[0][0] - t_free if after else None
+        c(first is not None and first <= 0.25,
+          "first AEB_Status " + (f"{first * 1000:.0f} ms" if first is not None else "never")
+          + " after the queue drained (period 100 ms: the thread never blocked)")
+        gaps = sorted(b[0] - a[0] for a, b in zip(after, after[1:]))
+        med = gaps[len(gaps) // 2] if gaps else 0
+        c(0.08 <= med <= 0.13, f"AEB_Status period afterwards {med * 1000:.0f} ms (100 ms)")
+        c(any(s["AEB_CanErrors"] > 0 for _, s in after),
+          "AEB_CanErrors > 0 reported after the ENOBUFS episode")
+        bad_crc = sum(1 for _, _, d in status if d[7] != e2e_crc(0x121, d))
+        c(bad_crc == 0, f"AEB_Status CRC right on all {len(status)} frames")
+    c(ev.get("canio_exit") == "0", f"adas-canio exit status {ev.get('canio_exit')} (ran its 4 s, not stuck)")
+    return c.done()
+
+
+def parse_camera(path):
+    frames, lost, summary = [], [], None
+    for line in open(path):
+        p = line.split(" ", 3)
+        if p[0] == "frame" and len(p) == 4:
+            frames.append((int(p[1]), int(p[2]), p[3].strip()))
+        elif p[0] == "lost" and len(p) >= 3:
+            lost.append((int(p[1]), int(p[2]), p[3].strip() if len(p) > 3 else ""))
+        elif line.startswith("summary:"):
+            summary = line.strip()
+    return frames, lost, summary
+
+
+def cmd_camera(share):
+    c = Checker("camera")
+    ev = read_events(os.path.join(share, "camera.events"))
+    frames, lost, summary = parse_camera(os.path.join(share, "camera.out"))
+    first_lost = lost[0][0] if lost else None
+    last_lost = lost[-1][0] if lost else None
+    before = [f for f in frames if first_lost is None or f[0] < first_lost]
+    after = [f for f in frames if last_lost is not None and f[0] > last_lost]
+    c(len(before) >= 10, f"{len(before)} frames from vivid before the unplug")
+    c(all(size == "640x480" for _, _, size in frames), "every frame 640x480 RGB (YUYV converted)")
+    times = [t for _, t, _ in frames]
+    c(len(times) > 1 and all(b > a for a, b in zip(times, times[1:])),
+      "driver timestamps strictly increasing across the whole run (reload included)")
+    seqs = sorted([s for s, _, _ in frames] + [s for s, _, _ in lost])
+    c(seqs == list(range(len(seqs))), "frames and lost reports numbered without gaps")
+    c(len(lost) >= 1, f"{len(lost)} lost-frame reports while the device was gone")
+    c(len(before) + len(after) == len(frames), "lost reports only during the outage (one block)")
+    if lost:
+        print("      first report: " + lost[0][2])
+        print("      last report:  " + lost[-1][2])
+    c(len(after) >= 10, f"{len(after)} frames after rmmod + insmod vivid (reconnected)")
+    c(ev.get("rmmod") == "ok", "rmmod vivid succeeded once the source had let go of the device")
+    err = open(os.path.join(share, "camera.err")).read()
+    c("camera reconnected" in err, "the source logged its reconnection")
+    c("panicked" not in err, "no panic")
+    c(ev.get("camera_exit") == "0", f"adas-camera exit status {ev.get('camera_exit')} after SIGTERM")
+    print("      " + (summary or "no summary"))
+    return c.done()
+
+
+def cmd_e2e(dbc, share):
+    c = Checker("e2e")
+    db = cantools.database.load_file(dbc)
+    ev = read_events(os.path.join(share, "e2e.events"))
+    frames = parse_capture(os.path.join(share, "e2e.log"))
+    status = decode_status(db, frames)
+    t_unplug, t_plug = marker_time(frames, 0x7F4), marker_time(frames, 0x7F5)
+    events = [json.loads(l) for l in open(os.path.join(share, "e2e", "frames.jsonl")) if l.strip()]
+    c(len(events) >= 3, f"adasd processed {len(events)} camera frames (frames.jsonl)")
+    ts = [e["t_ns"] for e in events]
+    c(all(b > a for a, b in zip(ts, ts[1:])), "frame times (driver timestamps) strictly increasing")
+    c(all(e["image"] == "/dev/video0" for e in events), "every frame came from /dev/video0")
+    c(len(status) >= 20, f"{len(status)} AEB_Status frames on vcan0")
+    bad_crc = sum(1 for _, _, d in status if d[7] != e2e_crc(0x121, d))
+    c(bad_crc == 0, "AEB_Status CRC right on all frames")
+    if t_unplug is not None and t_plug is not None:
+        before = [s for t, s, _ in status if t < t_unplug]
+        # Fps comes from consecutive frame times: ~0.03/s under TCG, 0.0 at the signal's 0.1 step.
+        live = [s for s in before if s["AEB_Mode"] == 1 and s["AEB_Latency"] > 0]
+        c(bool(live), f"before the unplug: Standby with the latency of processed frames ({len(live)} frames)"
+          + (f", e.g. latency {live[-1]['AEB_Latency']:.0f} ms (saturates at 6553.5)" if live else ""))
+        gone = [s for t, s, _ in status if t_unplug < t < t_plug]
+        flagged = [s for s in gone if s["AEB_FaultCamera"] == 1 and s["AEB_FaultFrameLost"] == 1 and s["AEB_Mode"] == 3]
+        c(bool(flagged), f"camera unplugged: mode Unavailable with FaultCamera + FaultFrameLost ({len(flagged)} frames)")
+        after = [s for t, s, _ in status if t > t_plug]
+        back = [s for s in after if s["AEB_Mode"] == 1 and s["AEB_FaultCamera"] == 0 and s["AEB_FaultFrameLost"] == 0]
+        c(bool(back), f"camera back: Standby without camera faults again ({len(back)} frames)")
+    else:
+        c(False, "unplug/plug markers captured")
+    warn = [d for t, i, d in frames if i == 0x120]
+    c(all(d[7] == e2e_crc(0x120, d) for d in warn), f"AEB_Warning CRC right on all {len(warn)} frames")
+    last = status[-1][1] if status else None
+    c(last is not None and last["AEB_Mode"] == 0, "last AEB_Status after SIGTERM: mode Off (0)")
+    err = open(os.path.join(share, "e2e.err")).read()
+    c("panicked" not in err, "no panic")
+    c(ev.get("adasd_exit") == "0", f"adasd exit status {ev.get('adasd_exit')} after SIGTERM")
+    return c.done()
+
+
+def cmd_timing(share, vm_seconds):
+    """The measured figures, printed for the log (timings are reported, never asserted)."""
+    tm = read_events(os.path.join(share, "timing"))
+    cam = read_events(os.path.join(share, "camera.events"))
+    e2e = read_events(os.path.join(share, "e2e.events"))
+    print(f"timing: VM ran {vm_seconds} s (host wall clock); kernel boot to init {float(tm.get('boot_s', 0)):.1f} s")
+    frames, _, summary = parse_camera(os.path.join(share, "camera.out"))
+    before = int(cam.get("frames_before", 0))
+    if before > 1:
+        span = (frames[before - 1][1] - frames[0][1]) / 1e9
+        print(f"timing: vivid 640x480 YUYV -> RGB under TCG: {(before - 1) / span:.1f} frames/s "
+              f"(driver timestamps, {before} frames; 10 requested)")
+    if "insmod_s" in cam and "resumed_s" in cam:
+        print(f"timing: frames resumed {float(cam['resumed_s']) - float(cam['insmod_s']):.2f} s after insmod vivid "
+              f"returned (reconnect_ms 500; guest clock, 0.1 s polling)")
+    if "unbind_s" in cam and "resumed_s" in cam:
+        print(f"timing: unplug to first frame again {float(cam['resumed_s']) - float(cam['unbind_s']):.1f} s "
+              "(includes the script's 2 s of waiting and the module reload)")
+    events = []
+    p = os.path.join(share, "e2e", "frames.jsonl")
+    if os.path.exists(p):
+        events = [json.loads(l) for l in open(p) if l.strip()]
+    if "start_s" in e2e and "frames_s" in e2e:
+        print(f"timing: adasd start to 2nd processed frame {float(e2e['frames_s']) - float(e2e['start_s']):.1f} s")
+    out = os.path.join(share, "e2e.out")
+    if os.path.exists(out):
+        ms = [float(l.rsplit("(", 1)[1].split(" ms")[0]) for l in open(out) if l.startswith("frame ") and "ms)" in l]
+        if ms:
+            ms.sort()
+            print(f"timing: adasd per frame under TCG (detector + rest): median {ms[len(ms) // 2]:.0f} ms "
+                  f"over {len(ms)} frames")
+    if "end_s" in tm:
+        print(f"timing: guest uptime at the end {float(tm['end_s']):.1f} s")
+
+
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     if cmd == "modules":
@@ -196,5 +390,13 @@ if __name__ == "__main__":
         cmd_speedlog(*args)
     elif cmd == "check":
         sys.exit(cmd_check(*args))
+    elif cmd == "enobufs":
+        sys.exit(cmd_enobufs(*args))
+    elif cmd == "camera":
+        sys.exit(cmd_camera(*args))
+    elif cmd == "e2e":
+        sys.exit(cmd_e2e(*args))
+    elif cmd == "timing":
+        cmd_timing(*args)
     else:
         sys.exit(__doc__)

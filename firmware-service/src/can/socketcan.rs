@@ -16,8 +16,8 @@ use super::dbc::{AebStatus, AebWarning};
 use super::e2e::Protector;
 use super::CanFrame;
 use socketcan::{CanSocket, EmbeddedFrame, Frame as _, Socket, SocketOptions, StandardId};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,8 @@ pub struct CanStats {
     pub bus_off: AtomicU64,
     pub error_frames: AtomicU64,
     pub reconnects: AtomicU64,
+    /// Received frames dropped, oldest first, because the pipeline did not drain them in time.
+    pub rx_overflow: AtomicU64,
     /// The socket is open and the last write went through.
     pub link_ok: AtomicBool,
 }
@@ -64,7 +66,7 @@ struct Outbox {
 /// The SocketCAN link. Opening never fails: a missing interface is retried in the background.
 pub struct CanBus {
     outbox: Arc<Mutex<Outbox>>,
-    rx: Receiver<(u64, CanFrame)>,
+    rx: Arc<Mutex<VecDeque<(u64, CanFrame)>>>,
     stats: Arc<CanStats>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -74,13 +76,13 @@ pub struct CanBus {
 impl CanBus {
     pub fn start(config: CanBusConfig, origin: Instant) -> std::io::Result<CanBus> {
         let outbox = Arc::new(Mutex::new(Outbox::default()));
-        let (tx, rx) = mpsc::sync_channel(1024);
+        let rx = Arc::new(Mutex::new(VecDeque::with_capacity(RX_QUEUE)));
         let stats = Arc::new(CanStats::default());
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             config,
             outbox: outbox.clone(),
-            rx_queue: tx,
+            rx_queue: rx.clone(),
             stats: stats.clone(),
             stop: stop.clone(),
             origin,
@@ -134,11 +136,10 @@ impl CanBus {
 
     /// Every frame received since the last call, with its receive time.
     pub fn drain_received(&self) -> Vec<(u64, CanFrame)> {
-        let mut out = Vec::new();
-        while let Ok(item) = self.rx.try_recv() {
-            out.push(item);
+        match self.rx.lock() {
+            Ok(mut queue) => std::mem::take(&mut *queue).into(),
+            Err(_) => Vec::new(),
         }
-        out
     }
 
     /// Sends `final_status` (e.g. mode Off) and stops the I/O thread (waits at most ~0.5 s).
@@ -162,7 +163,7 @@ impl Drop for CanBus {
 struct Worker {
     config: CanBusConfig,
     outbox: Arc<Mutex<Outbox>>,
-    rx_queue: SyncSender<(u64, CanFrame)>,
+    rx_queue: Arc<Mutex<VecDeque<(u64, CanFrame)>>>,
     stats: Arc<CanStats>,
     stop: Arc<AtomicBool>,
     origin: Instant,
@@ -177,6 +178,9 @@ fn is_gone(e: &std::io::Error) -> bool {
         Some(libc_codes::ENODEV | libc_codes::ENXIO)
     )
 }
+
+/// Received frames kept for the pipeline (20 s of a 50 Hz input).
+const RX_QUEUE: usize = 1024;
 
 /// The errno values used here (Linux).
 mod libc_codes {
@@ -325,7 +329,15 @@ impl Worker {
                         data,
                     };
                     self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
-                    let _ = self.rx_queue.try_send((t, frame));
+                    if let Ok(mut queue) = self.rx_queue.lock() {
+                        // A stalled pipeline must find the *newest* inputs when it comes back
+                        // (a stale speed inhibits the decider): drop the oldest.
+                        if queue.len() >= RX_QUEUE {
+                            queue.pop_front();
+                            self.stats.rx_overflow.fetch_add(1, Ordering::Relaxed);
+                        }
+                        queue.push_back((t, frame));
+                    }
                 }
                 Ok(socketcan::CanFrame::Error(e)) => {
                     self.stats.error_frames.fetch_add(1, Ordering::Relaxed);

@@ -1,9 +1,17 @@
 //! Frame sources, chosen by URI. Each yields frames with a capture time taken from the data
-//! (file-given or fixed frame rate), never from the wall clock, so runs replay exactly.
+//! (file-given or fixed frame rate, a camera driver's buffer timestamp), never from the wall
+//! clock, so runs replay exactly.
 
+pub mod camera;
 mod images;
+#[cfg(all(feature = "v4l2", target_os = "linux"))]
+mod v4l2;
+mod yuv;
 
+pub use camera::{CameraOptions, PixelFormat};
 pub use images::ImageSequence;
+#[cfg(all(feature = "v4l2", target_os = "linux"))]
+pub use v4l2::V4l2Camera;
 
 use std::path::{Path, PathBuf};
 
@@ -31,10 +39,12 @@ pub struct FrameError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE (v4l2:// and mcap:// are planned)")]
+    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE or v4l2:///dev/videoN (mcap:// is planned)")]
     UnknownScheme { uri: String },
     #[error("source `{uri}`: {what} input is not available in this build yet")]
     NotYetAvailable { uri: String, what: &'static str },
+    #[error("source `{uri}`: {message}")]
+    Uri { uri: String, message: String },
     #[error("source {path}: {message}")]
     Open { path: PathBuf, message: String },
     #[error("timestamps {path} line {line}: {message}")]
@@ -50,6 +60,10 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
     /// Number of frames when known in advance (files), for progress reports.
     fn len_hint(&self) -> Option<usize>;
+    /// The device is gone and being reopened (cameras); reported as the CAMERA fault on CAN.
+    fn disconnected(&self) -> bool {
+        false
+    }
 }
 
 /// How capture times are assigned to frames of a file-based source.
@@ -61,8 +75,17 @@ pub enum Timing {
     File(PathBuf),
 }
 
-/// Opens a source from its URI.
+/// Opens a source from its URI (cameras with default [`CameraOptions`]).
 pub fn open(uri: &str, timing: Timing) -> Result<Box<dyn FrameSource>, SourceError> {
+    open_with(uri, timing, &CameraOptions::default())
+}
+
+/// Opens a source from its URI; `camera` applies to `v4l2://` (format, size, rate, reconnect).
+pub fn open_with(
+    uri: &str,
+    timing: Timing,
+    camera: &CameraOptions,
+) -> Result<Box<dyn FrameSource>, SourceError> {
     if let Some(path) = uri.strip_prefix("dir://") {
         Ok(Box::new(ImageSequence::from_dir(Path::new(path), timing)?))
     } else if let Some(path) = uri.strip_prefix("file://") {
@@ -71,10 +94,7 @@ pub fn open(uri: &str, timing: Timing) -> Result<Box<dyn FrameSource>, SourceErr
             timing,
         )?))
     } else if uri.starts_with("v4l2://") {
-        Err(SourceError::NotYetAvailable {
-            uri: uri.into(),
-            what: "V4L2 camera",
-        })
+        open_camera(uri, camera)
     } else if uri.starts_with("mcap://") {
         Err(SourceError::NotYetAvailable {
             uri: uri.into(),
@@ -83,4 +103,25 @@ pub fn open(uri: &str, timing: Timing) -> Result<Box<dyn FrameSource>, SourceErr
     } else {
         Err(SourceError::UnknownScheme { uri: uri.into() })
     }
+}
+
+#[cfg(all(feature = "v4l2", target_os = "linux"))]
+fn open_camera(uri: &str, options: &CameraOptions) -> Result<Box<dyn FrameSource>, SourceError> {
+    let path = camera::parse_uri(uri).map_err(|message| SourceError::Uri {
+        uri: uri.into(),
+        message,
+    })?;
+    Ok(Box::new(V4l2Camera::open(&path, options.clone())?))
+}
+
+#[cfg(not(all(feature = "v4l2", target_os = "linux")))]
+fn open_camera(uri: &str, _options: &CameraOptions) -> Result<Box<dyn FrameSource>, SourceError> {
+    camera::parse_uri(uri).map_err(|message| SourceError::Uri {
+        uri: uri.into(),
+        message,
+    })?;
+    Err(SourceError::NotYetAvailable {
+        uri: uri.into(),
+        what: "V4L2 camera (build adasd with the `v4l2` feature, on Linux)",
+    })
 }
