@@ -31,7 +31,7 @@ pub struct FrameError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE (v4l2:// and mcap:// are planned)")]
+    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE, mcap://RECORDING (v4l2:// is planned)")]
     UnknownScheme { uri: String },
     #[error("source `{uri}`: {what} input is not available in this build yet")]
     NotYetAvailable { uri: String, what: &'static str },
@@ -50,6 +50,11 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
     /// Number of frames when known in advance (files), for progress reports.
     fn len_hint(&self) -> Option<usize>;
+    /// The last frame's JPEG bytes when the source has them, so a recorder stores them as they
+    /// are instead of encoding the image again.
+    fn last_jpeg(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// How capture times are assigned to frames of a file-based source.
@@ -75,11 +80,20 @@ pub fn open(uri: &str, timing: Timing) -> Result<Box<dyn FrameSource>, SourceErr
             uri: uri.into(),
             what: "V4L2 camera",
         })
-    } else if uri.starts_with("mcap://") {
-        Err(SourceError::NotYetAvailable {
-            uri: uri.into(),
-            what: "MCAP recording",
-        })
+    } else if let Some(path) = uri.strip_prefix("mcap://") {
+        let recording =
+            crate::record::Recording::open(Path::new(path)).map_err(|e| SourceError::Open {
+                path: PathBuf::from(path),
+                message: e.to_string(),
+            })?;
+        if let Some(damage) = &recording.damage {
+            tracing::warn!(path, "{damage}");
+        }
+        Ok(Box::new(crate::record::source::RecordingSource::new(
+            recording,
+            crate::record::source::Window::default(),
+            true,
+        )))
     } else {
         Err(SourceError::UnknownScheme { uri: uri.into() })
     }
