@@ -371,3 +371,93 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Recording, ReadError> {
     }
     Ok(rec)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::record::schema::{encode_frame, FrameRecord};
+    use crate::record::writer::McapFile;
+    use proptest::prelude::*;
+
+    /// A small valid recording: 3 frames with a fake JPEG and CAN input.
+    fn sample() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.mcap");
+        let mut w = McapFile::create(&path, &BTreeMap::new(), 0).unwrap();
+        let can = [(
+            5u64,
+            CanFrame {
+                id: 0x120,
+                len: 2,
+                data: [1, 2, 0, 0, 0, 0, 0, 0],
+            },
+        )];
+        for i in 0..3u64 {
+            let m = encode_frame(&FrameRecord {
+                seq: i,
+                t_ns: i * 100_000_000 + 10,
+                jpeg: Some(&[0xFF, 0xD8, i as u8, 0xFF, 0xD9]),
+                outcome: None,
+                can_rx: &can,
+                can_tx: &[],
+            })
+            .unwrap();
+            w.write_frame(&m).unwrap();
+        }
+        w.finish().unwrap();
+        std::fs::read(&path).unwrap()
+    }
+
+    #[test]
+    fn reads_back_what_was_written() {
+        let r = parse(&sample(), Path::new("s.mcap")).unwrap();
+        assert!(r.damage.is_none());
+        assert_eq!(r.frames.len(), 3);
+        assert_eq!(r.frames[2].jpeg.as_deref(), Some(&[0xFF, 0xD8, 2, 0xFF, 0xD9][..]));
+        assert_eq!(r.can_rx.len(), 3);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_or_a_prefix() {
+        let bytes = sample();
+        let mut last = 0;
+        for cut in 0..bytes.len() {
+            match parse(&bytes[..cut], Path::new("t.mcap")) {
+                Ok(r) => {
+                    assert!(r.damage.is_some(), "cut {cut}");
+                    assert!(r.frames.len() >= last, "frames never disappear as the file grows");
+                    last = r.frames.len();
+                }
+                Err(e) => assert!(e.to_string().contains("t.mcap"), "{e}"),
+            }
+        }
+        assert_eq!(last, 3);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = parse(&bytes, Path::new("fuzz.mcap"));
+            let mut with_magic = mcap::MAGIC.to_vec();
+            with_magic.extend_from_slice(&bytes);
+            let _ = parse(&with_magic, Path::new("fuzz.mcap"));
+        }
+
+        #[test]
+        fn mutated_recordings_never_panic(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut bytes = sample();
+            for (at, v) in flips {
+                let k = at.index(bytes.len());
+                bytes[k] = v;
+            }
+            let n = cut.index(bytes.len() + 1);
+            let _ = parse(&bytes[..n], Path::new("mutated.mcap"));
+        }
+    }
+}
