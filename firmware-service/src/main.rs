@@ -172,6 +172,9 @@ struct ReplayArgs {
     /// One line per frame.
     #[arg(long, short)]
     verbose: bool,
+    /// Leave camera images out of replay.mcap (decisions only: small reference files).
+    #[arg(long)]
+    no_images: bool,
 }
 
 #[derive(Subcommand)]
@@ -630,6 +633,7 @@ impl From<Box<ReplayArgs>> for adasd::record::cli::Replay {
             },
             frames: a.frames,
             verbose: a.verbose,
+            no_images: a.no_images,
         }
     }
 }

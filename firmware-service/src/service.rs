@@ -242,6 +242,8 @@ pub struct RunOptions {
     pub annotate: Option<bool>,
     /// Progress bar on stderr (only drawn when stderr is a terminal).
     pub progress: bool,
+    /// Record camera images (off: decisions only, e.g. for small reference files).
+    pub record_images: bool,
 }
 
 impl RunOptions {
@@ -258,6 +260,7 @@ impl RunOptions {
             wall_clock_telemetry: true,
             annotate: None,
             progress: false,
+            record_images: true,
         }
     }
 }
@@ -644,7 +647,10 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
                     o.decision.warning(),
                     match source.last_jpeg() {
                         Some(_) => None,
-                        None => encode_jpeg(&frame.image, rec.jpeg_quality()),
+                        None if options.record_images => {
+                            encode_jpeg(&frame.image, rec.jpeg_quality())
+                        }
+                        None => None,
                     },
                 ),
                 Err(_) => (summary.frames + summary.skipped, None, false, None),
@@ -653,7 +659,10 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
                 &FrameRecord {
                     seq,
                     t_ns,
-                    jpeg: source.last_jpeg().or(encoded.as_deref()),
+                    jpeg: source
+                        .last_jpeg()
+                        .or(encoded.as_deref())
+                        .filter(|_| options.record_images),
                     outcome: outcome.as_ref(),
                     can_rx: &can_rx,
                     can_tx: &can_tx,

@@ -25,6 +25,7 @@ pub struct Replay {
     pub tolerances: Tolerances,
     pub frames: bool,
     pub verbose: bool,
+    pub no_images: bool,
 }
 
 /// Name of the replay's recording in its output folder.
@@ -176,6 +177,7 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     options.wall_clock_telemetry = false;
     options.annotate = Some(a.frames);
     options.progress = true;
+    options.record_images = !a.no_images;
     options.record_metadata.insert(
         "source".into(),
         if a.recorded_detections {
