@@ -252,7 +252,14 @@ impl Renderer {
                 .iter()
                 .find(|t| t.confirmed && t.detection == Some(i))
             {
-                self.text(img, WHITE, u as i32 + 6, v as i32 - 6, 11.0, &format!("#{}", t.id));
+                self.text(
+                    img,
+                    WHITE,
+                    u as i32 + 6,
+                    v as i32 - 6,
+                    11.0,
+                    &format!("#{}", t.id),
+                );
             }
         }
         self.text(img, WHITE, x0 + 4, y0 + 2, 12.0, "BEV 40 m, grid 5 m");

@@ -13,8 +13,8 @@ use crate::can::supervision::EgoInput;
 use crate::can::CanFrame;
 use crate::config::{CanMode, Config};
 use crate::detect::{Detector, ImageDetection, StageTimes};
-use crate::record::{FrameRecord, RecordMode, Recorder};
 use crate::perception::{project_detections_in_image, BevProjection, Track, Tracker};
+use crate::record::{FrameRecord, RecordMode, Recorder};
 use crate::render::{FrameView, Renderer};
 use crate::source::{self, Frame, FrameError, Timing};
 use adas_calibration::{CalibrationFile, Homography};
@@ -143,7 +143,14 @@ impl Pipeline {
                 seq: frame.seq,
                 message: e.to_string(),
             })?;
-        self.process_detected(frame.seq, frame.t_capture_ns, (w, h), detections, times, ego)
+        self.process_detected(
+            frame.seq,
+            frame.t_capture_ns,
+            (w, h),
+            detections,
+            times,
+            ego,
+        )
     }
 
     fn check_size(&self, seq: u64, (w, h): (u32, u32)) -> Result<(), FrameFault> {
@@ -450,9 +457,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
     } = inputs;
     let can_interface = config.can.interface.clone();
     let status_period_ns = config.can.status_period_ms * 1_000_000;
-    let annotate = options
-        .annotate
-        .unwrap_or(config.output.annotated_frames);
+    let annotate = options.annotate.unwrap_or(config.output.annotated_frames);
     let mut recorder = recorder(&config, options)?;
     let progress = progress_bar(options.progress, source.len_hint());
     let pace_start = Instant::now();

@@ -104,7 +104,9 @@ fn python_validate(files: &[&Path], truncated: bool) -> Option<String> {
             std::env::var_os("CI").is_none(),
             "CI: the Python mcap package is missing (pip install mcap protobuf)"
         );
-        eprintln!("note: python3 with the `mcap` package not found; skipping the independent check");
+        eprintln!(
+            "note: python3 with the `mcap` package not found; skipping the independent check"
+        );
         return None;
     }
     let mut cmd = Command::new("python3");
@@ -124,7 +126,10 @@ fn replay_is_bit_identical_and_object_list_replay_reproduces_the_decisions() {
     let r = Recording::open(&rec).unwrap();
     assert_eq!(r.frames.len(), 12);
     assert!(r.can_rx.len() >= 55, "{} CAN frames", r.can_rx.len());
-    assert!(r.frames.iter().all(|f| f.jpeg.is_some() && f.outcome.is_none()));
+    assert!(r
+        .frames
+        .iter()
+        .all(|f| f.jpeg.is_some() && f.outcome.is_none()));
     // The JPEGs are the sample's files, byte for byte.
     let first = std::fs::read(repo().join("samples/vtest/frames/frame_0000.jpg")).unwrap();
     assert_eq!(r.frames[0].jpeg.as_deref(), Some(first.as_slice()));
@@ -156,7 +161,11 @@ fn replay_is_bit_identical_and_object_list_replay_reproduces_the_decisions() {
     let o = replay(
         &a.join("replay.mcap"),
         &c,
-        &["--recorded-detections", "--compare", s(&a.join("replay.mcap"))],
+        &[
+            "--recorded-detections",
+            "--compare",
+            s(&a.join("replay.mcap")),
+        ],
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("result: SAME"), "{}", text(&o));
@@ -165,7 +174,11 @@ fn replay_is_bit_identical_and_object_list_replay_reproduces_the_decisions() {
         assert_eq!(x.outcome, y.outcome, "t = {}", x.t_ns);
     }
     // Full replay compared with the reference: same.
-    let o = replay(&rec, &dir.path().join("d"), &["--compare", s(&a.join("replay.mcap"))]);
+    let o = replay(
+        &rec,
+        &dir.path().join("d"),
+        &["--compare", s(&a.join("replay.mcap"))],
+    );
     assert!(o.status.success(), "{}", text(&o));
 
     // Render: PNG frames with the picture size, and the timeline.
@@ -191,7 +204,10 @@ fn compare_reports_changed_decisions_and_refuses_another_calibration() {
     // A config whose detector threshold differs: fewer detections → a readable report, exit 1.
     let config = std::fs::read_to_string(repo().join("samples/vtest.toml"))
         .unwrap()
-        .replace("backend = \"tract\"", "backend = \"tract\"\nscore_threshold = 0.6");
+        .replace(
+            "backend = \"tract\"",
+            "backend = \"tract\"\nscore_threshold = 0.6",
+        );
     let cfg = repo().join("samples/.vtest_threshold_test.toml");
     std::fs::write(&cfg, config).unwrap();
     let o = replay(
@@ -221,7 +237,10 @@ fn compare_reports_changed_decisions_and_refuses_another_calibration() {
     );
     let t = text(&o);
     assert!(!o.status.success());
-    assert!(t.contains("calibration_sha256") && t.contains("--force"), "{t}");
+    assert!(
+        t.contains("calibration_sha256") && t.contains("--force"),
+        "{t}"
+    );
     let o = replay(
         &rec,
         &dir.path().join("z"),
@@ -233,7 +252,15 @@ fn compare_reports_changed_decisions_and_refuses_another_calibration() {
 /// A replay paced at 2× real time over `n` frames, recording into `out`.
 fn slow_replay(rec: &Path, out: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_adasd"))
-        .args(["replay", s(rec), "--out", s(out), "--recorded-detections", "--speed", "2"])
+        .args([
+            "replay",
+            s(rec),
+            "--out",
+            s(out),
+            "--recorded-detections",
+            "--speed",
+            "2",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -260,7 +287,11 @@ fn interrupted_recordings_stay_readable() {
     assert!(o.status.success(), "{}", text(&o));
     let r = Recording::open(&out.join("replay.mcap")).unwrap();
     assert!(r.damage.is_none(), "{:?}", r.damage);
-    assert!(r.frames.len() > 3 && r.frames.len() < 40, "{}", r.frames.len());
+    assert!(
+        r.frames.len() > 3 && r.frames.len() < 40,
+        "{}",
+        r.frames.len()
+    );
     python_validate(&[&out.join("replay.mcap")], false);
 
     // kill -9: no footer, but every frame before the kill is there.
@@ -272,7 +303,11 @@ fn interrupted_recordings_stay_readable() {
     let r = Recording::open(&out.join("replay.mcap")).unwrap();
     let damage = r.damage.clone().unwrap();
     assert!(damage.contains("last complete chunk"), "{damage}");
-    assert!(r.frames.len() > 3 && r.frames.len() < 40, "{}", r.frames.len());
+    assert!(
+        r.frames.len() > 3 && r.frames.len() < 40,
+        "{}",
+        r.frames.len()
+    );
     assert!(r.frames.iter().all(|f| f.outcome.is_some()));
     if let Some(py) = python_validate(&[&out.join("replay.mcap")], true) {
         assert!(py.contains(&format!("frames={}", r.frames.len())), "{py}");
@@ -303,7 +338,11 @@ fn interrupted_recordings_stay_readable() {
     assert!(t.contains("STOPPED") && t.contains("disk full?"), "{t}");
     let r = r.unwrap();
     assert!(r.damage.is_some());
-    assert!(r.frames.len() >= 3 && r.frames.len() < 40, "{}", r.frames.len());
+    assert!(
+        r.frames.len() >= 3 && r.frames.len() < 40,
+        "{}",
+        r.frames.len()
+    );
 }
 
 #[test]
@@ -329,7 +368,10 @@ fn bad_input_gives_clear_errors() {
     assert!(r.damage.is_some() && !r.frames.is_empty() && r.frames.len() < 4);
     // Truncated in the header: unusable.
     let err = adasd::record::reader::parse(&bytes[..40], &rec).unwrap_err();
-    assert!(err.to_string().contains("damaged before any frame"), "{err}");
+    assert!(
+        err.to_string().contains("damaged before any frame"),
+        "{err}"
+    );
     // Corrupt chunk (a flipped byte in a JPEG): CRC names it, earlier frames survive.
     let mut corrupt = bytes.clone();
     let k = bytes.len() * 2 / 3;
@@ -361,7 +403,11 @@ fn bad_input_gives_clear_errors() {
         w.write_frame(&m).unwrap();
     }
     w.finish().unwrap();
-    let o = replay(&path, &dir.path().join("r"), &["--config", s(&repo().join("samples/vtest.toml"))]);
+    let o = replay(
+        &path,
+        &dir.path().join("r"),
+        &["--config", s(&repo().join("samples/vtest.toml"))],
+    );
     let t = text(&o);
     assert!(t.contains("out of order") && t.contains("ooo.mcap"), "{t}");
 }

@@ -252,9 +252,8 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     println!("--- compare with {}", reference.path.display());
     print!("{}", compare::render_text(&report));
     if a.update_reference {
-        std::fs::copy(&out_file, &reference.path).with_context(|| {
-            format!("cannot update the reference {}", reference.path.display())
-        })?;
+        std::fs::copy(&out_file, &reference.path)
+            .with_context(|| format!("cannot update the reference {}", reference.path.display()))?;
         println!("reference updated: {}", reference.path.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -518,9 +517,21 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
             .filter(|d| *d > 0.0)
             .map_or(10.0, |d| 1e9 / d);
         let status = std::process::Command::new("ffmpeg")
-            .args(["-loglevel", "error", "-y", "-framerate", &format!("{fps:.3}"), "-i"])
+            .args([
+                "-loglevel",
+                "error",
+                "-y",
+                "-framerate",
+                &format!("{fps:.3}"),
+                "-i",
+            ])
             .arg(frames_dir.join("frame_%05d.png"))
-            .args(["-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"])
+            .args([
+                "-pix_fmt",
+                "yuv420p",
+                "-vf",
+                "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            ])
             .arg(out)
             .status();
         let _ = std::fs::remove_dir_all(&frames_dir);

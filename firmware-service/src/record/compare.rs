@@ -236,10 +236,7 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
                 if r.detection_examples.len() < 8 {
                     r.detection_examples.push((
                         f.t_ns,
-                        format!(
-                            "{} score {:.3} → {:.3}",
-                            a[i].label, a[i].score, b[j].score
-                        ),
+                        format!("{} score {:.3} → {:.3}", a[i].label, a[i].score, b[j].score),
                     ));
                 }
             }

@@ -48,8 +48,8 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// otherwise decoded and encoded.
 fn jpeg_of(path: &Path, quality: Option<u8>) -> anyhow::Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let format = image::guess_format(&bytes)
-        .with_context(|| format!("{}: not an image", path.display()))?;
+    let format =
+        image::guess_format(&bytes).with_context(|| format!("{}: not an image", path.display()))?;
     if format == image::ImageFormat::Jpeg && quality.is_none() {
         return Ok(bytes);
     }
@@ -87,7 +87,10 @@ fn extract_video(video: &Path, fps: f64, dir: &Path) -> anyhow::Result<Vec<PathB
 
 pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
     if !(o.fps.is_finite() && o.fps > 0.0) {
-        anyhow::bail!("--fps {}: must be a positive number of frames per second", o.fps);
+        anyhow::bail!(
+            "--fps {}: must be a positive number of frames per second",
+            o.fps
+        );
     }
     let tmp;
     let mut files = match (&o.frames, &o.video) {
@@ -147,10 +150,9 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
     }
     let out = file.finish()?;
     if o.video.is_some() {
-        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!(
-            "adasd-import-{}",
-            std::process::id()
-        )));
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("adasd-import-{}", std::process::id())),
+        );
     }
     Ok(Imported {
         frames: files.len(),

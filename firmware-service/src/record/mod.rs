@@ -246,13 +246,22 @@ impl Recorder {
         }
     }
 
-    fn record_inner(&mut self, record: &FrameRecord, event: bool) -> Result<(), writer::WriteError> {
+    fn record_inner(
+        &mut self,
+        record: &FrameRecord,
+        event: bool,
+    ) -> Result<(), writer::WriteError> {
         let path = || self.file.as_ref().map(|f| f.path().to_path_buf());
-        let encoded = schema::encode_frame(record).map_err(|source| writer::WriteError::Encode {
-            path: path().unwrap_or_default(),
-            source,
-        })?;
-        match self.ring.as_mut().map(|r| r.push(record.t_ns, encoded.clone(), event)) {
+        let encoded =
+            schema::encode_frame(record).map_err(|source| writer::WriteError::Encode {
+                path: path().unwrap_or_default(),
+                source,
+            })?;
+        match self
+            .ring
+            .as_mut()
+            .map(|r| r.push(record.t_ns, encoded.clone(), event))
+        {
             None => self.write(&encoded, ""),
             Some(Step::Idle) => Ok(()),
             Some(Step::Start { t_event_ns, frames }) => {
@@ -312,7 +321,10 @@ pub fn metadata(config: &Config, config_path: Option<&Path>) -> BTreeMap<String,
     if let Ok(text) = std::fs::read_to_string(cal) {
         m.insert("calibration_toml".into(), text);
     }
-    m.insert("model_manifest".into(), config.detector.model.display().to_string());
+    m.insert(
+        "model_manifest".into(),
+        config.detector.model.display().to_string(),
+    );
     m.insert(
         "model_manifest_sha256".into(),
         sha256_file(&config.detector.model),

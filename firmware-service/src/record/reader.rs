@@ -414,7 +414,10 @@ mod tests {
         let r = parse(&sample(), Path::new("s.mcap")).unwrap();
         assert!(r.damage.is_none());
         assert_eq!(r.frames.len(), 3);
-        assert_eq!(r.frames[2].jpeg.as_deref(), Some(&[0xFF, 0xD8, 2, 0xFF, 0xD9][..]));
+        assert_eq!(
+            r.frames[2].jpeg.as_deref(),
+            Some(&[0xFF, 0xD8, 2, 0xFF, 0xD9][..])
+        );
         assert_eq!(r.can_rx.len(), 3);
     }
 
@@ -426,7 +429,10 @@ mod tests {
             match parse(&bytes[..cut], Path::new("t.mcap")) {
                 Ok(r) => {
                     assert!(r.damage.is_some(), "cut {cut}");
-                    assert!(r.frames.len() >= last, "frames never disappear as the file grows");
+                    assert!(
+                        r.frames.len() >= last,
+                        "frames never disappear as the file grows"
+                    );
                     last = r.frames.len();
                 }
                 Err(e) => assert!(e.to_string().contains("t.mcap"), "{e}"),

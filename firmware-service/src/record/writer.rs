@@ -115,12 +115,7 @@ impl McapFile {
                 .add_schema(spec.schema_name, spec.schema_encoding, spec.schema)
                 .map_err(|e| f.write_error(e))?;
             let id = w
-                .add_channel(
-                    schema,
-                    spec.topic,
-                    spec.message_encoding,
-                    &BTreeMap::new(),
-                )
+                .add_channel(schema, spec.topic, spec.message_encoding, &BTreeMap::new())
                 .map_err(|e| f.write_error(e))?;
             f.channel_ids.push(id);
         }
@@ -264,7 +259,8 @@ pub fn enforce_budget(
         .filter_map(|e| {
             let path = e.path();
             let name = path.file_name()?.to_str()?;
-            if !(name.starts_with(prefix) && name.ends_with(".mcap")) || Some(path.as_path()) == keep
+            if !(name.starts_with(prefix) && name.ends_with(".mcap"))
+                || Some(path.as_path()) == keep
             {
                 return None;
             }

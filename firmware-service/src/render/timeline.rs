@@ -80,19 +80,40 @@ pub fn draw(title: &str, t_min: f64, t_max: f64, panels: &[Panel]) -> RgbImage {
             t_min,
             t_max,
         };
-        text(&mut img, AXIS, LEFT as i32, f.y0 as i32 - 20, 15.0, &p.title);
+        text(
+            &mut img,
+            AXIS,
+            LEFT as i32,
+            f.y0 as i32 - 20,
+            15.0,
+            &p.title,
+        );
         // Time grid: about 10 lines at a round step.
         let span = t_max - t_min;
-        let step = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]
-            .into_iter()
-            .find(|s| span / s <= 12.0)
-            .unwrap_or(600.0);
+        let step = [
+            0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+        ]
+        .into_iter()
+        .find(|s| span / s <= 12.0)
+        .unwrap_or(600.0);
         let mut t = (t_min / step).ceil() * step;
         while t <= t_max + 1e-9 {
             let (u, _) = f.px(t, p.y_min);
-            draw_line_segment_mut(&mut img, (u, f.y0 as f32), (u, (f.y0 + PANEL_H) as f32), GRID);
+            draw_line_segment_mut(
+                &mut img,
+                (u, f.y0 as f32),
+                (u, (f.y0 + PANEL_H) as f32),
+                GRID,
+            );
             if k + 1 == panels.len() {
-                text(&mut img, AXIS, u as i32 - 10, (f.y0 + PANEL_H + 4) as i32, 12.0, &format!("{t:.1}"));
+                text(
+                    &mut img,
+                    AXIS,
+                    u as i32 - 10,
+                    (f.y0 + PANEL_H + 4) as i32,
+                    12.0,
+                    &format!("{t:.1}"),
+                );
             }
             t += step;
         }
@@ -127,8 +148,19 @@ pub fn draw(title: &str, t_min: f64, t_max: f64, panels: &[Panel]) -> RgbImage {
         for s in p.series.iter().rev() {
             let w = (s.name.chars().count() as i32) * 8 + 24;
             legend_x -= w;
-            draw_filled_rect_mut(&mut img, Rect::at(legend_x, f.y0 as i32 - 14).of_size(12, 4), s.colour);
-            text(&mut img, AXIS, legend_x + 16, f.y0 as i32 - 20, 13.0, &s.name);
+            draw_filled_rect_mut(
+                &mut img,
+                Rect::at(legend_x, f.y0 as i32 - 14).of_size(12, 4),
+                s.colour,
+            );
+            text(
+                &mut img,
+                AXIS,
+                legend_x + 16,
+                f.y0 as i32 - 20,
+                13.0,
+                &s.name,
+            );
         }
         for s in &p.series {
             let mut last: Option<(f32, f32)> = None;
@@ -142,10 +174,20 @@ pub fn draw(title: &str, t_min: f64, t_max: f64, panels: &[Panel]) -> RgbImage {
                     let mid = if s.steps { (q.0, a.1) } else { a };
                     if s.steps {
                         draw_line_segment_mut(&mut img, a, mid, s.colour);
-                        draw_line_segment_mut(&mut img, (a.0, a.1 + 1.0), (mid.0, mid.1 + 1.0), s.colour);
+                        draw_line_segment_mut(
+                            &mut img,
+                            (a.0, a.1 + 1.0),
+                            (mid.0, mid.1 + 1.0),
+                            s.colour,
+                        );
                     }
                     draw_line_segment_mut(&mut img, mid, q, s.colour);
-                    draw_line_segment_mut(&mut img, (mid.0, mid.1 + 1.0), (q.0, q.1 + 1.0), s.colour);
+                    draw_line_segment_mut(
+                        &mut img,
+                        (mid.0, mid.1 + 1.0),
+                        (q.0, q.1 + 1.0),
+                        s.colour,
+                    );
                 }
                 last = Some(q);
             }

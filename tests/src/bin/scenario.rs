@@ -114,7 +114,8 @@ fn real_main() -> Result<bool, String> {
 fn write_recording(path: &std::path::Path, label: &str, r: &sim::RunResult) -> Result<(), String> {
     use adasd::record::schema::{encode_frame, FrameRecord};
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let metadata = [
         ("source", "scenario simulator".to_string()),
@@ -124,8 +125,8 @@ fn write_recording(path: &std::path::Path, label: &str, r: &sim::RunResult) -> R
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let mut file = adasd::record::writer::McapFile::create(path, &metadata, 0)
-        .map_err(|e| e.to_string())?;
+    let mut file =
+        adasd::record::writer::McapFile::create(path, &metadata, 0).map_err(|e| e.to_string())?;
     for (t_ns, outcome) in &r.outcomes {
         let messages = encode_frame(&FrameRecord {
             seq: outcome.decision.seq,
