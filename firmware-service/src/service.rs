@@ -460,9 +460,9 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
     let annotate = options.annotate.unwrap_or(config.output.annotated_frames);
     let mut recorder = recorder(&config, options)?;
     let progress = progress_bar(options.progress, source.len_hint());
-    let pace_start = Instant::now();
     let mut first_t_ns: Option<u64> = None;
     let mut pipeline = Pipeline::new(config)?;
+    let pace_start = Instant::now();
     tracing::info!(
         model = %pipeline.detector().manifest().name,
         backend = pipeline.detector().backend_name(),
