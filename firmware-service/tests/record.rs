@@ -259,7 +259,7 @@ fn slow_replay(rec: &Path, out: &Path) -> std::process::Child {
             s(out),
             "--recorded-detections",
             "--speed",
-            "2",
+            "0.5",
         ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

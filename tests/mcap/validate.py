@@ -14,7 +14,9 @@ Exit status 1 on any failure.
 import json
 import sys
 
-from mcap.reader import make_reader, NonSeekingReader
+from mcap.reader import make_reader
+from mcap.records import Channel, Message, Schema
+from mcap.stream_reader import StreamReader
 from mcap.exceptions import McapError
 
 try:
@@ -32,20 +34,34 @@ def protobuf_class(schema):
     return message_factory.GetMessageClass(desc)
 
 
+def stream_messages(f):
+    """(schema, channel, message) in file order from mcap's streaming reader, which yields the
+    records of each chunk once it is complete and raises at the first damaged record."""
+    schemas, channels = {}, {}
+    for record in StreamReader(f, skip_magic=False, validate_crcs=True).records:
+        if isinstance(record, Schema):
+            schemas[record.id] = record
+        elif isinstance(record, Channel):
+            channels[record.id] = record
+        elif isinstance(record, Message):
+            channel = channels[record.channel_id]
+            yield schemas.get(channel.schema_id), channel, record
+
+
 def check(path, truncated):
     counts = {}
     camera_times = []
     classes = {}
     with open(path, "rb") as f:
         if truncated:
-            reader = NonSeekingReader(f, validate_crcs=True)
+            reader = None
         else:
             reader = make_reader(f, validate_crcs=True)
             summary = reader.get_summary()
             assert summary is not None, "no summary section"
             metas = [m.name for m in reader.iter_metadata()]
             assert "adas" in metas, f"no adas metadata record ({metas})"
-        it = reader.iter_messages()
+        it = reader.iter_messages() if reader else stream_messages(f)
         while True:
             try:
                 schema, channel, message = next(it)
