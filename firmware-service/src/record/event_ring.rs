@@ -61,6 +61,10 @@ impl EventRing {
             }
             None if event => {
                 self.until_ns = Some(t_ns.saturating_add(self.post_ns));
+                let cutoff = t_ns.saturating_sub(self.pre_ns);
+                while self.ring.front().is_some_and(|(t, _)| *t < cutoff) {
+                    self.ring.pop_front();
+                }
                 let mut frames: Vec<Vec<Encoded>> = self.ring.drain(..).map(|(_, f)| f).collect();
                 frames.push(frame);
                 Step::Start {
@@ -81,6 +85,7 @@ impl EventRing {
 }
 
 #[cfg(test)]
+#[allow(clippy::panic)]
 mod tests {
     use super::*;
 

@@ -428,7 +428,8 @@ mod tests {
         for cut in 0..bytes.len() {
             match parse(&bytes[..cut], Path::new("t.mcap")) {
                 Ok(r) => {
-                    assert!(r.damage.is_some(), "cut {cut}");
+                    // Only the end magic missing: complete, nothing lost.
+                    assert!(r.damage.is_some() || cut >= bytes.len() - 8, "cut {cut}");
                     assert!(
                         r.frames.len() >= last,
                         "frames never disappear as the file grows"

@@ -138,7 +138,7 @@ impl CanMsg {
 
     pub fn to_frame(&self) -> Option<CanFrame> {
         let hex = self.data.as_bytes();
-        if hex.len() % 2 != 0 || hex.len() > 16 {
+        if !hex.len().is_multiple_of(2) || hex.len() > 16 {
             return None;
         }
         let mut data = [0u8; 8];
@@ -335,8 +335,11 @@ fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
     None
 }
 
-/// Walks protobuf fields: `(field, wire type, varint value, length-delimited bytes)`.
-fn fields(buf: &[u8]) -> Result<Vec<(u64, u64, u64, &[u8])>, String> {
+/// One protobuf field: `(field, wire type, varint value, length-delimited bytes)`.
+type Field<'a> = (u64, u64, u64, &'a [u8]);
+
+/// Walks protobuf fields.
+fn fields(buf: &[u8]) -> Result<Vec<Field<'_>>, String> {
     let mut pos = 0;
     let mut out = Vec::new();
     while pos < buf.len() {

@@ -47,7 +47,7 @@ impl Write for SyncedFile {
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.flush()?;
         self.flushes += 1;
-        if self.sync_every > 0 && self.flushes % self.sync_every == 0 {
+        if self.sync_every > 0 && self.flushes.is_multiple_of(self.sync_every) {
             self.file.sync_data()?;
         }
         Ok(())
@@ -277,11 +277,9 @@ pub fn enforce_budget(
     let mut deleted = Vec::new();
     for (modified, len, path) in files {
         let too_old = max_age.is_some_and(|a| now.duration_since(modified).is_ok_and(|d| d > a));
-        if total > max_total_bytes || too_old {
-            if std::fs::remove_file(&path).is_ok() {
-                total = total.saturating_sub(len);
-                deleted.push(path);
-            }
+        if (total > max_total_bytes || too_old) && std::fs::remove_file(&path).is_ok() {
+            total = total.saturating_sub(len);
+            deleted.push(path);
         }
     }
     deleted
