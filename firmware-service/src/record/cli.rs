@@ -214,7 +214,7 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     // and recording: the figure for "how much faster than real time".
     let per_frame_s = summary.busy.as_secs_f64() / summary.frames.max(1) as f64;
     println!(
-        "pipeline alone: {:.2} ms/frame, {:.0} frames/s, {:.0}× real time",
+        "pipeline alone: {:.2} ms/frame, {:.0} frames/s, {:.1}× real time",
         per_frame_s * 1e3,
         summary.fps(),
         if per_frame_s > 0.0 && !times.is_empty() {
