@@ -255,7 +255,6 @@ pub fn image_annotations(t_ns: u64, o: &Outcome) -> serde_json::Value {
             if let Some(t) = o.tracks.iter().find(|t| t.detection == bev && t.confirmed) {
                 text = format!("#{} {text}", t.id);
             }
-            let _ = g;
         }
         texts.push(serde_json::json!({
             "timestamp": stamp(t_ns),
