@@ -44,6 +44,9 @@ pub struct Config {
     pub can: CanConfig,
     #[serde(default)]
     pub output: OutputConfig,
+    /// MCAP recording: off, continuous or event (black box); `docs/RECORDING.md`.
+    #[serde(default)]
+    pub record: crate::record::RecordConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -329,10 +332,15 @@ impl Config {
         if let Some(d) = self.output.dir.as_mut() {
             resolve(d);
         }
+        if let Some(d) = self.record.dir.as_mut() {
+            resolve(d);
+        }
         if let Some(rest) = self.source.uri.strip_prefix("dir://") {
             self.source.uri = format!("dir://{}", join_uri_path(base, rest));
         } else if let Some(rest) = self.source.uri.strip_prefix("file://") {
             self.source.uri = format!("file://{}", join_uri_path(base, rest));
+        } else if let Some(rest) = self.source.uri.strip_prefix("mcap://") {
+            self.source.uri = format!("mcap://{}", join_uri_path(base, rest));
         }
     }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod detect;
 pub mod notify;
 pub mod perception;
+pub mod record;
 pub mod render;
 pub mod service;
 pub mod source;

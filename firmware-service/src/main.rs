@@ -56,6 +56,25 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Replay a recording through the pipeline (time from the recording), optionally compare
+    /// against a reference recording.
+    Replay(Box<ReplayArgs>),
+    /// Recording tools.
+    Record {
+        #[command(subcommand)]
+        command: RecordCommand,
+    },
+    /// Pictures of a recording: annotated frames (PNG folder, or MP4 with ffmpeg) and a PNG
+    /// timeline of ego speed, nearest object, TTC and stage.
+    Render {
+        recording: PathBuf,
+        /// A folder (PNG frames + timeline.png) or a file ending in .mp4.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only the timeline.
+        #[arg(long)]
+        timeline_only: bool,
+    },
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -113,6 +132,94 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// The recording (MCAP) to replay.
+    recording: PathBuf,
+    /// Config to replay with (default: the one named in the recording, relative to it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Start at this data time, s.
+    #[arg(long)]
+    from: Option<f64>,
+    /// Stop after this data time, s.
+    #[arg(long)]
+    to: Option<f64>,
+    /// Pace: N × recorded rate, or `max` (as fast as possible, the default).
+    #[arg(long, default_value = "max")]
+    speed: String,
+    /// Output folder: replay.mcap, frames.jsonl (the decisions log), can.log.
+    #[arg(long, default_value = "adasd-replay")]
+    out: PathBuf,
+    /// Take detections from the recording instead of running the detector (object-list replay).
+    #[arg(long)]
+    recorded_detections: bool,
+    /// Compare the replay's decisions and detections against this reference recording; exit 1
+    /// when they differ beyond the tolerances.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// With --compare: write the replay as the new reference (after showing the differences).
+    #[arg(long)]
+    update_reference: bool,
+    /// Compare even if the reference was made with another calibration or model.
+    #[arg(long)]
+    force: bool,
+    /// Tolerance: a stage change may move by this much, s.
+    #[arg(long, default_value_t = 0.0)]
+    tol_time: f64,
+    /// Tolerance: target distance, m.
+    #[arg(long, default_value_t = 0.05)]
+    tol_distance: f64,
+    /// Tolerance: score change of a matched detection.
+    #[arg(long, default_value_t = 0.02)]
+    tol_score: f64,
+    /// IoU for two detections to be the same object.
+    #[arg(long, default_value_t = 0.5)]
+    iou: f64,
+    /// Lost/new/rescored detections allowed.
+    #[arg(long, default_value_t = 0)]
+    max_detection_changes: usize,
+    /// Also write annotated JPEGs into OUT/frames.
+    #[arg(long)]
+    frames: bool,
+    /// One line per frame.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Leave camera images out of replay.mcap (decisions only: small reference files).
+    #[arg(long)]
+    no_images: bool,
+}
+
+#[derive(Subcommand)]
+enum RecordCommand {
+    /// Build a recording from an image sequence (or a video, with ffmpeg) and a candump log.
+    Import {
+        /// Folder of JPEG/PNG frames, in file-name order.
+        #[arg(long)]
+        frames: Option<PathBuf>,
+        /// A video file (frames extracted with ffmpeg at --fps).
+        #[arg(long)]
+        video: Option<PathBuf>,
+        /// CAN input (candump -L log), times rebased to the first frame.
+        #[arg(long)]
+        can: Option<PathBuf>,
+        #[arg(long, default_value_t = 10.0)]
+        fps: f64,
+        /// Config the recording is meant for (named in its metadata, with hashes).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Re-encode frames at this JPEG quality (1–100) for smaller files.
+        #[arg(long)]
+        jpeg_quality: Option<u8>,
+        #[arg(long)]
+        max_frames: Option<usize>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print what a recording holds (channels, frames, metadata, damage).
+    Info { recording: PathBuf },
+}
+
 #[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate a config and everything it refers to (model, calibration, source).
@@ -147,6 +254,37 @@ fn main() -> ExitCode {
         Command::Config {
             command: ConfigCommand::Check { file },
         } => config_check(&file),
+        Command::Replay(args) => adasd::record::cli::replay(&args.into()),
+        Command::Record {
+            command:
+                RecordCommand::Import {
+                    frames,
+                    video,
+                    can,
+                    fps,
+                    config,
+                    jpeg_quality,
+                    max_frames,
+                    out,
+                },
+        } => adasd::record::cli::import(
+            frames,
+            video,
+            can,
+            fps,
+            config.as_deref(),
+            jpeg_quality,
+            max_frames,
+            &out,
+        ),
+        Command::Record {
+            command: RecordCommand::Info { recording },
+        } => adasd::record::cli::info(&recording),
+        Command::Render {
+            recording,
+            out,
+            timeline_only,
+        } => adasd::record::cli::render(&recording, &out, timeline_only),
         Command::Bench {
             model,
             backend,
@@ -312,9 +450,10 @@ fn run(
     let summary = service::run(
         config,
         &RunOptions {
-            out_dir: out_dir.clone(),
             max_frames,
             per_frame_lines: !quiet,
+            config_path: Some(config_path.to_path_buf()),
+            ..RunOptions::new(out_dir.clone())
         },
     )?;
     let classes: Vec<String> = summary
@@ -351,6 +490,9 @@ fn run(
         out_dir.display(),
         summary.can_frames
     );
+    if let Some(r) = &summary.recording {
+        adasd::record::cli::print_recording_stats(r);
+    }
     Ok(if summary.frames == 0 {
         ExitCode::FAILURE
     } else {
@@ -543,4 +685,32 @@ fn calibrate_int8(
             .join(", ")
     );
     Ok(ExitCode::SUCCESS)
+}
+
+impl From<Box<ReplayArgs>> for adasd::record::cli::Replay {
+    fn from(a: Box<ReplayArgs>) -> Self {
+        let a = *a;
+        adasd::record::cli::Replay {
+            recording: a.recording,
+            config: a.config,
+            from_s: a.from,
+            to_s: a.to,
+            speed: a.speed,
+            out: a.out,
+            recorded_detections: a.recorded_detections,
+            compare: a.compare,
+            update_reference: a.update_reference,
+            force: a.force,
+            tolerances: adasd::record::compare::Tolerances {
+                time_s: a.tol_time,
+                distance_m: a.tol_distance,
+                iou: a.iou,
+                score: a.tol_score,
+                max_detection_changes: a.max_detection_changes,
+            },
+            frames: a.frames,
+            verbose: a.verbose,
+            no_images: a.no_images,
+        }
+    }
 }

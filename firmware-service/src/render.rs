@@ -1,8 +1,11 @@
-//! Pictures for people: detections, the corridor and a bird's-eye-view inset drawn on a frame.
+//! Pictures for people: detections, the corridor and a bird's-eye-view inset drawn on a frame;
+//! [`timeline`]: time-series plots.
+
+pub mod timeline;
 
 use crate::aeb::Decision;
 use crate::detect::ImageDetection;
-use crate::perception::BevProjection;
+use crate::perception::{BevProjection, Track};
 use ab_glyph::{FontRef, PxScale};
 use adas_calibration::Homography;
 use adas_plugins::manifest::RoadUser;
@@ -52,6 +55,8 @@ pub struct FrameView<'a> {
     pub bev: &'a BevProjection,
     pub decision: &'a Decision,
     pub homography: &'a Homography,
+    /// Tracks after this frame: confirmed ones get their id drawn at their box and BEV dot.
+    pub tracks: &'a [Track],
     /// Top banner, e.g. frame number, time and ego speed.
     pub caption: String,
 }
@@ -116,6 +121,7 @@ impl Renderer {
             .map(|(d, dist)| (d.clone(), dist))
             .unzip();
         self.draw_detections(img, &shown, &shown_distances);
+        self.draw_track_ids(img, view);
         self.draw_bev_inset(img, view);
         let d = view.decision;
         let status = match (d.inhibit, d.threat) {
@@ -134,6 +140,28 @@ impl Renderer {
         self.label(img, WHITE, 4, 4, 16.0, &view.caption);
         let colour = if view.decision.warning() { RED } else { WHITE };
         self.label(img, colour, 4, 24, 18.0, &status);
+    }
+
+    /// `#id` under the box of every confirmed track updated this frame.
+    fn draw_track_ids(&self, img: &mut RgbImage, view: &FrameView) {
+        for t in view.tracks.iter().filter(|t| t.confirmed) {
+            let Some(det) = t
+                .detection
+                .and_then(|k| view.bev.objects.get(k))
+                .and_then(|o| view.detections.get(o.detection))
+            else {
+                continue;
+            };
+            let b = det.bbox;
+            self.label(
+                img,
+                class_colour(det.class),
+                b.x1.round() as i32,
+                b.y2.round() as i32 + 2,
+                13.0,
+                &format!("#{} {:+.1} m/s", t.id, t.vx_mps),
+            );
+        }
     }
 
     /// Corridor edges projected from the ground into the image.
@@ -218,6 +246,20 @@ impl Renderer {
             draw_filled_circle_mut(img, (u as i32, v as i32), r, class_colour(o.class));
             if threat == Some(i) {
                 draw_filled_circle_mut(img, (u as i32, v as i32), 2, RED);
+            }
+            if let Some(t) = view
+                .tracks
+                .iter()
+                .find(|t| t.confirmed && t.detection == Some(i))
+            {
+                self.text(
+                    img,
+                    WHITE,
+                    u as i32 + 6,
+                    v as i32 - 6,
+                    11.0,
+                    &format!("#{}", t.id),
+                );
             }
         }
         self.text(img, WHITE, x0 + 4, y0 + 2, 12.0, "BEV 40 m, grid 5 m");

@@ -14,6 +14,7 @@ use crate::can::CanFrame;
 use crate::config::{CanMode, Config};
 use crate::detect::{Detector, ImageDetection, StageTimes};
 use crate::perception::{project_detections_in_image, BevProjection, Track, Tracker};
+use crate::record::{FrameRecord, RecordMode, Recorder};
 use crate::render::{FrameView, Renderer};
 use crate::source::{self, Frame, FrameError, Timing};
 use adas_calibration::{CalibrationFile, Homography};
@@ -29,6 +30,8 @@ use std::time::{Duration, Instant};
 
 /// Everything decided about one frame.
 pub struct FrameOutcome {
+    /// Size of the image the detections are in, px.
+    pub image_size: (u32, u32),
     pub detections: Vec<ImageDetection>,
     pub bev: BevProjection,
     /// Every live track after this frame (tentative and confirmed).
@@ -162,15 +165,7 @@ impl Pipeline {
         ego: Option<EgoState>,
     ) -> Result<FrameOutcome, FrameFault> {
         let (w, h) = frame.image.dimensions();
-        if (w, h) != self.image_size {
-            return Err(FrameFault::SizeMismatch {
-                seq: frame.seq,
-                got_w: w,
-                got_h: h,
-                want_w: self.image_size.0,
-                want_h: self.image_size.1,
-            });
-        }
+        self.check_size(frame.seq, (w, h))?;
         let (detections, times) =
             match self
                 .detector
@@ -191,20 +186,51 @@ impl Pipeline {
                     });
                 }
             };
+        self.process_detected(
+            frame.seq,
+            frame.t_capture_ns,
+            (w, h),
+            detections,
+            times,
+            ego,
+        )
+    }
+
+    fn check_size(&self, seq: u64, (w, h): (u32, u32)) -> Result<(), FrameFault> {
+        if (w, h) != self.image_size {
+            return Err(FrameFault::SizeMismatch {
+                seq,
+                got_w: w,
+                got_h: h,
+                want_w: self.image_size.0,
+                want_h: self.image_size.1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Everything after the detector: BEV, tracking, decision. Object-list replays start here
+    /// with the detections of a recording.
+    pub fn process_detected(
+        &mut self,
+        seq: u64,
+        t_ns: u64,
+        (w, h): (u32, u32),
+        detections: Vec<ImageDetection>,
+        times: StageTimes,
+        ego: Option<EgoState>,
+    ) -> Result<FrameOutcome, FrameFault> {
+        self.check_size(seq, (w, h))?;
         let bev = project_detections_in_image(&self.homography, &detections, (w, h));
         let fallback = EgoState {
             valid: false,
-            ..EgoState::with_speed(frame.t_capture_ns, 0.0)
+            ..EgoState::with_speed(t_ns, 0.0)
         };
-        self.tracker.step(
-            frame.t_capture_ns,
-            &bev.objects,
-            ego.as_ref().unwrap_or(&fallback),
-        );
-        let decision = self
-            .decider
-            .step(frame.t_capture_ns, self.tracker.tracks(), ego.as_ref());
+        self.tracker
+            .step(t_ns, &bev.objects, ego.as_ref().unwrap_or(&fallback));
+        let decision = self.decider.step(t_ns, self.tracker.tracks(), ego.as_ref());
         Ok(FrameOutcome {
+            image_size: (w, h),
             detections,
             bev,
             tracks: self.tracker.tracks().to_vec(),
@@ -230,6 +256,8 @@ pub struct Summary {
     pub above_horizon: u64,
     pub can_frames: u64,
     pub busy: Duration,
+    /// What the recorder wrote, when recording.
+    pub recording: Option<crate::record::RecorderStats>,
 }
 
 impl Summary {
@@ -249,6 +277,112 @@ pub struct RunOptions {
     pub max_frames: Option<u64>,
     /// Print one line per frame to stdout.
     pub per_frame_lines: bool,
+    /// The config file (named in the recording's metadata).
+    pub config_path: Option<PathBuf>,
+    /// Record everything into this one file (replay) instead of following `[record]`.
+    pub record_to: Option<PathBuf>,
+    /// Extra metadata for the recording (e.g. what was replayed).
+    pub record_metadata: BTreeMap<String, String>,
+    /// Pace frames at this multiple of their recorded rate (`None`: as fast as possible).
+    pub speed: Option<f64>,
+    /// Status frames carry wall-clock fps/latency (live). Off in replays, so that replaying the
+    /// same recording twice gives identical CAN output too.
+    pub wall_clock_telemetry: bool,
+    /// Overrides `[output] annotated_frames`.
+    pub annotate: Option<bool>,
+    /// Progress bar on stderr (only drawn when stderr is a terminal).
+    pub progress: bool,
+    /// Record camera images (off: decisions only, e.g. for small reference files).
+    pub record_images: bool,
+}
+
+impl RunOptions {
+    /// Live defaults: no pacing, wall-clock telemetry, `[record]` from the config.
+    pub fn new(out_dir: PathBuf) -> Self {
+        Self {
+            out_dir,
+            max_frames: None,
+            per_frame_lines: false,
+            config_path: None,
+            record_to: None,
+            record_metadata: BTreeMap::new(),
+            speed: None,
+            wall_clock_telemetry: true,
+            annotate: None,
+            progress: false,
+            record_images: true,
+        }
+    }
+}
+
+/// Where frames, CAN input and (optionally) detections come from.
+pub struct Inputs {
+    source: Box<dyn source::FrameSource>,
+    link: CanLink,
+    /// Object-list replay: detections by frame time, from a recording.
+    recorded: Option<BTreeMap<u64, crate::record::schema::DetectionsMsg>>,
+}
+
+impl Inputs {
+    /// The config's source and CAN link.
+    pub fn from_config(config: &Config) -> anyhow::Result<Inputs> {
+        let timing = match (&config.source.timestamps, config.source.fps) {
+            (Some(file), _) => Timing::File(file.clone()),
+            (None, Some(fps)) => Timing::FixedRate(fps),
+            (None, None) => Timing::FixedRate(10.0),
+        };
+        // A camera is asked for the calibration's image size.
+        let calibration = CalibrationFile::load(&config.calibration.file)?;
+        let size = (calibration.image_width, calibration.image_height);
+        Ok(Inputs {
+            source: source::open_with(
+                &config.source.uri,
+                timing,
+                &config.source.camera_options(Some(size)),
+            )?,
+            link: CanLink::open(&config.can)?,
+            recorded: None,
+        })
+    }
+
+    /// A recording's frames and CAN input (times as recorded). `recorded_detections`: take the
+    /// detections from the recording instead of running the detector (object-list replay).
+    pub fn from_recording(
+        recording: crate::record::Recording,
+        window: crate::record::source::Window,
+        recorded_detections: bool,
+        config: &Config,
+    ) -> anyhow::Result<Inputs> {
+        if recorded_detections {
+            recording.require_outcomes()?;
+        } else {
+            recording.require_camera()?;
+        }
+        let link = if recording.can_rx.is_empty() {
+            CanLink::Fixed
+        } else {
+            CanLink::Replay {
+                log: CandumpReplay::from_frames(recording.can_rx.clone()),
+                input: EgoInput::new(config.can.supervision()),
+            }
+        };
+        let recorded = recorded_detections.then(|| {
+            recording
+                .frames
+                .iter()
+                .filter_map(|f| f.outcome.as_ref().map(|o| (f.t_ns, o.detections.clone())))
+                .collect()
+        });
+        Ok(Inputs {
+            source: Box::new(crate::record::source::RecordingSource::new(
+                recording,
+                window,
+                !recorded_detections,
+            )),
+            link,
+            recorded,
+        })
+    }
 }
 
 /// Where the ego input comes from and where CAN goes besides `can.log`.
@@ -297,12 +431,17 @@ impl CanLink {
     /// The ego sample for a frame captured at `t_frame_ns` (`None`: use the fixed speed) and the
     /// supervision's reason when the input cannot be used. A sample the supervision rejects is
     /// passed on marked invalid, so the decider is inhibited whatever its own timeout.
-    fn ego(&mut self, t_frame_ns: u64) -> (Option<Option<EgoState>>, Option<InhibitReason>) {
+    fn ego(
+        &mut self,
+        t_frame_ns: u64,
+        rx: &mut Vec<(u64, CanFrame)>,
+    ) -> (Option<Option<EgoState>>, Option<InhibitReason>) {
         let (input, now_ns) = match self {
             CanLink::Fixed => return (None, None),
             CanLink::Replay { log, input } => {
                 for (t, f) in log.until(t_frame_ns) {
                     input.on_frame(t, &f);
+                    rx.push((t, f));
                 }
                 (input, t_frame_ns)
             }
@@ -310,6 +449,7 @@ impl CanLink {
             CanLink::Bus { bus, input } => {
                 for (t, f) in bus.drain_received() {
                     input.on_frame(t, &f);
+                    rx.push((t, f));
                 }
                 let now = bus.now_ns();
                 (input, now)
@@ -329,28 +469,50 @@ impl CanLink {
 
 /// Runs the configured pipeline over its source until the source ends or SIGTERM/SIGINT.
 pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
+    let inputs = Inputs::from_config(&config)?;
+    run_with(config, inputs, options)
+}
+
+/// The recorder this run writes to, if any.
+fn recorder(config: &Config, options: &RunOptions) -> anyhow::Result<Option<Recorder>> {
+    let mut metadata = crate::record::metadata(config, options.config_path.as_deref());
+    metadata.extend(options.record_metadata.clone());
+    if let Some(path) = &options.record_to {
+        return Ok(Some(Recorder::to_file(path, metadata)));
+    }
+    if config.record.mode == RecordMode::Off {
+        return Ok(None);
+    }
+    let dir = config
+        .record
+        .dir
+        .clone()
+        .unwrap_or_else(|| options.out_dir.join("recordings"));
+    Recorder::in_dir(config.record.clone(), &dir, metadata)
+        .map(Some)
+        .with_context(|| format!("cannot create the recording folder {}", dir.display()))
+}
+
+/// [`run`] with given inputs (a live source, or a recording for replays).
+pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow::Result<Summary> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop.clone())
             .context("cannot install the signal handler")?;
     }
-    let timing = match (&config.source.timestamps, config.source.fps) {
-        (Some(file), _) => Timing::File(file.clone()),
-        (None, Some(fps)) => Timing::FixedRate(fps),
-        (None, None) => Timing::FixedRate(10.0),
-    };
-    let source_config = config.source.clone();
+    let Inputs {
+        mut source,
+        mut link,
+        mut recorded,
+    } = inputs;
     let can_interface = config.can.interface.clone();
     let status_period_ns = config.can.status_period_ms * 1_000_000;
-    let annotate = config.output.annotated_frames;
-    let mut link = CanLink::open(&config.can)?;
+    let annotate = options.annotate.unwrap_or(config.output.annotated_frames);
+    let mut recorder = recorder(&config, options)?;
+    let progress = progress_bar(options.progress, source.len_hint());
+    let mut first_t_ns: Option<u64> = None;
     let mut pipeline = Pipeline::new(config)?;
-    // After the pipeline: a camera is asked for the calibration's image size.
-    let mut source = source::open_with(
-        &source_config.uri,
-        timing,
-        &source_config.camera_options(Some(pipeline.image_size())),
-    )?;
+    let pace_start = Instant::now();
     tracing::info!(
         model = %pipeline.detector().manifest().name,
         backend = pipeline.detector().backend_name(),
@@ -384,20 +546,38 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
         {
             break;
         }
-        let started = Instant::now();
         let t_item_ns = match &item {
             Ok(frame) => frame.t_capture_ns,
             Err(e) => e.t_capture_ns,
         };
-        let (ego, can_inhibit) = link.ego(t_item_ns);
+        if let Some(speed) = options.speed.filter(|s| *s > 0.0 && s.is_finite()) {
+            let t0 = *first_t_ns.get_or_insert(t_item_ns);
+            let due = Duration::from_secs_f64(t_item_ns.saturating_sub(t0) as f64 / 1e9 / speed);
+            if let Some(wait) = due.checked_sub(pace_start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let started = Instant::now();
+        let mut can_rx = Vec::new();
+        let (ego, can_inhibit) = link.ego(t_item_ns, &mut can_rx);
+        let ego_speed_mps = match &ego {
+            None => Some(pipeline.ego_speed_mps()),
+            Some(e) => e.map(|e| e.speed_mps),
+        };
         let (t_ns, result) = match item {
             Ok(frame) => (
                 frame.t_capture_ns,
-                process_one(&mut pipeline, frame, ego, can_inhibit),
+                process_one(&mut pipeline, frame, ego, can_inhibit, recorded.as_mut()),
             ),
             Err(e) => (e.t_capture_ns, Err(FrameFault::Lost(e))),
         };
         let elapsed = started.elapsed();
+        // Replays leave the wall clock out of everything they write.
+        let latency_ms = if options.wall_clock_telemetry {
+            elapsed.as_secs_f64() * 1e3
+        } else {
+            0.0
+        };
         let fps = last_t_ns
             .filter(|&last| t_ns > last)
             .map(|last| 1e9 / (t_ns - last) as f64)
@@ -430,7 +610,7 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
                 if options.per_frame_lines {
                     println!("{}", frame_line(frame, outcome, elapsed));
                 }
-                if annotate {
+                if annotate && frame.image.width() > 0 {
                     let mut img = frame.image.clone();
                     renderer.draw_frame(
                         &mut img,
@@ -439,6 +619,7 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
                             bev: &outcome.bev,
                             decision: &outcome.decision,
                             homography: pipeline.homography(),
+                            tracks: &outcome.tracks,
                             caption: format!(
                                 "frame {} t={:.2}s ego {:.0} km/h",
                                 frame.seq,
@@ -464,7 +645,7 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
                     },
                     faults: if inhibited { fault::EGO } else { 0 },
                     fps,
-                    latency_ms: elapsed.as_secs_f64() * 1e3,
+                    latency_ms,
                 }
             }
             Err(fault) => {
@@ -482,7 +663,7 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
                     mode: Mode::Unavailable,
                     faults: fault.bits() | camera,
                     fps,
-                    latency_ms: elapsed.as_secs_f64() * 1e3,
+                    latency_ms,
                 }
             }
         };
@@ -517,6 +698,44 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
             can.write(t_ns, f)
                 .with_context(|| format!("cannot write {}", can_path.display()))?;
         }
+        if let Some(rec) = recorder.as_mut() {
+            let can_tx: Vec<(u64, CanFrame)> = frames.iter().map(|f| (t_ns, *f)).collect();
+            let (seq, outcome, event, encoded) = match &result {
+                Ok((frame, o)) => (
+                    frame.seq,
+                    Some(recorded_outcome(frame, o, ego_speed_mps)),
+                    o.decision.warning(),
+                    match source.last_jpeg() {
+                        Some(_) => None,
+                        None if options.record_images => {
+                            encode_jpeg(&frame.image, rec.jpeg_quality())
+                        }
+                        None => None,
+                    },
+                ),
+                Err(_) => (summary.frames + summary.skipped, None, false, None),
+            };
+            rec.record(
+                &FrameRecord {
+                    seq,
+                    t_ns,
+                    jpeg: source
+                        .last_jpeg()
+                        .or(encoded.as_deref())
+                        .filter(|_| options.record_images),
+                    outcome: outcome.as_ref(),
+                    can_rx: &can_rx,
+                    can_tx: &can_tx,
+                },
+                event,
+            );
+        }
+        if let Some(bar) = &progress {
+            bar.inc(1);
+        }
+    }
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
     }
     if let Some(t_ns) = last_t_ns {
         // Final status: the service is going off.
@@ -559,7 +778,57 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
     can.flush()?;
     events.flush()?;
     summary.can_frames = can.frames();
+    summary.recording = recorder.map(Recorder::finish);
     Ok(summary)
+}
+
+fn progress_bar(wanted: bool, len: Option<usize>) -> Option<indicatif::ProgressBar> {
+    if !wanted || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(len.unwrap_or(0) as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:40}] {pos}/{len} frames ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+/// What the recorder stores about a processed frame.
+fn recorded_outcome(
+    frame: &Frame,
+    o: &FrameOutcome,
+    ego_speed_mps: Option<f64>,
+) -> crate::record::Outcome {
+    use crate::record::schema::{DecisionMsg, DetectionsMsg};
+    let (width, height) = o.image_size;
+    crate::record::Outcome {
+        detections: DetectionsMsg {
+            seq: frame.seq,
+            width,
+            height,
+            detections: o.detections.clone(),
+        },
+        bev: o.bev.clone(),
+        tracks: o.tracks.clone(),
+        decision: DecisionMsg {
+            seq: frame.seq,
+            ego_speed_mps,
+            decision: o.decision,
+        },
+    }
+}
+
+/// JPEG of a frame for sources that deliver no JPEG bytes (`None` for an empty image).
+fn encode_jpeg(image: &image::RgbImage, quality: u8) -> Option<Vec<u8>> {
+    if image.width() == 0 || image.height() == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
+    image.write_with_encoder(encoder).ok()?;
+    Some(out)
 }
 
 fn process_one(
@@ -567,10 +836,33 @@ fn process_one(
     frame: Frame,
     ego: Option<Option<EgoState>>,
     can_inhibit: Option<InhibitReason>,
+    recorded: Option<&mut BTreeMap<u64, crate::record::schema::DetectionsMsg>>,
 ) -> Result<(Frame, FrameOutcome), FrameFault> {
-    let mut outcome = match ego {
-        None => pipeline.process(&frame)?,
-        Some(ego) => pipeline.process_with_ego(&frame, ego)?,
+    let ego = ego.unwrap_or_else(|| {
+        // Without a CAN input: the configured speed, stamped with the frame's time.
+        Some(EgoState::with_speed(
+            frame.t_capture_ns,
+            pipeline.ego_speed_mps(),
+        ))
+    });
+    let mut outcome = match recorded {
+        None => pipeline.process_with_ego(&frame, ego)?,
+        Some(recorded) => {
+            let m = recorded
+                .remove(&frame.t_capture_ns)
+                .ok_or_else(|| FrameFault::Detector {
+                    seq: frame.seq,
+                    message: "no detections recorded for this frame".into(),
+                })?;
+            pipeline.process_detected(
+                frame.seq,
+                frame.t_capture_ns,
+                (m.width, m.height),
+                m.detections,
+                StageTimes::default(),
+                ego,
+            )?
+        }
     };
     // The supervision knows better why the ego input is unusable (stale vs invalid).
     if let (Some(reason), Some(_)) = (can_inhibit, outcome.decision.inhibit) {

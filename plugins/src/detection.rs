@@ -3,7 +3,7 @@
 /// Axis-aligned box, corners `(x1, y1)` top-left and `(x2, y2)` bottom-right. The unit depends on
 /// the stage: normalised model-input coordinates inside decoders, original-image pixels after
 /// [`crate::preprocess::InputTransform::to_image`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BBox {
     pub x1: f32,
     pub y1: f32,

@@ -410,7 +410,19 @@ impl AebParams {
 }
 
 /// Escalation stages, ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Stage {
     #[default]
     None = 0,
@@ -442,7 +454,8 @@ impl Stage {
 }
 
 /// Why a demand was not acted on although the inputs are good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Suppression {
     /// Brake pedal: FCW and partial braking suppressed.
     DriverBraking,
@@ -466,7 +479,7 @@ impl Suppression {
 }
 
 /// The corridor used for a decision.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Corridor {
     /// Half width (without the target share), m.
     pub half_width_m: f64,
@@ -489,7 +502,7 @@ impl Corridor {
 }
 
 /// The most critical track in the path.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Threat {
     pub track_id: u32,
     /// BEV object (detection) the track was updated with this frame, if any.
@@ -499,14 +512,15 @@ pub struct Threat {
     pub lateral_m: f64,
     /// Positive when closing, m/s.
     pub closing_speed_mps: f64,
-    /// Time to collision, s (`f64::INFINITY` when not closing).
+    /// Time to collision, s (`f64::INFINITY` when not closing; `null` in JSON).
+    #[serde(with = "crate::record::schema::inf_as_null")]
     pub ttc_s: f64,
     /// Deceleration needed to stop `stop_margin_m` behind it, m/s².
     pub required_decel_mps2: f64,
 }
 
 /// Everything decided for one frame.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
     pub t_ns: u64,
     pub stage: Stage,

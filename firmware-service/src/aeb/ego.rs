@@ -83,7 +83,8 @@ impl EgoState {
 }
 
 /// Why the decider cannot act (reported on CAN, never silent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InhibitReason {
     /// No ego sample yet.
     NoEgo,

@@ -165,7 +165,7 @@ pub struct BackendOptions {
 }
 
 /// A detection in original-image pixels, with its names resolved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImageDetection {
     pub bbox: BBox,
     pub score: f32,

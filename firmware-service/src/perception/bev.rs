@@ -7,7 +7,7 @@ use adas_calibration::Homography;
 use adas_plugins::manifest::RoadUser;
 
 /// A road user on the ground plane.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BevObject {
     /// Longitudinal distance ahead of the bumper, m.
     pub x_m: f64,
@@ -23,7 +23,7 @@ pub struct BevObject {
 }
 
 /// Result of projecting one frame's detections.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BevProjection {
     pub objects: Vec<BevObject>,
     /// Detections whose ground point lies at or above the horizon (no ground intersection):

@@ -267,7 +267,7 @@ impl TrackerParams {
 }
 
 /// A tracked road user (vehicle frame, relative to the ego).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Track {
     pub id: u32,
     pub class: RoadUser,

@@ -9,6 +9,8 @@ pub struct ImageSequence {
     files: Vec<PathBuf>,
     times_ns: Vec<u64>,
     next: usize,
+    /// The last frame's file bytes when it is a JPEG (recorded as they are).
+    last_jpeg: Option<Vec<u8>>,
 }
 
 impl ImageSequence {
@@ -46,6 +48,7 @@ impl ImageSequence {
             files,
             times_ns,
             next: 0,
+            last_jpeg: None,
         })
     }
 }
@@ -102,7 +105,18 @@ impl FrameSource for ImageSequence {
         self.next += 1;
         let seq = index as u64;
         let origin = path.display().to_string();
-        Some(match image::open(path) {
+        self.last_jpeg = None;
+        let decoded = std::fs::read(path)
+            .map_err(image::ImageError::IoError)
+            .and_then(|bytes| {
+                let format = image::guess_format(&bytes)?;
+                let img = image::load_from_memory_with_format(&bytes, format)?;
+                if format == image::ImageFormat::Jpeg {
+                    self.last_jpeg = Some(bytes);
+                }
+                Ok(img)
+            });
+        Some(match decoded {
             Ok(img) => Ok(Frame {
                 seq,
                 t_capture_ns,
@@ -120,6 +134,10 @@ impl FrameSource for ImageSequence {
 
     fn len_hint(&self) -> Option<usize> {
         Some(self.files.len())
+    }
+
+    fn last_jpeg(&self) -> Option<&[u8]> {
+        self.last_jpeg.as_deref()
     }
 }
 

@@ -39,7 +39,7 @@ pub struct FrameError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE or v4l2:///dev/videoN (mcap:// is planned)")]
+    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE, v4l2:///dev/videoN or mcap://RECORDING")]
     UnknownScheme { uri: String },
     #[error("source `{uri}`: {what} input is not available in this build yet")]
     NotYetAvailable { uri: String, what: &'static str },
@@ -63,6 +63,12 @@ pub trait FrameSource {
     /// The device is gone and being reopened (cameras); reported as the CAMERA fault on CAN.
     fn disconnected(&self) -> bool {
         false
+    }
+
+    /// The last frame's JPEG bytes when the source has them, so a recorder stores them as they
+    /// are instead of encoding the image again.
+    fn last_jpeg(&self) -> Option<&[u8]> {
+        None
     }
 }
 
@@ -95,11 +101,20 @@ pub fn open_with(
         )?))
     } else if uri.starts_with("v4l2://") {
         open_camera(uri, camera)
-    } else if uri.starts_with("mcap://") {
-        Err(SourceError::NotYetAvailable {
-            uri: uri.into(),
-            what: "MCAP recording",
-        })
+    } else if let Some(path) = uri.strip_prefix("mcap://") {
+        let recording =
+            crate::record::Recording::open(Path::new(path)).map_err(|e| SourceError::Open {
+                path: PathBuf::from(path),
+                message: e.to_string(),
+            })?;
+        if let Some(damage) = &recording.damage {
+            tracing::warn!(path, "{damage}");
+        }
+        Ok(Box::new(crate::record::source::RecordingSource::new(
+            recording,
+            crate::record::source::Window::default(),
+            true,
+        )))
     } else {
         Err(SourceError::UnknownScheme { uri: uri.into() })
     }

@@ -9,7 +9,8 @@ use adas_system_tests::sim::{self, report, SimSetup};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: scenario run [--seeds N] [--out DIR] [--threads N] FILE...";
+const USAGE: &str =
+    "usage: scenario run [--seeds N] [--out DIR] [--threads N] [--record DIR] FILE...";
 
 fn main() -> ExitCode {
     match real_main() {
@@ -36,6 +37,7 @@ fn real_main() -> Result<bool, String> {
     let mut out = PathBuf::from("out/scenarios");
     let mut threads = sim::default_threads();
     let mut files = Vec::new();
+    let mut record: Option<PathBuf> = None;
     while let Some(a) = args.next() {
         let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         match a.as_str() {
@@ -49,6 +51,7 @@ fn real_main() -> Result<bool, String> {
                 );
             }
             "--out" => out = PathBuf::from(value("--out")?),
+            "--record" => record = Some(PathBuf::from(value("--record")?)),
             "--threads" => {
                 let v = value("--threads")?;
                 threads = v
@@ -88,6 +91,10 @@ fn real_main() -> Result<bool, String> {
                 sim::Outcome::Avoided => format!("avoided, min gap {:.2} m", r0.min_gap_m),
                 sim::Outcome::Impact { kph } => format!("impact at {kph:.1} km/h"),
             };
+            if let Some(dir) = &record {
+                let path = dir.join(format!("{slug}.mcap"));
+                write_recording(&path, &v.label(), r0)?;
+            }
             sim::plot::write_png(
                 &out.join(format!("{slug}.png")),
                 &format!("{} (seed 0): {outcome}", v.label()),
@@ -101,4 +108,37 @@ fn real_main() -> Result<bool, String> {
     let md = out.join("results.md");
     std::fs::write(&md, &table).map_err(|e| format!("cannot write {}: {e}", md.display()))?;
     Ok(rows.iter().all(|r| r.all_passed()))
+}
+
+/// Seed 0 of a variant as an MCAP recording (detections, BEV, tracks, decisions; no camera).
+fn write_recording(path: &std::path::Path, label: &str, r: &sim::RunResult) -> Result<(), String> {
+    use adasd::record::schema::{encode_frame, FrameRecord};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let metadata = [
+        ("source", "scenario simulator".to_string()),
+        ("scenario", label.to_string()),
+        ("seed", r.seed.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut file =
+        adasd::record::writer::McapFile::create(path, &metadata, 0).map_err(|e| e.to_string())?;
+    for (t_ns, outcome) in &r.outcomes {
+        let messages = encode_frame(&FrameRecord {
+            seq: outcome.decision.seq,
+            t_ns: *t_ns,
+            jpeg: None,
+            outcome: Some(outcome),
+            can_rx: &[],
+            can_tx: &[],
+        })
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        file.write_frame(&messages).map_err(|e| e.to_string())?;
+    }
+    file.finish().map_err(|e| e.to_string())?;
+    Ok(())
 }

@@ -141,6 +141,9 @@ pub struct RunResult {
     pub active_frames: u32,
     pub inhibited_frames: u32,
     pub samples: Vec<Sample>,
+    /// What the pipeline decided per frame (capture time, outcome), when recording: written as
+    /// an MCAP recording by `scenario run --record DIR`.
+    pub outcomes: Vec<(u64, adasd::record::Outcome)>,
 }
 
 impl RunResult {
@@ -317,6 +320,7 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
         active_frames: 0,
         inhibited_frames: 0,
         samples: Vec::new(),
+        outcomes: Vec::new(),
     };
 
     let mut t_ns = 0u64;
@@ -391,6 +395,28 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
             );
             tracker.step(capture_ns, &bev.objects, &ego);
             let decision = decider.step(capture_ns, tracker.tracks(), Some(&ego));
+            if record {
+                use adasd::record::schema::{DecisionMsg, DetectionsMsg};
+                let seq = result.outcomes.len() as u64;
+                result.outcomes.push((
+                    capture_ns,
+                    adasd::record::Outcome {
+                        detections: DetectionsMsg {
+                            seq,
+                            width: setup.image_width,
+                            height: setup.image_height,
+                            detections: dets.clone(),
+                        },
+                        bev: bev.clone(),
+                        tracks: tracker.tracks().to_vec(),
+                        decision: DecisionMsg {
+                            seq,
+                            ego_speed_mps: Some(ego.speed_mps),
+                            decision,
+                        },
+                    },
+                ));
+            }
             if decision.stage >= Stage::Fcw {
                 result.active_frames += 1;
                 result.first_fcw_s.get_or_insert(t);
