@@ -111,7 +111,7 @@ fn decode_and_nms_kernels_match_cpu_twins() {
                 &m.input,
             )
             .unwrap();
-            let outputs = tract.infer(&input).unwrap();
+            let outputs = tract.infer_owned(&input).unwrap();
             let cpu: Vec<Detection> = nms_per_class(
                 decoder.decode(&outputs, m.score_threshold).unwrap(),
                 m.nms_iou,
@@ -147,11 +147,11 @@ fn network_matches_tract() {
             &m.input,
         )
         .unwrap();
-        let want = tract.infer(&input).unwrap();
+        let want = tract.infer_owned(&input).unwrap();
         for precision in [Precision::Fp32, Precision::Fp16] {
             let mut gpu =
                 CudaBackend::load(&m, m.score_threshold, &options(precision, None)).unwrap();
-            let got = gpu.infer(&input).unwrap();
+            let got = gpu.infer_owned(&input).unwrap();
             for ((g, t), out) in got.iter().zip(&want).zip(m.output_names()) {
                 assert_eq!(g.shape, t.shape, "{out}");
                 let d = max_abs(&g.data, &t.data);

@@ -23,4 +23,4 @@ pub use detection::{BBox, Detection};
 pub use manifest::{Manifest, ManifestError};
 pub use nms::nms_per_class;
 pub use preprocess::{preprocess, preprocess_into, InputTransform, PreprocessError};
-pub use tensor::Tensor;
+pub use tensor::{Tensor, TensorView};

@@ -28,6 +28,32 @@ impl Tensor {
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
+
+    /// This tensor as a borrowed view.
+    pub fn view(&self) -> TensorView<'_> {
+        TensorView {
+            shape: &self.shape,
+            data: &self.data,
+        }
+    }
+}
+
+/// A borrowed dense row-major `f32` tensor: what decoders read, so that a backend can hand over
+/// its runtime's output buffers in place instead of copying them into [`Tensor`]s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TensorView<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+impl TensorView<'_> {
+    /// An owned copy.
+    pub fn to_tensor(&self) -> Tensor {
+        Tensor {
+            shape: self.shape.to_vec(),
+            data: self.data.to_vec(),
+        }
+    }
 }
 
 #[cfg(test)]

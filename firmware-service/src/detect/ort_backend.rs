@@ -8,7 +8,7 @@ use super::ort_config::{
 };
 use super::{Backend, DetectError};
 use adas_plugins::manifest::Manifest;
-use adas_plugins::Tensor;
+use adas_plugins::{Tensor, TensorView};
 use ort::ep::{ArbitrarilyConfigurableExecutionProvider, ExecutionProvider};
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -270,20 +270,27 @@ impl Backend for OrtBackend {
         self.provider.backend_name()
     }
 
-    fn infer(&mut self, input: &Tensor) -> Result<Vec<Tensor>, DetectError> {
+    fn infer(
+        &mut self,
+        input: &Tensor,
+        consume: &mut dyn FnMut(&[TensorView<'_>]),
+    ) -> Result<(), DetectError> {
         if input.shape != self.input_shape {
             return Err(DetectError::Inference(format!(
                 "input shape {:?} does not match the model's {:?}",
                 input.shape, self.input_shape
             )));
         }
+        // The input is borrowed too (no copy into ONNX Runtime).
         let value = TensorRef::from_array_view((input.shape.clone(), input.data.as_slice()))
             .map_err(ort_err)?;
         let outputs = self
             .session
             .run(ort::inputs![self.input_name.as_str() => value])
             .map_err(ort_err)?;
-        self.output_names
+        // The outputs stay in ONNX Runtime's buffers; only their shapes (i64) are converted.
+        let extracted = self
+            .output_names
             .iter()
             .map(|name| {
                 let value = outputs.get(name.as_str()).ok_or_else(|| {
@@ -293,9 +300,19 @@ impl Backend for OrtBackend {
                     .try_extract_tensor::<f32>()
                     .map_err(|e| DetectError::Inference(format!("output `{name}`: {e}")))?;
                 let shape: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-                Tensor::new(shape, data.to_vec())
-                    .ok_or_else(|| DetectError::Inference("output element count mismatch".into()))
+                if shape.iter().product::<usize>() != data.len() {
+                    return Err(DetectError::Inference(format!(
+                        "output `{name}`: element count mismatch"
+                    )));
+                }
+                Ok((shape, data))
             })
-            .collect()
+            .collect::<Result<Vec<_>, DetectError>>()?;
+        let views: Vec<TensorView<'_>> = extracted
+            .iter()
+            .map(|(shape, data)| TensorView { shape, data })
+            .collect();
+        consume(&views);
+        Ok(())
     }
 }

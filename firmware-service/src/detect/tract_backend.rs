@@ -2,7 +2,7 @@
 
 use super::{Backend, DetectError};
 use adas_plugins::manifest::Manifest;
-use adas_plugins::Tensor;
+use adas_plugins::{Tensor, TensorView};
 use std::path::Path;
 use tract_onnx::prelude::*;
 
@@ -51,7 +51,11 @@ impl Backend for TractBackend {
         "tract"
     }
 
-    fn infer(&mut self, input: &Tensor) -> Result<Vec<Tensor>, DetectError> {
+    fn infer(
+        &mut self,
+        input: &Tensor,
+        consume: &mut dyn FnMut(&[TensorView<'_>]),
+    ) -> Result<(), DetectError> {
         if input.shape != self.input_shape {
             return Err(DetectError::Inference(format!(
                 "input shape {:?} does not match the model's {:?}",
@@ -64,15 +68,21 @@ impl Backend for TractBackend {
             .plan
             .run(tvec!(tensor.into()))
             .map_err(|e| DetectError::Inference(format!("{e:#}")))?;
-        outputs
+        // tract tensors are dense row-major: read them in place.
+        let views = outputs
             .iter()
             .map(|value| {
-                let view = value
-                    .to_plain_array_view::<f32>()
+                let data = value
+                    .try_as_plain_ram()
+                    .and_then(|plain| plain.as_slice::<f32>())
                     .map_err(|e| DetectError::Inference(format!("output is not f32: {e:#}")))?;
-                Tensor::new(view.shape().to_vec(), view.iter().copied().collect())
-                    .ok_or_else(|| DetectError::Inference("output element count mismatch".into()))
+                Ok(TensorView {
+                    shape: value.shape(),
+                    data,
+                })
             })
-            .collect()
+            .collect::<Result<Vec<_>, DetectError>>()?;
+        consume(&views);
+        Ok(())
     }
 }

@@ -3,7 +3,7 @@
 use super::{clip01, shape_error, DecodeError};
 use crate::detection::{BBox, Detection};
 use crate::manifest::{BoxFormat, DecodedHead};
-use crate::tensor::Tensor;
+use crate::tensor::TensorView;
 
 /// Reads boxes `[1, K, 4]`, scores `[1, K]`, class ids `[1, K]` (floats; label = id −
 /// `class_offset`) and an optional count (one element; only the first `count` rows are valid).
@@ -42,7 +42,7 @@ impl DecodedDecoder {
 
     pub(super) fn decode_into(
         &self,
-        outputs: &[Tensor],
+        outputs: &[TensorView<'_>],
         threshold: f32,
         out: &mut Vec<Detection>,
     ) -> Result<(), DecodeError> {
@@ -50,25 +50,18 @@ impl DecodedDecoder {
             [b, s, c, ..] => (b, s, c),
             _ => return Ok(()),
         };
-        let k = match boxes.shape.as_slice() {
+        let k = match boxes.shape {
             [1, k, 4] if boxes.data.len() == k * 4 => *k,
-            _ => {
-                return Err(shape_error(
-                    &self.names,
-                    0,
-                    "[1, K, 4]".into(),
-                    &boxes.shape,
-                ))
-            }
+            _ => return Err(shape_error(&self.names, 0, "[1, K, 4]".into(), boxes.shape)),
         };
         for (i, t) in [(1, scores), (2, classes)] {
             if t.shape != [1, k] || t.data.len() != k {
-                return Err(shape_error(&self.names, i, format!("[1, {k}]"), &t.shape));
+                return Err(shape_error(&self.names, i, format!("[1, {k}]"), t.shape));
             }
         }
         let mut rows = k;
         if let Some(count) = outputs.get(3) {
-            match count.data.as_slice() {
+            match count.data {
                 [n] => {
                     rows = rows.min(if n.is_finite() && *n > 0.0 {
                         *n as usize
@@ -81,7 +74,7 @@ impl DecodedDecoder {
                         &self.names,
                         3,
                         "one element, e.g. [1]".into(),
-                        &count.shape,
+                        count.shape,
                     ))
                 }
             }
@@ -89,8 +82,8 @@ impl DecodedDecoder {
         for ((b, &score), &class) in boxes
             .data
             .chunks_exact(4)
-            .zip(&scores.data)
-            .zip(&classes.data)
+            .zip(scores.data)
+            .zip(classes.data)
             .take(rows)
         {
             if score.is_nan() || score < threshold || !class.is_finite() {
@@ -128,6 +121,11 @@ impl DecodedDecoder {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::tensor::Tensor;
+
+    fn views(ts: &[Tensor]) -> Vec<TensorView<'_>> {
+        ts.iter().map(Tensor::view).collect()
+    }
 
     fn decoder(format: BoxFormat, count: bool) -> DecodedDecoder {
         let head = DecodedHead {
@@ -169,7 +167,7 @@ mod tests {
         let classes = t(vec![1, 4], vec![1.0, 2.0, 3.0, 1.0]);
         let count = t(vec![1], vec![3.0]);
         let mut out = Vec::new();
-        d.decode_into(&[boxes, scores, classes, count], 0.5, &mut out)
+        d.decode_into(&views(&[boxes, scores, classes, count]), 0.5, &mut out)
             .unwrap();
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out[0].bbox, BBox::new(0.2, 0.1, 0.6, 0.5));
@@ -189,7 +187,7 @@ mod tests {
         let scores = t(vec![1, 2], vec![0.7, 0.2]);
         let classes = t(vec![1, 2], vec![1.0, 1.0]);
         let mut out = Vec::new();
-        d.decode_into(&[boxes, scores, classes], 0.3, &mut out)
+        d.decode_into(&views(&[boxes, scores, classes]), 0.3, &mut out)
             .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].bbox, BBox::new(0.1, 0.1, 0.5, 0.5));
@@ -205,7 +203,7 @@ mod tests {
             Tensor::zeros(vec![1]),
         ];
         let err = d
-            .decode_into(&outs, 0.5, &mut Vec::new())
+            .decode_into(&views(&outs), 0.5, &mut Vec::new())
             .unwrap_err()
             .to_string();
         assert!(
@@ -219,7 +217,7 @@ mod tests {
             Tensor::zeros(vec![2]),
         ];
         let err = d
-            .decode_into(&outs, 0.5, &mut Vec::new())
+            .decode_into(&views(&outs), 0.5, &mut Vec::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("num_detections:0"), "{err}");

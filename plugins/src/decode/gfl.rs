@@ -1,9 +1,9 @@
 //! NanoDet-style GFL heads: per level, class scores and per-side box distributions.
 
-use super::{clip01, shape_error, DecodeError, RowActivation};
+use super::{clip01, shape_error, DecodeError, RowActivation, RowFilter};
 use crate::detection::{BBox, Detection};
 use crate::manifest::{Activation, GflHead};
-use crate::tensor::Tensor;
+use crate::tensor::TensorView;
 
 #[derive(Debug, Clone, Copy)]
 struct Level {
@@ -69,12 +69,13 @@ impl GflDecoder {
 
     pub(super) fn decode_into(
         &self,
-        outputs: &[Tensor],
+        outputs: &[TensorView<'_>],
         threshold: f32,
         out: &mut Vec<Detection>,
     ) -> Result<(), DecodeError> {
         let c = self.classes;
         let d = 4 * self.bins;
+        let filter = RowFilter::new(self.activation, threshold);
         for (i, (level, pair)) in self.levels.iter().zip(outputs.chunks_exact(2)).enumerate() {
             let (scores, dists) = (&pair[0], &pair[1]);
             let n = level.grid_w * level.grid_h;
@@ -86,7 +87,7 @@ impl GflDecoder {
                         "[1, {n}, {c}] (stride {}, {}×{} grid)",
                         level.stride, level.grid_w, level.grid_h
                     ),
-                    &scores.shape,
+                    scores.shape,
                 ));
             }
             if dists.shape != [1, n, d] || dists.data.len() != n * d {
@@ -97,7 +98,7 @@ impl GflDecoder {
                         "[1, {n}, {d}] (stride {}, 4 sides × {} bins)",
                         level.stride, self.bins
                     ),
-                    &dists.shape,
+                    dists.shape,
                 ));
             }
             for (cell, (row, dist)) in scores
@@ -106,6 +107,9 @@ impl GflDecoder {
                 .zip(dists.data.chunks_exact(d))
                 .enumerate()
             {
+                if !filter.may_pass(row) {
+                    continue;
+                }
                 let act = RowActivation::new(self.activation, row);
                 let mut bbox = None;
                 for (label, &x) in row.iter().enumerate() {
@@ -160,6 +164,11 @@ fn expectation(bins: &[f32]) -> f32 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::tensor::Tensor;
+
+    fn views(ts: &[Tensor]) -> Vec<TensorView<'_>> {
+        ts.iter().map(Tensor::view).collect()
+    }
     use crate::manifest::GflLevel;
 
     fn decoder(cell_offset: f32, w: usize, h: usize) -> GflDecoder {
@@ -227,7 +236,8 @@ mod tests {
         s16.data[4 * 2 + 1] = 0.6;
         b16.data[4 * 12..5 * 12].fill(0.0);
         let mut out = Vec::new();
-        d.decode_into(&[s8, b8, s16, b16], 0.5, &mut out).unwrap();
+        d.decode_into(&views(&[s8, b8, s16, b16]), 0.5, &mut out)
+            .unwrap();
         assert_eq!(out.len(), 3, "{out:?}");
         assert_eq!((out[0].label, out[0].score), (1, 0.7));
         let b = out[0].bbox;
@@ -258,7 +268,7 @@ mod tests {
                 Tensor::zeros(vec![1, 6, 2]),
                 Tensor::zeros(vec![1, 6, 12]),
             ];
-            d.decode_into(&outs, 0.5, &mut v).unwrap();
+            d.decode_into(&views(&outs), 0.5, &mut v).unwrap();
             v
         };
         assert_eq!(out.len(), 1);
@@ -278,7 +288,7 @@ mod tests {
             Tensor::zeros(vec![1, 6, 11]),
         ];
         let err = d
-            .decode_into(&outs, 0.5, &mut Vec::new())
+            .decode_into(&views(&outs), 0.5, &mut Vec::new())
             .unwrap_err()
             .to_string();
         assert!(
@@ -292,7 +302,7 @@ mod tests {
             Tensor::zeros(vec![1, 6, 12]),
         ];
         let err = d
-            .decode_into(&outs, 0.5, &mut Vec::new())
+            .decode_into(&views(&outs), 0.5, &mut Vec::new())
             .unwrap_err()
             .to_string();
         assert!(

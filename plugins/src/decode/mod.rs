@@ -17,7 +17,7 @@ pub use ssd::SsdDecoder;
 
 use crate::detection::{BBox, Detection};
 use crate::manifest::{Activation, HeadSpec, Manifest};
-use crate::tensor::Tensor;
+use crate::tensor::{Tensor, TensorView};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DecodeError {
@@ -105,6 +105,18 @@ impl Decoder {
         score_threshold: f32,
         out: &mut Vec<Detection>,
     ) -> Result<(), DecodeError> {
+        let views: Vec<TensorView<'_>> = outputs.iter().map(Tensor::view).collect();
+        self.decode_views_into(&views, score_threshold, out)
+    }
+
+    /// Like [`Decoder::decode_into`], on borrowed outputs (e.g. a runtime's own output buffers,
+    /// read in place).
+    pub fn decode_views_into(
+        &self,
+        outputs: &[TensorView<'_>],
+        score_threshold: f32,
+        out: &mut Vec<Detection>,
+    ) -> Result<(), DecodeError> {
         out.clear();
         check_count(self.output_names(), outputs)?;
         match self {
@@ -115,7 +127,7 @@ impl Decoder {
     }
 }
 
-fn check_count(names: &[String], outputs: &[Tensor]) -> Result<(), DecodeError> {
+fn check_count(names: &[String], outputs: &[TensorView<'_>]) -> Result<(), DecodeError> {
     if names.len() == outputs.len() {
         Ok(())
     } else {
@@ -169,6 +181,48 @@ impl RowActivation {
             Activation::Sigmoid => sigmoid(x),
             Activation::Softmax => (x - self.max).exp() * self.inv_sum,
         }
+    }
+}
+
+/// A cheap, conservative pre-test on a row's raw label values, so that rows where no label can
+/// reach the threshold (nearly all of them) skip the activation (`exp` per value) and the
+/// per-value branches. It is exact: a row it rejects has no value whose activated score is
+/// `≥ threshold` (see `tests::row_filter_never_rejects_a_passing_score`); rows it accepts go
+/// through the full per-value test as before.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowFilter {
+    /// Raw values below this cannot pass.
+    bound: f32,
+}
+
+impl RowFilter {
+    pub(crate) fn new(kind: Activation, threshold: f32) -> Self {
+        let bound = match kind {
+            // The score is the raw value: the same comparison.
+            Activation::None => threshold,
+            // sigmoid is increasing: compare logits with the inverse sigmoid of the threshold,
+            // lowered by a margin far wider than f32 rounding of `sigmoid`.
+            Activation::Sigmoid => {
+                let p = f64::from(threshold) * (1.0 - 1e-4);
+                if p <= 0.0 {
+                    f32::NEG_INFINITY
+                } else if p >= 1.0 {
+                    f32::INFINITY
+                } else {
+                    ((p / (1.0 - p)).ln() - 1e-3) as f32
+                }
+            }
+            // A softmax score depends on the whole row: no shortcut.
+            Activation::Softmax => f32::NEG_INFINITY,
+        };
+        Self { bound }
+    }
+
+    /// `false` when no value of `values` can pass. Branch-free over the row, so it vectorises;
+    /// NaN values never pass (like `score ≥ threshold` with a NaN score).
+    #[inline]
+    pub(crate) fn may_pass(&self, values: &[f32]) -> bool {
+        values.iter().fold(false, |any, &x| any | (x >= self.bound))
     }
 }
 
@@ -243,6 +297,36 @@ mod tests {
             err.contains("#1 `concat_1:0`") && err.contains("[1, 1917, 2]"),
             "{err}"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn row_filter_never_rejects_a_passing_score(
+            x in -30f32..30.0,
+            threshold in 0f32..1.0001,
+            kind in proptest::sample::select(vec![
+                Activation::None,
+                Activation::Sigmoid,
+                Activation::Softmax,
+            ]),
+        ) {
+            let row = [x, -50.0];
+            let passes = RowActivation::new(kind, &row).apply(x) >= threshold;
+            proptest::prop_assert!(!passes || RowFilter::new(kind, threshold).may_pass(&row));
+        }
+    }
+
+    #[test]
+    fn row_filter_edges() {
+        // Sigmoid logits near the threshold's inverse sigmoid (0.3 ↔ −0.847298) are let through.
+        let f = RowFilter::new(Activation::Sigmoid, 0.3);
+        assert!(f.may_pass(&[-0.8473]) && f.may_pass(&[5.0, f32::NAN]));
+        assert!(!f.may_pass(&[-0.86, -3.0]) && !f.may_pass(&[f32::NAN]) && !f.may_pass(&[]));
+        assert!(RowFilter::new(Activation::Sigmoid, 0.0).may_pass(&[-1e30]));
+        assert!(!RowFilter::new(Activation::Sigmoid, 2.0).may_pass(&[1e30]));
+        assert!(RowFilter::new(Activation::Softmax, 0.9).may_pass(&[-1e30]));
+        let f = RowFilter::new(Activation::None, 0.35);
+        assert!(f.may_pass(&[0.1, 0.35]) && !f.may_pass(&[0.349_999_96]));
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Anchor-based SSD heads (TF OD API and torchvision box coders).
 
-use super::{clipped_box, shape_error, DecodeError, RowActivation};
+use super::{clipped_box, shape_error, DecodeError, RowActivation, RowFilter};
 use crate::anchors::{self, Anchor};
 use crate::detection::Detection;
 use crate::manifest::{Activation, BoxEncoding, SsdHead};
-use crate::tensor::Tensor;
+use crate::tensor::TensorView;
 
 /// torchvision `BoxCoder.bbox_xform_clip`: log(1000/16), the largest decoded log size ratio.
 const TV_XFORM_CLIP: f32 = 4.135_166_6;
@@ -56,7 +56,7 @@ impl SsdDecoder {
 
     pub(super) fn decode_into(
         &self,
-        outputs: &[Tensor],
+        outputs: &[TensorView<'_>],
         threshold: f32,
         out: &mut Vec<Detection>,
     ) -> Result<(), DecodeError> {
@@ -71,7 +71,7 @@ impl SsdDecoder {
                 &self.names,
                 0,
                 format!("[1, {a}, 4] or [1, {a}, 1, 4]"),
-                &boxes.shape,
+                boxes.shape,
             ));
         }
         if scores.shape != [1, a, c] || scores.data.len() != a * c {
@@ -79,15 +79,19 @@ impl SsdDecoder {
                 &self.names,
                 1,
                 format!("[1, {a}, {c}]"),
-                &scores.shape,
+                scores.shape,
             ));
         }
+        let filter = RowFilter::new(self.activation, threshold);
         for ((anchor, enc), row) in self
             .anchors
             .iter()
             .zip(boxes.data.chunks_exact(4))
             .zip(scores.data.chunks_exact(c))
         {
+            if !filter.may_pass(&row[self.first_label..]) {
+                continue;
+            }
             let act = RowActivation::new(self.activation, row);
             let mut bbox = None;
             for (label, &x) in row[self.first_label..].iter().enumerate() {
@@ -134,6 +138,11 @@ impl SsdDecoder {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::tensor::Tensor;
+
+    fn views(ts: &[Tensor]) -> Vec<TensorView<'_>> {
+        ts.iter().map(Tensor::view).collect()
+    }
     use crate::manifest::{AnchorSpec, TorchvisionAnchors};
 
     /// One 1×1 torchvision map without ratios: anchors (s, s) and (s', s') at the centre.
@@ -184,7 +193,8 @@ mod tests {
         // columns: background, label 0, label 1 (sigmoid logits)
         let scores = t(vec![1, 2, 3], vec![5.0, 0.0, 3.0, 9.0, -1.0, -2.0]);
         let mut out = Vec::new();
-        d.decode_into(&[boxes, scores], 0.5, &mut out).unwrap();
+        d.decode_into(&views(&[boxes, scores]), 0.5, &mut out)
+            .unwrap();
         // anchor 0: label 0 sigmoid(0) = 0.5 (≥ 0.5 kept), label 1 sigmoid(3) = 0.952574.
         assert_eq!(out.len(), 2);
         assert_eq!((out[0].label, out[0].score), (0, 0.5));
@@ -218,7 +228,8 @@ mod tests {
         // Softmax over (background, person): anchor 0 (0, 0) → 0.5 ; anchor 1 (0, ln 3) → 0.75.
         let scores = t(vec![1, 2, 2], vec![0.0, 0.0, 0.0, 3.0f32.ln()]);
         let mut out = Vec::new();
-        d.decode_into(&[boxes, scores], 0.6, &mut out).unwrap();
+        d.decode_into(&views(&[boxes, scores]), 0.6, &mut out)
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert!((out[0].score - 0.75).abs() < 1e-6);
         let b = out[0].bbox;
@@ -255,7 +266,8 @@ mod tests {
         let scores = t(vec![1, 2, 1], vec![0.9, 0.1]);
         let out = {
             let mut v = Vec::new();
-            d.decode_into(&[boxes, scores], 0.3, &mut v).unwrap();
+            d.decode_into(&views(&[boxes, scores]), 0.3, &mut v)
+                .unwrap();
             v
         };
         assert_eq!(out.len(), 1);

@@ -22,7 +22,7 @@ use super::engine::{onnx, plan};
 use super::{DetectError, FrameDetector, GpuStageTimes, Precision};
 use adas_plugins::gpu::{self as plugins, GpuHead};
 use adas_plugins::manifest::{Layout, Manifest};
-use adas_plugins::{BBox, Detection, InputTransform, Tensor};
+use adas_plugins::{BBox, Detection, InputTransform, Tensor, TensorView};
 use cudarc::driver::{CudaGraph, CudaSlice, PinnedHostSlice};
 use device::{gpu_error, Arg, DevPtr, Gpu};
 use network::Network;
@@ -594,7 +594,11 @@ impl super::Backend for CudaBackend {
 
     /// The network alone on a host tensor (parity tests, `adasd bench` stages): FP32 in,
     /// converted to the engine's precision and layout, outputs converted back.
-    fn infer(&mut self, input: &Tensor) -> Result<Vec<Tensor>, DetectError> {
+    fn infer(
+        &mut self,
+        input: &Tensor,
+        consume: &mut dyn FnMut(&[TensorView<'_>]),
+    ) -> Result<(), DetectError> {
         let plan = &self.net.plan;
         if input.shape != plan.input_shape {
             return Err(DetectError::Inference(format!(
@@ -641,7 +645,9 @@ impl super::Backend for CudaBackend {
                     .ok_or_else(|| DetectError::Inference("output size".into()))?,
             );
         }
-        Ok(outputs)
+        let views: Vec<TensorView<'_>> = outputs.iter().map(Tensor::view).collect();
+        consume(&views);
+        Ok(())
     }
 
     fn frame_detector(&mut self) -> Option<&mut dyn FrameDetector> {

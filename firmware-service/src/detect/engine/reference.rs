@@ -297,7 +297,7 @@ mod tests {
         let ours = run(&p, &nhwc);
         let mut tract = crate::detect::TractBackend::load(&m).unwrap();
         use crate::detect::Backend;
-        let theirs = tract.infer(&input).unwrap();
+        let theirs = tract.infer_owned(&input).unwrap();
         for ((o, t), name) in ours.iter().zip(&theirs).zip(m.output_names()) {
             assert_eq!(o.len(), t.data.len(), "{name}");
             let max = o
