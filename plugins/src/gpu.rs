@@ -114,16 +114,7 @@ pub fn preprocess_params(
         add: std::array::from_fn(|c| -spec.mean[c] / spec.std[c]),
         pad: std::array::from_fn(|c| (spec.pad_value - spec.mean[c]) / spec.std[c]),
     };
-    let transform = InputTransform {
-        image_width: width,
-        image_height: height,
-        model_width: mw,
-        model_height: mh,
-        scale_x: rw as f32 / width as f32,
-        scale_y: rh as f32 / height as f32,
-        pad_x: ox as f32,
-        pad_y: oy as f32,
-    };
+    let transform = crate::preprocess::transform(width, height, spec);
     Ok((params, transform))
 }
 

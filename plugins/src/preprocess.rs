@@ -215,7 +215,14 @@ pub fn preprocess_into(
         }
     }
 
-    Ok(InputTransform {
+    Ok(transform(width, height, spec))
+}
+
+/// The box transform of a `width`×`height` image for `spec` (see [`placement`]).
+pub(crate) fn transform(width: usize, height: usize, spec: &InputSpec) -> InputTransform {
+    let (mw, mh) = spec.size();
+    let (rw, rh, ox, oy) = placement(width, height, spec);
+    InputTransform {
         image_width: width,
         image_height: height,
         model_width: mw,
@@ -224,7 +231,7 @@ pub fn preprocess_into(
         scale_y: rh as f32 / height as f32,
         pad_x: ox as f32,
         pad_y: oy as f32,
-    })
+    }
 }
 
 /// Size and position of the resized image inside the model input: (width, height, x offset,

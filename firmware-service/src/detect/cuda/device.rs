@@ -217,45 +217,16 @@ impl Gpu {
         shared: u32,
         args: &[&dyn Arg],
     ) -> Result<(), DetectError> {
-        let f = self
-            .functions
-            .get(name)
-            .ok_or_else(|| DetectError::Backend(format!("cuda: kernel {name} not loaded")))?;
-        let threads = 256usize;
-        let blocks = n.div_ceil(threads).clamp(1, 65_535 * 4) as u32;
-        let cfg = LaunchConfig {
-            grid_dim: (blocks, images.max(1), 1),
-            block_dim: (threads as u32, 1, 1),
-            shared_mem_bytes: shared,
-        };
-        self.launch_with(f, cfg, args)
+        let blocks = n.div_ceil(256).clamp(1, 65_535 * 4) as u32;
+        self.launch_grid(name, (blocks, images), 256, shared, args)
     }
 
-    /// Launches `name` on a 2-D grid of `threads`-thread blocks (tiled kernels).
+    /// Launches `name` on a 2-D grid of `threads`-thread blocks with `shared` bytes of dynamic
+    /// shared memory (tiled kernels, NMS).
     pub fn launch_grid(
         &self,
         name: &str,
         grid: (u32, u32),
-        threads: u32,
-        args: &[&dyn Arg],
-    ) -> Result<(), DetectError> {
-        let f = self
-            .functions
-            .get(name)
-            .ok_or_else(|| DetectError::Backend(format!("cuda: kernel {name} not loaded")))?;
-        let cfg = LaunchConfig {
-            grid_dim: (grid.0.max(1), grid.1.max(1), 1),
-            block_dim: (threads, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        self.launch_with(f, cfg, args)
-    }
-
-    /// Launches `name` with one block of `threads` per image (NMS).
-    pub fn launch_blocks(
-        &self,
-        name: &str,
-        blocks: u32,
         threads: u32,
         shared: u32,
         args: &[&dyn Arg],
@@ -265,7 +236,7 @@ impl Gpu {
             .get(name)
             .ok_or_else(|| DetectError::Backend(format!("cuda: kernel {name} not loaded")))?;
         let cfg = LaunchConfig {
-            grid_dim: (blocks, 1, 1),
+            grid_dim: (grid.0.max(1), grid.1.max(1), 1),
             block_dim: (threads, 1, 1),
             shared_mem_bytes: shared,
         };

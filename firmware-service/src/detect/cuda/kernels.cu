@@ -157,10 +157,11 @@ extern "C" __global__ void to_f32(float* y, const T* x, long long n) {
 // y = act(Σ x·w + bias + residual). w is [C][R][S]. One thread per output value; consecutive
 // threads read consecutive channels, so loads coalesce. cuDNN's grouped NHWC kernels are several
 // times slower on these small MobileNet layers.
+// Same parameter list as conv_igemm (k = c here).
 extern "C" __global__ void dwconv_nhwc(T* y, const T* x, const T* w, const float* bias,
-                                       const T* residual, int n, int h, int wd, int c, int r,
-                                       int s, int ph, int pw, int sh, int sw, int dh, int dw,
-                                       int oh, int ow, int act, float a, float b) {
+                                       const T* residual, int n, int h, int wd, int c, int k,
+                                       int r, int s, int ph, int pw, int sh, int sw, int dh,
+                                       int dw, int oh, int ow, int act, float a, float b) {
     FOR_EACH(i, (long long)n * oh * ow * c) {
         int ch = (int)(i % c);
         long long t = i / c;

@@ -550,9 +550,9 @@ impl Postprocess {
             &(self.max_det as i32),
             &self.result.1,
         ];
-        gpu.launch_blocks(
+        gpu.launch_grid(
             "nms",
-            images,
+            (images, 1),
             NMS_THREADS,
             plugins::CANDIDATE_CAPACITY as u32,
             &args,

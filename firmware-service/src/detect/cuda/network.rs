@@ -290,33 +290,16 @@ impl Network {
         {
             match step {
                 Step::Conv(c) if c.is_depthwise() => {
-                    let n = c.n * c.oh * c.ow * c.k;
-                    let (code, a, b) = c.act.code();
-                    let args: [&dyn Arg; 22] = [
-                        &buf(c.y),
-                        &buf(c.x),
-                        &wt(c.weight),
-                        &c.bias.map_or(0, wt),
-                        &c.residual.map_or(0, buf),
-                        &i(c.n),
-                        &i(c.h),
-                        &i(c.w),
-                        &i(c.c),
-                        &i(c.r),
-                        &i(c.s),
-                        &i(c.pad[0]),
-                        &i(c.pad[1]),
-                        &i(c.stride[0]),
-                        &i(c.stride[1]),
-                        &i(c.dilation[0]),
-                        &i(c.dilation[1]),
-                        &i(c.oh),
-                        &i(c.ow),
-                        &code,
-                        &a,
-                        &b,
-                    ];
-                    gpu.launch("dwconv_nhwc", n, 1, 0, &args)?;
+                    let io = (
+                        buf(c.x),
+                        buf(c.y),
+                        wt(c.weight),
+                        c.bias.map_or(0, wt),
+                        c.residual.map_or(0, buf),
+                    );
+                    let args = conv_args(c, &io);
+                    let refs: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
+                    gpu.launch("dwconv_nhwc", c.n * c.oh * c.ow * c.k, 1, 0, &refs)?;
                 }
                 Step::Conv(c) => {
                     let choice = self.choices[*conv_index];
@@ -549,6 +532,44 @@ fn time_layer(gpu: &Gpu, launch: impl Fn() -> Result<(), DetectError>) -> Result
     Ok(best)
 }
 
+/// The parameter list shared by `dwconv_nhwc`, `conv_igemm` and `conv_igemm16`: output, input,
+/// weights, bias, residual, geometry, activation.
+fn conv_args(
+    c: &ConvStep,
+    &(x, y, w, bias, residual): &(DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
+) -> Vec<Box<dyn Arg>> {
+    let (code, a, b) = c.act.code();
+    let mut args: Vec<Box<dyn Arg>> = vec![
+        Box::new(y),
+        Box::new(x),
+        Box::new(w),
+        Box::new(bias),
+        Box::new(residual),
+    ];
+    let geometry = [
+        c.n,
+        c.h,
+        c.w,
+        c.c,
+        c.k,
+        c.r,
+        c.s,
+        c.pad[0],
+        c.pad[1],
+        c.stride[0],
+        c.stride[1],
+        c.dilation[0],
+        c.dilation[1],
+        c.oh,
+        c.ow,
+    ];
+    args.extend(geometry.iter().map(|&v| Box::new(i(v)) as Box<dyn Arg>));
+    args.push(Box::new(code));
+    args.push(Box::new(a));
+    args.push(Box::new(b));
+    args
+}
+
 /// The engine's own implicit-GEMM convolution with its fused epilogue.
 fn launch_own(
     gpu: &Gpu,
@@ -556,32 +577,8 @@ fn launch_own(
     c: &ConvStep,
     (x, y, w, bias, residual): (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
 ) -> Result<(), DetectError> {
-    let (code, a, b) = c.act.code();
-    let args: [&dyn Arg; 23] = [
-        &y,
-        &x,
-        &w,
-        &bias,
-        &residual,
-        &i(c.n),
-        &i(c.h),
-        &i(c.w),
-        &i(c.c),
-        &i(c.k),
-        &i(c.r),
-        &i(c.s),
-        &i(c.pad[0]),
-        &i(c.pad[1]),
-        &i(c.stride[0]),
-        &i(c.stride[1]),
-        &i(c.dilation[0]),
-        &i(c.dilation[1]),
-        &i(c.oh),
-        &i(c.ow),
-        &code,
-        &a,
-        &b,
-    ];
+    let args = conv_args(c, &(x, y, w, bias, residual));
+    let args: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
     let pixels = c.n * c.oh * c.ow;
     let (name, tile) = if algo == OWN_IGEMM16 {
         ("conv_igemm16", 16)
@@ -592,6 +589,7 @@ fn launch_own(
         name,
         (pixels.div_ceil(tile) as u32, c.k.div_ceil(tile) as u32),
         256,
+        0,
         &args,
     )
 }
