@@ -218,15 +218,15 @@ impl Gpu {
         args: &[&dyn Arg],
     ) -> Result<(), DetectError> {
         let blocks = n.div_ceil(256).clamp(1, 65_535 * 4) as u32;
-        self.launch_grid(name, (blocks, images), 256, shared, args)
+        self.launch_grid(name, (blocks, images, 1), 256, shared, args)
     }
 
-    /// Launches `name` on a 2-D grid of `threads`-thread blocks with `shared` bytes of dynamic
+    /// Launches `name` on a grid of `threads`-thread blocks with `shared` bytes of dynamic
     /// shared memory (tiled kernels, NMS).
     pub fn launch_grid(
         &self,
         name: &str,
-        grid: (u32, u32),
+        grid: (u32, u32, u32),
         threads: u32,
         shared: u32,
         args: &[&dyn Arg],
@@ -236,7 +236,7 @@ impl Gpu {
             .get(name)
             .ok_or_else(|| DetectError::Backend(format!("cuda: kernel {name} not loaded")))?;
         let cfg = LaunchConfig {
-            grid_dim: (grid.0.max(1), grid.1.max(1), 1),
+            grid_dim: (grid.0.max(1), grid.1.max(1), grid.2.max(1)),
             block_dim: (threads, 1, 1),
             shared_mem_bytes: shared,
         };

@@ -18,7 +18,7 @@ mod network;
 pub use cache::PlanSource;
 pub use device::check_libraries;
 
-use super::engine::{onnx, plan};
+use super::engine::{in_place, onnx, plan};
 use super::{DetectError, FrameDetector, GpuStageTimes, Precision};
 use adas_plugins::gpu::{self as plugins, GpuHead};
 use adas_plugins::manifest::{Layout, Manifest};
@@ -56,6 +56,7 @@ const ENGINE_NAMES: &[&str] = &[
     "dwconv_nhwc",
     "conv_igemm",
     "conv_igemm16",
+    "spin",
 ];
 const PLUGIN_NAMES: &[&str] = &[
     "preprocess",
@@ -146,13 +147,24 @@ impl CudaBackend {
         let mut shape = manifest.input.shape.to_vec();
         shape[0] = batch;
         let nchw = manifest.input.layout == Layout::Nchw;
-        let lowered = plan::lower(&graph, &shape, nchw, &manifest.output_names())
+        let mut lowered = plan::lower(&graph, &shape, nchw, &manifest.output_names())
             .map_err(|e| model_error(e.to_string()))?;
-        tracing::info!(model = %manifest.name, steps = lowered.steps.len(), "cuda engine plan: {}", lowered.summary());
 
         let mut gpu = Gpu::new(options.device)?;
         let cache = options.cache_dir.as_deref();
-        gpu.load_kernels(ENGINE_KERNELS, half, ENGINE_NAMES, cache)?;
+        // mma.sync needs compute capability 8.0 (Jetson Orin, Ampere) or newer.
+        let tensor_cores = half && gpu.identity.compute_capability >= (8, 0);
+        if tensor_cores {
+            // Concats written in place force their producers onto the own kernels, which only
+            // beat cuDNN where they run on tensor cores.
+            in_place::write_concats_in_place(&mut lowered);
+        }
+        tracing::info!(model = %manifest.name, steps = lowered.steps.len(), "cuda engine plan: {}", lowered.summary());
+        let mut engine_names = ENGINE_NAMES.to_vec();
+        if half {
+            engine_names.extend(network::tensor_core_kernels());
+        }
+        gpu.load_kernels(ENGINE_KERNELS, half, &engine_names, cache)?;
         let plugin_src = format!("{}\n{}", plugins::PREPROCESS, plugins::POSTPROCESS);
         gpu.load_kernels(&plugin_src, half, PLUGIN_NAMES, cache)?;
 
@@ -180,12 +192,12 @@ impl CudaBackend {
         };
         let (net, plan_source) = match cached {
             Ok(choices) => (
-                Network::build(&gpu, lowered, half, Some(&choices))?,
+                Network::build(&gpu, lowered, half, tensor_cores, Some(&choices))?,
                 PlanSource::Cached(path.clone().unwrap_or_default()),
             ),
             Err(reason) => {
                 tracing::info!(model = %manifest.name, "cuda engine: measuring convolution algorithms ({reason})");
-                let net = Network::build(&gpu, lowered, half, None)?;
+                let net = Network::build(&gpu, lowered, half, tensor_cores, None)?;
                 if let Some(p) = &path {
                     if let Err(e) = cache::store(p, &key, &net.choices) {
                         tracing::warn!("cuda engine: plan not cached: {e}");
@@ -552,7 +564,7 @@ impl Postprocess {
         ];
         gpu.launch_grid(
             "nms",
-            (images, 1),
+            (images, 1, 1),
             NMS_THREADS,
             plugins::CANDIDATE_CAPACITY as u32,
             &args,
@@ -717,7 +729,10 @@ impl FrameDetector for CudaBackend {
         let wall = host.elapsed();
         if std::env::var_os("ADASD_PROFILE_STEPS").is_some() {
             // Where the network's time goes, slowest steps first (diagnostics for engine work).
-            for (what, ms) in self.net.profile_steps(&self.gpu)?.iter().take(12) {
+            let steps = self.net.profile_steps(&self.gpu)?;
+            let total: f64 = steps.iter().map(|s| s.1).sum();
+            tracing::info!("steps: {} taking {total:.4} ms one by one", steps.len());
+            for (what, ms) in &steps {
                 tracing::info!("step {ms:8.4} ms  {what}");
             }
         }

@@ -54,12 +54,15 @@ impl Drop for Handle {
 
 pub struct Network {
     pub plan: Plan,
+    half: bool,
     buffers: Vec<(CudaSlice<u8>, DevPtr)>,
     weights: Vec<(CudaSlice<u8>, DevPtr)>,
     /// Per step: the cuDNN descriptors of a Conv step (None for other steps).
     convs: Vec<Option<Descriptors>>,
     pub choices: Vec<ConvChoice>,
     workspace: (CudaSlice<u8>, DevPtr, usize),
+    /// Split-K partial sums of the own kernels.
+    partials: (CudaSlice<u8>, DevPtr),
     handle: Handle,
 }
 
@@ -71,13 +74,75 @@ fn dnn_error(what: &str, e: impl std::fmt::Debug) -> DetectError {
     DetectError::Backend(format!("cuda: cuDNN {what}: {e:?}"))
 }
 
-/// `ConvChoice::algo` of the engine's own implicit-GEMM kernels (cuDNN's are 0…7): 64×64 tiles
-/// and 16×16 tiles.
-pub const OWN_IGEMM: u32 = 1000;
-pub const OWN_IGEMM16: u32 = 1001;
+/// One of the engine's own convolution kernels (kernels.cu), all with `conv_args`' parameters.
+pub struct OwnConv {
+    /// `ConvChoice::algo` in the plan cache (cuDNN's algorithms are 0…7).
+    pub algo: u32,
+    pub kernel: &'static str,
+    /// Output pixels × output channels per block.
+    tile: (usize, usize),
+    threads: u32,
+    /// Needs FP16 and `mma.sync` (compute capability 8.0 or newer).
+    tensor_cores: bool,
+    /// Blocks the reduction is split between (split-K; > 1 adds a `conv_split_sum` launch).
+    splits: usize,
+}
 
-fn is_own(algo: u32) -> bool {
-    algo == OWN_IGEMM || algo == OWN_IGEMM16
+const fn own(
+    algo: u32,
+    kernel: &'static str,
+    tile: usize,
+    threads: u32,
+    tensor_cores: bool,
+    splits: usize,
+) -> OwnConv {
+    OwnConv {
+        algo,
+        kernel,
+        tile: (tile, tile),
+        threads,
+        tensor_cores,
+        splits,
+    }
+}
+
+pub const OWN_CONVS: [OwnConv; 8] = [
+    own(1000, "conv_igemm", 64, 256, false, 1),
+    own(1001, "conv_igemm16", 16, 256, false, 1),
+    own(1002, "conv_mma_split", 32, 128, true, 1),
+    own(1003, "conv_mma_wide", 64, 128, true, 1),
+    own(1004, "conv_mma_split", 32, 128, true, 4),
+    own(1005, "conv_mma_split", 32, 128, true, 16),
+    own(1006, "conv_mma_wide", 64, 128, true, 4),
+    own(1007, "conv_mma_wide", 64, 128, true, 16),
+];
+
+/// Split-K partial sums are FP32 per split, pixel and channel; beyond this a layer is large
+/// enough to fill the GPU without splitting, and split-K is not tried.
+const MAX_PARTIALS_BYTES: usize = 16 << 20;
+
+fn partials_bytes(own: &OwnConv, c: &ConvStep) -> usize {
+    if own.splits > 1 {
+        own.splits * c.n * c.oh * c.ow * c.k * 4
+    } else {
+        0
+    }
+}
+
+/// The tensor-core kernels' names, loaded only for FP16 (they do not exist in the FP32 build).
+pub fn tensor_core_kernels() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = OWN_CONVS
+        .iter()
+        .filter(|o| o.tensor_cores)
+        .map(|o| o.kernel)
+        .collect();
+    names.dedup();
+    names.push("conv_split_sum");
+    names
+}
+
+fn own_conv(algo: u32) -> Option<&'static OwnConv> {
+    OWN_CONVS.iter().find(|o| o.algo == algo)
 }
 
 fn algo_from(v: u32) -> Option<sys::cudnnConvolutionFwdAlgo_t> {
@@ -106,14 +171,19 @@ const SEARCH_WORKSPACE: usize = 256 << 20;
 impl Network {
     /// Uploads the plan; `cached` algorithm choices are used as they are, otherwise every
     /// convolution's algorithm is measured (cudnnFind) and only deterministic ones are taken —
-    /// replays must be bit-exact.
+    /// replays must be bit-exact. `tensor_cores`: the FP16 mma kernels may be used.
     pub fn build(
         gpu: &Gpu,
         plan: Plan,
         half: bool,
+        tensor_cores: bool,
         cached: Option<&[ConvChoice]>,
     ) -> Result<Network, DetectError> {
-        let elem = if half { 2 } else { 4 };
+        let usable = |algo: u32| match own_conv(algo) {
+            Some(o) => tensor_cores || !o.tensor_cores,
+            None => algo_from(algo).is_some(),
+        };
+        let elem: usize = if half { 2 } else { 4 };
         let buffers = plan
             .buffers
             .iter()
@@ -146,97 +216,127 @@ impl Network {
         // SAFETY: the handle is valid; the stream outlives the network (both owned by the backend).
         unsafe { dnn::set_stream(handle.0, gpu.stream.cu_stream() as *mut _) }
             .map_err(|e| dnn_error("set stream", e))?;
+        // The own kernels index with 32 bits.
+        for s in &plan.steps {
+            if let Step::Conv(c) = s {
+                if (c.n * c.h * c.w * c.c).max(c.n * c.oh * c.ow * c.k) > i32::MAX as usize {
+                    return Err(DetectError::Backend(format!(
+                        "cuda: convolution {} has more than 2³¹ values at batch {}: use a smaller batch",
+                        c.node, c.n
+                    )));
+                }
+            }
+        }
         let mut convs = Vec::with_capacity(plan.steps.len());
         for s in &plan.steps {
             convs.push(match s {
-                Step::Conv(c) if !c.is_depthwise() => Some(conv_descriptors(c, half)?),
+                Step::Conv(c) if !c.is_depthwise() && c.is_dense() => {
+                    Some(conv_descriptors(c, half)?)
+                }
                 _ => None,
             });
         }
-        let n_convs = convs.iter().filter(|c| c.is_some()).count();
+        let n_convs = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::Conv(c) if !c.is_depthwise()))
+            .count();
         let choices: Vec<ConvChoice> = match cached {
-            Some(c)
-                if c.len() == n_convs
-                    && c.iter()
-                        .all(|c| is_own(c.algo) || algo_from(c.algo).is_some()) =>
-            {
-                c.to_vec()
-            }
+            Some(c) if c.len() == n_convs && c.iter().all(|c| usable(c.algo)) => c.to_vec(),
             _ => {
                 gpu.sync()?;
                 let search = gpu.alloc(SEARCH_WORKSPACE)?;
+                let search_partials = gpu.alloc(MAX_PARTIALS_BYTES)?;
                 let mut out = Vec::with_capacity(n_convs);
                 for (step, d) in plan.steps.iter().zip(&convs) {
-                    if let (Step::Conv(c), Some(d)) = (step, d) {
-                        let best = find(
-                            handle.0,
-                            d,
-                            buffers[c.x].1,
-                            weights[c.weight].1,
-                            buffers[c.y].1,
-                            search.1,
-                            &c.node,
-                        )?;
-                        // cuDNN's best against our own kernels, each timed the same way with its
-                        // epilogue (cuDNN's own figure leaves the epilogue out); keep the fastest.
-                        let (bias, residual) = (
-                            c.bias.map_or(0, |b| weights[b].1),
-                            c.residual.map_or(0, |r| buffers[r].1),
-                        );
-                        let io = (
-                            buffers[c.x].1,
-                            buffers[c.y].1,
-                            weights[c.weight].1,
-                            bias,
-                            residual,
-                        );
+                    let Step::Conv(c) = step else { continue };
+                    if c.is_depthwise() {
+                        continue;
+                    }
+                    let io = conv_io(c, elem, &|b| buffers[b].1, &|w| weights[w].1);
+                    // cuDNN's best (dense layers only) against our own kernels, each timed the
+                    // same way with its epilogue (cuDNN's own figure leaves the epilogue out);
+                    // keep the fastest.
+                    let mut choice = ConvChoice {
+                        algo: u32::MAX,
+                        workspace: 0,
+                        time_ms: f32::INFINITY,
+                    };
+                    if let Some(d) = d {
+                        let best = find(handle.0, d, io.0, io.2, io.1, search.1, &c.node)?;
                         let ws = (search.1, best.workspace);
-                        let mut choice = ConvChoice {
+                        choice = ConvChoice {
                             time_ms: time_layer(gpu, || {
                                 launch_cudnn(gpu, handle.0, d, best.algo, ws, c, io)
                             })?,
                             ..best
                         };
-                        for algo in [OWN_IGEMM, OWN_IGEMM16] {
-                            let t = time_layer(gpu, || launch_own(gpu, algo, c, io))?;
-                            if t < choice.time_ms {
-                                choice = ConvChoice {
-                                    algo,
-                                    workspace: 0,
-                                    time_ms: t,
-                                };
-                            }
-                        }
-                        out.push(choice);
                     }
+                    let candidates = OWN_CONVS
+                        .iter()
+                        .filter(|o| usable(o.algo) && partials_bytes(o, c) <= MAX_PARTIALS_BYTES);
+                    for own in candidates {
+                        let t = time_layer(gpu, || launch_own(gpu, own, c, io, search_partials.1))?;
+                        if t < choice.time_ms {
+                            choice = ConvChoice {
+                                algo: own.algo,
+                                workspace: 0,
+                                time_ms: t,
+                            };
+                        }
+                    }
+                    out.push(choice);
                 }
                 out
             }
         };
-        let own = |a| choices.iter().filter(|c| c.algo == a).count();
+        let on_own = |o: &OwnConv| choices.iter().filter(|c| c.algo == o.algo).count();
+        let own_counts: Vec<String> = OWN_CONVS
+            .iter()
+            .filter(|o| on_own(o) > 0)
+            .map(|o| format!("{} {} (split-K {})", on_own(o), o.kernel, o.splits))
+            .collect();
         tracing::info!(
-            "cuda engine: {} convolutions on cuDNN, {} on own 64×64 tiles, {} on own 16×16 tiles, {} depthwise; sum of measured times {:.3} ms",
-            choices.len() - own(OWN_IGEMM) - own(OWN_IGEMM16),
-            own(OWN_IGEMM),
-            own(OWN_IGEMM16),
+            "cuda engine: {} convolutions on cuDNN, own kernels: {}; {} depthwise; sum of measured times {:.3} ms",
+            choices.len() - OWN_CONVS.iter().map(on_own).sum::<usize>(),
+            own_counts.join(", "),
             plan.steps.iter().filter(|s| matches!(s, Step::Conv(c) if c.is_depthwise())).count(),
             choices.iter().map(|c| c.time_ms).sum::<f32>()
         );
         let ws = choices.iter().map(|c| c.workspace).max().unwrap_or(0);
         let (slice, ptr) = gpu.alloc(ws)?;
+        let dense_convs = plan.steps.iter().filter_map(|s| match s {
+            Step::Conv(c) if !c.is_depthwise() => Some(c),
+            _ => None,
+        });
+        let partials = dense_convs
+            .zip(&choices)
+            .filter_map(|(c, choice)| own_conv(choice.algo).map(|o| partials_bytes(o, c)))
+            .max()
+            .unwrap_or(0);
+        let partials = gpu.alloc(partials)?;
         Ok(Network {
             plan,
+            half,
             buffers,
             weights,
             convs,
             choices,
             workspace: (slice, ptr, ws),
+            partials,
             handle,
         })
     }
 
     pub fn buffer(&self, id: usize) -> DevPtr {
         self.buffers.get(id).map_or(0, |b| b.1)
+    }
+
+    fn conv_io(&self, c: &ConvStep) -> ConvIo {
+        let elem = if self.half { 2 } else { 4 };
+        conv_io(c, elem, &|b| self.buffer(b), &|w| {
+            self.weights.get(w).map_or(0, |w| w.1)
+        })
     }
 
     pub fn input(&self) -> DevPtr {
@@ -261,6 +361,7 @@ impl Network {
                 .map_err(|e| gpu_error("event", e))
         };
         let mut conv_index = 0;
+        hold_gpu(gpu, HOLD_NETWORK_NS)?;
         let mut marks = vec![event()?];
         for (step, desc) in self.plan.steps.iter().zip(&self.convs) {
             self.enqueue_step(gpu, step, desc.as_ref(), &mut conv_index)?;
@@ -290,30 +391,22 @@ impl Network {
         {
             match step {
                 Step::Conv(c) if c.is_depthwise() => {
-                    let io = (
-                        buf(c.x),
-                        buf(c.y),
-                        wt(c.weight),
-                        c.bias.map_or(0, wt),
-                        c.residual.map_or(0, buf),
-                    );
-                    let args = conv_args(c, &io);
+                    let args = conv_args(c, &self.conv_io(c));
                     let refs: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
-                    gpu.launch("dwconv_nhwc", c.n * c.oh * c.ow * c.k, 1, 0, &refs)?;
+                    // One thread per channel pair.
+                    let threads = c.n * c.oh * c.ow * c.k.div_ceil(2);
+                    gpu.launch("dwconv_nhwc", threads, 1, 0, &refs)?;
                 }
                 Step::Conv(c) => {
                     let choice = self.choices[*conv_index];
                     *conv_index += 1;
-                    if is_own(choice.algo) {
-                        let (bias, residual) = (c.bias.map_or(0, wt), c.residual.map_or(0, buf));
-                        let io = (buf(c.x), buf(c.y), wt(c.weight), bias, residual);
-                        return launch_own(gpu, choice.algo, c, io);
+                    let io = self.conv_io(c);
+                    if let Some(own) = own_conv(choice.algo) {
+                        return launch_own(gpu, own, c, io, self.partials.1);
                     }
                     let d = desc.ok_or_else(|| {
                         DetectError::Backend("cuda: conv without descriptors".into())
                     })?;
-                    let (bias, residual) = (c.bias.map_or(0, wt), c.residual.map_or(0, buf));
-                    let io = (buf(c.x), buf(c.y), wt(c.weight), bias, residual);
                     let workspace = (self.workspace.1, self.workspace.2);
                     launch_cudnn(gpu, self.handle.0, d, choice.algo, workspace, c, io)?;
                 }
@@ -507,8 +600,24 @@ fn launch_cudnn(
     Ok(())
 }
 
-/// Device time of `launch` (best of 5 after a warm-up), ms. Timing runs only write the layer's
-/// own output buffer, which every frame rewrites.
+/// Back-to-back launches per timing, and timings per layer (the best is kept).
+const TIMED_LAUNCHES: usize = 10;
+const TIMINGS: usize = 3;
+/// How long the GPU is kept busy before timed work: longer than the host takes to queue it (one
+/// layer's launches; every step of a network).
+const HOLD_LAYER_NS: i64 = 2_000_000;
+const HOLD_NETWORK_NS: i64 = 50_000_000;
+
+/// Puts `spin` on the stream for `ns`: the work queued after it starts only when all of it is
+/// queued, so CUDA events around it measure the GPU, not the host's launch rate (which, for
+/// layers of a few microseconds, is the larger figure).
+fn hold_gpu(gpu: &Gpu, ns: i64) -> Result<(), DetectError> {
+    gpu.launch_grid("spin", (1, 1, 1), 1, 0, &[&ns])
+}
+
+/// Device time of one `launch`, ms: the mean of TIMED_LAUNCHES back-to-back launches queued
+/// behind `hold_gpu`, best of TIMINGS. Timing runs only write the layer's own output buffer,
+/// which every frame rewrites.
 fn time_layer(gpu: &Gpu, launch: impl Fn() -> Result<(), DetectError>) -> Result<f32, DetectError> {
     use cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT;
     let event = || {
@@ -518,22 +627,45 @@ fn time_layer(gpu: &Gpu, launch: impl Fn() -> Result<(), DetectError>) -> Result
     };
     launch()?;
     let mut best = f32::INFINITY;
-    for _ in 0..5 {
+    for _ in 0..TIMINGS {
+        hold_gpu(gpu, HOLD_LAYER_NS)?;
         let start = event()?;
-        launch()?;
+        for _ in 0..TIMED_LAUNCHES {
+            launch()?;
+        }
         let end = event()?;
         end.synchronize().map_err(|e| gpu_error("event", e))?;
-        best = best.min(
-            start
-                .elapsed_ms(&end)
-                .map_err(|e| gpu_error("event timing", e))?,
-        );
+        let ms = start
+            .elapsed_ms(&end)
+            .map_err(|e| gpu_error("event timing", e))?;
+        best = best.min(ms / TIMED_LAUNCHES as f32);
     }
     Ok(best)
 }
 
-/// The parameter list shared by `dwconv_nhwc`, `conv_igemm` and `conv_igemm16`: output, input,
-/// weights, bias, residual, geometry, activation.
+/// A convolution's device pointers: input and output (at their `Strided` offsets), weights,
+/// bias, residual (0 = none).
+type ConvIo = (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr);
+
+fn conv_io(
+    c: &ConvStep,
+    elem: usize,
+    buffer: &dyn Fn(usize) -> DevPtr,
+    weight: &dyn Fn(usize) -> DevPtr,
+) -> ConvIo {
+    let at = |b: usize, offset: usize| buffer(b) + (offset * elem) as DevPtr;
+    (
+        at(c.x, c.x_at.offset),
+        at(c.y, c.y_at.offset),
+        weight(c.weight),
+        c.bias.map_or(0, weight),
+        c.residual.map_or(0, buffer),
+    )
+}
+
+/// The parameter list shared by the own convolution kernels (`dwconv_nhwc`, `conv_igemm*`,
+/// `conv_mma_*`): output, input, weights, bias, residual, geometry, activation, input and output
+/// pixel pitch.
 fn conv_args(
     c: &ConvStep,
     &(x, y, w, bias, residual): &(DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
@@ -567,31 +699,51 @@ fn conv_args(
     args.push(Box::new(code));
     args.push(Box::new(a));
     args.push(Box::new(b));
+    args.push(Box::new(i(c.x_at.pitch)));
+    args.push(Box::new(i(c.y_at.pitch)));
     args
 }
 
-/// The engine's own implicit-GEMM convolution with its fused epilogue.
+/// One of the engine's own convolution kernels with its fused epilogue (after the split-K sum
+/// where the reduction is split).
 fn launch_own(
     gpu: &Gpu,
-    algo: u32,
+    own: &OwnConv,
     c: &ConvStep,
-    (x, y, w, bias, residual): (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
+    io: ConvIo,
+    partials: DevPtr,
 ) -> Result<(), DetectError> {
-    let args = conv_args(c, &(x, y, w, bias, residual));
+    let mut args = conv_args(c, &io);
+    if own.tensor_cores {
+        args.push(Box::new(partials));
+    }
     let args: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
     let pixels = c.n * c.oh * c.ow;
-    let (name, tile) = if algo == OWN_IGEMM16 {
-        ("conv_igemm16", 16)
-    } else {
-        ("conv_igemm", 64)
-    };
-    gpu.launch_grid(
-        name,
-        (pixels.div_ceil(tile) as u32, c.k.div_ceil(tile) as u32),
-        256,
-        0,
-        &args,
-    )
+    let grid = (
+        pixels.div_ceil(own.tile.0) as u32,
+        c.k.div_ceil(own.tile.1) as u32,
+        own.splits as u32,
+    );
+    gpu.launch_grid(own.kernel, grid, own.threads, 0, &args)?;
+    if own.splits > 1 {
+        let (_, y, _, bias, residual) = io;
+        let (code, a, b) = c.act.code();
+        let sum_args: [&dyn Arg; 11] = [
+            &y,
+            &partials,
+            &i(own.splits),
+            &i(pixels),
+            &i(c.k),
+            &bias,
+            &residual,
+            &code,
+            &a,
+            &b,
+            &i(c.y_at.pitch),
+        ];
+        gpu.launch("conv_split_sum", pixels * c.k, 1, 0, &sum_args)?;
+    }
+    Ok(())
 }
 
 /// A step in a few words, for profiles.

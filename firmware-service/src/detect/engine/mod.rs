@@ -2,6 +2,7 @@
 //! NHWC GPU steps with fusion ([`plan`]). Pure Rust, tested without a GPU; the `cuda` backend
 //! (`detect/cuda`) runs the plan.
 
+pub mod in_place;
 pub mod onnx;
 pub mod plan;
 #[cfg(test)]

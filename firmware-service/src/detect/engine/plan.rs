@@ -9,7 +9,8 @@
 //! Fusion. Into each convolution's epilogue (one kernel after cuDNN): bias, a following
 //! BatchNormalization (folded into the weights), a residual Add whose other operand is already
 //! computed, and the activation after them (Relu, Clip/ReLU6, LeakyRelu, Sigmoid). A Pad feeding a
-//! Conv (zeros) or a MaxPool (−∞) becomes that op's own symmetric padding.
+//! Conv (zeros) or a MaxPool (−∞) becomes that op's own padding (any sides for depthwise
+//! convolutions, symmetric ones elsewhere).
 //!
 //! The plan is pure data (weights aside): it is fingerprinted for the plan cache and unit-tested
 //! without a GPU.
@@ -63,15 +64,42 @@ pub struct ConvStep {
     pub k: usize,
     pub r: usize,
     pub s: usize,
+    /// Top and left padding; bottom and right follow from `oh`, `ow` (they may differ from top
+    /// and left only for depthwise steps).
     pub pad: [usize; 2],
     pub stride: [usize; 2],
     pub dilation: [usize; 2],
     pub groups: usize,
     pub oh: usize,
     pub ow: usize,
+    pub x_at: Strided,
+    pub y_at: Strided,
+}
+
+/// Where a convolution's pixels are in its buffer: element offset of the first, and the distance
+/// between consecutive ones (the channel count when dense; more when the buffer is a Concat
+/// written in place — see `in_place`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Strided {
+    pub offset: usize,
+    pub pitch: usize,
+}
+
+impl Strided {
+    pub fn dense(channels: usize) -> Strided {
+        Strided {
+            offset: 0,
+            pitch: channels,
+        }
+    }
 }
 
 impl ConvStep {
+    /// Input and output are whole buffers (cuDNN's descriptors can say nothing else).
+    pub fn is_dense(&self) -> bool {
+        self.x_at == Strided::dense(self.c) && self.y_at == Strided::dense(self.k)
+    }
+
     /// One filter per channel (MobileNet's depthwise layers): run by the engine's own kernel.
     pub fn is_depthwise(&self) -> bool {
         self.groups > 1 && self.groups == self.c && self.k == self.c
@@ -540,13 +568,17 @@ impl Lower<'_> {
         }
     }
 
-    /// Input 0 as an NHWC buffer plus symmetric padding: a pending pad with `fold_value` is
-    /// absorbed, together with the op's own pads; anything else is materialised first.
+    /// Input 0 as an NHWC buffer plus padding [top, left, bottom, right]: a pending pad with
+    /// `fold_value` is absorbed, together with the op's own pads; anything else is materialised
+    /// first. Unless the op takes `asymmetric` padding (the engine's own depthwise kernel does:
+    /// TensorFlow's "SAME" stride-2 layers pad only bottom and right), unequal sides are padded
+    /// explicitly, since cuDNN and the pooling kernel pad symmetrically.
     fn spatial_input(
         &mut self,
         node: &NodeProto,
         fold_value: f32,
-    ) -> Result<(Val, [usize; 4], [usize; 2]), PlanError> {
+        asymmetric: bool,
+    ) -> Result<(Val, [usize; 4], [usize; 4]), PlanError> {
         let v = self.val(node, 0)?;
         if v.shape.len() != 4 {
             return Err(self.err(node, format!("expects a 4-D input, got {:?}", v.shape)));
@@ -575,8 +607,7 @@ impl Lower<'_> {
         };
         v = self.materialize(v, &NHWC);
         let [t, l, b, r] = total;
-        if t != b || l != r {
-            // cuDNN and the pooling kernel pad symmetrically: pad explicitly instead.
+        if !asymmetric && (t != b || l != r) {
             let mut shape = v.shape.clone();
             shape[2] += t + b;
             shape[3] += l + r;
@@ -590,14 +621,13 @@ impl Lower<'_> {
             };
             let v = self.materialize(padded, &NHWC);
             let nhwc = [v.shape[0], v.shape[2], v.shape[3], v.shape[1]];
-            return Ok((v, nhwc, [0, 0]));
+            return Ok((v, nhwc, [0; 4]));
         }
         let nhwc = [v.shape[0], v.shape[2], v.shape[3], v.shape[1]];
-        Ok((v, nhwc, [t, l]))
+        Ok((v, nhwc, total))
     }
 
     fn conv(&mut self, node: &NodeProto) -> Result<(), PlanError> {
-        let (x, [n, h, w, c], pad) = self.spatial_input(node, 0.0)?;
         let wc = self.need_const(node, 1)?.clone();
         let bias = self.konst(node, 2).map(Const::f32s);
         let [k, cg, r, s] = match wc.shape.as_slice() {
@@ -605,6 +635,9 @@ impl Lower<'_> {
             other => return Err(self.err(node, format!("weights of shape {other:?} are not 4-D"))),
         };
         let groups = attr_int(node, "group").unwrap_or(1).max(1) as usize;
+        // Depthwise convolutions run on the engine's own kernel, which pads any side.
+        let depthwise = cg == 1 && groups > 1 && k == groups;
+        let (x, [n, h, w, c], pads) = self.spatial_input(node, 0.0, depthwise)?;
         if cg * groups != c || k % groups != 0 {
             return Err(self.err(
                 node,
@@ -617,13 +650,11 @@ impl Lower<'_> {
         let stride = self.pair(node, "strides", 1)?;
         let dilation = self.pair(node, "dilations", 1)?;
         let extent = |size: usize, p: usize, kk: usize, d: usize, st: usize| {
-            (size + 2 * p)
-                .checked_sub(d * (kk - 1) + 1)
-                .map(|v| v / st + 1)
+            (size + p).checked_sub(d * (kk - 1) + 1).map(|v| v / st + 1)
         };
         let (oh, ow) = match (
-            extent(h, pad[0], r, dilation[0], stride[0]),
-            extent(w, pad[1], s, dilation[1], stride[1]),
+            extent(h, pads[0] + pads[2], r, dilation[0], stride[0]),
+            extent(w, pads[1] + pads[3], s, dilation[1], stride[1]),
         ) {
             (Some(a), Some(b)) => (a, b),
             _ => return Err(self.err(node, "kernel larger than the padded input")),
@@ -669,12 +700,14 @@ impl Lower<'_> {
             k,
             r,
             s,
-            pad,
+            pad: [pads[0], pads[1]],
             stride,
             dilation,
             groups,
             oh,
             ow,
+            x_at: Strided::dense(c),
+            y_at: Strided::dense(k),
         }));
         self.define(
             node,
@@ -1089,7 +1122,8 @@ impl Lower<'_> {
         if attr_int(node, "ceil_mode").unwrap_or(0) != 0 {
             return Err(self.err(node, "ceil_mode 1 is not supported"));
         }
-        let (x, [n, h, w, c], pad) = self.spatial_input(node, f32::NEG_INFINITY)?;
+        let (x, [n, h, w, c], pads) = self.spatial_input(node, f32::NEG_INFINITY, false)?;
+        let pad = [pads[0], pads[1]];
         let kernel = self.pair(node, "kernel_shape", 1)?;
         let stride = self.pair(node, "strides", 1)?;
         let oh = (h + 2 * pad[0]).saturating_sub(kernel[0]) / stride[0] + 1;
@@ -1337,7 +1371,17 @@ mod tests {
             "Identity_4:0",
             "Identity_5:0",
         ];
-        let plan = lower(&g, &[1, 3, 416, 416], true, &outs).unwrap();
+        let mut plan = lower(&g, &[1, 3, 416, 416], true, &outs).unwrap();
+        let copies = |p: &Plan| {
+            p.steps
+                .iter()
+                .filter(|s| matches!(s, Step::Copy { .. }))
+                .count()
+        };
+        assert_eq!(copies(&plan), 30);
+        super::super::in_place::write_concats_in_place(&mut plan);
+        // Every backbone Concat is written in place; the six copies left split the heads.
+        assert_eq!(copies(&plan), 6, "{}", plan.summary());
         let count = |f: &dyn Fn(&Step) -> bool| plan.steps.iter().filter(|s| f(s)).count();
         assert_eq!(count(&|s| matches!(s, Step::Conv(_))), 34);
         assert_eq!(
@@ -1376,8 +1420,26 @@ mod tests {
     fn ssd_lowers_with_batch_norm_folded_and_relu6_fused() {
         let g = model("ssdlite_mobilenet_v2_pedestrian_300.onnx");
         let plan = lower(&g, &[8, 300, 300, 3], false, &["concat:0", "concat_1:0"]).unwrap();
+        let mut single = lower(&g, &[1, 300, 300, 3], false, &["concat:0", "concat_1:0"]).unwrap();
+        super::super::in_place::write_concats_in_place(&mut single);
+        let copies = |p: &Plan| {
+            p.steps
+                .iter()
+                .filter(|s| matches!(s, Step::Copy { .. }))
+                .count()
+        };
+        // At batch 1 the 19×19 maps' box and class outputs are written into the concats in place.
+        assert_eq!((copies(&plan), copies(&single)), (12, 10));
         let count = |f: &dyn Fn(&Step) -> bool| plan.steps.iter().filter(|s| f(s)).count();
         assert_eq!(count(&|s| matches!(s, Step::Conv(_))), 88);
+        // TensorFlow's "SAME" stride-2 layers pad bottom/right only: folded into the depthwise
+        // ones; the first layer (a full convolution, cuDNN's candidate) keeps its explicit Pad.
+        assert_eq!(
+            count(&|s| matches!(s, Step::Pad { .. })),
+            1,
+            "{}",
+            plan.summary()
+        );
         assert_eq!(
             count(&|s| matches!(s, Step::Affine { .. })),
             0,

@@ -45,6 +45,7 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
             Step::Conv(c) => {
                 let x = &bufs[c.x];
                 let (cg, kg) = (c.c / c.groups, c.k / c.groups);
+                // Output pixel-major in its own order; placed at `y_at` below.
                 let mut y = vec![0.0f32; c.n * c.oh * c.ow * c.k];
                 for n in 0..c.n {
                     for oy in 0..c.oh {
@@ -65,7 +66,8 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                                             continue;
                                         }
                                         let xi = ((n * c.h + iy as usize) * c.w + ix as usize)
-                                            * c.c
+                                            * c.x_at.pitch
+                                            + c.x_at.offset
                                             + g * cg;
                                         let wi = ((k * c.r + r) * c.s + s) * cg;
                                         for ci in 0..cg {
@@ -86,7 +88,10 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                         }
                     }
                 }
-                bufs[c.y] = y;
+                for (p, pixel) in y.chunks(c.k).enumerate() {
+                    let at = p * c.y_at.pitch + c.y_at.offset;
+                    bufs[c.y][at..at + c.k].copy_from_slice(pixel);
+                }
             }
             Step::Pad {
                 x,
@@ -284,7 +289,9 @@ mod tests {
         .unwrap();
         let nchw = m.input.layout == adas_plugins::manifest::Layout::Nchw;
         let g = onnx::load(&m.onnx).unwrap();
-        let p = plan::lower(&g, &input.shape, nchw, &m.output_names()).unwrap();
+        let mut p = plan::lower(&g, &input.shape, nchw, &m.output_names()).unwrap();
+        // As the FP16 tensor-core engine runs it (the plain plan is a subset of its steps).
+        super::super::in_place::write_concats_in_place(&mut p);
         // The engine's input buffer is NHWC.
         let nhwc: Vec<f32> = if nchw {
             let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3]);

@@ -1,0 +1,176 @@
+//! Concat inputs written in place. A convolution whose output is copied into a slice of a Concat
+//! writes straight into that slice instead, and its other readers (convolutions, copies) read it
+//! from there: one copy kernel and its memory traffic less per Concat input. NanoDet's backbone
+//! concatenates [branch, shortcut] 11 times; SSD's heads concatenate six box and six class maps.
+
+use super::plan::{BufId, ConvStep, Plan, Step, Strided};
+
+/// Rewrites every Copy of `plan` that can be written in place by its producer.
+pub fn write_concats_in_place(plan: &mut Plan) {
+    let mut i = 0;
+    while i < plan.steps.len() {
+        match redirect(plan, i) {
+            Some(r) => {
+                apply(plan, &r);
+                plan.steps.remove(i);
+            }
+            None => i += 1,
+        }
+    }
+}
+
+/// Copy step `copy` as a redirect: the convolution `producer` writes buffer `from` at `to` of
+/// buffer `into` instead; its readers follow.
+struct Redirect {
+    copy: usize,
+    producer: usize,
+    from: BufId,
+    into: BufId,
+    to: Strided,
+    /// The producer's channel count (its dense pixel pitch).
+    k: usize,
+}
+
+fn redirect(plan: &Plan, copy: usize) -> Option<Redirect> {
+    let Step::Copy {
+        x,
+        y,
+        outer,
+        len,
+        x_stride,
+        y_stride,
+        x_offset: 0,
+        y_offset,
+    } = plan.steps[copy]
+    else {
+        return None;
+    };
+    if x_stride != len || x == plan.input || plan.outputs.iter().any(|(b, _)| *b == x) {
+        return None;
+    }
+    let writers: Vec<usize> = (0..plan.steps.len())
+        .filter(|&j| writes(&plan.steps[j]) == x)
+        .collect();
+    let &[producer] = writers.as_slice() else {
+        return None;
+    };
+    let Step::Conv(c) = &plan.steps[producer] else {
+        return None;
+    };
+    if producer > copy || c.y_at != Strided::dense(c.k) {
+        return None;
+    }
+    let pixels = c.n * c.oh * c.ow;
+    let to = if outer == pixels && len == c.k {
+        // A channel slice of an NHWC concat.
+        Strided {
+            offset: y_offset,
+            pitch: y_stride,
+        }
+    } else if outer == 1 && len == pixels * c.k {
+        // A contiguous block (batch 1 of a flattened concat).
+        Strided {
+            offset: y_offset,
+            pitch: c.k,
+        }
+    } else {
+        return None;
+    };
+    // Only copies and convolutions may write the concat: no reader sees a half-written slice.
+    let concat_only = plan.steps.iter().all(|s| {
+        writes(s) != y
+            || matches!(s, Step::Copy { .. })
+            || matches!(s, Step::Conv(c) if c.y_at != Strided::dense(c.k))
+    });
+    let readers_follow =
+        plan.steps.iter().enumerate().all(|(j, s)| {
+            j == copy || j == producer || !reads(s).contains(&x) || follows(s, x, c, to)
+        });
+    (concat_only && readers_follow).then_some(Redirect {
+        copy,
+        producer,
+        from: x,
+        into: y,
+        to,
+        k: c.k,
+    })
+}
+
+/// Whether step `s`, which reads buffer `x` (written by `c`), can read it at `to` instead.
+fn follows(s: &Step, x: BufId, c: &ConvStep, to: Strided) -> bool {
+    match s {
+        Step::Conv(r) => r.residual != Some(x) && r.x_at == Strided::dense(r.c),
+        Step::Copy {
+            outer,
+            len,
+            x_stride,
+            x_offset,
+            ..
+        } => {
+            to.pitch == c.k
+                || (*x_stride == c.k && *outer == c.n * c.oh * c.ow && x_offset + len <= c.k)
+        }
+        _ => false,
+    }
+}
+
+fn apply(plan: &mut Plan, r: &Redirect) {
+    let (from, into, to) = (r.from, r.into, r.to);
+    for (j, s) in plan.steps.iter_mut().enumerate() {
+        if j == r.copy {
+            continue;
+        }
+        match s {
+            Step::Conv(c) if j == r.producer => {
+                c.y = into;
+                c.y_at = to;
+            }
+            Step::Conv(c) if c.x == from => {
+                c.x = into;
+                c.x_at = to;
+            }
+            Step::Copy {
+                x,
+                x_stride,
+                x_offset,
+                ..
+            } if *x == from => {
+                *x = into;
+                *x_offset += to.offset;
+                if *x_stride == r.k {
+                    *x_stride = to.pitch;
+                }
+            }
+            _ => {}
+        }
+    }
+    plan.buffers[from] = 0;
+}
+
+/// The buffer a step writes.
+fn writes(s: &Step) -> BufId {
+    match s {
+        Step::Conv(c) => c.y,
+        Step::Pad { y, .. }
+        | Step::MaxPool { y, .. }
+        | Step::Resize { y, .. }
+        | Step::Eltwise { y, .. }
+        | Step::Affine { y, .. }
+        | Step::Copy { y, .. }
+        | Step::Permute { y, .. } => *y,
+    }
+}
+
+/// The buffers a step reads.
+fn reads(s: &Step) -> Vec<BufId> {
+    match s {
+        Step::Conv(c) => [Some(c.x), c.residual].into_iter().flatten().collect(),
+        Step::Eltwise { a, b, .. } => [Some(*a), *b].into_iter().flatten().collect(),
+        Step::Pad { x, .. }
+        | Step::MaxPool { x, .. }
+        | Step::Resize { x, .. }
+        | Step::Affine { x, .. }
+        | Step::Copy { x, .. }
+        | Step::Permute { x, .. } => vec![*x],
+    }
+}
