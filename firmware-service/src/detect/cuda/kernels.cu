@@ -342,13 +342,13 @@ extern "C" __global__ void spin(long long ns) {
 // their sums are added in shared memory in warp order — split-K inside the block, which gives
 // the small late layers (≤ 19×19 pixels, hundreds of input channels) four times the parallelism
 // of a plain tile while staying bit-identical from run to run (no atomics). The reduction is
-// walked in slices of MMA_KC, double-buffered: while the warps multiply one slice, cp.async
+// walked in slices of KC (64, or 32 for short reductions such as 1×1 layers with 16 or 24 input
+// channels, which a 64-wide slice would mostly fill with zeros), double-buffered: while the
+// warps multiply one slice, cp.async
 // copies the next into shared memory (V halves per copy: 16 bytes when C is a multiple of 8).
 // With gridDim.z > 1 the slices are also split between blocks (split-K for layers with few
 // tiles and long reductions, e.g. 3×3×256 at 13×13): each block writes its FP32 sums to
 // `partial` and conv_split_sum adds them in order and applies the epilogue.
-#define MMA_KC 64
-#define MMA_LD (MMA_KC + 8)  // row pitch in halves: fragment loads hit 32 different banks
 #if ADAS_HALF
 template <int V> struct Halves;
 template <> struct Halves<8> { typedef uint4 type; };
@@ -369,14 +369,17 @@ __device__ __forceinline__ void copy_halves(T* dst, const T* src, bool valid) {
     }
 }
 
-// Stages rows × MMA_KC halves of the reduction slice starting at q0: A (im2col of x, one row per
+// Row pitch of a staged slice, in halves: KC + 8 makes the fragment loads hit 32 different banks.
+template <int KC> struct Pitch { static constexpr int value = KC + 8; };
+
+// Stages rows × KC halves of the reduction slice starting at q0: A (im2col of x, one row per
 // output pixel) when `pixels`, else B (weights, one row per output channel).
-template <int V, int ROWS>
-__device__ __forceinline__ void mma_stage(T (*dst)[MMA_LD], const T* src, int q0, int Q, int c,
+template <int V, int ROWS, int KC>
+__device__ __forceinline__ void mma_stage(T (*dst)[Pitch<KC>::value], const T* src, int q0, int Q, int c,
                                           int xp, int s, int dh, int dw, int h, int wd, const int* rbase,
                                           const int* ry, const int* rx, int rows_valid,
                                           int row0, bool pixels) {
-    const int per_row = MMA_KC / V;
+    const int per_row = KC / V;
     for (int e = threadIdx.x; e < ROWS * per_row; e += 128) {
         int row = e / per_row, q = q0 + (e % per_row) * V;
         const T* at = src;
@@ -400,7 +403,7 @@ __device__ __forceinline__ void mma_stage(T (*dst)[MMA_LD], const T* src, int q0
 
 __device__ __forceinline__ unsigned int pair(const T* p) { return *(const unsigned int*)p; }
 
-template <int WARPS_M, int WARPS_N>
+template <int WARPS_M, int WARPS_N, int KC>
 __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const float* bias,
                                          const T* residual, int n, int h, int wd, int c, int k,
                                          int r, int s, int ph, int pw, int sh, int sw, int dh,
@@ -408,10 +411,11 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
                                          int xp, int yp, float* partial) {
 #if __CUDA_ARCH__ >= 800
     constexpr int BM = 32 * WARPS_M, BN = 32 * WARPS_N, SPLIT = 4 / (WARPS_M * WARPS_N);
-    constexpr int TILES = 2 * (BM + BN) * MMA_LD * 2, SUMS = SPLIT * BM * (BN + 1) * 4;
+    constexpr int LD = Pitch<KC>::value;
+    constexpr int TILES = 2 * (BM + BN) * LD * 2, SUMS = SPLIT * BM * (BN + 1) * 4;
     // Two slices of A and B while multiplying; the warps' partial sums after (same memory).
     __shared__ __align__(16) unsigned char smem[TILES > SUMS ? TILES : SUMS];
-    typedef T Row[MMA_LD];
+    typedef T Row[LD];
     Row* As = (Row*)smem;             // [2][BM]
     Row* Bs = As + 2 * BM;            // [2][BN]
     typedef float SumRow[BN + 1];
@@ -440,24 +444,24 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
         Row* a_dst = As + buf * BM;
         Row* b_dst = Bs + buf * BN;
         if (v == 8) {
-            mma_stage<8, BM>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<8, BN>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            mma_stage<8, BM, KC>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
+            mma_stage<8, BN, KC>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
         } else if (v == 2) {
-            mma_stage<2, BM>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<2, BN>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            mma_stage<2, BM, KC>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
+            mma_stage<2, BN, KC>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
         } else {
-            mma_stage<1, BM>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<1, BN>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            mma_stage<1, BM, KC>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
+            mma_stage<1, BN, KC>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
         }
         asm volatile("cp.async.commit_group;");
     };
     // This block's share of the slices: whole slices, so no q is summed twice.
-    const int slices = (Q + MMA_KC - 1) / MMA_KC, share = (slices + gridDim.z - 1) / gridDim.z;
-    const int q_begin = blockIdx.z * share * MMA_KC, q_end = imin(Q, q_begin + share * MMA_KC);
+    const int slices = (Q + KC - 1) / KC, share = (slices + gridDim.z - 1) / gridDim.z;
+    const int q_begin = blockIdx.z * share * KC, q_end = imin(Q, q_begin + share * KC);
     if (q_begin < q_end) stage(0, q_begin);
-    for (int q0 = q_begin, buf = 0; q0 < q_end; q0 += MMA_KC, buf ^= 1) {
-        if (q0 + MMA_KC < q_end) {
-            stage(buf ^ 1, q0 + MMA_KC);  // the other buffer was released by the last barrier
+    for (int q0 = q_begin, buf = 0; q0 < q_end; q0 += KC, buf ^= 1) {
+        if (q0 + KC < q_end) {
+            stage(buf ^ 1, q0 + KC);  // the other buffer was released by the last barrier
             asm volatile("cp.async.wait_group 1;");
         } else {
             asm volatile("cp.async.wait_group 0;");
@@ -465,7 +469,7 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
         __syncthreads();
         const Row* A = As + buf * BM;
         const Row* B = Bs + buf * BN;
-        for (int kk = split * 16; kk < MMA_KC; kk += 16 * SPLIT) {
+        for (int kk = split * 16; kk < KC; kk += 16 * SPLIT) {
             unsigned int af[2][4], bf[4][2];
             for (int i = 0; i < 2; ++i) {
                 const int row = m0 + i * 16 + g;
@@ -513,18 +517,20 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
     }
 #endif
 }
-#define CONV_MMA(NAME, WM, WN)                                                                   \
+#define CONV_MMA(NAME, WM, WN, KC)                                                                   \
     extern "C" __global__ void __launch_bounds__(128) NAME(                                    \
         T* y, const T* x, const T* w, const float* bias, const T* residual, int n, int h,       \
         int wd, int c, int k, int r, int s, int ph, int pw, int sh, int sw, int dh, int dw,     \
         int oh, int ow, int act, float a, float b, int xp, int yp, float* partial) {            \
-        conv_mma<WM, WN>(y, x, w, bias, residual, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh, dw, \
+        conv_mma<WM, WN, KC>(y, x, w, bias, residual, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh, dw, \
                          oh, ow, act, a, b, xp, yp, partial);                                   \
     }
 // 32 × 32 tile, reduction split over the 4 warps: small layers.
-CONV_MMA(conv_mma_split, 1, 1)
+CONV_MMA(conv_mma_split, 1, 1, 64)
 // 64 × 64 tile, one 32 × 32 quarter per warp: large layers.
-CONV_MMA(conv_mma_wide, 2, 2)
+CONV_MMA(conv_mma_wide, 2, 2, 64)
+// The same with 32-wide slices: large layers with short reductions.
+CONV_MMA(conv_mma_wide32, 2, 2, 32)
 
 // The end of a split-K convolution: y = act(Σ_z partial[z] + bias + residual), z in order.
 extern "C" __global__ void conv_split_sum(T* y, const float* partial, int splits, int pixels,

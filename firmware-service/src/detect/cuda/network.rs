@@ -106,7 +106,7 @@ const fn own(
     }
 }
 
-pub const OWN_CONVS: [OwnConv; 8] = [
+pub const OWN_CONVS: [OwnConv; 9] = [
     own(1000, "conv_igemm", 64, 256, false, 1),
     own(1001, "conv_igemm16", 16, 256, false, 1),
     own(1002, "conv_mma_split", 32, 128, true, 1),
@@ -115,6 +115,7 @@ pub const OWN_CONVS: [OwnConv; 8] = [
     own(1005, "conv_mma_split", 32, 128, true, 16),
     own(1006, "conv_mma_wide", 64, 128, true, 4),
     own(1007, "conv_mma_wide", 64, 128, true, 16),
+    own(1008, "conv_mma_wide32", 64, 128, true, 1),
 ];
 
 /// Split-K partial sums are FP32 per split, pixel and channel; beyond this a layer is large
@@ -136,6 +137,7 @@ pub fn tensor_core_kernels() -> Vec<&'static str> {
         .filter(|o| o.tensor_cores)
         .map(|o| o.kernel)
         .collect();
+    names.sort_unstable();
     names.dedup();
     names.push("conv_split_sum");
     names

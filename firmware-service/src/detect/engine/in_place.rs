@@ -76,12 +76,12 @@ fn redirect(plan: &Plan, copy: usize) -> Option<Redirect> {
     } else {
         return None;
     };
-    // Only copies and convolutions may write the concat: no reader sees a half-written slice.
-    let concat_only = plan.steps.iter().all(|s| {
-        writes(s) != y
-            || matches!(s, Step::Copy { .. })
-            || matches!(s, Step::Conv(c) if c.y_at != Strided::dense(c.k))
-    });
+    // Only copies (and producers already redirected) write a concat; anything else writing
+    // `y` means it is not one.
+    let concat_only = plan
+        .steps
+        .iter()
+        .all(|s| writes(s) != y || matches!(s, Step::Copy { .. } | Step::Conv(_)));
     let readers_follow =
         plan.steps.iter().enumerate().all(|(j, s)| {
             j == copy || j == producer || !reads(s).contains(&x) || follows(s, x, c, to)
