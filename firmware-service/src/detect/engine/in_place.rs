@@ -174,3 +174,143 @@ fn reads(s: &Step) -> Vec<BufId> {
         | Step::Permute { x, .. } => vec![*x],
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::detect::engine::reference;
+    use adas_plugins::gpu::Act;
+
+    /// A 3×3 convolution (padding 1) from `x` (c channels) to a new buffer of k channels.
+    fn conv(plan: &mut Plan, x: BufId, c: usize, k: usize, residual: Option<BufId>) -> BufId {
+        let (n, h, w) = (1, 5, 4);
+        let seed = plan.weights.len() as f32;
+        let weights = (0..k * 9 * c)
+            .map(|i| ((i as f32 * 0.37 + seed).sin() * 0.5))
+            .collect();
+        plan.weights.push(weights);
+        plan.buffers.push(n * h * w * k);
+        let y = plan.buffers.len() - 1;
+        plan.steps.push(Step::Conv(ConvStep {
+            node: format!("conv{y}"),
+            x,
+            y,
+            weight: plan.weights.len() - 1,
+            bias: None,
+            residual,
+            act: Act::Relu,
+            n,
+            h,
+            w,
+            c,
+            k,
+            r: 3,
+            s: 3,
+            pad: [1, 1],
+            stride: [1, 1],
+            dilation: [1, 1],
+            groups: 1,
+            oh: h,
+            ow: w,
+            x_at: Strided::dense(c),
+            y_at: Strided::dense(k),
+        }));
+        y
+    }
+
+    /// NanoDet's backbone pattern: a = conv(x); b = conv(a); concat(b, a) along channels; then
+    /// a consumer of the concat, plus whatever `extra` adds.
+    fn shuffle_block(extra: impl Fn(&mut Plan, BufId)) -> Plan {
+        let mut plan = Plan {
+            buffers: vec![20 * 3],
+            steps: Vec::new(),
+            weights: Vec::new(),
+            input: 0,
+            input_shape: vec![1, 5, 4, 3],
+            outputs: Vec::new(),
+        };
+        let a = conv(&mut plan, 0, 3, 8, None);
+        let b = conv(&mut plan, a, 8, 8, None);
+        plan.buffers.push(20 * 16);
+        let cat = plan.buffers.len() - 1;
+        for (src, offset) in [(b, 0), (a, 8)] {
+            plan.steps.push(Step::Copy {
+                x: src,
+                y: cat,
+                outer: 20,
+                len: 8,
+                x_stride: 8,
+                y_stride: 16,
+                x_offset: 0,
+                y_offset: offset,
+            });
+        }
+        let out = conv(&mut plan, cat, 16, 4, None);
+        extra(&mut plan, a);
+        plan.outputs.push((out, vec![1, 4, 5, 4]));
+        plan
+    }
+
+    fn copies(plan: &Plan) -> usize {
+        plan.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Copy { .. }))
+            .count()
+    }
+
+    fn same_outputs(before: &Plan, after: &Plan) {
+        let input: Vec<f32> = (0..60).map(|i| (i as f32 * 0.11).cos()).collect();
+        assert_eq!(
+            reference::run(before, &input),
+            reference::run(after, &input)
+        );
+    }
+
+    #[test]
+    fn concat_inputs_are_written_in_place_and_read_there() {
+        let before = shuffle_block(|_, _| {});
+        let mut after = before.clone();
+        write_concats_in_place(&mut after);
+        assert_eq!((copies(&before), copies(&after)), (2, 0));
+        // `a` now lives in channels 8..16 of the concat, and `b` reads it there.
+        let Step::Conv(b) = &after.steps[1] else {
+            panic!("{:?}", after.steps[1])
+        };
+        assert_eq!(
+            b.x_at,
+            Strided {
+                offset: 8,
+                pitch: 16
+            }
+        );
+        assert!(!after.steps.iter().all(|s| match s {
+            Step::Conv(c) => c.is_dense(),
+            _ => true,
+        }));
+        same_outputs(&before, &after);
+    }
+
+    #[test]
+    fn a_reader_that_cannot_follow_keeps_its_copy() {
+        // An element-wise reader of `a` (and a residual one) cannot read a strided slice.
+        let before = shuffle_block(|plan, a| {
+            plan.buffers.push(20 * 8);
+            let y = plan.buffers.len() - 1;
+            plan.steps.push(Step::Eltwise {
+                a,
+                b: None,
+                y,
+                len: 160,
+                act: Act::None,
+            });
+            let r = conv(plan, a, 8, 8, Some(a));
+            plan.outputs.push((y, vec![1, 8, 5, 4]));
+            plan.outputs.push((r, vec![1, 8, 5, 4]));
+        });
+        let mut after = before.clone();
+        write_concats_in_place(&mut after);
+        assert_eq!((copies(&before), copies(&after)), (2, 1));
+        same_outputs(&before, &after);
+    }
+}
