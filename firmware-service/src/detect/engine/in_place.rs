@@ -187,7 +187,7 @@ mod tests {
         let (n, h, w) = (1, 5, 4);
         let seed = plan.weights.len() as f32;
         let weights = (0..k * 9 * c)
-            .map(|i| ((i as f32 * 0.37 + seed).sin() * 0.5))
+            .map(|i| (i as f32 * 0.37 + seed).sin() * 0.5)
             .collect();
         plan.weights.push(weights);
         plan.buffers.push(n * h * w * k);
