@@ -195,7 +195,7 @@ pub fn print(report: &Report) {
         println!("per image: {:.3} GFLOP (convolutions), {:.1} MB moved (each buffer written and read once)", f / 1e9, b / 1e6);
     }
     if report.rows.iter().any(|r| r.stages.is_some()) {
-        println!("device stages per batch (ms, CUDA events, eager run):");
+        println!("device stages per batch (ms, CUDA events, queued behind a spin kernel; eager wall: host included):");
         println!(
             "{:>6} {:>9} {:>11} {:>10} {:>11} {:>9} {:>11}",
             "batch", "upload", "preprocess", "inference", "decode+nms", "download", "eager wall"

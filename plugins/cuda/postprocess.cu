@@ -126,7 +126,11 @@ __device__ __forceinline__ float expectation(const T* bins, int n) {
     return weighted / sum;
 }
 
-// GFL (NanoDet), one level: one thread per cell (blockIdx.y = image).
+// GFL (NanoDet), one level: one thread per (cell, class) score (blockIdx.y = image), so the
+// class rows are read coalesced and the whole GPU takes part (one thread per cell left a
+// 2 704-cell level on 11 blocks, each thread walking 80 scores: 56 µs for three levels). The few
+// threads whose score passes decode their cell's box — the same arithmetic for every class of a
+// cell, so the result equals the CPU's one decode per cell.
 extern "C" __global__ void gfl_decode(const T* scores, const T* dists, int cells, int grid_w,
                                       int classes, int bins, float stride, float offset,
                                       int activation, float in_w, float in_h,
@@ -134,33 +138,23 @@ extern "C" __global__ void gfl_decode(const T* scores, const T* dists, int cells
                                       int* counts, int cap) {
     const int b = blockIdx.y;
     Cand* out = cands + (long long)b * cap;
-    for (int cell = blockIdx.x * blockDim.x + threadIdx.x; cell < cells;
-         cell += gridDim.x * blockDim.x) {
+    const int total = cells * classes;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        const int cell = i / classes, c = i - cell * classes;
         const T* row = scores + ((long long)b * cells + cell) * classes;
-        const T* dist = dists + ((long long)b * cells + cell) * 4 * bins;
         float mx, inv;
-        row_stats(row, classes, activation, &mx, &inv);
-        bool have = false;
-        float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
-        for (int c = 0; c < classes; ++c) {
-            float s = score_of(ld(row, c), activation, mx, inv);
-            if (!(s >= threshold)) continue;
-            if (!have) {
-                float px = ((float)(cell % grid_w) + offset) * stride;
-                float py = ((float)(cell / grid_w) + offset) * stride;
-                float l = expectation(dist, bins) * stride;
-                float t = expectation(dist + bins, bins) * stride;
-                float r = expectation(dist + 2 * bins, bins) * stride;
-                float bo = expectation(dist + 3 * bins, bins) * stride;
-                x1 = (px - l) / in_w;
-                y1 = (py - t) / in_h;
-                x2 = (px + r) / in_w;
-                y2 = (py + bo) / in_h;
-                have = true;
-            }
-            push(out, counts + b, cap, x1, y1, x2, y2, s, c,
-                 (unsigned int)((cell_base + cell) * classes + c));
-        }
+        row_stats(row, classes, activation, &mx, &inv);  // softmax only: per-row statistics
+        float s = score_of(ld(row, c), activation, mx, inv);
+        if (!(s >= threshold)) continue;
+        const T* dist = dists + ((long long)b * cells + cell) * 4 * bins;
+        float px = ((float)(cell % grid_w) + offset) * stride;
+        float py = ((float)(cell / grid_w) + offset) * stride;
+        float l = expectation(dist, bins) * stride;
+        float t = expectation(dist + bins, bins) * stride;
+        float r = expectation(dist + 2 * bins, bins) * stride;
+        float bo = expectation(dist + 3 * bins, bins) * stride;
+        push(out, counts + b, cap, (px - l) / in_w, (py - t) / in_h, (px + r) / in_w,
+             (py + bo) / in_h, s, c, (unsigned int)((cell_base + cell) * classes + c));
     }
 }
 

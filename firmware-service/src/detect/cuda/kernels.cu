@@ -1,10 +1,15 @@
 // The GPU engine's own kernels (everything but the convolutions, which are cuDNN's). Prepended
 // with plugins/cuda/common.cuh. The CPU twin of each is in detect/engine/reference.rs.
 
+// Grid-stride loop with 32-bit indices: the host refuses buffers of 2³¹ values or more, and
+// 64-bit division and remainder cost more than the rest of these small kernels.
+#define FOR_EACH32(i, n)                                                                        \
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < (int)(n); i += gridDim.x * blockDim.x)
+
 // After a cuDNN convolution: y = act(y + bias[c] + residual), channels innermost.
 extern "C" __global__ void epilogue(T* y, const float* bias, const T* residual, long long n,
                                     int channels, int act, float a, float b) {
-    FOR_EACH(i, n) {
+    FOR_EACH32(i, n) {
         float v = ld(y, i);
         if (bias) v += bias[i % channels];
         if (residual) v += ld(residual, i);
@@ -23,37 +28,33 @@ extern "C" __global__ void eltwise(T* y, const T* x, const T* other, long long n
 
 extern "C" __global__ void affine(T* y, const T* x, const float* scale, const float* shift,
                                   long long n, int channels) {
-    FOR_EACH(i, n) {
-        int c = (int)(i % channels);
+    FOR_EACH32(i, n) {
+        int c = i % channels;
         st(y, i, ld(x, i) * scale[c] + shift[c]);
     }
 }
 
 extern "C" __global__ void pad_nhwc(T* y, const T* x, int n, int h, int w, int c, int top,
                                     int left, int oh, int ow, float value) {
-    FOR_EACH(i, (long long)n * oh * ow * c) {
-        int ch = (int)(i % c);
-        long long t = i / c;
-        int ox = (int)(t % ow);
+    FOR_EACH32(i, n * oh * ow * c) {
+        int ch = i % c, t = i / c;
+        int ox = t % ow;
         t /= ow;
-        int oy = (int)(t % oh);
-        int b = (int)(t / oh);
+        int oy = t % oh, b = t / oh;
         int ix = ox - left, iy = oy - top;
         float v = value;
-        if (ix >= 0 && iy >= 0 && ix < w && iy < h) v = ld(x, (((long long)b * h + iy) * w + ix) * c + ch);
+        if (ix >= 0 && iy >= 0 && ix < w && iy < h) v = ld(x, ((b * h + iy) * w + ix) * c + ch);
         st(y, i, v);
     }
 }
 
 extern "C" __global__ void maxpool_nhwc(T* y, const T* x, int n, int h, int w, int c, int kh,
                                         int kw, int sh, int sw, int ph, int pw, int oh, int ow) {
-    FOR_EACH(i, (long long)n * oh * ow * c) {
-        int ch = (int)(i % c);
-        long long t = i / c;
-        int ox = (int)(t % ow);
+    FOR_EACH32(i, n * oh * ow * c) {
+        int ch = i % c, t = i / c;
+        int ox = t % ow;
         t /= ow;
-        int oy = (int)(t % oh);
-        int b = (int)(t / oh);
+        int oy = t % oh, b = t / oh;
         float m = -ADAS_INF;
         for (int r = 0; r < kh; ++r) {
             int iy = oy * sh + r - ph;
@@ -61,7 +62,7 @@ extern "C" __global__ void maxpool_nhwc(T* y, const T* x, int n, int h, int w, i
             for (int s = 0; s < kw; ++s) {
                 int ix = ox * sw + s - pw;
                 if (ix < 0 || ix >= w) continue;
-                m = fmaxf(m, ld(x, (((long long)b * h + iy) * w + ix) * c + ch));
+                m = fmaxf(m, ld(x, ((b * h + iy) * w + ix) * c + ch));
             }
         }
         st(y, i, m);
@@ -99,20 +100,18 @@ __device__ __forceinline__ void resize_taps(int o, float scale, int len, int ole
 extern "C" __global__ void resize_nhwc(T* y, const T* x, int n, int h, int w, int c, int oh,
                                        int ow, float scale_h, float scale_w, int linear,
                                        int coord, int round) {
-    FOR_EACH(i, (long long)n * oh * ow * c) {
-        int ch = (int)(i % c);
-        long long t = i / c;
-        int ox = (int)(t % ow);
+    FOR_EACH32(i, n * oh * ow * c) {
+        int ch = i % c, t = i / c;
+        int ox = t % ow;
         t /= ow;
-        int oy = (int)(t % oh);
-        int b = (int)(t / oh);
+        int oy = t % oh, b = t / oh;
         int y0, y1, x0, x1;
         float fy, fx;
         resize_taps(oy, scale_h, h, oh, coord, linear, round, &y0, &y1, &fy);
         resize_taps(ox, scale_w, w, ow, coord, linear, round, &x0, &x1, &fx);
-        const T* base = x + (long long)b * h * w * c + ch;
-        float p00 = ld(base, ((long long)y0 * w + x0) * c), p01 = ld(base, ((long long)y0 * w + x1) * c);
-        float p10 = ld(base, ((long long)y1 * w + x0) * c), p11 = ld(base, ((long long)y1 * w + x1) * c);
+        const T* base = x + b * h * w * c + ch;
+        float p00 = ld(base, (y0 * w + x0) * c), p01 = ld(base, (y0 * w + x1) * c);
+        float p10 = ld(base, (y1 * w + x0) * c), p11 = ld(base, (y1 * w + x1) * c);
         float top = p00 + (p01 - p00) * fx;
         float bottom = p10 + (p11 - p10) * fx;
         st(y, i, top + (bottom - top) * fy);
@@ -122,8 +121,9 @@ extern "C" __global__ void resize_nhwc(T* y, const T* x, int n, int h, int w, in
 extern "C" __global__ void copy_slab(T* y, const T* x, long long outer, long long len,
                                      long long x_stride, long long y_stride, long long x_offset,
                                      long long y_offset) {
-    FOR_EACH(i, outer * len) {
-        long long o = i / len, j = i % len;
+    const int l = (int)len;
+    FOR_EACH32(i, outer * len) {
+        int o = i / l, j = i - o * l;
         y[o * y_stride + y_offset + j] = x[o * x_stride + x_offset + j];
     }
 }
@@ -135,11 +135,12 @@ struct Dims6 {
 
 extern "C" __global__ void permute(T* y, const T* x, int rank, long long total, Dims6 out_dims,
                                    Dims6 in_strides) {
-    FOR_EACH(i, total) {
-        long long rem = i, src = 0;
+    FOR_EACH32(i, total) {
+        int rem = i, src = 0;
         for (int d = rank - 1; d >= 0; --d) {
-            src += (rem % out_dims.d[d]) * in_strides.d[d];
-            rem /= out_dims.d[d];
+            int dim = (int)out_dims.d[d];
+            src += (rem % dim) * (int)in_strides.d[d];
+            rem /= dim;
         }
         y[i] = x[src];
     }
@@ -169,8 +170,8 @@ __device__ __forceinline__ void ld2(const T* p, int i, float& a, float& b) {
 // Depthwise convolution (groups = in = out channels), NHWC, with the convolution epilogue fused:
 // y = act(Σ x·w + bias + residual). w is [C][R][S]. One thread per pair of channels of an output
 // pixel (per channel when C is odd); consecutive threads read consecutive channels, so loads
-// coalesce. 32-bit index arithmetic (the host checks the output has fewer than 2³¹ values):
-// 64-bit division dominated the first version. cuDNN's grouped NHWC kernels are several times
+// coalesce. 32-bit index arithmetic (see FOR_EACH32): 64-bit division dominated the first
+// version. cuDNN's grouped NHWC kernels are several times
 // slower on these small MobileNet layers. Same parameter list as conv_igemm (k = c here).
 extern "C" __global__ void dwconv_nhwc(T* y, const T* x, const T* w, const float* bias,
                                        const T* residual, int n, int h, int wd, int c, int k,
@@ -333,6 +334,52 @@ extern "C" __global__ void spin(long long ns) {
     do {
         asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
     } while ((long long)(now - start) < ns);
+}
+
+// Direct convolution for a network's first layer (C ≤ 4 input channels, K ≤ 64 outputs,
+// K·R·S·C ≤ 4096: an image in, e.g. 3 → 32 at 208×208): one thread per output pixel keeps all K sums in registers
+// and reads each input value once; the weights sit in shared memory (every thread reads the same
+// one at a time: broadcast). An implicit GEMM would spend most of its reduction slice on zeros
+// (R·S·C = 27). Same parameters as conv_igemm.
+#define DIRECT_MAX_K 64
+#define DIRECT_MAX_W 4096  // K·R·S·C (16 KB of FP32 weights)
+extern "C" __global__ void __launch_bounds__(256) conv_direct(
+    T* y, const T* x, const T* w, const float* bias, const T* residual, int n, int h, int wd, int c,
+    int k, int r, int s, int ph, int pw, int sh, int sw, int dh, int dw, int oh, int ow, int act,
+    float a, float b, int xp, int yp) {
+    __shared__ float ws[DIRECT_MAX_W];
+    const int Q = r * s * c;
+    for (int i = threadIdx.x; i < k * Q; i += blockDim.x) ws[i] = ld(w, i);
+    __syncthreads();
+    const int p = blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= n * oh * ow) return;
+    const int ox = p % ow, t = p / ow, oy = t % oh, bn = t / oh;
+    float acc[DIRECT_MAX_K];
+#pragma unroll
+    for (int kk = 0; kk < DIRECT_MAX_K; ++kk) acc[kk] = 0.0f;
+    for (int ry = 0; ry < r; ++ry) {
+        const int iy = oy * sh + ry * dh - ph;
+        if (iy < 0 || iy >= h) continue;
+        for (int sx = 0; sx < s; ++sx) {
+            const int ix = ox * sw + sx * dw - pw;
+            if (ix < 0 || ix >= wd) continue;
+            for (int cc = 0; cc < c; ++cc) {
+                const float v = ld(x, ((bn * h + iy) * wd + ix) * xp + cc);
+                const float* wq = ws + (ry * s + sx) * c + cc;
+#pragma unroll
+                for (int kk = 0; kk < DIRECT_MAX_K; ++kk)
+                    if (kk < k) acc[kk] += v * wq[kk * Q];
+            }
+        }
+    }
+#pragma unroll
+    for (int kk = 0; kk < DIRECT_MAX_K; ++kk) {
+        if (kk >= k) break;
+        float v = acc[kk];
+        if (bias) v += bias[kk];
+        if (residual) v += ld(residual, (long long)p * k + kk);
+        st(y, (long long)p * yp + kk, activate(v, act, a, b));
+    }
 }
 
 // Tensor-core implicit-GEMM convolution, FP16 in, FP32 accumulate (mma.sync m16n8k16, sm_80+:

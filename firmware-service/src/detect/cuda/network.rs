@@ -86,6 +86,17 @@ pub struct OwnConv {
     tensor_cores: bool,
     /// Blocks the reduction is split between (split-K; > 1 adds a `conv_split_sum` launch).
     splits: usize,
+    /// Layers the kernel can run (beyond groups = 1).
+    fits: fn(&ConvStep) -> bool,
+}
+
+fn any_layer(_: &ConvStep) -> bool {
+    true
+}
+
+/// `conv_direct`'s limits (kernels.cu: DIRECT_MAX_K, DIRECT_MAX_W).
+fn first_layer(c: &ConvStep) -> bool {
+    c.c <= 4 && c.k <= 64 && c.k * c.r * c.s * c.c <= 4096
 }
 
 const fn own(
@@ -103,10 +114,11 @@ const fn own(
         threads,
         tensor_cores,
         splits,
+        fits: any_layer,
     }
 }
 
-pub const OWN_CONVS: [OwnConv; 9] = [
+pub const OWN_CONVS: [OwnConv; 10] = [
     own(1000, "conv_igemm", 64, 256, false, 1),
     own(1001, "conv_igemm16", 16, 256, false, 1),
     own(1002, "conv_mma_split", 32, 128, true, 1),
@@ -116,6 +128,11 @@ pub const OWN_CONVS: [OwnConv; 9] = [
     own(1006, "conv_mma_wide", 64, 128, true, 4),
     own(1007, "conv_mma_wide", 64, 128, true, 16),
     own(1008, "conv_mma_wide32", 64, 128, true, 1),
+    OwnConv {
+        fits: first_layer,
+        // One thread per pixel.
+        ..own(1009, "conv_direct", 256, 256, false, 1)
+    },
 ];
 
 /// Split-K partial sums are FP32 per split, pixel and channel; beyond this a layer is large
@@ -218,15 +235,13 @@ impl Network {
         // SAFETY: the handle is valid; the stream outlives the network (both owned by the backend).
         unsafe { dnn::set_stream(handle.0, gpu.stream.cu_stream() as *mut _) }
             .map_err(|e| dnn_error("set stream", e))?;
-        // The own kernels index with 32 bits.
-        for s in &plan.steps {
-            if let Step::Conv(c) = s {
-                if (c.n * c.h * c.w * c.c).max(c.n * c.oh * c.ow * c.k) > i32::MAX as usize {
-                    return Err(DetectError::Backend(format!(
-                        "cuda: convolution {} has more than 2³¹ values at batch {}: use a smaller batch",
-                        c.node, c.n
-                    )));
-                }
+        // The engine's kernels index with 32 bits.
+        if let Some(&largest) = plan.buffers.iter().max() {
+            if largest > i32::MAX as usize {
+                return Err(DetectError::Backend(format!(
+                    "cuda: a tensor of {largest} values at batch {} is beyond the engine's 32-bit indexing: use a smaller batch",
+                    plan.input_shape.first().copied().unwrap_or(1)
+                )));
             }
         }
         let mut convs = Vec::with_capacity(plan.steps.len());
@@ -276,7 +291,8 @@ impl Network {
                     }
                     let candidates = OWN_CONVS
                         .iter()
-                        .filter(|o| usable(o.algo) && partials_bytes(o, c) <= MAX_PARTIALS_BYTES);
+                        .filter(|o| usable(o.algo) && (o.fits)(c))
+                        .filter(|o| partials_bytes(o, c) <= MAX_PARTIALS_BYTES);
                     for own in candidates {
                         let t = time_layer(gpu, || launch_own(gpu, own, c, io, search_partials.1))?;
                         if t < choice.time_ms {
@@ -363,7 +379,7 @@ impl Network {
                 .map_err(|e| gpu_error("event", e))
         };
         let mut conv_index = 0;
-        hold_gpu(gpu, HOLD_NETWORK_NS)?;
+        hold_gpu(gpu)?;
         let mut marks = vec![event()?];
         for (step, desc) in self.plan.steps.iter().zip(&self.convs) {
             self.enqueue_step(gpu, step, desc.as_ref(), &mut conv_index)?;
@@ -613,8 +629,13 @@ const HOLD_NETWORK_NS: i64 = 50_000_000;
 /// Puts `spin` on the stream for `ns`: the work queued after it starts only when all of it is
 /// queued, so CUDA events around it measure the GPU, not the host's launch rate (which, for
 /// layers of a few microseconds, is the larger figure).
-fn hold_gpu(gpu: &Gpu, ns: i64) -> Result<(), DetectError> {
+fn spin(gpu: &Gpu, ns: i64) -> Result<(), DetectError> {
     gpu.launch_grid("spin", (1, 1, 1), 1, 0, &[&ns])
+}
+
+/// `spin` long enough for a whole frame's work to be queued behind it.
+pub fn hold_gpu(gpu: &Gpu) -> Result<(), DetectError> {
+    spin(gpu, HOLD_NETWORK_NS)
 }
 
 /// Device time of one `launch`, ms: the mean of TIMED_LAUNCHES back-to-back launches queued
@@ -630,7 +651,7 @@ fn time_layer(gpu: &Gpu, launch: impl Fn() -> Result<(), DetectError>) -> Result
     launch()?;
     let mut best = f32::INFINITY;
     for _ in 0..TIMINGS {
-        hold_gpu(gpu, HOLD_LAYER_NS)?;
+        spin(gpu, HOLD_LAYER_NS)?;
         let start = event()?;
         for _ in 0..TIMED_LAUNCHES {
             launch()?;
