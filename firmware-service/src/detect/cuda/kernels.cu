@@ -336,52 +336,6 @@ extern "C" __global__ void spin(long long ns) {
     } while ((long long)(now - start) < ns);
 }
 
-// Direct convolution for a network's first layer (C ≤ 4 input channels, K ≤ 64 outputs,
-// K·R·S·C ≤ 4096: an image in, e.g. 3 → 32 at 208×208): one thread per output pixel keeps all K sums in registers
-// and reads each input value once; the weights sit in shared memory (every thread reads the same
-// one at a time: broadcast). An implicit GEMM would spend most of its reduction slice on zeros
-// (R·S·C = 27). Same parameters as conv_igemm.
-#define DIRECT_MAX_K 64
-#define DIRECT_MAX_W 4096  // K·R·S·C (16 KB of FP32 weights)
-extern "C" __global__ void __launch_bounds__(256) conv_direct(
-    T* y, const T* x, const T* w, const float* bias, const T* residual, int n, int h, int wd, int c,
-    int k, int r, int s, int ph, int pw, int sh, int sw, int dh, int dw, int oh, int ow, int act,
-    float a, float b, int xp, int yp) {
-    __shared__ float ws[DIRECT_MAX_W];
-    const int Q = r * s * c;
-    for (int i = threadIdx.x; i < k * Q; i += blockDim.x) ws[i] = ld(w, i);
-    __syncthreads();
-    const int p = blockIdx.x * blockDim.x + threadIdx.x;
-    if (p >= n * oh * ow) return;
-    const int ox = p % ow, t = p / ow, oy = t % oh, bn = t / oh;
-    float acc[DIRECT_MAX_K];
-#pragma unroll
-    for (int kk = 0; kk < DIRECT_MAX_K; ++kk) acc[kk] = 0.0f;
-    for (int ry = 0; ry < r; ++ry) {
-        const int iy = oy * sh + ry * dh - ph;
-        if (iy < 0 || iy >= h) continue;
-        for (int sx = 0; sx < s; ++sx) {
-            const int ix = ox * sw + sx * dw - pw;
-            if (ix < 0 || ix >= wd) continue;
-            for (int cc = 0; cc < c; ++cc) {
-                const float v = ld(x, ((bn * h + iy) * wd + ix) * xp + cc);
-                const float* wq = ws + (ry * s + sx) * c + cc;
-#pragma unroll
-                for (int kk = 0; kk < DIRECT_MAX_K; ++kk)
-                    if (kk < k) acc[kk] += v * wq[kk * Q];
-            }
-        }
-    }
-#pragma unroll
-    for (int kk = 0; kk < DIRECT_MAX_K; ++kk) {
-        if (kk >= k) break;
-        float v = acc[kk];
-        if (bias) v += bias[kk];
-        if (residual) v += ld(residual, (long long)p * k + kk);
-        st(y, (long long)p * yp + kk, activate(v, act, a, b));
-    }
-}
-
 // Tensor-core implicit-GEMM convolution, FP16 in, FP32 accumulate (mma.sync m16n8k16, sm_80+:
 // Jetson Orin, Ampere, Hopper). Same parameters and epilogue as conv_igemm. A block of 4 warps
 // computes a BM-pixel × BN-channel tile; each warp a 32 × 32 part of it over its share of the

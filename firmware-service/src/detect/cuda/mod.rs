@@ -56,7 +56,6 @@ const ENGINE_NAMES: &[&str] = &[
     "dwconv_nhwc",
     "conv_igemm",
     "conv_igemm16",
-    "conv_direct",
     "spin",
 ];
 const PLUGIN_NAMES: &[&str] = &[

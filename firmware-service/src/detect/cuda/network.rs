@@ -86,17 +86,6 @@ pub struct OwnConv {
     tensor_cores: bool,
     /// Blocks the reduction is split between (split-K; > 1 adds a `conv_split_sum` launch).
     splits: usize,
-    /// Layers the kernel can run (beyond groups = 1).
-    fits: fn(&ConvStep) -> bool,
-}
-
-fn any_layer(_: &ConvStep) -> bool {
-    true
-}
-
-/// `conv_direct`'s limits (kernels.cu: DIRECT_MAX_K, DIRECT_MAX_W).
-fn first_layer(c: &ConvStep) -> bool {
-    c.c <= 4 && c.k <= 64 && c.k * c.r * c.s * c.c <= 4096
 }
 
 const fn own(
@@ -114,11 +103,10 @@ const fn own(
         threads,
         tensor_cores,
         splits,
-        fits: any_layer,
     }
 }
 
-pub const OWN_CONVS: [OwnConv; 10] = [
+pub const OWN_CONVS: [OwnConv; 9] = [
     own(1000, "conv_igemm", 64, 256, false, 1),
     own(1001, "conv_igemm16", 16, 256, false, 1),
     own(1002, "conv_mma_split", 32, 128, true, 1),
@@ -128,11 +116,6 @@ pub const OWN_CONVS: [OwnConv; 10] = [
     own(1006, "conv_mma_wide", 64, 128, true, 4),
     own(1007, "conv_mma_wide", 64, 128, true, 16),
     own(1008, "conv_mma_wide32", 64, 128, true, 1),
-    OwnConv {
-        fits: first_layer,
-        // One thread per pixel.
-        ..own(1009, "conv_direct", 256, 256, false, 1)
-    },
 ];
 
 /// Split-K partial sums are FP32 per split, pixel and channel; beyond this a layer is large
@@ -291,8 +274,7 @@ impl Network {
                     }
                     let candidates = OWN_CONVS
                         .iter()
-                        .filter(|o| usable(o.algo) && (o.fits)(c))
-                        .filter(|o| partials_bytes(o, c) <= MAX_PARTIALS_BYTES);
+                        .filter(|o| usable(o.algo) && partials_bytes(o, c) <= MAX_PARTIALS_BYTES);
                     for own in candidates {
                         let t = time_layer(gpu, || launch_own(gpu, own, c, io, search_partials.1))?;
                         if t < choice.time_ms {
