@@ -2,12 +2,13 @@
 //! `record info` and `render`. Everything decided lives in the modules next to this one.
 
 use super::compare::{self, Tolerances};
-use super::reader::Recording;
+use super::reader::{FrameReader, Images, Recording};
 use super::source::Window;
 use crate::config::Config;
 use crate::render::{timeline, FrameView, Renderer};
 use crate::service::{self, Inputs, RunOptions};
 use anyhow::Context;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
@@ -32,9 +33,17 @@ pub struct Replay {
 pub const REPLAY_FILE: &str = "replay.mcap";
 
 fn open(path: &Path) -> anyhow::Result<Recording> {
-    let r = Recording::open(path)?;
+    warn_damage(Recording::open(path)?)
+}
+
+/// Decisions and detections only (compare).
+fn open_without_images(path: &Path) -> anyhow::Result<Recording> {
+    warn_damage(Recording::open_without_images(path)?)
+}
+
+fn warn_damage(r: Recording) -> anyhow::Result<Recording> {
     if let Some(d) = &r.damage {
-        eprintln!("warning: {}: {d}", path.display());
+        eprintln!("warning: {}: {d}", r.path.display());
     }
     Ok(r)
 }
@@ -58,14 +67,19 @@ fn relative_to(target: &Path, base: &Path) -> PathBuf {
 }
 
 /// The config to replay `recording` with: `--config`, else the one its metadata names
-/// (relative to the recording's folder, or absolute).
-fn replay_config(recording: &Recording, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// (`config_relative`: relative to the recording's folder; `config_path`: absolute, written by
+/// older versions and where the relative one does not resolve).
+fn replay_config(
+    recording: &Path,
+    metadata: &BTreeMap<String, String>,
+    given: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.to_path_buf());
     }
-    let dir = recording.path.parent().unwrap_or(Path::new("."));
+    let dir = recording.parent().unwrap_or(Path::new("."));
     for key in ["config_relative", "config_path"] {
-        if let Some(p) = recording.metadata.get(key) {
+        if let Some(p) = metadata.get(key) {
             let p = dir.join(p);
             if p.is_file() {
                 return Ok(p);
@@ -73,9 +87,10 @@ fn replay_config(recording: &Recording, given: Option<&Path>) -> anyhow::Result<
         }
     }
     anyhow::bail!(
-        "recording {} names no config that exists here ({}); pass --config FILE",
-        recording.path.display(),
-        recording.meta("config_path")
+        "recording {} names no config that exists here (relative: {}, absolute: {}); pass --config FILE",
+        recording.display(),
+        metadata.get("config_relative").map_or("-", |s| s.as_str()),
+        metadata.get("config_path").map_or("-", |s| s.as_str()),
     )
 }
 
@@ -115,21 +130,29 @@ pub fn print_recording_stats(r: &super::RecorderStats) {
 }
 
 pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
-    let recording = open(&a.recording)?;
-    let config_path = replay_config(&recording, a.config.as_deref())?;
+    // Streamed: only the frame being replayed is in memory, however long the drive.
+    let images = if a.recorded_detections && a.no_images {
+        Images::Skip
+    } else {
+        Images::Keep
+    };
+    let recording = FrameReader::open(&a.recording, images)?;
+    let recorded = recording.metadata().clone();
+    let config_path = replay_config(&a.recording, &recorded, a.config.as_deref())?;
     let config = Config::load(&config_path)?;
-    let mine = super::metadata(&config, Some(&config_path));
-    print_identity_warnings(
-        &a.recording,
-        &super::identity_differences(&recording.metadata, &mine),
-    );
+    let mine = if a.recorded_detections {
+        super::metadata_object_list(&config, Some(&config_path), &recorded)
+    } else {
+        super::metadata(&config, Some(&config_path))
+    };
+    print_identity_warnings(&a.recording, &super::identity_differences(&recorded, &mine));
     let window = Window {
         from_s: a.from_s,
         to_s: a.to_s,
     };
     let reference = match &a.compare {
         Some(p) => {
-            let r = open(p)?;
+            let r = open_without_images(p)?;
             r.require_outcomes()?;
             let diffs = super::identity_differences(&r.metadata, &mine);
             if !diffs.is_empty() && !a.force && !a.update_reference {
@@ -154,24 +177,13 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--speed {s}: use a positive number or `max`"))?,
         ),
     };
-    let times: Vec<u64> = recording
-        .frames
-        .iter()
-        .filter(|f| window.contains(f.t_ns))
-        .map(|f| f.t_ns)
-        .collect();
-    let data_s = match (times.first(), times.last()) {
-        (Some(a), Some(b)) if times.len() > 1 => {
-            (b - a) as f64 / 1e9 * times.len() as f64 / (times.len() - 1) as f64
-        }
-        _ => 0.0,
-    };
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create output folder {}", a.out.display()))?;
     let out_file = a.out.join(REPLAY_FILE);
     let mut options = RunOptions::new(a.out.clone());
     options.per_frame_lines = a.verbose;
     options.config_path = Some(config_path.clone());
+    options.identity = Some(mine);
     options.record_to = Some(out_file.clone());
     options.speed = speed;
     options.wall_clock_telemetry = false;
@@ -186,6 +198,21 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
             "replay".into()
         },
     );
+    // The config relative to where the file will live, so that a committed reference replays
+    // from any checkout without --config (`config_path` stays: absolute, as before).
+    let home = match (&reference, a.update_reference) {
+        (Some(r), true) => r
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
+        _ => a.out.clone(),
+    };
+    options.record_metadata.insert(
+        "config_relative".into(),
+        relative_to(&config_path, &home).display().to_string(),
+    );
     options
         .record_metadata
         .insert("replay_of".into(), a.recording.display().to_string());
@@ -196,6 +223,12 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let summary = service::run_with(config, inputs, &options)?;
     let wall = started.elapsed().as_secs_f64();
+    // Data time replayed: first to last frame plus one frame period.
+    let n = summary.frames + summary.skipped;
+    let data_s = match (summary.first_t_ns, summary.last_t_ns) {
+        (Some(a), Some(b)) if n > 1 => b.saturating_sub(a) as f64 / 1e9 * n as f64 / (n - 1) as f64,
+        _ => 0.0,
+    };
     println!(
         "replayed {} frames ({} skipped) of {} in {:.2} s: {:.1} frames/s, {:.1}× real time{}",
         summary.frames,
@@ -217,8 +250,8 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         "pipeline alone: {:.2} ms/frame, {:.0} frames/s, {:.1}× real time",
         per_frame_s * 1e3,
         summary.fps(),
-        if per_frame_s > 0.0 && !times.is_empty() {
-            data_s / times.len() as f64 / per_frame_s
+        if per_frame_s > 0.0 && n > 0 {
+            data_s / n as f64 / per_frame_s
         } else {
             0.0
         }
@@ -241,7 +274,7 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     };
-    let new = open(&out_file)?;
+    let new = open_without_images(&out_file)?;
     let ref_frames: Vec<_> = reference
         .frames
         .iter()
