@@ -644,7 +644,8 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
                     warning_message(&outcome.decision).encode(),
                     outcome.decision.stage > Stage::None,
                 ));
-                writeln!(events, "{}", frame_event_json(frame, outcome))?;
+                serde_json::to_writer(&mut events, &frame_event_json(frame, outcome))?;
+                events.write_all(b"\n")?;
                 if options.per_frame_lines {
                     println!("{}", frame_line(frame, outcome, elapsed));
                 }
@@ -960,38 +961,88 @@ fn frame_line(frame: &Frame, o: &FrameOutcome, elapsed: Duration) -> String {
     )
 }
 
-fn frame_event_json(frame: &Frame, o: &FrameOutcome) -> serde_json::Value {
-    let detections: Vec<_> = o
+/// One line of `frames.jsonl` (typed: serialised straight to JSON, no intermediate maps).
+#[derive(serde::Serialize)]
+struct FrameEvent<'a> {
+    seq: u64,
+    t_ns: u64,
+    image: &'a str,
+    detections: Vec<DetectionEvent<'a>>,
+    corridor_length_m: f64,
+    corridor_curvature_per_m: f64,
+    tracks: Vec<TrackEvent>,
+    stage: &'static str,
+    warning: bool,
+    brake_request_mps2: f64,
+    inhibit: Option<&'static str>,
+    suppression: Option<&'static str>,
+    threat: Option<ThreatEvent>,
+}
+
+#[derive(serde::Serialize)]
+struct DetectionEvent<'a> {
+    label: &'a str,
+    class: &'static str,
+    score: f64,
+    #[serde(rename = "box")]
+    bbox: [f64; 4],
+    ground: Option<[f64; 2]>,
+}
+
+#[derive(serde::Serialize)]
+struct TrackEvent {
+    id: u64,
+    class: &'static str,
+    x_m: f64,
+    y_m: f64,
+    vx_mps: f64,
+    vy_mps: f64,
+    ax_mps2: f64,
+    age: u64,
+    hits: u64,
+}
+
+#[derive(serde::Serialize)]
+struct ThreatEvent {
+    track: u64,
+    class: &'static str,
+    distance_m: f64,
+    lateral_m: f64,
+    closing_speed_mps: f64,
+    ttc_s: Option<f64>,
+    required_decel_mps2: f64,
+}
+
+fn frame_event_json<'a>(frame: &'a Frame, o: &'a FrameOutcome) -> FrameEvent<'a> {
+    let detections = o
         .detections
         .iter()
         .enumerate()
         .map(|(i, d)| {
             let ground = o.bev.objects.iter().find(|b| b.detection == i);
-            serde_json::json!({
-                "label": d.label,
-                "class": d.class.as_str(),
-                "score": round(f64::from(d.score), 4),
-                "box": box_json(&d.bbox),
-                "ground": ground.map(|g| [round(g.x_m, 3), round(g.y_m, 3)]),
-            })
+            DetectionEvent {
+                label: &d.label,
+                class: d.class.as_str(),
+                score: round(f64::from(d.score), 4),
+                bbox: box_json(&d.bbox),
+                ground: ground.map(|g| [round(g.x_m, 3), round(g.y_m, 3)]),
+            }
         })
         .collect();
-    let tracks: Vec<serde_json::Value> = o
+    let tracks = o
         .tracks
         .iter()
         .filter(|t| t.confirmed)
-        .map(|t| {
-            serde_json::json!({
-                "id": t.id,
-                "class": t.class.as_str(),
-                "x_m": round(t.x_m, 3),
-                "y_m": round(t.y_m, 3),
-                "vx_mps": round(t.vx_mps, 3),
-                "vy_mps": round(t.vy_mps, 3),
-                "ax_mps2": round(t.ax_mps2, 3),
-                "age": t.age,
-                "hits": t.hits,
-            })
+        .map(|t| TrackEvent {
+            id: u64::from(t.id),
+            class: t.class.as_str(),
+            x_m: round(t.x_m, 3),
+            y_m: round(t.y_m, 3),
+            vx_mps: round(t.vx_mps, 3),
+            vy_mps: round(t.vy_mps, 3),
+            ax_mps2: round(t.ax_mps2, 3),
+            age: u64::from(t.age),
+            hits: u64::from(t.hits),
         })
         .collect();
     let ttc = o
@@ -1000,29 +1051,29 @@ fn frame_event_json(frame: &Frame, o: &FrameOutcome) -> serde_json::Value {
         .map(|t| t.ttc_s)
         .filter(|t| t.is_finite())
         .map(|t| round(t, 3));
-    serde_json::json!({
-        "seq": frame.seq,
-        "t_ns": frame.t_capture_ns,
-        "image": frame.origin,
-        "detections": detections,
-        "corridor_length_m": round(o.decision.corridor.length_m, 3),
-        "corridor_curvature_per_m": o.decision.corridor.curvature_per_m,
-        "tracks": tracks,
-        "stage": o.decision.stage.as_str(),
-        "warning": o.decision.warning(),
-        "brake_request_mps2": o.decision.brake_request_mps2,
-        "inhibit": o.decision.inhibit.map(|r| r.as_str()),
-        "suppression": o.decision.suppression.map(|s| s.as_str()),
-        "threat": o.decision.threat.map(|t| serde_json::json!({
-            "track": t.track_id,
-            "class": t.class.as_str(),
-            "distance_m": round(t.distance_m, 3),
-            "lateral_m": round(t.lateral_m, 3),
-            "closing_speed_mps": round(t.closing_speed_mps, 3),
-            "ttc_s": ttc,
-            "required_decel_mps2": round(t.required_decel_mps2, 3),
-        })),
-    })
+    FrameEvent {
+        seq: frame.seq,
+        t_ns: frame.t_capture_ns,
+        image: &frame.origin,
+        detections,
+        corridor_length_m: round(o.decision.corridor.length_m, 3),
+        corridor_curvature_per_m: o.decision.corridor.curvature_per_m,
+        tracks,
+        stage: o.decision.stage.as_str(),
+        warning: o.decision.warning(),
+        brake_request_mps2: o.decision.brake_request_mps2,
+        inhibit: o.decision.inhibit.map(|r| r.as_str()),
+        suppression: o.decision.suppression.map(|s| s.as_str()),
+        threat: o.decision.threat.map(|t| ThreatEvent {
+            track: u64::from(t.track_id),
+            class: t.class.as_str(),
+            distance_m: round(t.distance_m, 3),
+            lateral_m: round(t.lateral_m, 3),
+            closing_speed_mps: round(t.closing_speed_mps, 3),
+            ttc_s: ttc,
+            required_decel_mps2: round(t.required_decel_mps2, 3),
+        }),
+    }
 }
 
 /// A box as `[x1, y1, x2, y2]` rounded to 0.1 px, for JSON reports.

@@ -211,9 +211,15 @@ impl Collector {
             *n += 1;
             *n - 1
         };
-        let json = |this: &Self| -> Result<serde_json::Value, ReadError> {
-            serde_json::from_slice(data).map_err(|e| this.bad(&topic, index, t_ns, e))
-        };
+        fn json<T: serde::de::DeserializeOwned>(
+            this: &Collector,
+            topic: &str,
+            index: usize,
+            t_ns: u64,
+            data: &[u8],
+        ) -> Result<T, ReadError> {
+            serde_json::from_slice(data).map_err(|e| this.bad(topic, index, t_ns, e))
+        }
         match topic.as_str() {
             schema::CAMERA => {
                 if let Some(prev) = self.last_camera_t {
@@ -241,31 +247,25 @@ impl Collector {
                 p.seq.get_or_insert(seq);
             }
             schema::DETECTIONS => {
-                let v = json(self)?;
-                let m: DetectionsMsg =
-                    serde_json::from_value(v).map_err(|e| self.bad(&topic, index, t_ns, e))?;
+                let m: DetectionsMsg = json(self, &topic, index, t_ns, data)?;
                 let p = self.frame_at(&topic, index, t_ns)?;
                 p.seq = Some(m.seq);
                 p.detections = Some(m);
             }
             schema::BEV => {
-                let m: BevProjection = serde_json::from_value(json(self)?)
-                    .map_err(|e| self.bad(&topic, index, t_ns, e))?;
+                let m: BevProjection = json(self, &topic, index, t_ns, data)?;
                 self.frame_at(&topic, index, t_ns)?.bev = Some(m);
             }
             schema::TRACKS => {
-                let m: TracksMsg = serde_json::from_value(json(self)?)
-                    .map_err(|e| self.bad(&topic, index, t_ns, e))?;
+                let m: TracksMsg = json(self, &topic, index, t_ns, data)?;
                 self.frame_at(&topic, index, t_ns)?.tracks = Some(m);
             }
             schema::DECISION => {
-                let m: DecisionMsg = serde_json::from_value(json(self)?)
-                    .map_err(|e| self.bad(&topic, index, t_ns, e))?;
+                let m: DecisionMsg = json(self, &topic, index, t_ns, data)?;
                 self.frame_at(&topic, index, t_ns)?.decision = Some(m);
             }
             schema::CAN_RX | schema::CAN_TX => {
-                let m: CanMsg = serde_json::from_value(json(self)?)
-                    .map_err(|e| self.bad(&topic, index, t_ns, e))?;
+                let m: CanMsg = json(self, &topic, index, t_ns, data)?;
                 let f = m
                     .to_frame()
                     .ok_or_else(|| self.bad(&topic, index, t_ns, "payload is not 0–8 hex bytes"))?;
