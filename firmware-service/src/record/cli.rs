@@ -32,10 +32,6 @@ pub struct Replay {
 /// Name of the replay's recording in its output folder.
 pub const REPLAY_FILE: &str = "replay.mcap";
 
-fn open(path: &Path) -> anyhow::Result<Recording> {
-    warn_damage(Recording::open(path)?)
-}
-
 /// Decisions and detections only (compare).
 fn open_without_images(path: &Path) -> anyhow::Result<Recording> {
     warn_damage(Recording::open_without_images(path)?)
@@ -130,6 +126,8 @@ pub fn print_recording_stats(r: &super::RecorderStats) {
 }
 
 pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
+    // The whole command on the wall clock: opening, config, pipeline, frames, writing.
+    let started = std::time::Instant::now();
     // Streamed: only the frame being replayed is in memory, however long the drive.
     let images = if a.recorded_detections && a.no_images {
         Images::Skip
@@ -220,7 +218,6 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         .record_metadata
         .insert("replay_of_sha256".into(), super::sha256_file(&a.recording));
     let inputs = Inputs::from_recording(recording, window, a.recorded_detections, &config)?;
-    let started = std::time::Instant::now();
     let summary = service::run_with(config, inputs, &options)?;
     let wall = started.elapsed().as_secs_f64();
     // Data time replayed: first to last frame plus one frame period.
@@ -351,29 +348,39 @@ pub fn import(
 }
 
 pub fn info(path: &Path) -> anyhow::Result<ExitCode> {
-    let r = open(path)?;
-    let first = r.frames.first().map_or(0, |f| f.t_ns);
-    let last = r.frames.last().map_or(0, |f| f.t_ns);
+    // Streamed: one frame in memory at a time.
+    let mut r = FrameReader::open(path, Images::Keep)?;
+    let (mut frames, mut camera, mut decisions, mut can_rx, mut can_tx) = (0, 0, 0, 0, 0);
+    let (mut first, mut last) = (None, 0);
+    while let Some(f) = r.next_frame() {
+        let f = f?;
+        frames += 1;
+        camera += usize::from(f.jpeg.is_some());
+        decisions += usize::from(f.outcome.is_some());
+        first.get_or_insert(f.t_ns);
+        last = f.t_ns;
+        let (rx, tx) = r.take_can_until(f.t_ns);
+        can_rx += rx.len();
+        can_tx += tx.len();
+    }
+    let (rx, tx) = r.take_can_until(u64::MAX);
+    can_rx += rx.len();
+    can_tx += tx.len();
     println!(
-        "{}: {} frames, t = {:.3} … {:.3} s; camera {}, decisions {}; CAN rx {}, tx {}",
+        "{}: {frames} frames, t = {:.3} … {:.3} s; camera {camera}, decisions {decisions}; CAN rx {can_rx}, tx {can_tx}",
         path.display(),
-        r.frames.len(),
-        first as f64 / 1e9,
+        first.unwrap_or(0) as f64 / 1e9,
         last as f64 / 1e9,
-        r.frames.iter().filter(|f| f.jpeg.is_some()).count(),
-        r.frames.iter().filter(|f| f.outcome.is_some()).count(),
-        r.can_rx.len(),
-        r.can_tx.len()
     );
-    for (topic, n) in &r.topics {
+    for (topic, n) in r.topics() {
         println!("  {topic:<22} {n} messages");
     }
-    for (k, v) in &r.metadata {
+    for (k, v) in r.metadata() {
         if !k.ends_with("_toml") {
             println!("  {k} = {v}");
         }
     }
-    if let Some(d) = &r.damage {
+    if let Some(d) = r.damage() {
         println!("  damaged: {d}");
     }
     Ok(ExitCode::SUCCESS)
@@ -477,7 +484,8 @@ pub fn timeline_image(r: &Recording) -> image::RgbImage {
 }
 
 pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<ExitCode> {
-    let r = open(path)?;
+    // The decisions for the timeline; the pictures below stream (one image in memory).
+    let r = open_without_images(path)?;
     r.require_outcomes()?;
     let mp4 = out
         .extension()
@@ -507,7 +515,11 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
         adas_calibration::CalibrationFile::from_toml_str(calibration, path)?.homography()?;
     let renderer = Renderer::default();
     let mut written = 0usize;
-    for f in &r.frames {
+    let mut frames = FrameReader::open(path, Images::Keep)?;
+    while let Some(f) = frames.next_frame() {
+        let f = f?;
+        // CAN is not drawn: drop it as it is read.
+        let _ = frames.take_can_until(f.t_ns);
         let (Some(jpeg), Some(o)) = (&f.jpeg, &f.outcome) else {
             continue;
         };

@@ -746,6 +746,76 @@ mod tests {
         assert_eq!(last, 3);
     }
 
+    /// `n` frames 100 ms apart, each with one CAN input frame 50 ms before it (as the recorder
+    /// writes them: CAN received since the previous frame, in the frame's chunk).
+    fn with_can(n: u64, path: &Path, can_input: bool) {
+        let mut w = McapFile::create(path, &BTreeMap::new(), 0).unwrap();
+        for i in 0..n {
+            let t_ns = (i + 1) * 100_000_000;
+            let can = [(
+                t_ns - 50_000_000,
+                CanFrame {
+                    id: 0x0A0,
+                    len: 1,
+                    data: [i as u8, 0, 0, 0, 0, 0, 0, 0],
+                },
+            )];
+            let m = encode_frame(&FrameRecord {
+                seq: i,
+                t_ns,
+                jpeg: Some(&[0xFF, 0xD8, i as u8, 0xFF, 0xD9]),
+                outcome: None,
+                can_rx: if can_input { &can } else { &[] },
+                can_tx: &[],
+            })
+            .unwrap();
+            w.write_frame(&m).unwrap();
+        }
+        w.finish().unwrap();
+    }
+
+    #[test]
+    fn streams_frames_in_order_each_with_its_can_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("can.mcap");
+        with_can(50, &path, true);
+        assert!(has_can_input(&path).unwrap());
+        let mut r = FrameReader::open(&path, Images::Keep).unwrap();
+        assert_eq!(r.peek().map(|f| f.t_ns), Some(100_000_000));
+        let mut n = 0u64;
+        while let Some(f) = r.next_frame() {
+            let f = f.unwrap();
+            assert_eq!((f.seq, f.t_ns), (n, (n + 1) * 100_000_000));
+            assert_eq!(
+                f.jpeg.as_deref(),
+                Some(&[0xFF, 0xD8, n as u8, 0xFF, 0xD9][..])
+            );
+            let (rx, tx) = r.take_can_until(f.t_ns);
+            assert_eq!(rx.len(), 1, "frame {n}: exactly its own CAN input");
+            assert_eq!((rx[0].0, rx[0].1.data[0]), (f.t_ns - 50_000_000, n as u8));
+            assert!(tx.is_empty());
+            // Read ahead by at most one frame: nothing beyond the next frame is held.
+            assert!(
+                r.c.pending.len() <= 1,
+                "frame {n}: {} pending",
+                r.c.pending.len()
+            );
+            n += 1;
+        }
+        assert_eq!(n, 50);
+        assert!(r.damage().is_none());
+        // Without CAN input: the whole file is read, and none found.
+        let plain = dir.path().join("plain.mcap");
+        with_can(5, &plain, false);
+        assert!(!has_can_input(&plain).unwrap());
+        let mut skip = FrameReader::open(&path, Images::Skip).unwrap();
+        let first = skip.next_frame().unwrap().unwrap();
+        assert!(
+            first.jpeg.is_none(),
+            "images skipped, the frame is still there"
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
