@@ -3,7 +3,8 @@
 //! - [`schema`]: topics and message encodings (pure);
 //! - [`writer`]: MCAP files, one chunk per frame, rotation and disk budget;
 //! - [`event_ring`]: the black box's pre/post-event buffer (pure);
-//! - [`reader`]: recordings back into memory, damaged files up to their last complete chunk;
+//! - [`reader`]: recordings read back as a stream (one frame in memory) or collected, damaged
+//!   files up to their last complete chunk;
 //! - [`source`]: a recording as a [`crate::source::FrameSource`] (`mcap://`);
 //! - [`compare`]: decisions and detections of two recordings, with tolerances (pure);
 //! - [`import`]: image sequence / video + candump log → recording.
