@@ -632,10 +632,60 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Recording, ReadError> {
     FrameReader::new(bytes, path, bytes.len(), Images::Keep)?.collect_all()
 }
 
+/// Messages per topic from the summary section of a complete file (its Statistics record), read
+/// from the end of the file without touching the data; `None` for files cut short (no footer or
+/// summary) or without statistics.
+pub fn summary_counts(path: &Path) -> Option<BTreeMap<String, u64>> {
+    use std::io::{Seek, SeekFrom};
+    // Footer record (opcode, length, summary start, summary offset start, CRC) + end magic.
+    const FOOTER: usize = 1 + 8 + 8 + 8 + 4 + 8;
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let footer_at = len.checked_sub(FOOTER as u64)?;
+    file.seek(SeekFrom::Start(footer_at)).ok()?;
+    let mut footer = [0u8; FOOTER];
+    file.read_exact(&mut footer).ok()?;
+    if footer[0] != mcap::records::op::FOOTER || footer[FOOTER - 8..] != *mcap::MAGIC {
+        return None;
+    }
+    let summary_start = u64::from_le_bytes(footer[9..17].try_into().ok()?);
+    if summary_start < mcap::MAGIC.len() as u64 || summary_start >= footer_at {
+        return None;
+    }
+    let mut summary = vec![0u8; usize::try_from(footer_at - summary_start).ok()?];
+    file.seek(SeekFrom::Start(summary_start)).ok()?;
+    file.read_exact(&mut summary).ok()?;
+    let (mut topics, mut counts) = (HashMap::new(), None);
+    let mut rest = summary.as_slice();
+    while rest.len() >= 9 {
+        let opcode = rest[0];
+        let body_len = usize::try_from(u64::from_le_bytes(rest[1..9].try_into().ok()?)).ok()?;
+        let body = rest.get(9..9usize.checked_add(body_len)?)?;
+        match mcap::parse_record(opcode, body).ok()? {
+            Record::Channel(c) => {
+                topics.insert(c.id, c.topic);
+            }
+            Record::Statistics(st) => counts = Some(st.channel_message_counts),
+            _ => {}
+        }
+        rest = &rest[9 + body_len..];
+    }
+    Some(
+        counts?
+            .into_iter()
+            .filter_map(|(id, n)| Some((topics.get(&id)?.clone(), n)))
+            .collect(),
+    )
+}
+
 /// Whether the recording holds CAN input (`/can/rx`): decides whether a replay takes its ego
-/// speed from the recorded CAN or from the config. Reads only up to the first such message (to
-/// the end when there is none), decoding no payloads.
+/// speed from the recorded CAN or from the config. From the summary's statistics when the file is
+/// complete; otherwise read up to the first such message (to the end when there is none),
+/// decoding no payloads.
 pub fn has_can_input(path: &Path) -> Result<bool, ReadError> {
+    if let Some(counts) = summary_counts(path) {
+        return Ok(counts.get(schema::CAN_RX).is_some_and(|&n| n > 0));
+    }
     let io = |source| ReadError::Io {
         path: path.to_path_buf(),
         source,
@@ -804,10 +854,22 @@ mod tests {
         }
         assert_eq!(n, 50);
         assert!(r.damage().is_none());
-        // Without CAN input: the whole file is read, and none found.
+        // Complete files answer from their summary; files cut short are read (up to the first
+        // CAN input message, or to the end).
+        let counts = summary_counts(&path).unwrap();
+        assert_eq!(counts[schema::CAN_RX], 50);
+        assert_eq!(counts[schema::CAMERA], 50);
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.mcap");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(summary_counts(&cut).is_none());
+        assert!(has_can_input(&cut).unwrap());
         let plain = dir.path().join("plain.mcap");
         with_can(5, &plain, false);
         assert!(!has_can_input(&plain).unwrap());
+        let bytes = std::fs::read(&plain).unwrap();
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(!has_can_input(&cut).unwrap());
         let mut skip = FrameReader::open(&path, Images::Skip).unwrap();
         let first = skip.next_frame().unwrap().unwrap();
         assert!(

@@ -1,8 +1,8 @@
 //! A recording as a frame source (`mcap://FILE`, `adasd replay`): frames in recorded time
 //! order, with their recorded capture times, optionally limited to a time window.
 
-use super::reader::FrameReader;
-use super::schema::DetectionsMsg;
+use super::reader::{summary_counts, FrameReader};
+use super::schema::{self, DetectionsMsg};
 use super::{ReadError, RecordedFrame};
 use crate::can::CanFrame;
 use crate::source::{Frame, FrameError, FrameSource};
@@ -34,6 +34,8 @@ pub struct RecordingSource {
     /// CAN frames received up to the last frame, since the one before (the recorded input).
     can_rx: Vec<(u64, CanFrame)>,
     error: Option<ReadError>,
+    /// Frames in the file, from its summary (complete files, no window: progress bars).
+    total: Option<usize>,
 }
 
 impl RecordingSource {
@@ -41,7 +43,16 @@ impl RecordingSource {
     /// `decode`: frames carry the decoded image (replay with the detector); otherwise an empty
     /// image and the recorded detections ([`FrameSource::take_recorded_detections`]).
     pub fn new(reader: FrameReader<BufReader<File>>, window: Window, decode: bool) -> Self {
+        let total = (window == Window::default())
+            .then(|| summary_counts(reader.path()))
+            .flatten()
+            .map(|counts| {
+                let n = |topic| counts.get(topic).copied().unwrap_or(0);
+                n(schema::CAMERA).max(n(schema::DECISION))
+            })
+            .and_then(|n| usize::try_from(n).ok());
         Self {
+            total,
             reader,
             window,
             decode,
@@ -125,7 +136,7 @@ impl FrameSource for RecordingSource {
     }
 
     fn len_hint(&self) -> Option<usize> {
-        None
+        self.total
     }
 
     fn last_jpeg(&self) -> Option<&[u8]> {
