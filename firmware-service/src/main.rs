@@ -511,12 +511,13 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
         timing,
         &source.camera_options(Some(pipeline.image_size())),
     )?;
+    let model = pipeline.detector().map_or_else(
+        || "none".to_string(),
+        |d| format!("{} on {}", d.manifest().name, d.backend_name()),
+    );
     println!(
-        "{}: ok (model {} on {}, source {})",
-        path.display(),
-        pipeline.detector().manifest().name,
-        pipeline.detector().backend_name(),
-        source_uri
+        "{}: ok (model {model}, source {source_uri})",
+        path.display()
     );
     Ok(ExitCode::SUCCESS)
 }

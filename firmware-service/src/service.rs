@@ -74,7 +74,8 @@ impl FrameFault {
 const RELOAD_DETECTOR_AFTER: u32 = 3;
 
 pub struct Pipeline {
-    detector: Detector,
+    /// `None` in object-list replays, which take the detections from a recording.
+    detector: Option<Detector>,
     detector_failures: u32,
     homography: Homography,
     image_size: (u32, u32),
@@ -91,6 +92,16 @@ impl Pipeline {
             config.detector.score_threshold,
             &config.detector.backend_options(),
         )?;
+        Self::with_detector(config, Some(detector))
+    }
+
+    /// BEV, tracker and decider only, for object-list replays: the detections come from a
+    /// recording ([`Pipeline::process_detected`]), so no model is loaded.
+    pub fn object_list(config: Config) -> anyhow::Result<Pipeline> {
+        Self::with_detector(config, None)
+    }
+
+    fn with_detector(config: Config, detector: Option<Detector>) -> anyhow::Result<Pipeline> {
         let calibration = CalibrationFile::load(&config.calibration.file)?;
         if let Some(rms) = calibration.reprojection_rms_px {
             if rms > config.calibration.max_reprojection_rms_px {
@@ -124,7 +135,7 @@ impl Pipeline {
                     failures = self.detector_failures,
                     "detector reloaded after consecutive failures"
                 );
-                self.detector = detector;
+                self.detector = Some(detector);
             }
             Err(e) => tracing::error!(
                 failures = self.detector_failures,
@@ -133,8 +144,9 @@ impl Pipeline {
         }
     }
 
-    pub fn detector(&self) -> &Detector {
-        &self.detector
+    /// The detector (`None` in object-list replays).
+    pub fn detector(&self) -> Option<&Detector> {
+        self.detector.as_ref()
     }
 
     pub fn homography(&self) -> &Homography {
@@ -166,11 +178,16 @@ impl Pipeline {
     ) -> Result<FrameOutcome, FrameFault> {
         let (w, h) = frame.image.dimensions();
         self.check_size(frame.seq, (w, h))?;
+        let Some(detector) = self.detector.as_mut() else {
+            return Err(FrameFault::Detector {
+                seq: frame.seq,
+                message:
+                    "no detector loaded (object-list replay: detections come from the recording)"
+                        .into(),
+            });
+        };
         let (detections, times) =
-            match self
-                .detector
-                .detect(frame.image.as_raw(), w as usize, h as usize)
-            {
+            match detector.detect(frame.image.as_raw(), w as usize, h as usize) {
                 Ok(r) => {
                     self.detector_failures = 0;
                     r
@@ -256,6 +273,9 @@ pub struct Summary {
     pub above_horizon: u64,
     pub can_frames: u64,
     pub busy: Duration,
+    /// Data times of the first and last frame (processed or skipped), ns.
+    pub first_t_ns: Option<u64>,
+    pub last_t_ns: Option<u64>,
     /// What the recorder wrote, when recording.
     pub recording: Option<crate::record::RecorderStats>,
 }
@@ -281,6 +301,9 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     /// Record everything into this one file (replay) instead of following `[record]`.
     pub record_to: Option<PathBuf>,
+    /// The recording's identity ([`crate::record::metadata`]) when the caller has it already
+    /// (replays: hashing the model again would only cost start-up time).
+    pub identity: Option<BTreeMap<String, String>>,
     /// Extra metadata for the recording (e.g. what was replayed).
     pub record_metadata: BTreeMap<String, String>,
     /// Pace frames at this multiple of their recorded rate (`None`: as fast as possible).
@@ -305,6 +328,7 @@ impl RunOptions {
             per_frame_lines: false,
             config_path: None,
             record_to: None,
+            identity: None,
             record_metadata: BTreeMap::new(),
             speed: None,
             wall_clock_telemetry: true,
@@ -319,8 +343,8 @@ impl RunOptions {
 pub struct Inputs {
     source: Box<dyn source::FrameSource>,
     link: CanLink,
-    /// Object-list replay: detections by frame time, from a recording.
-    recorded: Option<BTreeMap<u64, crate::record::schema::DetectionsMsg>>,
+    /// Object-list replay: the detections come from the source (a recording).
+    recorded_detections: bool,
 }
 
 impl Inputs {
@@ -341,46 +365,39 @@ impl Inputs {
                 &config.source.camera_options(Some(size)),
             )?,
             link: CanLink::open(&config.can)?,
-            recorded: None,
+            recorded_detections: false,
         })
     }
 
-    /// A recording's frames and CAN input (times as recorded). `recorded_detections`: take the
-    /// detections from the recording instead of running the detector (object-list replay).
+    /// A recording's frames and CAN input (times as recorded), streamed from the file.
+    /// `recorded_detections`: take the detections from the recording instead of running the
+    /// detector (object-list replay).
     pub fn from_recording(
-        recording: crate::record::Recording,
+        reader: crate::record::reader::FrameReader<std::io::BufReader<File>>,
         window: crate::record::source::Window,
         recorded_detections: bool,
         config: &Config,
     ) -> anyhow::Result<Inputs> {
         if recorded_detections {
-            recording.require_outcomes()?;
+            reader.require_outcomes()?;
         } else {
-            recording.require_camera()?;
+            reader.require_camera()?;
         }
-        let link = if recording.can_rx.is_empty() {
-            CanLink::Fixed
-        } else {
-            CanLink::Replay {
-                log: CandumpReplay::from_frames(recording.can_rx.clone()),
+        let link = if crate::record::reader::has_can_input(reader.path())? {
+            CanLink::Recorded {
                 input: EgoInput::new(config.can.supervision()),
             }
+        } else {
+            CanLink::Fixed
         };
-        let recorded = recorded_detections.then(|| {
-            recording
-                .frames
-                .iter()
-                .filter_map(|f| f.outcome.as_ref().map(|o| (f.t_ns, o.detections.clone())))
-                .collect()
-        });
         Ok(Inputs {
             source: Box::new(crate::record::source::RecordingSource::new(
-                recording,
+                reader,
                 window,
                 !recorded_detections,
             )),
             link,
-            recorded,
+            recorded_detections,
         })
     }
 }
@@ -391,6 +408,8 @@ enum CanLink {
     Fixed,
     /// A candump log replayed as input, on the camera source's clock.
     Replay { log: CandumpReplay, input: EgoInput },
+    /// The CAN input a recording holds, handed over frame by frame by its source.
+    Recorded { input: EgoInput },
     /// Live SocketCAN (own thread): status/warnings out, supervised ego input in.
     #[cfg(target_os = "linux")]
     Bus {
@@ -431,15 +450,24 @@ impl CanLink {
     /// The ego sample for a frame captured at `t_frame_ns` (`None`: use the fixed speed) and the
     /// supervision's reason when the input cannot be used. A sample the supervision rejects is
     /// passed on marked invalid, so the decider is inhibited whatever its own timeout.
+    /// `recorded`: the CAN frames the source recorded up to this frame (used by `Recorded`).
     fn ego(
         &mut self,
         t_frame_ns: u64,
+        recorded: Vec<(u64, CanFrame)>,
         rx: &mut Vec<(u64, CanFrame)>,
     ) -> (Option<Option<EgoState>>, Option<InhibitReason>) {
         let (input, now_ns) = match self {
             CanLink::Fixed => return (None, None),
             CanLink::Replay { log, input } => {
                 for (t, f) in log.until(t_frame_ns) {
+                    input.on_frame(t, &f);
+                    rx.push((t, f));
+                }
+                (input, t_frame_ns)
+            }
+            CanLink::Recorded { input } => {
+                for (t, f) in recorded {
                     input.on_frame(t, &f);
                     rx.push((t, f));
                 }
@@ -475,7 +503,10 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
 
 /// The recorder this run writes to, if any.
 fn recorder(config: &Config, options: &RunOptions) -> anyhow::Result<Option<Recorder>> {
-    let mut metadata = crate::record::metadata(config, options.config_path.as_deref());
+    let mut metadata = match &options.identity {
+        Some(identity) => identity.clone(),
+        None => crate::record::metadata(config, options.config_path.as_deref()),
+    };
     metadata.extend(options.record_metadata.clone());
     if let Some(path) = &options.record_to {
         return Ok(Some(Recorder::to_file(path, metadata)));
@@ -503,7 +534,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
     let Inputs {
         mut source,
         mut link,
-        mut recorded,
+        recorded_detections,
     } = inputs;
     let can_interface = config.can.interface.clone();
     let status_period_ns = config.can.status_period_ms * 1_000_000;
@@ -511,15 +542,19 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
     let mut recorder = recorder(&config, options)?;
     let progress = progress_bar(options.progress, source.len_hint());
     let mut first_t_ns: Option<u64> = None;
-    let mut pipeline = Pipeline::new(config)?;
+    let mut pipeline = if recorded_detections {
+        Pipeline::object_list(config)?
+    } else {
+        Pipeline::new(config)?
+    };
     let pace_start = Instant::now();
-    tracing::info!(
-        model = %pipeline.detector().manifest().name,
-        backend = pipeline.detector().backend_name(),
-        "pipeline ready"
+    let model = pipeline.detector().map_or_else(
+        || "recorded detections".to_string(),
+        |d| format!("{} on {}", d.manifest().name, d.backend_name()),
     );
+    tracing::info!(%model, "pipeline ready");
     let mut notifier = crate::notify::Notifier::from_env();
-    notifier.ready(&format!("running {}", pipeline.detector().manifest().name));
+    notifier.ready(&format!("running {model}"));
 
     let out = &options.out_dir;
     let frames_dir = out.join("frames");
@@ -559,7 +594,8 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
         }
         let started = Instant::now();
         let mut can_rx = Vec::new();
-        let (ego, can_inhibit) = link.ego(t_item_ns, &mut can_rx);
+        let (ego, can_inhibit) = link.ego(t_item_ns, source.take_recorded_can_rx(), &mut can_rx);
+        let recorded = recorded_detections.then(|| source.take_recorded_detections());
         let ego_speed_mps = match &ego {
             None => Some(pipeline.ego_speed_mps()),
             Some(e) => e.map(|e| e.speed_mps),
@@ -567,10 +603,12 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
         let (t_ns, result) = match item {
             Ok(frame) => (
                 frame.t_capture_ns,
-                process_one(&mut pipeline, frame, ego, can_inhibit, recorded.as_mut()),
+                process_one(&mut pipeline, frame, ego, can_inhibit, recorded),
             ),
             Err(e) => (e.t_capture_ns, Err(FrameFault::Lost(e))),
         };
+        summary.first_t_ns.get_or_insert(t_ns);
+        summary.last_t_ns = Some(t_ns);
         let elapsed = started.elapsed();
         // Replays leave the wall clock out of everything they write.
         let latency_ms = if options.wall_clock_telemetry {
@@ -606,7 +644,8 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
                     warning_message(&outcome.decision).encode(),
                     outcome.decision.stage > Stage::None,
                 ));
-                writeln!(events, "{}", frame_event_json(frame, outcome))?;
+                serde_json::to_writer(&mut events, &frame_event_json(frame, outcome))?;
+                events.write_all(b"\n")?;
                 if options.per_frame_lines {
                     println!("{}", frame_line(frame, outcome, elapsed));
                 }
@@ -779,6 +818,12 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
     events.flush()?;
     summary.can_frames = can.frames();
     summary.recording = recorder.map(Recorder::finish);
+    if let Some(e) = source.take_error() {
+        return Err(e.context(format!(
+            "the run stopped after {} frames ({} skipped); what was written so far is complete",
+            summary.frames, summary.skipped
+        )));
+    }
     Ok(summary)
 }
 
@@ -786,10 +831,17 @@ fn progress_bar(wanted: bool, len: Option<usize>) -> Option<indicatif::ProgressB
     if !wanted || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         return None;
     }
-    let bar = indicatif::ProgressBar::new(len.unwrap_or(0) as u64);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:40}] {pos}/{len} frames ({per_sec}, eta {eta})",
-    ) {
+    let (bar, template) = match len {
+        Some(n) => (
+            indicatif::ProgressBar::new(n as u64),
+            "{elapsed_precise} [{bar:40}] {pos}/{len} frames ({per_sec}, eta {eta})",
+        ),
+        None => (
+            indicatif::ProgressBar::no_length(),
+            "{elapsed_precise} {pos} frames ({per_sec})",
+        ),
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         bar.set_style(style.progress_chars("=> "));
     }
     Some(bar)
@@ -836,7 +888,7 @@ fn process_one(
     frame: Frame,
     ego: Option<Option<EgoState>>,
     can_inhibit: Option<InhibitReason>,
-    recorded: Option<&mut BTreeMap<u64, crate::record::schema::DetectionsMsg>>,
+    recorded: Option<Option<crate::record::schema::DetectionsMsg>>,
 ) -> Result<(Frame, FrameOutcome), FrameFault> {
     let ego = ego.unwrap_or_else(|| {
         // Without a CAN input: the configured speed, stamped with the frame's time.
@@ -848,12 +900,10 @@ fn process_one(
     let mut outcome = match recorded {
         None => pipeline.process_with_ego(&frame, ego)?,
         Some(recorded) => {
-            let m = recorded
-                .remove(&frame.t_capture_ns)
-                .ok_or_else(|| FrameFault::Detector {
-                    seq: frame.seq,
-                    message: "no detections recorded for this frame".into(),
-                })?;
+            let m = recorded.ok_or_else(|| FrameFault::Detector {
+                seq: frame.seq,
+                message: "no detections recorded for this frame".into(),
+            })?;
             pipeline.process_detected(
                 frame.seq,
                 frame.t_capture_ns,
@@ -911,38 +961,88 @@ fn frame_line(frame: &Frame, o: &FrameOutcome, elapsed: Duration) -> String {
     )
 }
 
-fn frame_event_json(frame: &Frame, o: &FrameOutcome) -> serde_json::Value {
-    let detections: Vec<_> = o
+/// One line of `frames.jsonl` (typed: serialised straight to JSON, no intermediate maps).
+#[derive(serde::Serialize)]
+struct FrameEvent<'a> {
+    seq: u64,
+    t_ns: u64,
+    image: &'a str,
+    detections: Vec<DetectionEvent<'a>>,
+    corridor_length_m: f64,
+    corridor_curvature_per_m: f64,
+    tracks: Vec<TrackEvent>,
+    stage: &'static str,
+    warning: bool,
+    brake_request_mps2: f64,
+    inhibit: Option<&'static str>,
+    suppression: Option<&'static str>,
+    threat: Option<ThreatEvent>,
+}
+
+#[derive(serde::Serialize)]
+struct DetectionEvent<'a> {
+    label: &'a str,
+    class: &'static str,
+    score: f64,
+    #[serde(rename = "box")]
+    bbox: [f64; 4],
+    ground: Option<[f64; 2]>,
+}
+
+#[derive(serde::Serialize)]
+struct TrackEvent {
+    id: u64,
+    class: &'static str,
+    x_m: f64,
+    y_m: f64,
+    vx_mps: f64,
+    vy_mps: f64,
+    ax_mps2: f64,
+    age: u64,
+    hits: u64,
+}
+
+#[derive(serde::Serialize)]
+struct ThreatEvent {
+    track: u64,
+    class: &'static str,
+    distance_m: f64,
+    lateral_m: f64,
+    closing_speed_mps: f64,
+    ttc_s: Option<f64>,
+    required_decel_mps2: f64,
+}
+
+fn frame_event_json<'a>(frame: &'a Frame, o: &'a FrameOutcome) -> FrameEvent<'a> {
+    let detections = o
         .detections
         .iter()
         .enumerate()
         .map(|(i, d)| {
             let ground = o.bev.objects.iter().find(|b| b.detection == i);
-            serde_json::json!({
-                "label": d.label,
-                "class": d.class.as_str(),
-                "score": round(f64::from(d.score), 4),
-                "box": box_json(&d.bbox),
-                "ground": ground.map(|g| [round(g.x_m, 3), round(g.y_m, 3)]),
-            })
+            DetectionEvent {
+                label: &d.label,
+                class: d.class.as_str(),
+                score: round(f64::from(d.score), 4),
+                bbox: box_json(&d.bbox),
+                ground: ground.map(|g| [round(g.x_m, 3), round(g.y_m, 3)]),
+            }
         })
         .collect();
-    let tracks: Vec<serde_json::Value> = o
+    let tracks = o
         .tracks
         .iter()
         .filter(|t| t.confirmed)
-        .map(|t| {
-            serde_json::json!({
-                "id": t.id,
-                "class": t.class.as_str(),
-                "x_m": round(t.x_m, 3),
-                "y_m": round(t.y_m, 3),
-                "vx_mps": round(t.vx_mps, 3),
-                "vy_mps": round(t.vy_mps, 3),
-                "ax_mps2": round(t.ax_mps2, 3),
-                "age": t.age,
-                "hits": t.hits,
-            })
+        .map(|t| TrackEvent {
+            id: u64::from(t.id),
+            class: t.class.as_str(),
+            x_m: round(t.x_m, 3),
+            y_m: round(t.y_m, 3),
+            vx_mps: round(t.vx_mps, 3),
+            vy_mps: round(t.vy_mps, 3),
+            ax_mps2: round(t.ax_mps2, 3),
+            age: u64::from(t.age),
+            hits: u64::from(t.hits),
         })
         .collect();
     let ttc = o
@@ -951,29 +1051,29 @@ fn frame_event_json(frame: &Frame, o: &FrameOutcome) -> serde_json::Value {
         .map(|t| t.ttc_s)
         .filter(|t| t.is_finite())
         .map(|t| round(t, 3));
-    serde_json::json!({
-        "seq": frame.seq,
-        "t_ns": frame.t_capture_ns,
-        "image": frame.origin,
-        "detections": detections,
-        "corridor_length_m": round(o.decision.corridor.length_m, 3),
-        "corridor_curvature_per_m": o.decision.corridor.curvature_per_m,
-        "tracks": tracks,
-        "stage": o.decision.stage.as_str(),
-        "warning": o.decision.warning(),
-        "brake_request_mps2": o.decision.brake_request_mps2,
-        "inhibit": o.decision.inhibit.map(|r| r.as_str()),
-        "suppression": o.decision.suppression.map(|s| s.as_str()),
-        "threat": o.decision.threat.map(|t| serde_json::json!({
-            "track": t.track_id,
-            "class": t.class.as_str(),
-            "distance_m": round(t.distance_m, 3),
-            "lateral_m": round(t.lateral_m, 3),
-            "closing_speed_mps": round(t.closing_speed_mps, 3),
-            "ttc_s": ttc,
-            "required_decel_mps2": round(t.required_decel_mps2, 3),
-        })),
-    })
+    FrameEvent {
+        seq: frame.seq,
+        t_ns: frame.t_capture_ns,
+        image: &frame.origin,
+        detections,
+        corridor_length_m: round(o.decision.corridor.length_m, 3),
+        corridor_curvature_per_m: o.decision.corridor.curvature_per_m,
+        tracks,
+        stage: o.decision.stage.as_str(),
+        warning: o.decision.warning(),
+        brake_request_mps2: o.decision.brake_request_mps2,
+        inhibit: o.decision.inhibit.map(|r| r.as_str()),
+        suppression: o.decision.suppression.map(|s| s.as_str()),
+        threat: o.decision.threat.map(|t| ThreatEvent {
+            track: u64::from(t.track_id),
+            class: t.class.as_str(),
+            distance_m: round(t.distance_m, 3),
+            lateral_m: round(t.lateral_m, 3),
+            closing_speed_mps: round(t.closing_speed_mps, 3),
+            ttc_s: ttc,
+            required_decel_mps2: round(t.required_decel_mps2, 3),
+        }),
+    }
 }
 
 /// A box as `[x1, y1, x2, y2]` rounded to 0.1 px, for JSON reports.

@@ -150,6 +150,11 @@ fn replay_is_bit_identical_and_object_list_replay_reproduces_the_decisions() {
     let ra = Recording::open(&a.join("replay.mcap")).unwrap();
     assert!(ra.damage.is_none());
     assert_eq!(ra.frames.len(), 12);
+    // The config is named relative to the file too, so the recording replays from anywhere.
+    assert_eq!(
+        std::fs::canonicalize(a.join(&ra.metadata["config_relative"])).unwrap(),
+        std::fs::canonicalize(repo().join("samples/vtest.toml")).unwrap()
+    );
     let outcome = ra.frames[5].outcome.as_ref().unwrap();
     assert!(!outcome.detections.detections.is_empty());
     // Ego speed came from the recorded CAN input (36 km/h), not the config (20 km/h).
@@ -200,6 +205,31 @@ fn compare_reports_changed_decisions_and_refuses_another_calibration() {
     let reference = dir.path().join("ref");
     assert!(replay(&rec, &reference, &[]).status.success());
     let reference = reference.join("replay.mcap");
+
+    // --update-reference names the config relative to the reference's folder, so the updated
+    // reference replays without --config (object list) wherever the folder is.
+    let refs = dir.path().join("refs");
+    std::fs::create_dir_all(&refs).unwrap();
+    let copy = refs.join("copy.mcap");
+    std::fs::copy(&reference, &copy).unwrap();
+    let o = replay(
+        &rec,
+        &dir.path().join("u"),
+        &["--no-images", "--compare", s(&copy), "--update-reference"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let updated = Recording::open(&copy).unwrap();
+    assert!(!updated.has_camera() && updated.has_outcomes());
+    assert_eq!(
+        std::fs::canonicalize(refs.join(&updated.metadata["config_relative"])).unwrap(),
+        std::fs::canonicalize(repo().join("samples/vtest.toml")).unwrap()
+    );
+    let o = replay(
+        &copy,
+        &dir.path().join("v"),
+        &["--recorded-detections", "--compare", s(&reference)],
+    );
+    assert!(text(&o).contains("result: SAME"), "{}", text(&o));
 
     // A config whose detector threshold differs: fewer detections → a readable report, exit 1.
     let config = std::fs::read_to_string(repo().join("samples/vtest.toml"))
@@ -448,6 +478,8 @@ fn bad_input_gives_clear_errors() {
         &["--config", s(&repo().join("samples/vtest.toml"))],
     );
     let t = text(&o);
+    // Found half-way (the replay streams): the outputs are complete up to there, the run fails.
+    assert!(!o.status.success(), "{t}");
     assert!(t.contains("out of order") && t.contains("ooo.mcap"), "{t}");
 }
 

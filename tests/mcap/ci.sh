@@ -13,9 +13,8 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 
 SAMPLE=samples/vtest.mcap
 REFERENCE=samples/vtest.reference.mcap
-# The reference was written by a replay, whose metadata names the config by absolute path only:
-# name it explicitly so the check does not depend on where the reference was made.
-CONFIG=samples/vtest.toml
+# No --config: both recordings name samples/vtest.toml relative to themselves (config_relative),
+# so this works from any checkout.
 ADASD=${ADASD:-target/debug/adasd}
 [[ -x "$ADASD" ]] || cargo build -p adasd
 OUT=$(mktemp -d)
@@ -25,9 +24,9 @@ echo "--- independent check (python mcap): $SAMPLE $REFERENCE"
 python3 tests/mcap/validate.py "$SAMPLE" "$REFERENCE"
 
 echo "--- replay $SAMPLE against $REFERENCE"
-"$ADASD" replay "$SAMPLE" --config "$CONFIG" --out "$OUT/replay" --compare "$REFERENCE"
+"$ADASD" replay "$SAMPLE" --out "$OUT/replay" --compare "$REFERENCE"
 
 echo "--- object-list replay of the reference (detections from the recording)"
-"$ADASD" replay "$REFERENCE" --config "$CONFIG" --recorded-detections --out "$OUT/objects" --compare "$REFERENCE"
+"$ADASD" replay "$REFERENCE" --recorded-detections --out "$OUT/objects" --compare "$REFERENCE"
 python3 tests/mcap/validate.py "$OUT/replay/replay.mcap"
 echo "mcap CI checks passed"

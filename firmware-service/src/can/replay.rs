@@ -63,14 +63,6 @@ impl CandumpReplay {
         })
     }
 
-    /// Frames already on the camera's clock (from a recording), sorted by time.
-    pub fn from_frames(mut frames: Vec<(u64, CanFrame)>) -> CandumpReplay {
-        frames.sort_by_key(|(t, _)| *t);
-        CandumpReplay {
-            frames: frames.into(),
-        }
-    }
-
     /// Every frame with a time ≤ `t_ns` not handed out yet.
     pub fn until(&mut self, t_ns: u64) -> Vec<(u64, CanFrame)> {
         let mut out = Vec::new();

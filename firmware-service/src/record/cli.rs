@@ -2,12 +2,13 @@
 //! `record info` and `render`. Everything decided lives in the modules next to this one.
 
 use super::compare::{self, Tolerances};
-use super::reader::Recording;
+use super::reader::{FrameReader, Images, Recording};
 use super::source::Window;
 use crate::config::Config;
 use crate::render::{timeline, FrameView, Renderer};
 use crate::service::{self, Inputs, RunOptions};
 use anyhow::Context;
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
@@ -31,10 +32,14 @@ pub struct Replay {
 /// Name of the replay's recording in its output folder.
 pub const REPLAY_FILE: &str = "replay.mcap";
 
-fn open(path: &Path) -> anyhow::Result<Recording> {
-    let r = Recording::open(path)?;
+/// Decisions and detections only (compare).
+fn open_without_images(path: &Path) -> anyhow::Result<Recording> {
+    warn_damage(Recording::open_without_images(path)?)
+}
+
+fn warn_damage(r: Recording) -> anyhow::Result<Recording> {
     if let Some(d) = &r.damage {
-        eprintln!("warning: {}: {d}", path.display());
+        eprintln!("warning: {}: {d}", r.path.display());
     }
     Ok(r)
 }
@@ -58,14 +63,19 @@ fn relative_to(target: &Path, base: &Path) -> PathBuf {
 }
 
 /// The config to replay `recording` with: `--config`, else the one its metadata names
-/// (relative to the recording's folder, or absolute).
-fn replay_config(recording: &Recording, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+/// (`config_relative`: relative to the recording's folder; `config_path`: absolute, written by
+/// older versions and where the relative one does not resolve).
+fn replay_config(
+    recording: &Path,
+    metadata: &BTreeMap<String, String>,
+    given: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
         return Ok(p.to_path_buf());
     }
-    let dir = recording.path.parent().unwrap_or(Path::new("."));
+    let dir = recording.parent().unwrap_or(Path::new("."));
     for key in ["config_relative", "config_path"] {
-        if let Some(p) = recording.metadata.get(key) {
+        if let Some(p) = metadata.get(key) {
             let p = dir.join(p);
             if p.is_file() {
                 return Ok(p);
@@ -73,9 +83,10 @@ fn replay_config(recording: &Recording, given: Option<&Path>) -> anyhow::Result<
         }
     }
     anyhow::bail!(
-        "recording {} names no config that exists here ({}); pass --config FILE",
-        recording.path.display(),
-        recording.meta("config_path")
+        "recording {} names no config that exists here (relative: {}, absolute: {}); pass --config FILE",
+        recording.display(),
+        metadata.get("config_relative").map_or("-", |s| s.as_str()),
+        metadata.get("config_path").map_or("-", |s| s.as_str()),
     )
 }
 
@@ -115,21 +126,31 @@ pub fn print_recording_stats(r: &super::RecorderStats) {
 }
 
 pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
-    let recording = open(&a.recording)?;
-    let config_path = replay_config(&recording, a.config.as_deref())?;
+    // The whole command on the wall clock: opening, config, pipeline, frames, writing.
+    let started = std::time::Instant::now();
+    // Streamed: only the frame being replayed is in memory, however long the drive.
+    let images = if a.recorded_detections && a.no_images {
+        Images::Skip
+    } else {
+        Images::Keep
+    };
+    let recording = FrameReader::open(&a.recording, images)?;
+    let recorded = recording.metadata().clone();
+    let config_path = replay_config(&a.recording, &recorded, a.config.as_deref())?;
     let config = Config::load(&config_path)?;
-    let mine = super::metadata(&config, Some(&config_path));
-    print_identity_warnings(
-        &a.recording,
-        &super::identity_differences(&recording.metadata, &mine),
-    );
+    let mine = if a.recorded_detections {
+        super::metadata_object_list(&config, Some(&config_path), &recorded)
+    } else {
+        super::metadata(&config, Some(&config_path))
+    };
+    print_identity_warnings(&a.recording, &super::identity_differences(&recorded, &mine));
     let window = Window {
         from_s: a.from_s,
         to_s: a.to_s,
     };
     let reference = match &a.compare {
         Some(p) => {
-            let r = open(p)?;
+            let r = open_without_images(p)?;
             r.require_outcomes()?;
             let diffs = super::identity_differences(&r.metadata, &mine);
             if !diffs.is_empty() && !a.force && !a.update_reference {
@@ -154,24 +175,13 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--speed {s}: use a positive number or `max`"))?,
         ),
     };
-    let times: Vec<u64> = recording
-        .frames
-        .iter()
-        .filter(|f| window.contains(f.t_ns))
-        .map(|f| f.t_ns)
-        .collect();
-    let data_s = match (times.first(), times.last()) {
-        (Some(a), Some(b)) if times.len() > 1 => {
-            (b - a) as f64 / 1e9 * times.len() as f64 / (times.len() - 1) as f64
-        }
-        _ => 0.0,
-    };
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create output folder {}", a.out.display()))?;
     let out_file = a.out.join(REPLAY_FILE);
     let mut options = RunOptions::new(a.out.clone());
     options.per_frame_lines = a.verbose;
     options.config_path = Some(config_path.clone());
+    options.identity = Some(mine);
     options.record_to = Some(out_file.clone());
     options.speed = speed;
     options.wall_clock_telemetry = false;
@@ -186,6 +196,21 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
             "replay".into()
         },
     );
+    // The config relative to where the file will live, so that a committed reference replays
+    // from any checkout without --config (`config_path` stays: absolute, as before).
+    let home = match (&reference, a.update_reference) {
+        (Some(r), true) => r
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
+        _ => a.out.clone(),
+    };
+    options.record_metadata.insert(
+        "config_relative".into(),
+        relative_to(&config_path, &home).display().to_string(),
+    );
     options
         .record_metadata
         .insert("replay_of".into(), a.recording.display().to_string());
@@ -193,9 +218,14 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         .record_metadata
         .insert("replay_of_sha256".into(), super::sha256_file(&a.recording));
     let inputs = Inputs::from_recording(recording, window, a.recorded_detections, &config)?;
-    let started = std::time::Instant::now();
     let summary = service::run_with(config, inputs, &options)?;
     let wall = started.elapsed().as_secs_f64();
+    // Data time replayed: first to last frame plus one frame period.
+    let n = summary.frames + summary.skipped;
+    let data_s = match (summary.first_t_ns, summary.last_t_ns) {
+        (Some(a), Some(b)) if n > 1 => b.saturating_sub(a) as f64 / 1e9 * n as f64 / (n - 1) as f64,
+        _ => 0.0,
+    };
     println!(
         "replayed {} frames ({} skipped) of {} in {:.2} s: {:.1} frames/s, {:.1}× real time{}",
         summary.frames,
@@ -217,8 +247,8 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         "pipeline alone: {:.2} ms/frame, {:.0} frames/s, {:.1}× real time",
         per_frame_s * 1e3,
         summary.fps(),
-        if per_frame_s > 0.0 && !times.is_empty() {
-            data_s / times.len() as f64 / per_frame_s
+        if per_frame_s > 0.0 && n > 0 {
+            data_s / n as f64 / per_frame_s
         } else {
             0.0
         }
@@ -241,7 +271,7 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
             ExitCode::SUCCESS
         });
     };
-    let new = open(&out_file)?;
+    let new = open_without_images(&out_file)?;
     let ref_frames: Vec<_> = reference
         .frames
         .iter()
@@ -318,29 +348,39 @@ pub fn import(
 }
 
 pub fn info(path: &Path) -> anyhow::Result<ExitCode> {
-    let r = open(path)?;
-    let first = r.frames.first().map_or(0, |f| f.t_ns);
-    let last = r.frames.last().map_or(0, |f| f.t_ns);
+    // Streamed: one frame in memory at a time.
+    let mut r = FrameReader::open(path, Images::Keep)?;
+    let (mut frames, mut camera, mut decisions, mut can_rx, mut can_tx) = (0, 0, 0, 0, 0);
+    let (mut first, mut last) = (None, 0);
+    while let Some(f) = r.next_frame() {
+        let f = f?;
+        frames += 1;
+        camera += usize::from(f.jpeg.is_some());
+        decisions += usize::from(f.outcome.is_some());
+        first.get_or_insert(f.t_ns);
+        last = f.t_ns;
+        let (rx, tx) = r.take_can_until(f.t_ns);
+        can_rx += rx.len();
+        can_tx += tx.len();
+    }
+    let (rx, tx) = r.take_can_until(u64::MAX);
+    can_rx += rx.len();
+    can_tx += tx.len();
     println!(
-        "{}: {} frames, t = {:.3} … {:.3} s; camera {}, decisions {}; CAN rx {}, tx {}",
+        "{}: {frames} frames, t = {:.3} … {:.3} s; camera {camera}, decisions {decisions}; CAN rx {can_rx}, tx {can_tx}",
         path.display(),
-        r.frames.len(),
-        first as f64 / 1e9,
+        first.unwrap_or(0) as f64 / 1e9,
         last as f64 / 1e9,
-        r.frames.iter().filter(|f| f.jpeg.is_some()).count(),
-        r.frames.iter().filter(|f| f.outcome.is_some()).count(),
-        r.can_rx.len(),
-        r.can_tx.len()
     );
-    for (topic, n) in &r.topics {
+    for (topic, n) in r.topics() {
         println!("  {topic:<22} {n} messages");
     }
-    for (k, v) in &r.metadata {
+    for (k, v) in r.metadata() {
         if !k.ends_with("_toml") {
             println!("  {k} = {v}");
         }
     }
-    if let Some(d) = &r.damage {
+    if let Some(d) = r.damage() {
         println!("  damaged: {d}");
     }
     Ok(ExitCode::SUCCESS)
@@ -444,7 +484,8 @@ pub fn timeline_image(r: &Recording) -> image::RgbImage {
 }
 
 pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<ExitCode> {
-    let r = open(path)?;
+    // The decisions for the timeline; the pictures below stream (one image in memory).
+    let r = open_without_images(path)?;
     r.require_outcomes()?;
     let mp4 = out
         .extension()
@@ -474,7 +515,11 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
         adas_calibration::CalibrationFile::from_toml_str(calibration, path)?.homography()?;
     let renderer = Renderer::default();
     let mut written = 0usize;
-    for f in &r.frames {
+    let mut frames = FrameReader::open(path, Images::Keep)?;
+    while let Some(f) = frames.next_frame() {
+        let f = f?;
+        // CAN is not drawn: drop it as it is read.
+        let _ = frames.take_can_until(f.t_ns);
         let (Some(jpeg), Some(o)) = (&f.jpeg, &f.outcome) else {
             continue;
         };

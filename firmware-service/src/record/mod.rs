@@ -3,7 +3,8 @@
 //! - [`schema`]: topics and message encodings (pure);
 //! - [`writer`]: MCAP files, one chunk per frame, rotation and disk budget;
 //! - [`event_ring`]: the black box's pre/post-event buffer (pure);
-//! - [`reader`]: recordings back into memory, damaged files up to their last complete chunk;
+//! - [`reader`]: recordings read back as a stream (one frame in memory) or collected, damaged
+//!   files up to their last complete chunk;
 //! - [`source`]: a recording as a [`crate::source::FrameSource`] (`mcap://`);
 //! - [`compare`]: decisions and detections of two recordings, with tolerances (pure);
 //! - [`import`]: image sequence / video + candump log → recording.
@@ -136,10 +137,12 @@ impl Recorder {
         Ok(Self::new(config, Target::Dir(dir.to_path_buf()), metadata))
     }
 
-    /// Everything into one file, no rotation.
+    /// Everything into one file, no rotation and no fsync (replays on the desk: a crash of the
+    /// process still leaves every written frame readable, only a power loss could lose some).
     pub fn to_file(path: &Path, metadata: BTreeMap<String, String>) -> Recorder {
         let config = RecordConfig {
             mode: RecordMode::Continuous,
+            sync_every_frames: 0,
             max_file_mb: u64::MAX / (1 << 20),
             max_file_s: u64::MAX / 1_000_000_000,
             max_total_mb: u64::MAX / (1 << 20),
@@ -290,20 +293,80 @@ impl Recorder {
     }
 }
 
-/// sha256 of a file, hex (`"unreadable: …"` when it cannot be read).
+/// sha256 of a file, hex (`"unreadable: …"` when it cannot be read). Streams the file (a
+/// recording of a long drive is not loaded into memory to be hashed).
 pub fn sha256_file(path: &Path) -> String {
     use sha2::{Digest, Sha256};
-    match std::fs::read(path) {
-        Ok(bytes) => Sha256::digest(&bytes)
+    use std::io::Read;
+    let hash = || -> std::io::Result<String> {
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        Ok(hasher
+            .finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
-            .collect(),
-        Err(e) => format!("unreadable: {e}"),
-    }
+            .collect())
+    };
+    hash().unwrap_or_else(|e| format!("unreadable: {e}"))
 }
+
+/// Metadata keys naming the model that made the detections.
+pub const MODEL_KEYS: [&str; 5] = [
+    "model_manifest",
+    "model_manifest_sha256",
+    "model_name",
+    "model_sha256",
+    "detector_backend",
+];
 
 /// The recording's identity: config, calibration and model (paths, hashes, contents).
 pub fn metadata(config: &Config, config_path: Option<&Path>) -> BTreeMap<String, String> {
+    let mut m = metadata_without_model(config, config_path);
+    m.insert(
+        "model_manifest".into(),
+        config.detector.model.display().to_string(),
+    );
+    m.insert(
+        "model_manifest_sha256".into(),
+        sha256_file(&config.detector.model),
+    );
+    if let Ok(manifest) = adas_plugins::manifest::Manifest::load(&config.detector.model) {
+        m.insert("model_name".into(), manifest.name.clone());
+        m.insert("model_sha256".into(), sha256_file(&manifest.onnx));
+    }
+    m.insert(
+        "detector_backend".into(),
+        format!("{:?}", config.detector.backend).to_lowercase(),
+    );
+    m
+}
+
+/// The identity of an object-list replay: config and calibration as now, the model that made
+/// the detections as `recorded` names it (the configured model is not used, nor hashed).
+pub fn metadata_object_list(
+    config: &Config,
+    config_path: Option<&Path>,
+    recorded: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut m = metadata_without_model(config, config_path);
+    for k in MODEL_KEYS {
+        if let Some(v) = recorded.get(k) {
+            m.insert(k.into(), v.clone());
+        }
+    }
+    m
+}
+
+/// Config and calibration (paths, hashes, contents) and the format/adasd versions.
+fn metadata_without_model(config: &Config, config_path: Option<&Path>) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     m.insert("format_version".into(), schema::FORMAT_VERSION.into());
     m.insert("adasd_version".into(), env!("CARGO_PKG_VERSION").into());
@@ -321,22 +384,6 @@ pub fn metadata(config: &Config, config_path: Option<&Path>) -> BTreeMap<String,
     if let Ok(text) = std::fs::read_to_string(cal) {
         m.insert("calibration_toml".into(), text);
     }
-    m.insert(
-        "model_manifest".into(),
-        config.detector.model.display().to_string(),
-    );
-    m.insert(
-        "model_manifest_sha256".into(),
-        sha256_file(&config.detector.model),
-    );
-    if let Ok(manifest) = adas_plugins::manifest::Manifest::load(&config.detector.model) {
-        m.insert("model_name".into(), manifest.name.clone());
-        m.insert("model_sha256".into(), sha256_file(&manifest.onnx));
-    }
-    m.insert(
-        "detector_backend".into(),
-        format!("{:?}", config.detector.backend).to_lowercase(),
-    );
     m
 }
 

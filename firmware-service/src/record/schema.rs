@@ -111,6 +111,12 @@ pub struct TracksMsg {
     pub tracks: Vec<Track>,
 }
 
+/// [`TracksMsg`] borrowed, for writing without copying the tracks.
+#[derive(Serialize)]
+struct TracksRef<'a> {
+    tracks: &'a [Track],
+}
+
 /// `/adas/decision` payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionMsg {
@@ -197,9 +203,7 @@ pub fn encode_frame(r: &FrameRecord) -> Result<Vec<Encoded>, serde_json::Error> 
         out.push(msg(
             TRACKS,
             r.t_ns,
-            serde_json::to_vec(&TracksMsg {
-                tracks: o.tracks.clone(),
-            })?,
+            serde_json::to_vec(&TracksRef { tracks: &o.tracks })?,
         ));
         out.push(msg(DECISION, r.t_ns, serde_json::to_vec(&o.decision)?));
         out.push(msg(
@@ -214,17 +218,75 @@ pub fn encode_frame(r: &FrameRecord) -> Result<Vec<Encoded>, serde_json::Error> 
     Ok(out)
 }
 
-fn stamp(t_ns: u64) -> serde_json::Value {
-    serde_json::json!({"sec": t_ns / 1_000_000_000, "nsec": t_ns % 1_000_000_000})
+/// `foxglove.Time`.
+#[derive(Serialize)]
+struct Stamp {
+    sec: u64,
+    nsec: u64,
 }
 
-fn colour(r: f64, g: f64, b: f64, a: f64) -> serde_json::Value {
-    serde_json::json!({"r": r, "g": g, "b": b, "a": a})
+fn stamp(t_ns: u64) -> Stamp {
+    Stamp {
+        sec: t_ns / 1_000_000_000,
+        nsec: t_ns % 1_000_000_000,
+    }
+}
+
+/// `foxglove.Color`.
+#[derive(Serialize, Clone, Copy)]
+struct Colour {
+    r: f64,
+    g: f64,
+    b: f64,
+    a: f64,
+}
+
+fn colour(r: f64, g: f64, b: f64, a: f64) -> Colour {
+    Colour { r, g, b, a }
+}
+
+/// `foxglove.Point2`.
+#[derive(Serialize)]
+struct Point2 {
+    x: f64,
+    y: f64,
+}
+
+/// `foxglove.PointsAnnotation` (a closed line loop: type 2).
+#[derive(Serialize)]
+struct PointsAnnotation {
+    timestamp: Stamp,
+    #[serde(rename = "type")]
+    kind: u8,
+    points: [Point2; 4],
+    outline_color: Colour,
+    outline_colors: [Colour; 0],
+    fill_color: Colour,
+    thickness: f64,
+}
+
+/// `foxglove.TextAnnotation`.
+#[derive(Serialize)]
+struct TextAnnotation {
+    timestamp: Stamp,
+    position: Point2,
+    text: String,
+    font_size: f64,
+    text_color: Colour,
+    background_color: Colour,
+}
+
+/// `foxglove.ImageAnnotations` (typed: serialised straight to JSON, no intermediate maps).
+#[derive(Serialize)]
+pub struct ImageAnnotations {
+    circles: [Colour; 0],
+    points: Vec<PointsAnnotation>,
+    texts: Vec<TextAnnotation>,
 }
 
 /// `foxglove.ImageAnnotations`: a box (line loop) and a label per road-user detection, the
 /// track id and ground distance when known, and the stage in the top-left corner.
-pub fn image_annotations(t_ns: u64, o: &Outcome) -> serde_json::Value {
+pub fn image_annotations(t_ns: u64, o: &Outcome) -> ImageAnnotations {
     let mut points = Vec::new();
     let mut texts = Vec::new();
     let threat_det = o.decision.decision.threat.and_then(|t| t.detection);
@@ -240,15 +302,24 @@ pub fn image_annotations(t_ns: u64, o: &Outcome) -> serde_json::Value {
         } else {
             colour(0.0, 0.8, 1.0, 1.0)
         };
-        points.push(serde_json::json!({
-            "timestamp": stamp(t_ns),
-            "type": 2,
-            "points": [{"x": b.x1, "y": b.y1}, {"x": b.x2, "y": b.y1}, {"x": b.x2, "y": b.y2}, {"x": b.x1, "y": b.y2}],
-            "outline_color": c,
-            "outline_colors": [],
-            "fill_color": colour(0.0, 0.0, 0.0, 0.0),
-            "thickness": 2.0,
-        }));
+        let point = |x: f32, y: f32| Point2 {
+            x: f64::from(x),
+            y: f64::from(y),
+        };
+        points.push(PointsAnnotation {
+            timestamp: stamp(t_ns),
+            kind: 2,
+            points: [
+                point(b.x1, b.y1),
+                point(b.x2, b.y1),
+                point(b.x2, b.y2),
+                point(b.x1, b.y2),
+            ],
+            outline_color: c,
+            outline_colors: [],
+            fill_color: colour(0.0, 0.0, 0.0, 0.0),
+            thickness: 2.0,
+        });
         let mut text = format!("{} {:.2}", d.label, d.score);
         if let Some(g) = bev.and_then(|k| o.bev.objects.get(k)) {
             text.push_str(&format!(" {:.1}m", g.x_m));
@@ -256,25 +327,33 @@ pub fn image_annotations(t_ns: u64, o: &Outcome) -> serde_json::Value {
                 text = format!("#{} {text}", t.id);
             }
         }
-        texts.push(serde_json::json!({
-            "timestamp": stamp(t_ns),
-            "position": {"x": b.x1, "y": b.y1 - 4.0},
-            "text": text,
-            "font_size": 14.0,
-            "text_color": colour(1.0, 1.0, 1.0, 1.0),
-            "background_color": colour(0.0, 0.0, 0.0, 0.7),
-        }));
+        texts.push(TextAnnotation {
+            timestamp: stamp(t_ns),
+            position: point(b.x1, b.y1 - 4.0),
+            text,
+            font_size: 14.0,
+            text_color: colour(1.0, 1.0, 1.0, 1.0),
+            background_color: colour(0.0, 0.0, 0.0, 0.7),
+        });
     }
     let d = &o.decision.decision;
-    texts.push(serde_json::json!({
-        "timestamp": stamp(t_ns),
-        "position": {"x": 8.0, "y": 20.0},
-        "text": format!("AEB {}", d.stage.as_str()),
-        "font_size": 18.0,
-        "text_color": if d.warning() { colour(1.0, 0.1, 0.1, 1.0) } else { colour(1.0, 1.0, 1.0, 1.0) },
-        "background_color": colour(0.0, 0.0, 0.0, 0.7),
-    }));
-    serde_json::json!({"circles": [], "points": points, "texts": texts})
+    texts.push(TextAnnotation {
+        timestamp: stamp(t_ns),
+        position: Point2 { x: 8.0, y: 20.0 },
+        text: format!("AEB {}", d.stage.as_str()),
+        font_size: 18.0,
+        text_color: if d.warning() {
+            colour(1.0, 0.1, 0.1, 1.0)
+        } else {
+            colour(1.0, 1.0, 1.0, 1.0)
+        },
+        background_color: colour(0.0, 0.0, 0.0, 0.7),
+    });
+    ImageAnnotations {
+        circles: [],
+        points,
+        texts,
+    }
 }
 
 // --- protobuf, just enough for foxglove.CompressedImage ------------------------------------------

@@ -1,8 +1,13 @@
 //! A recording as a frame source (`mcap://FILE`, `adasd replay`): frames in recorded time
 //! order, with their recorded capture times, optionally limited to a time window.
 
-use super::{RecordedFrame, Recording};
+use super::reader::{summary_counts, FrameReader};
+use super::schema::{self, DetectionsMsg};
+use super::{ReadError, RecordedFrame};
+use crate::can::CanFrame;
 use crate::source::{Frame, FrameError, FrameSource};
+use std::fs::File;
+use std::io::BufReader;
 
 /// `[from, to]` in seconds of data time (inclusive).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -18,37 +23,84 @@ impl Window {
     }
 }
 
+/// Frames of a recording, streamed from the file (constant memory, however long the drive).
 pub struct RecordingSource {
-    frames: std::vec::IntoIter<RecordedFrame>,
-    total: usize,
-    origin: String,
+    reader: FrameReader<BufReader<File>>,
+    window: Window,
     /// Decode JPEGs (off for object-list replays, which take detections from the recording).
     decode: bool,
     last_jpeg: Option<Vec<u8>>,
+    detections: Option<DetectionsMsg>,
+    /// CAN frames received up to the last frame, since the one before (the recorded input).
+    can_rx: Vec<(u64, CanFrame)>,
+    error: Option<ReadError>,
+    /// Frames in the file, from its summary (complete files, no window: progress bars).
+    total: Option<usize>,
 }
 
 impl RecordingSource {
-    pub fn new(recording: Recording, window: Window, decode: bool) -> Self {
-        let frames: Vec<RecordedFrame> = recording
-            .frames
-            .into_iter()
-            .filter(|f| window.contains(f.t_ns) && (f.jpeg.is_some() || !decode))
-            .collect();
+    /// `reader` after its checks (camera or decisions present); frames in `window` only.
+    /// `decode`: frames carry the decoded image (replay with the detector); otherwise an empty
+    /// image and the recorded detections ([`FrameSource::take_recorded_detections`]).
+    pub fn new(reader: FrameReader<BufReader<File>>, window: Window, decode: bool) -> Self {
+        let total = (window == Window::default())
+            .then(|| summary_counts(reader.path()))
+            .flatten()
+            .map(|counts| {
+                let n = |topic| counts.get(topic).copied().unwrap_or(0);
+                n(schema::CAMERA).max(n(schema::DECISION))
+            })
+            .and_then(|n| usize::try_from(n).ok());
         Self {
-            total: frames.len(),
-            frames: frames.into_iter(),
-            origin: recording.path.display().to_string(),
+            total,
+            reader,
+            window,
             decode,
             last_jpeg: None,
+            detections: None,
+            can_rx: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The next recorded frame in the window (CAN input of skipped frames is kept for it).
+    fn next_recorded(&mut self) -> Option<RecordedFrame> {
+        loop {
+            let next = self.reader.next_frame();
+            if next.is_none() {
+                if let Some(damage) = self.reader.damage() {
+                    tracing::warn!(path = %self.reader.path().display(), "{damage}");
+                }
+            }
+            let f = match next? {
+                Ok(f) => f,
+                Err(e) => {
+                    self.error = Some(e);
+                    return None;
+                }
+            };
+            let (rx, _tx) = self.reader.take_can_until(f.t_ns);
+            self.can_rx.extend(rx);
+            if self.window.to_s.is_some_and(|to| f.t_ns as f64 / 1e9 > to) {
+                return None;
+            }
+            if self.window.contains(f.t_ns) && (f.jpeg.is_some() || !self.decode) {
+                return Some(f);
+            }
         }
     }
 }
 
 impl FrameSource for RecordingSource {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
-        let f = self.frames.next()?;
-        let origin = format!("{}@{:.3}s", self.origin, f.t_ns as f64 / 1e9);
+        let f = self.next_recorded()?;
+        let origin = format!(
+            "{}@{:.3}s",
+            self.reader.path().display(),
+            f.t_ns as f64 / 1e9
+        );
         self.last_jpeg = f.jpeg;
+        self.detections = f.outcome.map(|o| o.detections);
         if !self.decode {
             return Some(Ok(Frame {
                 seq: f.seq,
@@ -84,10 +136,22 @@ impl FrameSource for RecordingSource {
     }
 
     fn len_hint(&self) -> Option<usize> {
-        Some(self.total)
+        self.total
     }
 
     fn last_jpeg(&self) -> Option<&[u8]> {
         self.last_jpeg.as_deref()
+    }
+
+    fn take_recorded_detections(&mut self) -> Option<DetectionsMsg> {
+        self.detections.take()
+    }
+
+    fn take_recorded_can_rx(&mut self) -> Vec<(u64, CanFrame)> {
+        std::mem::take(&mut self.can_rx)
+    }
+
+    fn take_error(&mut self) -> Option<anyhow::Error> {
+        self.error.take().map(anyhow::Error::from)
     }
 }

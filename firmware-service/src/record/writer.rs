@@ -201,16 +201,17 @@ impl McapFile {
         Ok(())
     }
 
-    /// Writes the summary and footer and syncs the file.
+    /// Writes the summary and footer, and syncs the file unless it was created with
+    /// `sync_every` 0 (replays, imports: no power-loss guarantee asked for).
     pub fn finish(mut self) -> Result<PathBuf, WriteError> {
         if let Some(mut w) = self.writer.take() {
             w.finish().map_err(|e| self.write_error(e))?;
             let mut sink = w.into_inner();
             sink.flush().map_err(|e| self.write_error(e))?;
-            sink.get_ref()
-                .file
-                .sync_all()
-                .map_err(|e| self.write_error(e))?;
+            let file = sink.get_ref();
+            if file.sync_every > 0 {
+                file.file.sync_all().map_err(|e| self.write_error(e))?;
+            }
         }
         Ok(self.path.clone())
     }

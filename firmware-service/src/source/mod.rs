@@ -70,6 +70,23 @@ pub trait FrameSource {
     fn last_jpeg(&self) -> Option<&[u8]> {
         None
     }
+
+    /// The last frame's detections as a recording holds them (object-list replays).
+    fn take_recorded_detections(&mut self) -> Option<crate::record::schema::DetectionsMsg> {
+        None
+    }
+
+    /// CAN frames a recording holds as received up to the last frame (replays take the ego
+    /// input from them).
+    fn take_recorded_can_rx(&mut self) -> Vec<(u64, crate::can::CanFrame)> {
+        Vec::new()
+    }
+
+    /// Why the source ended early, when that is an error (a recording found damaged or out of
+    /// order half-way): the run stops in order and then fails with it.
+    fn take_error(&mut self) -> Option<anyhow::Error> {
+        None
+    }
 }
 
 /// How capture times are assigned to frames of a file-based source.
@@ -102,16 +119,20 @@ pub fn open_with(
     } else if uri.starts_with("v4l2://") {
         open_camera(uri, camera)
     } else if let Some(path) = uri.strip_prefix("mcap://") {
-        let recording =
-            crate::record::Recording::open(Path::new(path)).map_err(|e| SourceError::Open {
-                path: PathBuf::from(path),
-                message: e.to_string(),
-            })?;
-        if let Some(damage) = &recording.damage {
-            tracing::warn!(path, "{damage}");
-        }
+        let open = || {
+            let reader = crate::record::reader::FrameReader::open(
+                Path::new(path),
+                crate::record::reader::Images::Keep,
+            )?;
+            reader.require_camera()?;
+            Ok(reader)
+        };
+        let reader = open().map_err(|e: crate::record::ReadError| SourceError::Open {
+            path: PathBuf::from(path),
+            message: e.to_string(),
+        })?;
         Ok(Box::new(crate::record::source::RecordingSource::new(
-            recording,
+            reader,
             crate::record::source::Window::default(),
             true,
         )))
