@@ -49,7 +49,7 @@ fn redirect(plan: &Plan, copy: usize) -> Option<Redirect> {
         return None;
     }
     let writers: Vec<usize> = (0..plan.steps.len())
-        .filter(|&j| writes(&plan.steps[j]) == x)
+        .filter(|&j| plan.steps[j].writes() == x)
         .collect();
     let &[producer] = writers.as_slice() else {
         return None;
@@ -81,11 +81,10 @@ fn redirect(plan: &Plan, copy: usize) -> Option<Redirect> {
     let concat_only = plan
         .steps
         .iter()
-        .all(|s| writes(s) != y || matches!(s, Step::Copy { .. } | Step::Conv(_)));
-    let readers_follow =
-        plan.steps.iter().enumerate().all(|(j, s)| {
-            j == copy || j == producer || !reads(s).contains(&x) || follows(s, x, c, to)
-        });
+        .all(|s| s.writes() != y || matches!(s, Step::Copy { .. } | Step::Conv(_)));
+    let readers_follow = plan.steps.iter().enumerate().all(|(j, s)| {
+        j == copy || j == producer || !s.reads().contains(&x) || follows(s, x, c, to)
+    });
     (concat_only && readers_follow).then_some(Redirect {
         copy,
         producer,
@@ -145,34 +144,6 @@ fn apply(plan: &mut Plan, r: &Redirect) {
         }
     }
     plan.buffers[from] = 0;
-}
-
-/// The buffer a step writes.
-fn writes(s: &Step) -> BufId {
-    match s {
-        Step::Conv(c) => c.y,
-        Step::Pad { y, .. }
-        | Step::MaxPool { y, .. }
-        | Step::Resize { y, .. }
-        | Step::Eltwise { y, .. }
-        | Step::Affine { y, .. }
-        | Step::Copy { y, .. }
-        | Step::Permute { y, .. } => *y,
-    }
-}
-
-/// The buffers a step reads.
-fn reads(s: &Step) -> Vec<BufId> {
-    match s {
-        Step::Conv(c) => [Some(c.x), c.residual].into_iter().flatten().collect(),
-        Step::Eltwise { a, b, .. } => [Some(*a), *b].into_iter().flatten().collect(),
-        Step::Pad { x, .. }
-        | Step::MaxPool { x, .. }
-        | Step::Resize { x, .. }
-        | Step::Affine { x, .. }
-        | Step::Copy { x, .. }
-        | Step::Permute { x, .. } => vec![*x],
-    }
 }
 
 #[cfg(test)]

@@ -191,6 +191,36 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// The buffer the step writes.
+    pub fn writes(&self) -> BufId {
+        match self {
+            Step::Conv(c) => c.y,
+            Step::Pad { y, .. }
+            | Step::MaxPool { y, .. }
+            | Step::Resize { y, .. }
+            | Step::Eltwise { y, .. }
+            | Step::Affine { y, .. }
+            | Step::Copy { y, .. }
+            | Step::Permute { y, .. } => *y,
+        }
+    }
+
+    /// The buffers the step reads.
+    pub fn reads(&self) -> Vec<BufId> {
+        match self {
+            Step::Conv(c) => [Some(c.x), c.residual].into_iter().flatten().collect(),
+            Step::Eltwise { a, b, .. } => [Some(*a), *b].into_iter().flatten().collect(),
+            Step::Pad { x, .. }
+            | Step::MaxPool { x, .. }
+            | Step::Resize { x, .. }
+            | Step::Affine { x, .. }
+            | Step::Copy { x, .. }
+            | Step::Permute { x, .. } => vec![*x],
+        }
+    }
+}
+
 /// The lowered model.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -299,6 +329,20 @@ struct Val {
 }
 
 const NHWC: [usize; 4] = [0, 2, 3, 1];
+
+impl Val {
+    /// A step's fresh NHWC output of logical shape [n, c, h, w].
+    fn nhwc(buf: BufId, [n, c, h, w]: [usize; 4], ready: usize) -> Val {
+        Val {
+            buf,
+            shape: vec![n, c, h, w],
+            perm: NHWC.to_vec(),
+            pad: None,
+            conv: None,
+            ready,
+        }
+    }
+}
 
 fn identity(rank: usize) -> Vec<usize> {
     (0..rank).collect()
@@ -712,12 +756,8 @@ impl Lower<'_> {
         self.define(
             node,
             Val {
-                buf: y,
-                shape: vec![n, k, oh, ow],
-                perm: NHWC.to_vec(),
-                pad: None,
                 conv: Some(index),
-                ready,
+                ..Val::nhwc(y, [n, k, oh, ow], ready)
             },
         );
         Ok(())
@@ -1139,17 +1179,7 @@ impl Lower<'_> {
             oh,
             ow,
         });
-        self.define(
-            node,
-            Val {
-                buf: y,
-                shape: vec![n, c, oh, ow],
-                perm: NHWC.to_vec(),
-                pad: None,
-                conv: None,
-                ready,
-            },
-        );
+        self.define(node, Val::nhwc(y, [n, c, oh, ow], ready));
         Ok(())
     }
 
@@ -1224,17 +1254,7 @@ impl Lower<'_> {
             coord,
             round,
         });
-        self.define(
-            node,
-            Val {
-                buf: y,
-                shape: vec![n, c, oh, ow],
-                perm: NHWC.to_vec(),
-                pad: None,
-                conv: None,
-                ready,
-            },
-        );
+        self.define(node, Val::nhwc(y, [n, c, oh, ow], ready));
         Ok(())
     }
 
