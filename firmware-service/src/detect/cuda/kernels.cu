@@ -167,6 +167,35 @@ __device__ __forceinline__ void ld2(const T* p, int i, float& a, float& b) {
 #endif
 }
 
+// Σ over the R×S taps of one output pixel for channels ch (and ch + 1 when pairs). R and S > 0:
+// known when compiled, so the loop unrolls and all the taps' loads go out together instead of
+// one trip to memory per tap; 0: taken from r and s.
+template <int R, int S>
+__device__ __forceinline__ void dw_taps(const T* x, const T* w, int r, int s, int h, int wd,
+                                        int xp, int sh, int sw, int dh, int dw, int ph, int pw,
+                                        int bn, int oy, int ox, int ch, bool pairs, float& acc0,
+                                        float& acc1) {
+    const int rr = R > 0 ? R : r, ss = S > 0 ? S : s;
+#pragma unroll
+    for (int ry = 0; ry < rr; ++ry) {
+        int iy = oy * sh + ry * dh - ph;
+#pragma unroll
+        for (int sx = 0; sx < ss; ++sx) {
+            int ix = ox * sw + sx * dw - pw;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+            int at = ((bn * h + iy) * wd + ix) * xp + ch, tap = ry * ss + sx;
+            if (pairs) {
+                float x0, x1;
+                ld2(x, at, x0, x1);
+                acc0 += x0 * ld(w, ch * rr * ss + tap);
+                acc1 += x1 * ld(w, (ch + 1) * rr * ss + tap);
+            } else {
+                acc0 += ld(x, at) * ld(w, ch * rr * ss + tap);
+            }
+        }
+    }
+}
+
 // Depthwise convolution (groups = in = out channels), NHWC, with the convolution epilogue fused:
 // y = act(Σ x·w + bias + residual). w is [C][R][S]. One thread per pair of channels of an output
 // pixel (per channel when C is odd); consecutive threads read consecutive channels, so loads
@@ -187,30 +216,23 @@ extern "C" __global__ void dwconv_nhwc(T* y, const T* x, const T* w, const float
         t /= ow;
         int oy = t % oh, bn = t / oh;
         float acc0 = 0.0f, acc1 = 0.0f;
-        for (int ry = 0; ry < r; ++ry) {
-            int iy = oy * sh + ry * dh - ph;
-            if (iy < 0 || iy >= h) continue;
-            for (int sx = 0; sx < s; ++sx) {
-                int ix = ox * sw + sx * dw - pw;
-                if (ix < 0 || ix >= wd) continue;
-                int at = ((bn * h + iy) * wd + ix) * xp + ch, tap = ry * s + sx;
-                if (per == 2) {
-                    float x0, x1;
-                    ld2(x, at, x0, x1);
-                    acc0 += x0 * ld(w, ch * r * s + tap);
-                    acc1 += x1 * ld(w, (ch + 1) * r * s + tap);
-                } else {
-                    acc0 += ld(x, at) * ld(w, ch * r * s + tap);
-                }
-            }
-        }
+        if (r == 3 && s == 3)
+            dw_taps<3, 3>(x, w, r, s, h, wd, xp, sh, sw, dh, dw, ph, pw, bn, oy, ox, ch, pairs, acc0, acc1);
+        else
+            dw_taps<0, 0>(x, w, r, s, h, wd, xp, sh, sw, dh, dw, ph, pw, bn, oy, ox, ch, pairs, acc0, acc1);
+        // Both values complete before the first store (a load after a store to y, which may
+        // alias, would wait for it).
         int pixel = (bn * oh + oy) * ow + ox;
-        for (int j = 0; j < per; ++j) {
-            float v = j == 0 ? acc0 : acc1;
-            if (bias) v += bias[ch + j];
-            if (residual) v += ld(residual, pixel * c + ch + j);
-            st(y, pixel * yp + ch + j, activate(v, act, a, b));
+        if (bias) {
+            acc0 += bias[ch];
+            if (pairs) acc1 += bias[ch + 1];
         }
+        if (residual) {
+            acc0 += ld(residual, pixel * c + ch);
+            if (pairs) acc1 += ld(residual, pixel * c + ch + 1);
+        }
+        st(y, pixel * yp + ch, activate(acc0, act, a, b));
+        if (pairs) st(y, pixel * yp + ch + 1, activate(acc1, act, a, b));
     }
 }
 
