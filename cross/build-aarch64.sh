@@ -9,6 +9,8 @@
 #   ADAS_CROSS_PKG     package to build (default adasd); ADAS_CROSS_BIN binary name (default = pkg)
 #   ADAS_CROSS_MANIFEST  Cargo.toml to build from (default: the workspace's)
 #   CARGO_ZIGBUILD_PIP pip requirement used when cargo-zigbuild is missing
+#   CUDARC_CUDA_VERSION CUDA driver API of the cuda backend's bindings (default 12060 = JetPack 6's
+#                      CUDA 12.6; the workspace default, 13000, calls entry points its driver lacks)
 # Prints the binary's path on the last line of stdout.
 set -euo pipefail
 
@@ -52,6 +54,8 @@ if ! rustup target list --installed | grep -qx "$TRIPLE"; then
 fi
 
 # --- build ---------------------------------------------------------------------------------------
+# Only read when the cuda feature is on (`cross/build-aarch64.sh --features cuda`, as CI does).
+export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-12060}
 # The `.2.35` suffix makes zig link against glibc 2.35 symbol versions; the output still goes to
 # <target-dir>/aarch64-unknown-linux-gnu/release/.
 log "cargo zigbuild --release -p $PKG --target $TRIPLE.$GLIBC_MAX $*"

@@ -91,4 +91,17 @@ for line in os.environ["SMOKE_OUT"].splitlines():
 print(f"[qemu-smoke] {parsed} JSON line(s) parsed, none with a pedestrian detection", file=sys.stderr)
 sys.exit(1)
 EOF
+
+# --- 3. the cuda backend without NVIDIA libraries: a clear error, not a crash ----------------------
+# Only when the binary has the backend (CI builds with --features cuda); qemu has no GPU or driver.
+if run_aarch64 detect --help 2>/dev/null | grep -q "cuda:"; then
+    log "adasd detect --backend cuda (no driver under qemu: expect exit 1 and a clear error)"
+    set +e
+    err=$(run_aarch64 detect --backend cuda --model "$MODEL" --json "$IMAGE" 2>&1 >/dev/null)
+    code=$?
+    set -e
+    printf '%s\n' "$err" | tail -n 3 >&2
+    [[ $code == 1 ]] || die "adasd detect --backend cuda: exit $code, expected 1"
+    [[ $err == *"cannot load"* && $err != *panicked* ]] || die "adasd detect --backend cuda: unclear error: $err"
+fi
 log "OK"
