@@ -511,13 +511,10 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
         timing,
         &source.camera_options(Some(pipeline.image_size())),
     )?;
-    let model = pipeline.detector().map_or_else(
-        || "none".to_string(),
-        |d| format!("{} on {}", d.manifest().name, d.backend_name()),
-    );
     println!(
-        "{}: ok (model {model}, source {source_uri})",
-        path.display()
+        "{}: ok (model {}, source {source_uri})",
+        path.display(),
+        pipeline.detections_from()
     );
     Ok(ExitCode::SUCCESS)
 }

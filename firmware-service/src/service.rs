@@ -144,9 +144,12 @@ impl Pipeline {
         }
     }
 
-    /// The detector (`None` in object-list replays).
-    pub fn detector(&self) -> Option<&Detector> {
-        self.detector.as_ref()
+    /// What makes the detections, for logs: "MODEL on BACKEND", or "recorded detections".
+    pub fn detections_from(&self) -> String {
+        self.detector.as_ref().map_or_else(
+            || "recorded detections".to_string(),
+            |d| format!("{} on {}", d.manifest().name, d.backend_name()),
+        )
     }
 
     pub fn homography(&self) -> &Homography {
@@ -548,10 +551,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
         Pipeline::new(config)?
     };
     let pace_start = Instant::now();
-    let model = pipeline.detector().map_or_else(
-        || "recorded detections".to_string(),
-        |d| format!("{} on {}", d.manifest().name, d.backend_name()),
-    );
+    let model = pipeline.detections_from();
     tracing::info!(%model, "pipeline ready");
     let mut notifier = crate::notify::Notifier::from_env();
     notifier.ready(&format!("running {model}"));

@@ -297,18 +297,9 @@ impl Recorder {
 /// recording of a long drive is not loaded into memory to be hashed).
 pub fn sha256_file(path: &Path) -> String {
     use sha2::{Digest, Sha256};
-    use std::io::Read;
     let hash = || -> std::io::Result<String> {
-        let mut file = std::fs::File::open(path)?;
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
+        std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
         Ok(hasher
             .finalize()
             .iter()

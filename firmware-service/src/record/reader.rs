@@ -359,6 +359,21 @@ impl Collector {
 /// Size of one read from the file.
 const READ_BLOCK: usize = 256 * 1024;
 
+/// Answers the MCAP reader's request for `need` more bytes with one read from `input` (0 bytes
+/// read: the end of the file).
+fn feed(linear: &mut LinearReader, input: &mut impl Read, need: usize) -> std::io::Result<()> {
+    let buf = linear.insert(need.clamp(1, READ_BLOCK));
+    let n = loop {
+        match input.read(buf) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    };
+    linear.notify_read(n);
+    Ok(())
+}
+
 /// Reads a recording front to back, one frame at a time: only the chunk being read and the
 /// frames not yet complete are in memory, so hours of driving replay in constant memory.
 pub struct FrameReader<R: Read> {
@@ -395,24 +410,24 @@ impl<R: Read> FrameReader<R> {
     /// Reads a recording of `len` bytes from `input` (`path` only names it in messages).
     pub fn new(mut input: R, path: &Path, len: usize, images: Images) -> Result<Self, ReadError> {
         let mut magic = [0u8; 8];
-        let mut got = 0;
-        while got < magic.len() {
-            match input.read(&mut magic[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(ReadError::Io {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                }
+        match input.read_exact(&mut magic) {
+            Ok(()) if magic == *mcap::MAGIC => {}
+            Ok(()) => {
+                return Err(ReadError::NotMcap {
+                    path: path.to_path_buf(),
+                })
             }
-        }
-        if got < magic.len() || magic != *mcap::MAGIC {
-            return Err(ReadError::NotMcap {
-                path: path.to_path_buf(),
-            });
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(ReadError::NotMcap {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(ReadError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         }
         let options = LinearReaderOptions::default()
             .with_skip_start_magic(true)
@@ -567,20 +582,12 @@ impl<R: Read> FrameReader<R> {
             };
             match event {
                 LinearReadEvent::ReadRequest(need) => {
-                    let buf = self.linear.insert(need.clamp(1, READ_BLOCK));
-                    let n = loop {
-                        match self.input.read(buf) {
-                            Ok(n) => break n,
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                            Err(source) => {
-                                return Err(ReadError::Io {
-                                    path: self.c.path.clone(),
-                                    source,
-                                })
-                            }
+                    feed(&mut self.linear, &mut self.input, need).map_err(|source| {
+                        ReadError::Io {
+                            path: self.c.path.clone(),
+                            source,
                         }
-                    };
-                    self.linear.notify_read(n);
+                    })?;
                 }
                 LinearReadEvent::Record { opcode, data } => {
                     let result = match mcap::parse_record(opcode, data) {
@@ -702,10 +709,7 @@ pub fn has_can_input(path: &Path) -> Result<bool, ReadError> {
     while let Some(event) = linear.next_event() {
         match event {
             Ok(LinearReadEvent::ReadRequest(need)) => {
-                let n = file
-                    .read(linear.insert(need.clamp(1, READ_BLOCK)))
-                    .map_err(io)?;
-                linear.notify_read(n);
+                feed(&mut linear, &mut file, need).map_err(io)?
             }
             Ok(LinearReadEvent::Record { opcode, data }) => {
                 match mcap::parse_record(opcode, data) {

@@ -200,8 +200,8 @@ __device__ __forceinline__ void dw_taps(const T* x, const T* w, int r, int s, in
 // y = act(Σ x·w + bias + residual). w is [C][R][S]. One thread per pair of channels of an output
 // pixel (per channel when C is odd); consecutive threads read consecutive channels, so loads
 // coalesce. 32-bit index arithmetic (see FOR_EACH32): 64-bit division dominated the first
-// version. cuDNN's grouped NHWC kernels are several times
-// slower on these small MobileNet layers. Same parameter list as conv_igemm (k = c here).
+// version. cuDNN's grouped NHWC kernels are several times slower on these small MobileNet
+// layers. Same parameter list as conv_igemm (k = c here).
 extern "C" __global__ void dwconv_nhwc(T* y, const T* x, const T* w, const float* bias,
                                        const T* residual, int n, int h, int wd, int c, int k,
                                        int r, int s, int ph, int pw, int sh, int sw, int dh,
@@ -367,8 +367,8 @@ extern "C" __global__ void spin(long long ns) {
 // of a plain tile while staying bit-identical from run to run (no atomics). The reduction is
 // walked in slices of KC (64, or 32 for short reductions such as 1×1 layers with 16 or 24 input
 // channels, which a 64-wide slice would mostly fill with zeros), double-buffered: while the
-// warps multiply one slice, cp.async
-// copies the next into shared memory (V halves per copy: 16 bytes when C is a multiple of 8).
+// warps multiply one slice, cp.async copies the next into shared memory (V halves per copy: 16
+// bytes when C is a multiple of 8).
 // With gridDim.z > 1 the slices are also split between blocks (split-K for layers with few
 // tiles and long reductions, e.g. 3×3×256 at 13×13): each block writes its FP32 sums to
 // `partial` and conv_split_sum adds them in order and applies the epilogue.

@@ -715,11 +715,7 @@ impl FrameDetector for CudaBackend {
         };
         // The eager wall time, host included.
         let host = Instant::now();
-        self.upload_frames(f)?;
-        self.preprocess(f)?;
-        self.net.enqueue(&self.gpu)?;
-        self.postprocess.enqueue(&self.gpu, self.batch)?;
-        self.postprocess.download(&self.gpu)?;
+        self.enqueue_frame(f)?;
         self.gpu.sync()?;
         let wall = host.elapsed();
         // The stages' GPU times: everything queued behind a spin kernel before the GPU starts, so
