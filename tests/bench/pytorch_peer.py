@@ -25,14 +25,23 @@ from onnx2torch import convert
 
 
 def prepare(path):
-    """The model with batch-agnostic reshapes and constant subgraphs folded."""
+    """The model with constant subgraphs folded and batch-agnostic reshapes."""
     import os
     import tempfile
 
     import onnxruntime as ort
     from onnx import numpy_helper
 
-    model = onnx.load(path)
+    # Fold first: tf2onnx computes some Reshape targets (NanoDet's) with Cast/Expand/ScatterND
+    # chains, which only become constants here; patched before folding, they kept the baked batch
+    # of 1 and reached onnx2torch as a tensor it turns into torch.Size — which dynamo cannot trace.
+    tmp = tempfile.mkdtemp()
+    folded = os.path.join(tmp, "folded.onnx")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.optimized_model_filepath = folded
+    ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    model = onnx.load(folded)
     inits = {i.name: i for i in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Reshape" and node.input[1] in inits:
@@ -40,14 +49,7 @@ def prepare(path):
             if shape.size and shape[0] == 1:
                 shape[0] = 0
                 inits[node.input[1]].CopyFrom(numpy_helper.from_array(shape, node.input[1]))
-    tmp = tempfile.mkdtemp()
-    fixed, folded = os.path.join(tmp, "fixed.onnx"), os.path.join(tmp, "folded.onnx")
-    onnx.save(model, fixed)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    so.optimized_model_filepath = folded
-    ort.InferenceSession(fixed, so, providers=["CPUExecutionProvider"])
-    return onnx.load(folded)
+    return model
 
 
 def timed(fn, iterations):
