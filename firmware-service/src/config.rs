@@ -115,18 +115,30 @@ pub struct DetectorConfig {
 }
 
 /// `[detector.cuda]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct CudaConfig {
     /// `fp16` (default, tensor cores) or `fp32`.
-    #[serde(default)]
     pub precision: crate::detect::Precision,
     /// GPU ordinal.
-    #[serde(default)]
     pub device: usize,
     /// Plan and kernel cache (default: systemd's $CACHE_DIRECTORY, else $XDG_CACHE_HOME/adas,
     /// else ~/.cache/adas).
     pub cache_dir: Option<PathBuf>,
+    /// Streams the network's independent branches may run on side by side (default 4; 1 runs
+    /// every step in order on one stream).
+    pub streams: usize,
+}
+
+impl Default for CudaConfig {
+    fn default() -> CudaConfig {
+        CudaConfig {
+            precision: crate::detect::Precision::default(),
+            device: 0,
+            cache_dir: None,
+            streams: crate::detect::DEFAULT_CUDA_STREAMS,
+        }
+    }
 }
 
 impl CudaConfig {
@@ -157,6 +169,7 @@ impl DetectorConfig {
                 batch: 1,
                 device: self.cuda.device,
                 cache_dir: self.cuda.cache_dir(),
+                streams: self.cuda.streams,
             },
         }
     }
@@ -412,6 +425,16 @@ impl Config {
                 );
             }
         }
+        if !(1..=32).contains(&self.detector.cuda.streams) {
+            return invalid(
+                "detector.cuda",
+                "streams",
+                format!(
+                    "{} must be within 1–32 (1 runs every step in order)",
+                    self.detector.cuda.streams
+                ),
+            );
+        }
         if !positive(self.calibration.max_reprojection_rms_px) {
             return invalid(
                 "calibration",
@@ -564,6 +587,28 @@ speed_kph = 30
             .unwrap_err()
             .to_string();
         assert!(err.contains("source.fps"), "{err}");
+    }
+
+    #[test]
+    fn cuda_streams_default_to_four_and_are_checked() {
+        let c = Config::parse(MINIMAL, Path::new("a.toml")).unwrap();
+        assert_eq!(c.detector.cuda.streams, crate::detect::DEFAULT_CUDA_STREAMS);
+        let with = |v: &str| {
+            MINIMAL.replace(
+                "[calibration]",
+                &format!("[detector.cuda]\nstreams = {v}\n\n[calibration]"),
+            )
+        };
+        let c = Config::parse(&with("1"), Path::new("a.toml")).unwrap();
+        assert_eq!(c.detector.cuda.streams, 1);
+        assert_eq!(c.detector.cuda.precision, crate::detect::Precision::Fp16);
+        let err = Config::parse(&with("0"), Path::new("a.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("detector.cuda.streams") && err.contains("line 10"),
+            "{err}"
+        );
     }
 
     #[test]

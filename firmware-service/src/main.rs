@@ -102,6 +102,9 @@ enum Command {
         /// Plan/kernel cache directory (cuda backend; default as `detector.cuda.cache_dir`).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// Streams for the network's independent branches (cuda backend; 1 = in order).
+        #[arg(long, default_value_t = adasd::detect::DEFAULT_CUDA_STREAMS)]
+        streams: usize,
         /// Also write the sweep as JSON (for tests/gpu/plot.py).
         #[arg(long)]
         json: Option<PathBuf>,
@@ -293,6 +296,7 @@ fn main() -> ExitCode {
             batch,
             precision,
             cache_dir,
+            streams,
             json,
             image,
         } if !batch.is_empty() => bench_sweep(
@@ -300,7 +304,7 @@ fn main() -> ExitCode {
             backend,
             &batch,
             iterations,
-            (threads, precision, cache_dir),
+            (threads, precision, cache_dir, streams),
             json.as_deref(),
             &image,
         ),
@@ -593,7 +597,12 @@ fn bench_sweep(
     backend: BackendKind,
     batches: &[usize],
     iterations: usize,
-    (threads, precision, cache_dir): (usize, adasd::detect::Precision, Option<PathBuf>),
+    (threads, precision, cache_dir, streams): (
+        usize,
+        adasd::detect::Precision,
+        Option<PathBuf>,
+        usize,
+    ),
     json: Option<&Path>,
     image: &Path,
 ) -> anyhow::Result<ExitCode> {
@@ -601,6 +610,7 @@ fn bench_sweep(
         precision,
         device: 0,
         cache_dir,
+        streams,
     };
     #[cfg(not(feature = "cuda"))]
     let _ = &cuda;
@@ -615,6 +625,7 @@ fn bench_sweep(
             batch: 1,
             device: cuda.device,
             cache_dir: cuda.cache_dir(),
+            streams: cuda.streams,
         },
         ..Default::default()
     };

@@ -8,7 +8,7 @@
 
 use adas_plugins::manifest::Layout;
 use adas_plugins::{nms_per_class, preprocess, Decoder, Detection, Manifest};
-use adasd::detect::cuda::{CudaBackend, CudaOptions, PlanSource};
+use adasd::detect::cuda::{CudaBackend, CudaOptions, PlanSource, OWN_CONVS};
 use adasd::detect::{Backend, BackendKind, BackendOptions, Detector, Precision};
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,7 @@ fn options(precision: Precision, cache: Option<&Path>) -> CudaOptions {
         batch: 1,
         device: 0,
         cache_dir: cache.map(Path::to_path_buf),
+        ..CudaOptions::default()
     }
 }
 
@@ -164,6 +165,70 @@ fn network_matches_tract() {
                 };
                 assert!(d < tolerance, "{out}: {d}");
             }
+        }
+    }
+}
+
+/// Every own convolution kernel on every layer: the plan cache is rewritten so that all dense
+/// convolutions use one kernel, and the network must still match tract within the FP16
+/// tolerance. Measured plans keep only the fastest kernel per layer, so without this a kernel
+/// could be wrong unnoticed until the GPU where it wins.
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn every_own_convolution_kernel_matches_tract() {
+    for name in MODELS {
+        let m = manifest(name);
+        let mut tract = adasd::detect::TractBackend::load(&m).unwrap();
+        let img = &media()[1].1;
+        let (input, _) = preprocess(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            &m.input,
+        )
+        .unwrap();
+        let want = tract.infer_owned(&input).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let o = options(Precision::Fp16, Some(dir.path()));
+        drop(CudaBackend::load(&m, m.score_threshold, &o).unwrap());
+        let plan = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(".plan.json"))
+            .unwrap();
+        let mut file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+        for own in &OWN_CONVS {
+            for conv in file["convs"].as_array_mut().unwrap() {
+                conv["algo"] = own.algo.into();
+                conv["workspace"] = 0.into();
+            }
+            std::fs::write(&plan, file.to_string()).unwrap();
+            let mut gpu = CudaBackend::load(&m, m.score_threshold, &o).unwrap();
+            assert!(
+                matches!(gpu.plan_source, PlanSource::Cached(_)),
+                "{} was not used: {:?}",
+                own.kernel,
+                gpu.plan_source
+            );
+            let got = gpu.infer_owned(&input).unwrap();
+            let mut worst = 0.0f32;
+            for ((g, t), out) in got.iter().zip(&want).zip(m.output_names()) {
+                let d = max_abs(&g.data, &t.data);
+                let scale = t.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                assert!(
+                    d < 0.05 * scale.max(1.0),
+                    "{name}: every layer on {} (split-K {}): {out} differs by {d}",
+                    own.kernel,
+                    own.splits
+                );
+                worst = worst.max(d / scale.max(1.0));
+            }
+            println!(
+                "{name}: every layer on {} (split-K {}): worst |gpu − tract| / scale = {worst:.2e}",
+                own.kernel, own.splits
+            );
         }
     }
 }

@@ -168,6 +168,11 @@ impl Precision {
     }
 }
 
+/// Streams the cuda engine runs independent branches of a network on unless configured
+/// (`detector.cuda.streams`): SSDLite's box predictors and NanoDet's heads need no more than four
+/// to run beside the backbone.
+pub const DEFAULT_CUDA_STREAMS: usize = 4;
+
 /// Backend settings beyond the kind (from `[detector]` in the config).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BackendOptions {

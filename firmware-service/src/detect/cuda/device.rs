@@ -1,5 +1,5 @@
-//! The GPU: context, one stream, kernels compiled by NVRTC (cached as PTX), device buffers and
-//! launches. Everything the rest of the backend does on the GPU goes through here.
+//! The GPU: context, the frame's stream, kernels compiled by NVRTC (cached as PTX), device
+//! buffers and launches (on the frame's stream, or on a lane of the network). Everything the rest of the backend does on the GPU goes through here.
 
 use crate::detect::DetectError;
 use cudarc::driver::{
@@ -79,9 +79,11 @@ impl Gpu {
         check_libraries()?;
         let ctx = CudaContext::new(ordinal)
             .map_err(|e| gpu_error(&format!("no usable GPU {ordinal}"), e))?;
-        // One stream, raw pointers, CUDA graphs: cudarc's per-buffer event tracking would only
-        // add event nodes to the captured graphs.
-        // SAFETY: all work of this context goes to the one stream below, in order.
+        // Raw pointers, CUDA graphs: cudarc's per-buffer event tracking would only add event
+        // nodes to the captured graphs.
+        // SAFETY: all work of this context goes to the stream below in order, except the
+        // network's lanes, which fork from it and join it again with explicit events
+        // (network.rs, `Network::enqueue`).
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx
             .new_stream()
@@ -208,6 +210,22 @@ impl Gpu {
             .map_err(|e| gpu_error("synchronize (a kernel failed?)", e))
     }
 
+    /// Whether `name` can be launched with `bytes` of dynamic shared memory: above the default
+    /// 48 KiB a kernel must opt in, up to what the GPU allows per block (H100 227 KiB, Orin
+    /// 163 KiB); false where it cannot (the kernel is then not a candidate).
+    pub fn shared_fits(&self, name: &str, bytes: u32) -> bool {
+        use cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+        const DEFAULT_LIMIT: u32 = 48 << 10;
+        if bytes <= DEFAULT_LIMIT {
+            return true;
+        }
+        let (Some(f), Ok(bytes)) = (self.functions.get(name), i32::try_from(bytes)) else {
+            return false;
+        };
+        f.set_attribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes)
+            .is_ok()
+    }
+
     /// Launches `name` over `n` elements (grid-stride kernels), grid.y = `images`.
     pub fn launch(
         &self,
@@ -217,14 +235,40 @@ impl Gpu {
         shared: u32,
         args: &[&dyn Arg],
     ) -> Result<(), DetectError> {
+        self.launch_on(&self.stream, name, n, images, shared, args)
+    }
+
+    /// [`Gpu::launch`] on another stream of this context (a lane of the network).
+    pub fn launch_on(
+        &self,
+        stream: &CudaStream,
+        name: &str,
+        n: usize,
+        images: u32,
+        shared: u32,
+        args: &[&dyn Arg],
+    ) -> Result<(), DetectError> {
         let blocks = n.div_ceil(256).clamp(1, 65_535 * 4) as u32;
-        self.launch_grid(name, (blocks, images, 1), 256, shared, args)
+        self.launch_grid_on(stream, name, (blocks, images, 1), 256, shared, args)
     }
 
     /// Launches `name` on a grid of `threads`-thread blocks with `shared` bytes of dynamic
     /// shared memory (tiled kernels, NMS).
     pub fn launch_grid(
         &self,
+        name: &str,
+        grid: (u32, u32, u32),
+        threads: u32,
+        shared: u32,
+        args: &[&dyn Arg],
+    ) -> Result<(), DetectError> {
+        self.launch_grid_on(&self.stream, name, grid, threads, shared, args)
+    }
+
+    /// [`Gpu::launch_grid`] on another stream of this context.
+    pub fn launch_grid_on(
+        &self,
+        stream: &CudaStream,
         name: &str,
         grid: (u32, u32, u32),
         threads: u32,
@@ -240,16 +284,7 @@ impl Gpu {
             block_dim: (threads, 1, 1),
             shared_mem_bytes: shared,
         };
-        self.launch_with(f, cfg, args)
-    }
-
-    fn launch_with(
-        &self,
-        f: &CudaFunction,
-        cfg: LaunchConfig,
-        args: &[&dyn Arg],
-    ) -> Result<(), DetectError> {
-        let mut b = self.stream.launch_builder(f);
+        let mut b = stream.launch_builder(f);
         for a in args {
             a.push(&mut b);
         }

@@ -359,16 +359,20 @@ extern "C" __global__ void spin(long long ns) {
 }
 
 // Tensor-core implicit-GEMM convolution, FP16 in, FP32 accumulate (mma.sync m16n8k16, sm_80+:
-// Jetson Orin, Ampere, Hopper). Same parameters and epilogue as conv_igemm. A block of 4 warps
-// computes a BM-pixel × BN-channel tile; each warp a 32 × 32 part of it over its share of the
-// reduction: the SPLIT warps that share a part each take every SPLIT-th 16-wide slice of q and
-// their sums are added in shared memory in warp order — split-K inside the block, which gives
-// the small late layers (≤ 19×19 pixels, hundreds of input channels) four times the parallelism
-// of a plain tile while staying bit-identical from run to run (no atomics). The reduction is
-// walked in slices of KC (64, or 32 for short reductions such as 1×1 layers with 16 or 24 input
-// channels, which a 64-wide slice would mostly fill with zeros), double-buffered: while the
-// warps multiply one slice, cp.async copies the next into shared memory (V halves per copy: 16
-// bytes when C is a multiple of 8).
+// Jetson Orin, Ampere, Hopper). Same parameters and epilogue as conv_igemm. A block of WARPS
+// warps computes a BM-pixel × BN-channel tile; each warp a 32 × 32 part of it over its share of
+// the reduction: the SPLIT warps that share a part each take every SPLIT-th 16-wide slice of q
+// and their sums are added in shared memory in warp order — split-K inside the block, which
+// gives the small late layers (≤ 52×52 pixels, hundreds of input channels) SPLIT times the
+// parallelism of a plain tile while staying bit-identical from run to run (no atomics). The
+// reduction is walked in slices of KC (16 · SPLIT halves per warp and slice, or 32 for short
+// reductions such as 1×1 layers with 16 or 24 input channels, which a 64-wide slice would mostly
+// fill with zeros), double-buffered: while the warps multiply one slice, cp.async copies the
+// next into shared memory (V halves per copy: 16 bytes when C is a multiple of 8). At batch 1 a
+// slice costs about one memory round trip whatever its width, so wider slices over more warps
+// (8 warps × 128, 16 × 256) shorten the walk without a second kernel.
+// Shared memory is dynamic, MmaShape::BYTES; the host computes the same figure
+// (network.rs, `OwnConv::shared_bytes`).
 // With gridDim.z > 1 the slices are also split between blocks (split-K for layers with few
 // tiles and long reductions, e.g. 3×3×256 at 13×13): each block writes its FP32 sums to
 // `partial` and conv_split_sum adds them in order and applies the epilogue.
@@ -397,13 +401,13 @@ template <int KC> struct Pitch { static constexpr int value = KC + 8; };
 
 // Stages rows × KC halves of the reduction slice starting at q0: A (im2col of x, one row per
 // output pixel) when `pixels`, else B (weights, one row per output channel).
-template <int V, int ROWS, int KC>
+template <int V, int ROWS, int KC, int THREADS>
 __device__ __forceinline__ void mma_stage(T (*dst)[Pitch<KC>::value], const T* src, int q0, int Q, int c,
                                           int xp, int s, int dh, int dw, int h, int wd, const int* rbase,
                                           const int* ry, const int* rx, int rows_valid,
                                           int row0, bool pixels) {
     const int per_row = KC / V;
-    for (int e = threadIdx.x; e < ROWS * per_row; e += 128) {
+    for (int e = threadIdx.x; e < ROWS * per_row; e += THREADS) {
         int row = e / per_row, q = q0 + (e % per_row) * V;
         const T* at = src;
         bool valid = false;
@@ -426,27 +430,38 @@ __device__ __forceinline__ void mma_stage(T (*dst)[Pitch<KC>::value], const T* s
 
 __device__ __forceinline__ unsigned int pair(const T* p) { return *(const unsigned int*)p; }
 
-template <int WARPS_M, int WARPS_N, int KC>
+template <int WARPS_M, int WARPS_N, int KC, int WARPS> struct MmaShape {
+    static constexpr int BM = 32 * WARPS_M, BN = 32 * WARPS_N, SPLIT = WARPS / (WARPS_M * WARPS_N);
+    static constexpr int THREADS = 32 * WARPS, LD = Pitch<KC>::value;
+    // Two slices of A and B while multiplying; the warps' partial sums after (same memory).
+    static constexpr int TILES = 2 * (BM + BN) * LD * 2, SUMS = SPLIT * BM * (BN + 1) * 4;
+    static constexpr int BYTES = TILES > SUMS ? TILES : SUMS;
+    static_assert(KC % (16 * SPLIT) == 0, "every warp takes whole 16-wide steps of a slice");
+};
+
+extern __shared__ __align__(16) unsigned char mma_smem[];
+
+template <int WARPS_M, int WARPS_N, int KC, int WARPS>
 __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const float* bias,
                                          const T* residual, int n, int h, int wd, int c, int k,
                                          int r, int s, int ph, int pw, int sh, int sw, int dh,
                                          int dw, int oh, int ow, int act, float a, float b,
                                          int xp, int yp, float* partial) {
 #if __CUDA_ARCH__ >= 800
-    constexpr int BM = 32 * WARPS_M, BN = 32 * WARPS_N, SPLIT = 4 / (WARPS_M * WARPS_N);
-    constexpr int LD = Pitch<KC>::value;
-    constexpr int TILES = 2 * (BM + BN) * LD * 2, SUMS = SPLIT * BM * (BN + 1) * 4;
-    // Two slices of A and B while multiplying; the warps' partial sums after (same memory).
-    __shared__ __align__(16) unsigned char smem[TILES > SUMS ? TILES : SUMS];
-    typedef T Row[LD];
-    Row* As = (Row*)smem;             // [2][BM]
+    typedef MmaShape<WARPS_M, WARPS_N, KC, WARPS> Shape;
+    constexpr int BM = Shape::BM, BN = Shape::BN, SPLIT = Shape::SPLIT, THREADS = Shape::THREADS;
+    unsigned int given;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(given));
+    if (given < Shape::BYTES) __trap();  // launched with less shared memory than it uses
+    typedef T Row[Shape::LD];
+    Row* As = (Row*)mma_smem;         // [2][BM]
     Row* Bs = As + 2 * BM;            // [2][BN]
     typedef float SumRow[BN + 1];
-    SumRow* red = (SumRow*)smem;      // [SPLIT][BM]
+    SumRow* red = (SumRow*)mma_smem;  // [SPLIT][BM]
     __shared__ int rbase[BM], ry[BM], rx[BM];
     const int P = n * oh * ow, Q = r * s * c;
     const int p0 = blockIdx.x * BM, k0 = blockIdx.y * BN;
-    for (int i = threadIdx.x; i < BM; i += 128) {
+    for (int i = threadIdx.x; i < BM; i += THREADS) {
         int p = p0 + i, ox = p % ow, t = p / ow, oy = t % oh, bn = t / oh;
         rbase[i] = p < P ? bn * h : -1;
         ry[i] = oy * sh - ph;
@@ -467,14 +482,14 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
         Row* a_dst = As + buf * BM;
         Row* b_dst = Bs + buf * BN;
         if (v == 8) {
-            mma_stage<8, BM, KC>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<8, BN, KC>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            mma_stage<8, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
+            mma_stage<8, BN, KC, THREADS>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
         } else if (v == 2) {
-            mma_stage<2, BM, KC>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<2, BN, KC>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            mma_stage<2, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
+            mma_stage<2, BN, KC, THREADS>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
         } else {
-            mma_stage<1, BM, KC>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<1, BN, KC>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            mma_stage<1, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
+            mma_stage<1, BN, KC, THREADS>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
         }
         asm volatile("cp.async.commit_group;");
     };
@@ -525,7 +540,7 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
                     acc[i][j][l];
     __syncthreads();
     // Consecutive threads write consecutive channels: coalesced stores.
-    for (int e = threadIdx.x; e < BM * BN; e += 128) {
+    for (int e = threadIdx.x; e < BM * BN; e += THREADS) {
         int row = e / BN, col = e % BN, p = p0 + row, kk = k0 + col;
         if (p >= P || kk >= k) continue;
         float v = red[row][col];
@@ -540,20 +555,23 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
     }
 #endif
 }
-#define CONV_MMA(NAME, WM, WN, KC)                                                                   \
-    extern "C" __global__ void __launch_bounds__(128) NAME(                                    \
+#define CONV_MMA(NAME, WM, WN, KC, WARPS)                                                           \
+    extern "C" __global__ void __launch_bounds__(32 * WARPS) NAME(                             \
         T* y, const T* x, const T* w, const float* bias, const T* residual, int n, int h,       \
         int wd, int c, int k, int r, int s, int ph, int pw, int sh, int sw, int dh, int dw,     \
         int oh, int ow, int act, float a, float b, int xp, int yp, float* partial) {            \
-        conv_mma<WM, WN, KC>(y, x, w, bias, residual, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh, dw, \
+        conv_mma<WM, WN, KC, WARPS>(y, x, w, bias, residual, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh, dw, \
                          oh, ow, act, a, b, xp, yp, partial);                                   \
     }
 // 32 × 32 tile, reduction split over the 4 warps: small layers.
-CONV_MMA(conv_mma_split, 1, 1, 64)
+CONV_MMA(conv_mma_split, 1, 1, 64, 4)
+// The same over 8 and 16 warps with 128- and 256-wide slices: long reductions.
+CONV_MMA(conv_mma_split8, 1, 1, 128, 8)
+CONV_MMA(conv_mma_split16, 1, 1, 256, 16)
 // 64 × 64 tile, one 32 × 32 quarter per warp: large layers.
-CONV_MMA(conv_mma_wide, 2, 2, 64)
+CONV_MMA(conv_mma_wide, 2, 2, 64, 4)
 // The same with 32-wide slices: large layers with short reductions.
-CONV_MMA(conv_mma_wide32, 2, 2, 32)
+CONV_MMA(conv_mma_wide32, 2, 2, 32, 4)
 
 // The end of a split-K convolution: y = act(Σ_z partial[z] + bias + residual), z in order.
 extern "C" __global__ void conv_split_sum(T* y, const float* partial, int splits, int pixels,

@@ -17,6 +17,7 @@ mod network;
 
 pub use cache::PlanSource;
 pub use device::check_libraries;
+pub use network::{OwnConv, OWN_CONVS};
 
 use super::engine::{in_place, onnx, plan};
 use super::{DetectError, FrameDetector, GpuStageTimes, Precision};
@@ -31,7 +32,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// `[detector.cuda]` settings.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CudaOptions {
     pub precision: Precision,
     /// Images per forward pass (the daemon uses 1; `adasd bench` sweeps).
@@ -39,6 +40,20 @@ pub struct CudaOptions {
     pub device: usize,
     /// Plan and kernel cache; None = no cache.
     pub cache_dir: Option<PathBuf>,
+    /// Streams the network's independent branches may run on (1: every step in order).
+    pub streams: usize,
+}
+
+impl Default for CudaOptions {
+    fn default() -> CudaOptions {
+        CudaOptions {
+            precision: Precision::default(),
+            batch: 1,
+            device: 0,
+            cache_dir: None,
+            streams: super::DEFAULT_CUDA_STREAMS,
+        }
+    }
 }
 
 const ENGINE_KERNELS: &str = include_str!("kernels.cu");
@@ -192,12 +207,19 @@ impl CudaBackend {
         };
         let (net, plan_source) = match cached {
             Ok(choices) => (
-                Network::build(&gpu, lowered, half, tensor_cores, Some(&choices))?,
+                Network::build(
+                    &gpu,
+                    lowered,
+                    half,
+                    tensor_cores,
+                    Some(&choices),
+                    options.streams,
+                )?,
                 PlanSource::Cached(path.clone().unwrap_or_default()),
             ),
             Err(reason) => {
                 tracing::info!(model = %manifest.name, "cuda engine: measuring convolution algorithms ({reason})");
-                let net = Network::build(&gpu, lowered, half, tensor_cores, None)?;
+                let net = Network::build(&gpu, lowered, half, tensor_cores, None, options.streams)?;
                 if let Some(p) = &path {
                     if let Err(e) = cache::store(p, &key, &net.choices) {
                         tracing::warn!("cuda engine: plan not cached: {e}");
@@ -632,6 +654,7 @@ impl super::Backend for CudaBackend {
             // Logical NCHW → the engine's NHWC input.
             network::launch_permute(
                 &self.gpu,
+                &self.gpu.stream,
                 self.net.input(),
                 tmp,
                 &plan.input_shape,

@@ -3,10 +3,12 @@
 //! the stream — eagerly, or while a CUDA graph is being captured.
 
 use super::device::{gpu_error, Arg, DevPtr, Gpu};
+use crate::detect::engine::branches::{self, Schedule};
 use crate::detect::engine::plan::{ConvStep, Coord, Plan, Step};
 use crate::detect::DetectError;
 use cudarc::cudnn::{result as dnn, sys};
-use cudarc::driver::{CudaSlice, DeviceRepr};
+use cudarc::driver::{CudaEvent, CudaSlice, CudaStream, DeviceRepr};
+use std::sync::Arc;
 
 /// Algorithm and workspace of one convolution, as measured by cuDNN (kept in the plan cache).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -52,6 +54,45 @@ impl Drop for Handle {
     }
 }
 
+/// A stream the network's steps run on, with what its convolutions use privately: cuDNN handle,
+/// cuDNN workspace, split-K partial sums. Lane 0 is the frame's stream.
+struct Lane {
+    handle: Handle,
+    workspace: (CudaSlice<u8>, DevPtr, usize),
+    partials: (CudaSlice<u8>, DevPtr),
+    stream: Arc<CudaStream>,
+}
+
+impl Handle {
+    /// A cuDNN handle whose work goes to `stream`.
+    fn on(stream: &CudaStream) -> Result<Handle, DetectError> {
+        let handle = Handle(dnn::create_handle().map_err(|e| dnn_error("handle", e))?);
+        // SAFETY: the handle is valid; its owner keeps the stream alive longer (`Lane`'s field
+        // order; the search handle of `Network::build` becomes lane 0's).
+        unsafe { dnn::set_stream(handle.0, stream.cu_stream() as *mut _) }
+            .map_err(|e| dnn_error("set stream", e))?;
+        Ok(handle)
+    }
+}
+
+impl Lane {
+    fn new(
+        gpu: &Gpu,
+        stream: Arc<CudaStream>,
+        handle: Handle,
+        workspace: usize,
+        partials: usize,
+    ) -> Result<Lane, DetectError> {
+        let (slice, ptr) = gpu.alloc(workspace)?;
+        Ok(Lane {
+            handle,
+            workspace: (slice, ptr, workspace),
+            partials: gpu.alloc(partials)?,
+            stream,
+        })
+    }
+}
+
 pub struct Network {
     pub plan: Plan,
     half: bool,
@@ -59,11 +100,12 @@ pub struct Network {
     weights: Vec<(CudaSlice<u8>, DevPtr)>,
     /// Per step: the cuDNN descriptors of a Conv step (None for other steps).
     convs: Vec<Option<Descriptors>>,
+    /// Per step: its index in `choices` (dense convolutions).
+    choice_of: Vec<Option<usize>>,
     pub choices: Vec<ConvChoice>,
-    workspace: (CudaSlice<u8>, DevPtr, usize),
-    /// Split-K partial sums of the own kernels.
-    partials: (CudaSlice<u8>, DevPtr),
-    handle: Handle,
+    /// Enqueue order, lanes and waits of the steps (`engine::branches`).
+    schedule: Schedule,
+    lanes: Vec<Lane>,
 }
 
 // SAFETY: the cuDNN handle and descriptors are only used from the thread that currently owns
@@ -82,10 +124,11 @@ pub struct OwnConv {
     /// Output pixels × output channels per block.
     tile: (usize, usize),
     threads: u32,
-    /// Needs FP16 and `mma.sync` (compute capability 8.0 or newer).
-    tensor_cores: bool,
+    /// Width of a tensor-core kernel's reduction slices (`KC` in kernels.cu; these kernels need
+    /// FP16 and `mma.sync`, compute capability 8.0 or newer); 0 for the FP32 kernels.
+    slice: usize,
     /// Blocks the reduction is split between (split-K; > 1 adds a `conv_split_sum` launch).
-    splits: usize,
+    pub splits: usize,
 }
 
 const fn own(
@@ -93,7 +136,7 @@ const fn own(
     kernel: &'static str,
     tile: usize,
     threads: u32,
-    tensor_cores: bool,
+    slice: usize,
     splits: usize,
 ) -> OwnConv {
     OwnConv {
@@ -101,22 +144,47 @@ const fn own(
         kernel,
         tile: (tile, tile),
         threads,
-        tensor_cores,
+        slice,
         splits,
     }
 }
 
-pub const OWN_CONVS: [OwnConv; 9] = [
-    own(1000, "conv_igemm", 64, 256, false, 1),
-    own(1001, "conv_igemm16", 16, 256, false, 1),
-    own(1002, "conv_mma_split", 32, 128, true, 1),
-    own(1003, "conv_mma_wide", 64, 128, true, 1),
-    own(1004, "conv_mma_split", 32, 128, true, 4),
-    own(1005, "conv_mma_split", 32, 128, true, 16),
-    own(1006, "conv_mma_wide", 64, 128, true, 4),
-    own(1007, "conv_mma_wide", 64, 128, true, 16),
-    own(1008, "conv_mma_wide32", 64, 128, true, 1),
+pub const OWN_CONVS: [OwnConv; 13] = [
+    own(1000, "conv_igemm", 64, 256, 0, 1),
+    own(1001, "conv_igemm16", 16, 256, 0, 1),
+    own(1002, "conv_mma_split", 32, 128, 64, 1),
+    own(1003, "conv_mma_wide", 64, 128, 64, 1),
+    own(1004, "conv_mma_split", 32, 128, 64, 4),
+    own(1005, "conv_mma_split", 32, 128, 64, 16),
+    own(1006, "conv_mma_wide", 64, 128, 64, 4),
+    own(1007, "conv_mma_wide", 64, 128, 64, 16),
+    own(1008, "conv_mma_wide32", 64, 128, 32, 1),
+    own(1009, "conv_mma_split8", 32, 256, 128, 1),
+    own(1010, "conv_mma_split8", 32, 256, 128, 4),
+    own(1011, "conv_mma_split16", 32, 512, 256, 1),
+    own(1012, "conv_mma_split16", 32, 512, 256, 4),
 ];
+
+impl OwnConv {
+    fn tensor_cores(&self) -> bool {
+        self.slice > 0
+    }
+
+    /// Dynamic shared memory of a tensor-core kernel, bytes: `MmaShape::BYTES` in kernels.cu
+    /// (which traps when launched with less) — two FP16 slices of A and B, or the warps' FP32
+    /// partial sums, whichever is larger.
+    pub fn shared_bytes(&self) -> u32 {
+        if !self.tensor_cores() {
+            return 0;
+        }
+        let (bm, bn) = self.tile;
+        let warps = self.threads as usize / 32;
+        let split = warps / ((bm / 32) * (bn / 32));
+        let tiles = 2 * (bm + bn) * (self.slice + 8) * 2;
+        let sums = split * bm * (bn + 1) * 4;
+        tiles.max(sums) as u32
+    }
+}
 
 /// Split-K partial sums are FP32 per split, pixel and channel; beyond this a layer is large
 /// enough to fill the GPU without splitting, and split-K is not tried.
@@ -134,7 +202,7 @@ fn partials_bytes(own: &OwnConv, c: &ConvStep) -> usize {
 pub fn tensor_core_kernels() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = OWN_CONVS
         .iter()
-        .filter(|o| o.tensor_cores)
+        .filter(|o| o.tensor_cores())
         .map(|o| o.kernel)
         .collect();
     names.sort_unstable();
@@ -173,16 +241,20 @@ const SEARCH_WORKSPACE: usize = 256 << 20;
 impl Network {
     /// Uploads the plan; `cached` algorithm choices are used as they are, otherwise every
     /// convolution's algorithm is measured (cudnnFind) and only deterministic ones are taken —
-    /// replays must be bit-exact. `tensor_cores`: the FP16 mma kernels may be used.
+    /// replays must be bit-exact. `tensor_cores`: the FP16 mma kernels may be used. Independent
+    /// branches run on up to `streams` streams (1: every step in order on the frame's stream).
     pub fn build(
         gpu: &Gpu,
         plan: Plan,
         half: bool,
         tensor_cores: bool,
         cached: Option<&[ConvChoice]>,
+        streams: usize,
     ) -> Result<Network, DetectError> {
         let usable = |algo: u32| match own_conv(algo) {
-            Some(o) => tensor_cores || !o.tensor_cores,
+            Some(o) => {
+                (tensor_cores || !o.tensor_cores()) && gpu.shared_fits(o.kernel, o.shared_bytes())
+            }
             None => algo_from(algo).is_some(),
         };
         let elem: usize = if half { 2 } else { 4 };
@@ -214,10 +286,7 @@ impl Network {
                 weights.push(b);
             }
         }
-        let handle = Handle(dnn::create_handle().map_err(|e| dnn_error("handle", e))?);
-        // SAFETY: the handle is valid; the stream outlives the network (both owned by the backend).
-        unsafe { dnn::set_stream(handle.0, gpu.stream.cu_stream() as *mut _) }
-            .map_err(|e| dnn_error("set stream", e))?;
+        let handle = Handle::on(&gpu.stream)?;
         // The engine's kernels index with 32 bits.
         if let Some(&largest) = plan.buffers.iter().max() {
             if largest > i32::MAX as usize {
@@ -267,7 +336,7 @@ impl Network {
                         let ws = (search.1, best.workspace);
                         choice = ConvChoice {
                             time_ms: time_layer(gpu, || {
-                                launch_cudnn(gpu, handle.0, d, best.algo, ws, c, io)
+                                launch_cudnn(gpu, &gpu.stream, handle.0, d, best.algo, ws, c, io)
                             })?,
                             ..best
                         };
@@ -276,7 +345,9 @@ impl Network {
                         .iter()
                         .filter(|o| usable(o.algo) && partials_bytes(o, c) <= MAX_PARTIALS_BYTES);
                     for own in candidates {
-                        let t = time_layer(gpu, || launch_own(gpu, own, c, io, search_partials.1))?;
+                        let t = time_layer(gpu, || {
+                            launch_own(gpu, &gpu.stream, own, c, io, search_partials.1)
+                        })?;
                         if t < choice.time_ms {
                             choice = ConvChoice {
                                 algo: own.algo,
@@ -303,28 +374,64 @@ impl Network {
             plan.steps.iter().filter(|s| matches!(s, Step::Conv(c) if c.is_depthwise())).count(),
             choices.iter().map(|c| c.time_ms).sum::<f32>()
         );
-        let ws = choices.iter().map(|c| c.workspace).max().unwrap_or(0);
-        let (slice, ptr) = gpu.alloc(ws)?;
-        let dense_convs = plan.steps.iter().filter_map(|s| match s {
-            Step::Conv(c) if !c.is_depthwise() => Some(c),
-            _ => None,
-        });
-        let partials = dense_convs
-            .zip(&choices)
-            .filter_map(|(c, choice)| own_conv(choice.algo).map(|o| partials_bytes(o, c)))
-            .max()
-            .unwrap_or(0);
-        let partials = gpu.alloc(partials)?;
+        let mut choice_of = Vec::with_capacity(plan.steps.len());
+        let mut dense = 0;
+        for s in &plan.steps {
+            choice_of.push(match s {
+                Step::Conv(c) if !c.is_depthwise() => {
+                    dense += 1;
+                    Some(dense - 1)
+                }
+                _ => None,
+            });
+        }
+        let schedule = branches::schedule(&plan.steps, streams);
+        // Scratch per lane, sized for the convolutions on it; lane 0's for all of them
+        // (`profile_steps` runs every step there).
+        let scratch = |lane: Option<usize>| {
+            let mut need = (0, 0);
+            for (i, (s, choice)) in plan.steps.iter().zip(&choice_of).enumerate() {
+                let (Step::Conv(c), Some(k)) = (s, choice) else {
+                    continue;
+                };
+                if lane.is_some_and(|l| schedule.lane[i] != l) {
+                    continue;
+                }
+                let choice = choices[*k];
+                need.0 = need.0.max(choice.workspace);
+                need.1 = need
+                    .1
+                    .max(own_conv(choice.algo).map_or(0, |o| partials_bytes(o, c)));
+            }
+            need
+        };
+        let (workspace, partials) = scratch(None);
+        let mut lanes = vec![Lane::new(
+            gpu,
+            gpu.stream.clone(),
+            handle,
+            workspace,
+            partials,
+        )?];
+        for l in 1..schedule.lanes {
+            let stream = gpu
+                .ctx
+                .new_stream()
+                .map_err(|e| gpu_error("creating a stream", e))?;
+            let (workspace, partials) = scratch(Some(l));
+            let handle = Handle::on(&stream)?;
+            lanes.push(Lane::new(gpu, stream, handle, workspace, partials)?);
+        }
         Ok(Network {
             plan,
             half,
             buffers,
             weights,
             convs,
+            choice_of,
             choices,
-            workspace: (slice, ptr, ws),
-            partials,
-            handle,
+            schedule,
+            lanes,
         })
     }
 
@@ -344,10 +451,37 @@ impl Network {
     }
 
     /// Puts every step on the stream.
+    /// The other lanes fork from the frame's stream (they see the preprocessed input), wait for
+    /// each other where the schedule says, and join it again at the end (the decoder sees every
+    /// output). Under graph capture the events become the graph's edges.
     pub fn enqueue(&self, gpu: &Gpu) -> Result<(), DetectError> {
-        let mut conv_index = 0;
-        for (step, desc) in self.plan.steps.iter().zip(&self.convs) {
-            self.enqueue_step(gpu, step, desc.as_ref(), &mut conv_index)?;
+        let event_error = |e| gpu_error("stream event", e);
+        let main = &self.lanes[0].stream;
+        if self.lanes.len() > 1 {
+            let fork = main.record_event(None).map_err(event_error)?;
+            for lane in &self.lanes[1..] {
+                lane.stream.wait(&fork).map_err(event_error)?;
+            }
+        }
+        let s = &self.schedule;
+        let mut done: Vec<Option<CudaEvent>> = (0..s.lane.len()).map(|_| None).collect();
+        for &i in &s.order {
+            let lane = &self.lanes[s.lane[i]];
+            for &j in &s.waits[i] {
+                let event = done[j].as_ref().ok_or_else(|| {
+                    DetectError::Backend(format!(
+                        "cuda: step {i} waits for step {j}, not yet enqueued"
+                    ))
+                })?;
+                lane.stream.wait(event).map_err(event_error)?;
+            }
+            self.enqueue_step(gpu, lane, i)?;
+            if s.signals[i] {
+                done[i] = Some(lane.stream.record_event(None).map_err(event_error)?);
+            }
+        }
+        for lane in &self.lanes[1..] {
+            main.join(&lane.stream).map_err(event_error)?;
         }
         Ok(())
     }
@@ -360,11 +494,10 @@ impl Network {
                 .record_event(Some(CU_EVENT_DEFAULT))
                 .map_err(|e| gpu_error("event", e))
         };
-        let mut conv_index = 0;
         hold_gpu(gpu)?;
         let mut marks = vec![event()?];
-        for (step, desc) in self.plan.steps.iter().zip(&self.convs) {
-            self.enqueue_step(gpu, step, desc.as_ref(), &mut conv_index)?;
+        for i in 0..self.plan.steps.len() {
+            self.enqueue_step(gpu, &self.lanes[0], i)?;
             marks.push(event()?);
         }
         gpu.sync()?;
@@ -379,13 +512,10 @@ impl Network {
         Ok(out)
     }
 
-    fn enqueue_step(
-        &self,
-        gpu: &Gpu,
-        step: &Step,
-        desc: Option<&Descriptors>,
-        conv_index: &mut usize,
-    ) -> Result<(), DetectError> {
+    /// Puts step `index` on `lane`.
+    fn enqueue_step(&self, gpu: &Gpu, lane: &Lane, index: usize) -> Result<(), DetectError> {
+        let step = &self.plan.steps[index];
+        let stream = &lane.stream;
         let buf = |id: usize| self.buffer(id);
         let wt = |id: usize| self.weights.get(id).map_or(0, |w| w.1);
         {
@@ -395,20 +525,21 @@ impl Network {
                     let refs: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
                     // One thread per channel pair.
                     let threads = c.n * c.oh * c.ow * c.k.div_ceil(2);
-                    gpu.launch("dwconv_nhwc", threads, 1, 0, &refs)?;
+                    gpu.launch_on(stream, "dwconv_nhwc", threads, 1, 0, &refs)?;
                 }
                 Step::Conv(c) => {
-                    let choice = self.choices[*conv_index];
-                    *conv_index += 1;
+                    let choice = self.choice_of[index]
+                        .and_then(|k| self.choices.get(k))
+                        .ok_or_else(|| DetectError::Backend("cuda: conv without a plan".into()))?;
                     let io = self.conv_io(c);
                     if let Some(own) = own_conv(choice.algo) {
-                        return launch_own(gpu, own, c, io, self.partials.1);
+                        return launch_own(gpu, stream, own, c, io, lane.partials.1);
                     }
-                    let d = desc.ok_or_else(|| {
+                    let d = self.convs[index].as_ref().ok_or_else(|| {
                         DetectError::Backend("cuda: conv without descriptors".into())
                     })?;
-                    let workspace = (self.workspace.1, self.workspace.2);
-                    launch_cudnn(gpu, self.handle.0, d, choice.algo, workspace, c, io)?;
+                    let workspace = (lane.workspace.1, lane.workspace.2);
+                    launch_cudnn(gpu, stream, lane.handle.0, d, choice.algo, workspace, c, io)?;
                 }
                 Step::Pad {
                     x,
@@ -433,7 +564,7 @@ impl Network {
                         &i(*ow),
                         value,
                     ];
-                    gpu.launch("pad_nhwc", n * oh * ow * c, 1, 0, &args)?;
+                    gpu.launch_on(stream, "pad_nhwc", n * oh * ow * c, 1, 0, &args)?;
                 }
                 Step::MaxPool {
                     x,
@@ -461,7 +592,7 @@ impl Network {
                         &i(*oh),
                         &i(*ow),
                     ];
-                    gpu.launch("maxpool_nhwc", n * oh * ow * c, 1, 0, &args)?;
+                    gpu.launch_on(stream, "maxpool_nhwc", n * oh * ow * c, 1, 0, &args)?;
                 }
                 Step::Resize {
                     x,
@@ -495,7 +626,7 @@ impl Network {
                         &coord,
                         &i32::from(*round),
                     ];
-                    gpu.launch("resize_nhwc", n * oh * ow * c, 1, 0, &args)?;
+                    gpu.launch_on(stream, "resize_nhwc", n * oh * ow * c, 1, 0, &args)?;
                 }
                 Step::Eltwise { a, b, y, len, act } => {
                     let (code, p, q) = act.code();
@@ -508,7 +639,7 @@ impl Network {
                         &p,
                         &q,
                     ];
-                    gpu.launch("eltwise", *len, 1, 0, &args)?;
+                    gpu.launch_on(stream, "eltwise", *len, 1, 0, &args)?;
                 }
                 Step::Affine {
                     x,
@@ -526,7 +657,7 @@ impl Network {
                         &(*len as i64),
                         &i(*channels),
                     ];
-                    gpu.launch("affine", *len, 1, 0, &args)?;
+                    gpu.launch_on(stream, "affine", *len, 1, 0, &args)?;
                 }
                 Step::Copy {
                     x,
@@ -548,10 +679,10 @@ impl Network {
                         &(*x_offset as i64),
                         &(*y_offset as i64),
                     ];
-                    gpu.launch("copy_slab", outer * len, 1, 0, &args)?;
+                    gpu.launch_on(stream, "copy_slab", outer * len, 1, 0, &args)?;
                 }
                 Step::Permute { x, y, dims, axes } => {
-                    launch_permute(gpu, buf(*y), buf(*x), dims, axes)?
+                    launch_permute(gpu, stream, buf(*y), buf(*x), dims, axes)?
                 }
             }
         }
@@ -560,8 +691,10 @@ impl Network {
 }
 
 /// A cuDNN convolution followed by the epilogue kernel (bias, residual, activation).
+#[allow(clippy::too_many_arguments)]
 fn launch_cudnn(
     gpu: &Gpu,
+    stream: &CudaStream,
     handle: sys::cudnnHandle_t,
     d: &Descriptors,
     algo: u32,
@@ -595,7 +728,7 @@ fn launch_cudnn(
     let (code, a, b) = c.act.code();
     if bias != 0 || residual != 0 || code != 0 {
         let args: [&dyn Arg; 8] = [&y, &bias, &residual, &(n as i64), &i(c.k), &code, &a, &b];
-        gpu.launch("epilogue", n, 1, 0, &args)?;
+        gpu.launch_on(stream, "epilogue", n, 1, 0, &args)?;
     }
     Ok(())
 }
@@ -713,13 +846,14 @@ fn conv_args(
 /// where the reduction is split).
 fn launch_own(
     gpu: &Gpu,
+    stream: &CudaStream,
     own: &OwnConv,
     c: &ConvStep,
     io: ConvIo,
     partials: DevPtr,
 ) -> Result<(), DetectError> {
     let mut args = conv_args(c, &io);
-    if own.tensor_cores {
+    if own.tensor_cores() {
         args.push(Box::new(partials));
     }
     let args: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
@@ -729,7 +863,14 @@ fn launch_own(
         c.k.div_ceil(own.tile.1) as u32,
         own.splits as u32,
     );
-    gpu.launch_grid(own.kernel, grid, own.threads, 0, &args)?;
+    gpu.launch_grid_on(
+        stream,
+        own.kernel,
+        grid,
+        own.threads,
+        own.shared_bytes(),
+        &args,
+    )?;
     if own.splits > 1 {
         let (_, y, _, bias, residual) = io;
         let (code, a, b) = c.act.code();
@@ -746,7 +887,7 @@ fn launch_own(
             &b,
             &i(c.y_at.pitch),
         ];
-        gpu.launch("conv_split_sum", pixels * c.k, 1, 0, &sum_args)?;
+        gpu.launch_on(stream, "conv_split_sum", pixels * c.k, 1, 0, &sum_args)?;
     }
     Ok(())
 }
@@ -779,6 +920,7 @@ fn describe(step: &Step) -> String {
 /// Launches the permute kernel: row-major `y` with axis i = axis `axes[i]` of row-major `x`.
 pub fn launch_permute(
     gpu: &Gpu,
+    stream: &CudaStream,
     y: DevPtr,
     x: DevPtr,
     dims: &[usize],
@@ -787,7 +929,7 @@ pub fn launch_permute(
     let (out_dims, strides) = permute_args(dims, axes)?;
     let total: usize = dims.iter().product();
     let args: [&dyn Arg; 6] = [&y, &x, &i(dims.len()), &(total as i64), &out_dims, &strides];
-    gpu.launch("permute", total, 1, 0, &args)
+    gpu.launch_on(stream, "permute", total, 1, 0, &args)
 }
 
 /// Kernel arguments of a permute: output dims and the input stride of each output axis.

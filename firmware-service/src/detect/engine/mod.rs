@@ -1,7 +1,9 @@
 //! The GPU engine's model compiler: ONNX import with constant folding ([`onnx`]) and lowering to
-//! NHWC GPU steps with fusion ([`plan`]). Pure Rust, tested without a GPU; the `cuda` backend
+//! NHWC GPU steps with fusion ([`plan`]), concats written in place ([`in_place`]) and the
+//! independent branches ([`branches`]). Pure Rust, tested without a GPU; the `cuda` backend
 //! (`detect/cuda`) runs the plan.
 
+pub mod branches;
 pub mod in_place;
 pub mod onnx;
 pub mod plan;
