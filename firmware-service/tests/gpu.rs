@@ -61,6 +61,31 @@ fn options(precision: Precision, cache: Option<&Path>) -> CudaOptions {
     }
 }
 
+/// The preprocessed person photo and tract's network outputs for it: the reference.
+fn tract_outputs(m: &Manifest) -> (adas_plugins::Tensor, Vec<adas_plugins::Tensor>) {
+    let mut tract = adasd::detect::TractBackend::load(m).unwrap();
+    let img = &media()[1].1;
+    let (input, _) = preprocess(
+        img.as_raw(),
+        img.width() as usize,
+        img.height() as usize,
+        &m.input,
+    )
+    .unwrap();
+    let want = tract.infer_owned(&input).unwrap();
+    (input, want)
+}
+
+/// The plan file the engine wrote into the cache directory `dir`.
+fn plan_file(dir: &Path) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".plan.json"))
+        .unwrap()
+}
+
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -139,16 +164,7 @@ fn decode_and_nms_kernels_match_cpu_twins() {
 fn network_matches_tract() {
     for name in MODELS {
         let m = manifest(name);
-        let mut tract = adasd::detect::TractBackend::load(&m).unwrap();
-        let img = &media()[1].1;
-        let (input, _) = preprocess(
-            img.as_raw(),
-            img.width() as usize,
-            img.height() as usize,
-            &m.input,
-        )
-        .unwrap();
-        let want = tract.infer_owned(&input).unwrap();
+        let (input, want) = tract_outputs(&m);
         for precision in [Precision::Fp32, Precision::Fp16] {
             let mut gpu =
                 CudaBackend::load(&m, m.score_threshold, &options(precision, None)).unwrap();
@@ -178,25 +194,11 @@ fn network_matches_tract() {
 fn every_own_convolution_kernel_matches_tract() {
     for name in MODELS {
         let m = manifest(name);
-        let mut tract = adasd::detect::TractBackend::load(&m).unwrap();
-        let img = &media()[1].1;
-        let (input, _) = preprocess(
-            img.as_raw(),
-            img.width() as usize,
-            img.height() as usize,
-            &m.input,
-        )
-        .unwrap();
-        let want = tract.infer_owned(&input).unwrap();
+        let (input, want) = tract_outputs(&m);
         let dir = tempfile::tempdir().unwrap();
         let o = options(Precision::Fp16, Some(dir.path()));
         drop(CudaBackend::load(&m, m.score_threshold, &o).unwrap());
-        let plan = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with(".plan.json"))
-            .unwrap();
+        let plan = plan_file(dir.path());
         let mut file: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
         for own in &OWN_CONVS {
@@ -335,12 +337,7 @@ fn plan_cache_is_used_and_rebuilt_when_its_key_changes() {
     );
     drop(second);
     // Pretend the plan was made under another driver.
-    let plan = std::fs::read_dir(dir.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".plan.json"))
-        .unwrap();
+    let plan = plan_file(dir.path());
     let text = std::fs::read_to_string(&plan).unwrap();
     let tampered = text.replacen("\"driver\": ", "\"driver\": 1", 1);
     assert_ne!(text, tampered);

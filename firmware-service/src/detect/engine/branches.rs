@@ -315,37 +315,23 @@ mod tests {
     #[test]
     fn the_shipped_models_keep_every_dependency_and_gain_lanes() {
         use crate::detect::engine::{in_place, onnx, plan};
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for (model, shape, nchw, outputs) in [
-            (
-                "models/nanodet_m_coco_416.onnx",
-                vec![1, 3, 416, 416],
-                true,
-                vec![
-                    "Identity:0",
-                    "Identity_1:0",
-                    "Identity_2:0",
-                    "Identity_3:0",
-                    "Identity_4:0",
-                    "Identity_5:0",
-                ],
-            ),
-            (
-                "models/ssdlite_mobilenet_v2_pedestrian_300.onnx",
-                vec![1, 300, 300, 3],
-                false,
-                vec!["concat:0", "concat_1:0"],
-            ),
+        use adas_plugins::manifest::{Layout, Manifest};
+        let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        for name in [
+            "nanodet_m_coco_416.toml",
+            "ssdlite_mobilenet_v2_pedestrian_300.toml",
         ] {
-            let graph = onnx::load(&root.join(model)).unwrap();
-            let mut p = plan::lower(&graph, &shape, nchw, &outputs).unwrap();
+            let m = Manifest::load(&models.join(name)).unwrap();
+            let graph = onnx::load(&m.onnx).unwrap();
+            let nchw = m.input.layout == Layout::Nchw;
+            let mut p = plan::lower(&graph, &m.input.shape, nchw, &m.output_names()).unwrap();
             in_place::write_concats_in_place(&mut p);
             let s = schedule(&p.steps, 4);
             check(&p.steps, &s);
-            assert!(s.lanes > 1, "{model}: no independent branches found");
+            assert!(s.lanes > 1, "{name}: no independent branches found");
             let waits: usize = s.waits.iter().map(Vec::len).sum();
             println!(
-                "{model}: {} steps on {} lanes, {waits} cross-lane waits",
+                "{name}: {} steps on {} lanes, {waits} cross-lane waits",
                 p.steps.len(),
                 s.lanes
             );
