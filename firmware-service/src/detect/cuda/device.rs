@@ -1,5 +1,6 @@
 //! The GPU: context, the frame's stream, kernels compiled by NVRTC (cached as PTX), device
-//! buffers and launches (on the frame's stream, or on a lane of the network). Everything the rest of the backend does on the GPU goes through here.
+//! buffers and launches (on the frame's stream, or on a lane of the network). Everything the
+//! rest of the backend does on the GPU goes through here.
 
 use crate::detect::DetectError;
 use cudarc::driver::{

@@ -365,9 +365,9 @@ extern "C" __global__ void spin(long long ns) {
 // and their sums are added in shared memory in warp order — split-K inside the block, which
 // gives the small late layers (≤ 52×52 pixels, hundreds of input channels) SPLIT times the
 // parallelism of a plain tile while staying bit-identical from run to run (no atomics). The
-// reduction is walked in slices of KC (16 · SPLIT halves per warp and slice, or 32 for short
-// reductions such as 1×1 layers with 16 or 24 input channels, which a 64-wide slice would mostly
-// fill with zeros), double-buffered: while the warps multiply one slice, cp.async copies the
+// reduction is walked in slices of KC halves (64; 128 and 256 for the 8- and 16-warp kernels,
+// 16 per warp; or 32 for short reductions such as 1×1 layers with 16 or 24 input channels, which
+// a 64-wide slice would mostly fill with zeros), double-buffered: while the warps multiply one slice, cp.async copies the
 // next into shared memory (V halves per copy: 16 bytes when C is a multiple of 8). At batch 1 a
 // slice costs about one memory round trip whatever its width, so wider slices over more warps
 // (8 warps × 128, 16 × 256) shorten the walk without a second kernel.

@@ -47,20 +47,11 @@ impl Drop for Descriptors {
 struct Handle(sys::cudnnHandle_t);
 impl Drop for Handle {
     fn drop(&mut self) {
-        // SAFETY: created in `Network::build`, destroyed once.
+        // SAFETY: created by `Handle::on`, destroyed once.
         unsafe {
             let _ = dnn::destroy_handle(self.0);
         }
     }
-}
-
-/// A stream the network's steps run on, with what its convolutions use privately: cuDNN handle,
-/// cuDNN workspace, split-K partial sums. Lane 0 is the frame's stream.
-struct Lane {
-    handle: Handle,
-    workspace: (CudaSlice<u8>, DevPtr, usize),
-    partials: (CudaSlice<u8>, DevPtr),
-    stream: Arc<CudaStream>,
 }
 
 impl Handle {
@@ -73,6 +64,15 @@ impl Handle {
             .map_err(|e| dnn_error("set stream", e))?;
         Ok(handle)
     }
+}
+
+/// A stream the network's steps run on, with what its convolutions use privately: cuDNN handle,
+/// cuDNN workspace, split-K partial sums. Lane 0 is the frame's stream.
+struct Lane {
+    handle: Handle,
+    workspace: (CudaSlice<u8>, DevPtr, usize),
+    partials: (CudaSlice<u8>, DevPtr),
+    stream: Arc<CudaStream>,
 }
 
 impl Lane {
@@ -305,11 +305,18 @@ impl Network {
                 _ => None,
             });
         }
-        let n_convs = plan
-            .steps
-            .iter()
-            .filter(|s| matches!(s, Step::Conv(c) if !c.is_depthwise()))
-            .count();
+        // Per step: its index among the dense convolutions, the ones with a measured choice.
+        let mut choice_of = Vec::with_capacity(plan.steps.len());
+        let mut n_convs = 0;
+        for s in &plan.steps {
+            choice_of.push(match s {
+                Step::Conv(c) if !c.is_depthwise() => {
+                    n_convs += 1;
+                    Some(n_convs - 1)
+                }
+                _ => None,
+            });
+        }
         let choices: Vec<ConvChoice> = match cached {
             Some(c) if c.len() == n_convs && c.iter().all(|c| usable(c.algo)) => c.to_vec(),
             _ => {
@@ -374,17 +381,6 @@ impl Network {
             plan.steps.iter().filter(|s| matches!(s, Step::Conv(c) if c.is_depthwise())).count(),
             choices.iter().map(|c| c.time_ms).sum::<f32>()
         );
-        let mut choice_of = Vec::with_capacity(plan.steps.len());
-        let mut dense = 0;
-        for s in &plan.steps {
-            choice_of.push(match s {
-                Step::Conv(c) if !c.is_depthwise() => {
-                    dense += 1;
-                    Some(dense - 1)
-                }
-                _ => None,
-            });
-        }
         let schedule = branches::schedule(&plan.steps, streams);
         // Scratch per lane, sized for the convolutions on it; lane 0's for all of them
         // (`profile_steps` runs every step there).
@@ -450,8 +446,7 @@ impl Network {
         self.buffer(self.plan.input)
     }
 
-    /// Puts every step on the stream.
-    /// The other lanes fork from the frame's stream (they see the preprocessed input), wait for
+    /// Puts every step on its lane. The other lanes fork from the frame's stream (they see the preprocessed input), wait for
     /// each other where the schedule says, and join it again at the end (the decoder sees every
     /// output). Under graph capture the events become the graph's edges.
     pub fn enqueue(&self, gpu: &Gpu) -> Result<(), DetectError> {
