@@ -211,20 +211,37 @@ impl Gpu {
             .map_err(|e| gpu_error("synchronize (a kernel failed?)", e))
     }
 
-    /// Whether `name` can be launched with `bytes` of dynamic shared memory: above the default
-    /// 48 KiB a kernel must opt in, up to what the GPU allows per block (H100 227 KiB, Orin
-    /// 163 KiB); false where it cannot (the kernel is then not a candidate).
-    pub fn shared_fits(&self, name: &str, bytes: u32) -> bool {
+    /// Whether `name` is loaded and can be launched with `threads` per block and `bytes` of
+    /// dynamic shared memory, its blocks in clusters of `cluster` (1: none; the cluster size is
+    /// compiled into the kernel). Above the default 48 KiB a kernel must opt in, up to what the
+    /// GPU allows per block (H100 227 KiB, Orin 163 KiB); a cluster must fit on one GPC. Where
+    /// it cannot, the kernel is not a candidate.
+    pub fn fits(&self, name: &str, threads: u32, bytes: u32, cluster: u32) -> bool {
         use cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
         const DEFAULT_LIMIT: u32 = 48 << 10;
-        if bytes <= DEFAULT_LIMIT {
-            return true;
-        }
-        let (Some(f), Ok(bytes)) = (self.functions.get(name), i32::try_from(bytes)) else {
+        let Some(f) = self.functions.get(name) else {
             return false;
         };
-        f.set_attribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes)
-            .is_ok()
+        if bytes > DEFAULT_LIMIT {
+            let Ok(bytes) = i32::try_from(bytes) else {
+                return false;
+            };
+            if f.set_attribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, bytes)
+                .is_err()
+            {
+                return false;
+            }
+        }
+        if cluster <= 1 {
+            return true;
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (1, 1, cluster),
+            block_dim: (threads, 1, 1),
+            shared_mem_bytes: bytes,
+        };
+        f.occupancy_max_active_clusters(cfg, &self.stream)
+            .is_ok_and(|n| n > 0)
     }
 
     /// Launches `name` over `n` elements (grid-stride kernels), grid.y = `images`.

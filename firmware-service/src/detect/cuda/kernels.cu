@@ -375,7 +375,11 @@ extern "C" __global__ void spin(long long ns) {
 // (network.rs, `OwnConv::shared_bytes`).
 // With gridDim.z > 1 the slices are also split between blocks (split-K for layers with few
 // tiles and long reductions, e.g. 3×3×256 at 13×13): each block writes its FP32 sums to
-// `partial` and conv_split_sum adds them in order and applies the epilogue.
+// `partial` and conv_split_sum adds them in order and applies the epilogue. On sm_90+ the
+// CLUSTER variants make the blocks of a tile one thread-block cluster instead: they add their
+// sums through distributed shared memory (each block finishes 1/CLUSTER of the tile's rows), so
+// the FP32 partials never reach global memory and the second kernel disappears. Both orders of
+// addition are the same (warps, then blocks, each in index order): bit-identical results.
 #if ADAS_HALF
 template <int V> struct Halves;
 template <> struct Halves<8> { typedef uint4 type; };
@@ -430,6 +434,34 @@ __device__ __forceinline__ void mma_stage(T (*dst)[Pitch<KC>::value], const T* s
 
 __device__ __forceinline__ unsigned int pair(const T* p) { return *(const unsigned int*)p; }
 
+// The fused epilogue of one output value of a tensor-core convolution.
+__device__ __forceinline__ void conv_store(T* y, float v, int p, int kk, int k, int yp,
+                                           const float* bias, const T* residual, int act, float a,
+                                           float b) {
+    if (bias) v += bias[kk];
+    if (residual) v += ld(residual, (long long)p * k + kk);
+    st(y, (long long)p * yp + kk, activate(v, act, a, b));
+}
+
+#if __CUDA_ARCH__ >= 900
+// Every thread of every block of the cluster arrives, then waits: shared-memory writes before
+// are visible to the whole cluster after (release / acquire).
+__device__ __forceinline__ void cluster_sync() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+}
+
+// The float at `p` (this block's shared memory) in the shared memory of cluster block `rank`.
+__device__ __forceinline__ float cluster_load(const float* p, unsigned int rank) {
+    unsigned long long generic = (unsigned long long)p, local;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(local) : "l"(generic));
+    unsigned int remote;
+    asm("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"((unsigned int)local), "r"(rank));
+    float v;
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
+    return v;
+}
+#endif
+
 template <int WARPS_M, int WARPS_N, int KC, int WARPS> struct MmaShape {
     static constexpr int BM = 32 * WARPS_M, BN = 32 * WARPS_N, SPLIT = WARPS / (WARPS_M * WARPS_N);
     static constexpr int THREADS = 32 * WARPS, LD = Pitch<KC>::value;
@@ -441,7 +473,7 @@ template <int WARPS_M, int WARPS_N, int KC, int WARPS> struct MmaShape {
 
 extern __shared__ __align__(16) unsigned char mma_smem[];
 
-template <int WARPS_M, int WARPS_N, int KC, int WARPS>
+template <int WARPS_M, int WARPS_N, int KC, int WARPS, int CLUSTER>
 __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const float* bias,
                                          const T* residual, int n, int h, int wd, int c, int k,
                                          int r, int s, int ph, int pw, int sh, int sw, int dh,
@@ -539,6 +571,29 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
                 red[split * BM + m0 + i * 16 + g + (l / 2) * 8][n0 + j * 8 + 2 * t4 + l % 2] =
                     acc[i][j][l];
     __syncthreads();
+#if __CUDA_ARCH__ >= 900
+    if constexpr (CLUSTER > 1) {
+        // The warps' sums (each value by one thread), then the cluster's, in rank order.
+        for (int e = threadIdx.x; e < BM * BN; e += THREADS) {
+            int row = e / BN, col = e % BN;
+            float v = red[row][col];
+            for (int sp = 1; sp < SPLIT; ++sp) v += red[sp * BM + row][col];
+            red[row][col] = v;
+        }
+        cluster_sync();
+        unsigned int rank;
+        asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+        constexpr int ROWS = BM / CLUSTER;
+        for (int e = threadIdx.x; e < ROWS * BN; e += THREADS) {
+            int row = rank * ROWS + e / BN, col = e % BN, p = p0 + row, kk = k0 + col;
+            if (p >= P || kk >= k) continue;
+            float v = cluster_load(&red[row][col], 0);
+            for (unsigned int z = 1; z < CLUSTER; ++z) v += cluster_load(&red[row][col], z);
+            conv_store(y, v, p, kk, k, yp, bias, residual, act, a, b);
+        }
+        cluster_sync();  // this block's sums stay until every block of the cluster has read them
+    } else
+#endif
     // Consecutive threads write consecutive channels: coalesced stores.
     for (int e = threadIdx.x; e < BM * BN; e += THREADS) {
         int row = e / BN, col = e % BN, p = p0 + row, kk = k0 + col;
@@ -549,29 +604,38 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
             partial[((long long)blockIdx.z * P + p) * k + kk] = v;
             continue;
         }
-        if (bias) v += bias[kk];
-        if (residual) v += ld(residual, (long long)p * k + kk);
-        st(y, (long long)p * yp + kk, activate(v, act, a, b));
+        conv_store(y, v, p, kk, k, yp, bias, residual, act, a, b);
     }
 #endif
 }
-#define CONV_MMA(NAME, WM, WN, KC, WARPS)                                                           \
-    extern "C" __global__ void __launch_bounds__(32 * WARPS) NAME(                             \
+#define CONV_MMA(NAME, WM, WN, KC, WARPS, CLUSTER, ATTRIBUTES)                                 \
+    extern "C" __global__ void ATTRIBUTES __launch_bounds__(32 * WARPS) NAME(                  \
         T* y, const T* x, const T* w, const float* bias, const T* residual, int n, int h,       \
         int wd, int c, int k, int r, int s, int ph, int pw, int sh, int sw, int dh, int dw,     \
         int oh, int ow, int act, float a, float b, int xp, int yp, float* partial) {            \
-        conv_mma<WM, WN, KC, WARPS>(y, x, w, bias, residual, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh, dw, \
-                         oh, ow, act, a, b, xp, yp, partial);                                   \
+        conv_mma<WM, WN, KC, WARPS, CLUSTER>(y, x, w, bias, residual, n, h, wd, c, k, r, s, ph, pw, sh, \
+                         sw, dh, dw, oh, ow, act, a, b, xp, yp, partial);                       \
     }
 // 32 × 32 tile, reduction split over the 4 warps: small layers.
-CONV_MMA(conv_mma_split, 1, 1, 64, 4)
+CONV_MMA(conv_mma_split, 1, 1, 64, 4, 1, )
 // The same over 8 and 16 warps with 128- and 256-wide slices: long reductions.
-CONV_MMA(conv_mma_split8, 1, 1, 128, 8)
-CONV_MMA(conv_mma_split16, 1, 1, 256, 16)
+CONV_MMA(conv_mma_split8, 1, 1, 128, 8, 1, )
+CONV_MMA(conv_mma_split16, 1, 1, 256, 16, 1, )
 // 64 × 64 tile, one 32 × 32 quarter per warp: large layers.
-CONV_MMA(conv_mma_wide, 2, 2, 64, 4)
+CONV_MMA(conv_mma_wide, 2, 2, 64, 4, 1, )
 // The same with 32-wide slices: large layers with short reductions.
-CONV_MMA(conv_mma_wide32, 2, 2, 32, 4)
+CONV_MMA(conv_mma_wide32, 2, 2, 32, 4, 1, )
+#if __CUDA_ARCH__ >= 900
+// Split-K over a cluster of 4 or 8 blocks (launched with gridDim.z = the cluster size).
+CONV_MMA(conv_mma_split_c4, 1, 1, 64, 4, 4, __cluster_dims__(1, 1, 4))
+CONV_MMA(conv_mma_split_c8, 1, 1, 64, 4, 8, __cluster_dims__(1, 1, 8))
+CONV_MMA(conv_mma_split8_c4, 1, 1, 128, 8, 4, __cluster_dims__(1, 1, 4))
+CONV_MMA(conv_mma_split8_c8, 1, 1, 128, 8, 8, __cluster_dims__(1, 1, 8))
+CONV_MMA(conv_mma_split16_c4, 1, 1, 256, 16, 4, __cluster_dims__(1, 1, 4))
+CONV_MMA(conv_mma_split16_c8, 1, 1, 256, 16, 8, __cluster_dims__(1, 1, 8))
+CONV_MMA(conv_mma_wide_c4, 2, 2, 64, 4, 4, __cluster_dims__(1, 1, 4))
+CONV_MMA(conv_mma_wide_c8, 2, 2, 64, 4, 8, __cluster_dims__(1, 1, 8))
+#endif
 
 // The end of a split-K convolution: y = act(Σ_z partial[z] + bias + residual), z in order.
 extern "C" __global__ void conv_split_sum(T* y, const float* partial, int splits, int pixels,

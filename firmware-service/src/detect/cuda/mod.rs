@@ -177,7 +177,9 @@ impl CudaBackend {
         tracing::info!(model = %manifest.name, steps = lowered.steps.len(), "cuda engine plan: {}", lowered.summary());
         let mut engine_names = ENGINE_NAMES.to_vec();
         if half {
-            engine_names.extend(network::tensor_core_kernels());
+            // Thread-block clusters: compute capability 9.0 (Hopper) or newer.
+            let clusters = gpu.identity.compute_capability >= (9, 0);
+            engine_names.extend(network::tensor_core_kernels(clusters));
         }
         gpu.load_kernels(ENGINE_KERNELS, half, &engine_names, cache)?;
         let plugin_src = format!("{}\n{}", plugins::PREPROCESS, plugins::POSTPROCESS);
@@ -244,6 +246,10 @@ impl CudaBackend {
             half,
             plan_source,
         })
+    }
+
+    pub fn compute_capability(&self) -> (i32, i32) {
+        self.gpu.identity.compute_capability
     }
 
     pub fn identity(&self) -> String {

@@ -127,8 +127,12 @@ pub struct OwnConv {
     /// Width of a tensor-core kernel's reduction slices (`KC` in kernels.cu; these kernels need
     /// FP16 and `mma.sync`, compute capability 8.0 or newer); 0 for the FP32 kernels.
     slice: usize,
-    /// Blocks the reduction is split between (split-K; > 1 adds a `conv_split_sum` launch).
+    /// Blocks the reduction is split between (split-K; > 1 adds a `conv_split_sum` launch,
+    /// unless `cluster`).
     pub splits: usize,
+    /// The `splits` blocks of a tile are one thread-block cluster and add their partial sums
+    /// in distributed shared memory (compute capability 9.0 or newer: Hopper, Thor).
+    pub cluster: bool,
 }
 
 const fn own(
@@ -146,10 +150,26 @@ const fn own(
         threads,
         slice,
         splits,
+        cluster: false,
     }
 }
 
-pub const OWN_CONVS: [OwnConv; 13] = [
+/// A tensor-core kernel whose split-K blocks form a cluster of `splits`.
+const fn clustered(
+    algo: u32,
+    kernel: &'static str,
+    tile: usize,
+    threads: u32,
+    slice: usize,
+    splits: usize,
+) -> OwnConv {
+    OwnConv {
+        cluster: true,
+        ..own(algo, kernel, tile, threads, slice, splits)
+    }
+}
+
+pub const OWN_CONVS: [OwnConv; 21] = [
     own(1000, "conv_igemm", 64, 256, 0, 1),
     own(1001, "conv_igemm16", 16, 256, 0, 1),
     own(1002, "conv_mma_split", 32, 128, 64, 1),
@@ -163,6 +183,14 @@ pub const OWN_CONVS: [OwnConv; 13] = [
     own(1010, "conv_mma_split8", 32, 256, 128, 4),
     own(1011, "conv_mma_split16", 32, 512, 256, 1),
     own(1012, "conv_mma_split16", 32, 512, 256, 4),
+    clustered(1013, "conv_mma_split_c4", 32, 128, 64, 4),
+    clustered(1014, "conv_mma_split_c8", 32, 128, 64, 8),
+    clustered(1015, "conv_mma_split8_c4", 32, 256, 128, 4),
+    clustered(1016, "conv_mma_split8_c8", 32, 256, 128, 8),
+    clustered(1017, "conv_mma_split16_c4", 32, 512, 256, 4),
+    clustered(1018, "conv_mma_split16_c8", 32, 512, 256, 8),
+    clustered(1019, "conv_mma_wide_c4", 64, 128, 64, 4),
+    clustered(1020, "conv_mma_wide_c8", 64, 128, 64, 8),
 ];
 
 impl OwnConv {
@@ -191,18 +219,19 @@ impl OwnConv {
 const MAX_PARTIALS_BYTES: usize = 16 << 20;
 
 fn partials_bytes(own: &OwnConv, c: &ConvStep) -> usize {
-    if own.splits > 1 {
+    if own.splits > 1 && !own.cluster {
         own.splits * c.n * c.oh * c.ow * c.k * 4
     } else {
         0
     }
 }
 
-/// The tensor-core kernels' names, loaded only for FP16 (they do not exist in the FP32 build).
-pub fn tensor_core_kernels() -> Vec<&'static str> {
+/// The tensor-core kernels' names, loaded only for FP16 (they do not exist in the FP32 build);
+/// the cluster ones only with `clusters` (compiled for compute capability 9.0 or newer only).
+pub fn tensor_core_kernels(clusters: bool) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = OWN_CONVS
         .iter()
-        .filter(|o| o.tensor_cores())
+        .filter(|o| o.tensor_cores() && (clusters || !o.cluster))
         .map(|o| o.kernel)
         .collect();
     names.sort_unstable();
@@ -253,7 +282,13 @@ impl Network {
     ) -> Result<Network, DetectError> {
         let usable = |algo: u32| match own_conv(algo) {
             Some(o) => {
-                (tensor_cores || !o.tensor_cores()) && gpu.shared_fits(o.kernel, o.shared_bytes())
+                (tensor_cores || !o.tensor_cores())
+                    && gpu.fits(
+                        o.kernel,
+                        o.threads,
+                        o.shared_bytes(),
+                        if o.cluster { o.splits as u32 } else { 1 },
+                    )
             }
             None => algo_from(algo).is_some(),
         };
@@ -866,7 +901,7 @@ fn launch_own(
         own.shared_bytes(),
         &args,
     )?;
-    if own.splits > 1 {
+    if own.splits > 1 && !own.cluster {
         let (_, y, _, bias, residual) = io;
         let (code, a, b) = c.act.code();
         let sum_args: [&dyn Arg; 11] = [
@@ -1057,4 +1092,62 @@ fn find(
                 "cuDNN offers no deterministic algorithm",
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table must agree with what kernels.cu assumes of each kernel (its static_asserts and
+    /// the cluster reduction's row split), which no compiler checks across the language border.
+    #[test]
+    fn own_kernel_table_matches_the_kernels_assumptions() {
+        let mut algos: Vec<u32> = OWN_CONVS.iter().map(|o| o.algo).collect();
+        algos.sort_unstable();
+        algos.dedup();
+        assert_eq!(algos.len(), OWN_CONVS.len(), "algo numbers are unique");
+        for o in OWN_CONVS.iter().filter(|o| o.tensor_cores()) {
+            let warps = o.threads as usize / 32;
+            let parts = (o.tile.0 / 32) * (o.tile.1 / 32);
+            assert_eq!(
+                warps % parts,
+                0,
+                "{}: whole warps per 32 × 32 part",
+                o.kernel
+            );
+            let split = warps / parts;
+            assert_eq!(
+                o.slice % (16 * split),
+                0,
+                "{}: whole 16-wide steps",
+                o.kernel
+            );
+            if o.cluster {
+                assert!(
+                    (2..=8).contains(&o.splits),
+                    "{}: portable cluster",
+                    o.kernel
+                );
+                assert_eq!(
+                    o.tile.0 % o.splits,
+                    0,
+                    "{}: rows per cluster block",
+                    o.kernel
+                );
+                assert!(
+                    o.kernel.ends_with(&format!("_c{}", o.splits)),
+                    "{}",
+                    o.kernel
+                );
+            }
+        }
+        // conv_mma_split16: two 256-wide slices of A and B, or 16 warps' 32 × 33 FP32 sums.
+        let split16 = OWN_CONVS
+            .iter()
+            .find(|o| o.algo == 1011)
+            .map(OwnConv::shared_bytes);
+        assert_eq!(split16, Some(2 * 64 * 264 * 2));
+        assert!(!tensor_core_kernels(false).iter().any(|k| k.contains("_c")));
+        assert!(tensor_core_kernels(true).contains(&"conv_mma_wide_c8"));
+    }
 }
