@@ -94,6 +94,10 @@ for model in models:
         for peer in ("eager fp16", "eager fp32", "torch.compile default fp16", "torch.compile reduce-overhead fp16"):
             if 1 in s.get(peer, {}):
                 print(f"- batch 1: adasd cuda fp16 is {s[peer][1] / ours[1]:.1f}× faster than PyTorch {peer}")
+    peer = load(out / f"peer-{model}.json")
+    if peer and "dynamo_graphs" in peer:
+        print(f"- PyTorch peer: {peer['constants_baked']} onnx2torch modules given their constant operands as "
+              f"Python values; dynamo traces {peer['dynamo_graphs']} graph(s), {peer['dynamo_graph_breaks']} break(s)")
     bench = load(out / f"bench-{model}-fp16.json")
     if 32 in ours and bench and bench.get("flops_per_image"):
         ips = 32 / ours[32] * 1e3

@@ -236,6 +236,15 @@ extern "C" __global__ void dwconv_nhwc(T* y, const T* x, const T* w, const float
     }
 }
 
+// The fused epilogue of one output value of the own convolution kernels.
+__device__ __forceinline__ void conv_store(T* y, float v, int p, int kk, int k, int yp,
+                                           const float* bias, const T* residual, int act, float a,
+                                           float b) {
+    if (bias) v += bias[kk];
+    if (residual) v += ld(residual, (long long)p * k + kk);
+    st(y, (long long)p * yp + kk, activate(v, act, a, b));
+}
+
 // Implicit-GEMM convolution (groups = 1), NHWC in and out, KRSC weights, epilogue fused:
 // y[p, k] = act(Σ_q x̂[p, q] · w[k, q] + bias[k] + residual[p, k]), with p = output pixel and
 // q = (r, s, c) the reduction index (im2col addresses computed on the fly). One block of 256
@@ -295,10 +304,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_igemm(
         for (int j = 0; j < 4; ++j) {
             int kk = k0 + tx + 16 * j;
             if (kk >= k) continue;
-            float v = acc[i][j];
-            if (bias) v += bias[kk];
-            if (residual) v += ld(residual, (long long)p * k + kk);
-            st(y, (long long)p * yp + kk, activate(v, act, a, b));
+            conv_store(y, acc[i][j], p, kk, k, yp, bias, residual, act, a, b);
         }
     }
 }
@@ -340,12 +346,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_igemm16(
         for (int j = 0; j < 16; ++j) acc = __fmaf_rn(xs[ty][j], ws[tx][j], acc);
         __syncthreads();
     }
-    if (p < P && kk < k) {
-        float v = acc;
-        if (bias) v += bias[kk];
-        if (residual) v += ld(residual, (long long)p * k + kk);
-        st(y, (long long)p * yp + kk, activate(v, act, a, b));
-    }
+    if (p < P && kk < k) conv_store(y, acc, p, kk, k, yp, bias, residual, act, a, b);
 }
 
 // Keeps the GPU busy for `ns` nanoseconds: timing runs queue their launches behind it, so CUDA
@@ -433,15 +434,6 @@ __device__ __forceinline__ void mma_stage(T (*dst)[Pitch<KC>::value], const T* s
 }
 
 __device__ __forceinline__ unsigned int pair(const T* p) { return *(const unsigned int*)p; }
-
-// The fused epilogue of one output value of a tensor-core convolution.
-__device__ __forceinline__ void conv_store(T* y, float v, int p, int kk, int k, int yp,
-                                           const float* bias, const T* residual, int act, float a,
-                                           float b) {
-    if (bias) v += bias[kk];
-    if (residual) v += ld(residual, (long long)p * k + kk);
-    st(y, (long long)p * yp + kk, activate(v, act, a, b));
-}
 
 #if __CUDA_ARCH__ >= 900
 // Every thread of every block of the cluster arrives, then waits: shared-memory writes before
