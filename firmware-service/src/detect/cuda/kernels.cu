@@ -97,9 +97,11 @@ __device__ __forceinline__ void resize_taps(int o, float scale, int len, int ole
     }
 }
 
-extern "C" __global__ void resize_nhwc(T* y, const T* x, int n, int h, int w, int c, int oh,
-                                       int ow, float scale_h, float scale_w, int linear,
-                                       int coord, int round) {
+// y = resize(x) (+ residual, an Add fused in; residual may be y itself: each value is read
+// before it is written, by the same thread).
+extern "C" __global__ void resize_nhwc(T* y, const T* x, const T* residual, int n, int h, int w,
+                                       int c, int oh, int ow, float scale_h, float scale_w,
+                                       int linear, int coord, int round) {
     FOR_EACH32(i, n * oh * ow * c) {
         int ch = i % c, t = i / c;
         int ox = t % ow;
@@ -114,7 +116,8 @@ extern "C" __global__ void resize_nhwc(T* y, const T* x, int n, int h, int w, in
         float p10 = ld(base, (y1 * w + x0) * c), p11 = ld(base, (y1 * w + x1) * c);
         float top = p00 + (p01 - p00) * fx;
         float bottom = p10 + (p11 - p10) * fx;
-        st(y, i, top + (bottom - top) * fy);
+        float v = top + (bottom - top) * fy;
+        st(y, i, residual ? v + ld(residual, i) : v);
     }
 }
 

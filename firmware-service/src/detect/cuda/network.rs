@@ -634,6 +634,7 @@ impl Network {
                     linear,
                     coord,
                     round,
+                    residual,
                 } => {
                     let coord = match coord {
                         Coord::HalfPixel => 0i32,
@@ -641,9 +642,11 @@ impl Network {
                         Coord::AlignCorners => 2,
                         Coord::PytorchHalfPixel => 3,
                     };
-                    let args: [&dyn Arg; 13] = [
+                    let residual = residual.map_or(0, buf);
+                    let args: [&dyn Arg; 14] = [
                         &buf(*y),
                         &buf(*x),
+                        &residual,
                         &i(*n),
                         &i(*h),
                         &i(*w),
@@ -939,7 +942,9 @@ fn describe(step: &Step) -> String {
         ),
         Step::Pad { nhwc, .. } => format!("pad {nhwc:?}"),
         Step::MaxPool { nhwc, .. } => format!("maxpool {nhwc:?}"),
-        Step::Resize { nhwc, .. } => format!("resize {nhwc:?}"),
+        Step::Resize {
+            nhwc, residual: r, ..
+        } => format!("resize{} {nhwc:?}", if r.is_some() { "+add" } else { "" }),
         Step::Eltwise { len, .. } => format!("eltwise {len}"),
         Step::Affine { len, .. } => format!("affine {len}"),
         Step::Copy { outer, len, .. } => format!("copy {outer}×{len}"),

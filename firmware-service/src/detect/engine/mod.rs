@@ -1,6 +1,6 @@
 //! The GPU engine's model compiler: ONNX import with constant folding ([`onnx`]) and lowering to
-//! NHWC GPU steps with fusion ([`plan`]), concats written in place ([`in_place`]) and the
-//! independent branches ([`branches`]). Pure Rust, tested without a GPU; the `cuda` backend
+//! NHWC GPU steps with fusion ([`plan`], [`resize_add`]), concats written in place ([`in_place`])
+//! and the independent branches ([`branches`]). Pure Rust, tested without a GPU; the `cuda` backend
 //! (`detect/cuda`) runs the plan.
 
 pub mod branches;
@@ -9,3 +9,4 @@ pub mod onnx;
 pub mod plan;
 #[cfg(test)]
 pub mod reference;
+pub mod resize_add;

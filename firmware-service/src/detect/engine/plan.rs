@@ -16,6 +16,7 @@
 //! without a GPU.
 
 use super::onnx::{attr_float, attr_int, attr_ints, attr_str, Const, OnnxGraph};
+use super::resize_add;
 use adas_plugins::gpu::Act;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -151,6 +152,8 @@ pub enum Step {
         coord: Coord,
         /// Nearest only: round half down (ONNX round_prefer_floor) instead of floor.
         round: bool,
+        /// `y = resize(x) + residual`: an Add fused in (`resize_add`); may be `y` itself.
+        residual: Option<BufId>,
     },
     /// `y = act(a + b)` (b optional), element-wise over `len` values.
     Eltwise {
@@ -211,9 +214,11 @@ impl Step {
         match self {
             Step::Conv(c) => [Some(c.x), c.residual].into_iter().flatten().collect(),
             Step::Eltwise { a, b, .. } => [Some(*a), *b].into_iter().flatten().collect(),
+            Step::Resize { x, residual, .. } => {
+                [Some(*x), *residual].into_iter().flatten().collect()
+            }
             Step::Pad { x, .. }
             | Step::MaxPool { x, .. }
-            | Step::Resize { x, .. }
             | Step::Affine { x, .. }
             | Step::Copy { x, .. }
             | Step::Permute { x, .. } => vec![*x],
@@ -275,7 +280,8 @@ impl Plan {
                 Step::Conv(_) => "conv",
                 Step::Pad { .. } => "pad",
                 Step::MaxPool { .. } => "maxpool",
-                Step::Resize { .. } => "resize",
+                Step::Resize { residual: None, .. } => "resize",
+                Step::Resize { .. } => "resize+add",
                 Step::Eltwise { .. } => "eltwise",
                 Step::Affine { .. } => "affine",
                 Step::Copy { .. } => "copy",
@@ -421,6 +427,7 @@ pub fn lower(
         let v = l.materialize(v, &identity(rank));
         l.plan.outputs.push((v.buf, v.shape));
     }
+    resize_add::fuse(&mut l.plan);
     Ok(l.plan)
 }
 
@@ -1253,6 +1260,7 @@ impl Lower<'_> {
             linear,
             coord,
             round,
+            residual: None,
         });
         self.define(node, Val::nhwc(y, [n, c, oh, ow], ready));
         Ok(())
@@ -1416,7 +1424,29 @@ mod tests {
             "{}",
             plan.summary()
         );
-        assert_eq!(count(&|s| matches!(s, Step::Resize { .. })), 4);
+        // The PAN's four adds are fused into its resizes (engine::resize_add): the laterals
+        // carry no residual, so they do not wait for the top-down path.
+        assert_eq!(
+            count(&|s| matches!(
+                s,
+                Step::Resize {
+                    residual: Some(_),
+                    ..
+                }
+            )),
+            4,
+            "{}",
+            plan.summary()
+        );
+        assert_eq!(
+            count(&|s| matches!(s, Step::Conv(c) if c.residual.is_some())),
+            0
+        );
+        assert_eq!(
+            count(&|s| matches!(s, Step::Eltwise { .. })),
+            3,
+            "the heads' sigmoids"
+        );
         // Every LeakyRelu is fused into its conv.
         assert_eq!(
             count(&|s| matches!(s, Step::Conv(c) if matches!(c.act, Act::Leaky(_)))),

@@ -166,6 +166,7 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                 linear,
                 coord,
                 round,
+                residual,
             } => {
                 let mut out = vec![0.0; n * oh * ow * c];
                 let taps = |o: usize, s: f32, len: usize, olen: usize| -> (usize, usize, f32) {
@@ -195,6 +196,11 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                                 out[((b * oh + oy) * ow + ox) * c + ch] = top + (bottom - top) * fy;
                             }
                         }
+                    }
+                }
+                if let Some(r) = residual {
+                    for (o, v) in out.iter_mut().zip(&bufs[*r]) {
+                        *o += v;
                     }
                 }
                 bufs[*y] = out;
