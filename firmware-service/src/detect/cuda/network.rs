@@ -154,19 +154,9 @@ const fn own(
     }
 }
 
-/// A tensor-core kernel whose split-K blocks form a cluster of `splits`.
-const fn clustered(
-    algo: u32,
-    kernel: &'static str,
-    tile: usize,
-    threads: u32,
-    slice: usize,
-    splits: usize,
-) -> OwnConv {
-    OwnConv {
-        cluster: true,
-        ..own(algo, kernel, tile, threads, slice, splits)
-    }
+/// `o` with its split-K blocks forming a cluster of `splits`.
+const fn clustered(o: OwnConv) -> OwnConv {
+    OwnConv { cluster: true, ..o }
 }
 
 pub const OWN_CONVS: [OwnConv; 21] = [
@@ -183,14 +173,14 @@ pub const OWN_CONVS: [OwnConv; 21] = [
     own(1010, "conv_mma_split8", 32, 256, 128, 4),
     own(1011, "conv_mma_split16", 32, 512, 256, 1),
     own(1012, "conv_mma_split16", 32, 512, 256, 4),
-    clustered(1013, "conv_mma_split_c4", 32, 128, 64, 4),
-    clustered(1014, "conv_mma_split_c8", 32, 128, 64, 8),
-    clustered(1015, "conv_mma_split8_c4", 32, 256, 128, 4),
-    clustered(1016, "conv_mma_split8_c8", 32, 256, 128, 8),
-    clustered(1017, "conv_mma_split16_c4", 32, 512, 256, 4),
-    clustered(1018, "conv_mma_split16_c8", 32, 512, 256, 8),
-    clustered(1019, "conv_mma_wide_c4", 64, 128, 64, 4),
-    clustered(1020, "conv_mma_wide_c8", 64, 128, 64, 8),
+    clustered(own(1013, "conv_mma_split_c4", 32, 128, 64, 4)),
+    clustered(own(1014, "conv_mma_split_c8", 32, 128, 64, 8)),
+    clustered(own(1015, "conv_mma_split8_c4", 32, 256, 128, 4)),
+    clustered(own(1016, "conv_mma_split8_c8", 32, 256, 128, 8)),
+    clustered(own(1017, "conv_mma_split16_c4", 32, 512, 256, 4)),
+    clustered(own(1018, "conv_mma_split16_c8", 32, 512, 256, 8)),
+    clustered(own(1019, "conv_mma_wide_c4", 64, 128, 64, 4)),
+    clustered(own(1020, "conv_mma_wide_c8", 64, 128, 64, 8)),
 ];
 
 impl OwnConv {
