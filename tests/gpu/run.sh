@@ -10,6 +10,8 @@
 #   cargo test --release -p adasd --features cuda --test gpu --no-run
 # and copy target/release/adasd and the gpu test binary into $BIN (default target/gpu-bin) as
 # `adasd` and `gpu-tests`. onnx2torch (pure Python, from the package index) goes in $WHEELS.
+# Optional: the same tests built with the JetPack 6 bindings (CUDARC_CUDA_VERSION=12060 cargo
+# test ... --no-run) as `gpu-tests-cu12`, run after the others.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-target/gpu-bin}
@@ -29,6 +31,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 if has tests; then
   echo "== GPU tests"
   "$BIN/gpu-tests" --ignored --nocapture --test-threads 1 2>&1 | tee "$OUT/tests.txt" || status=1
+  if [[ -x "$BIN/gpu-tests-cu12" ]]; then
+    echo "== GPU tests, CUDA 12.6 bindings (the JetPack 6 build)"
+    "$BIN/gpu-tests-cu12" --ignored --nocapture --test-threads 1 2>&1 | tee "$OUT/tests-cuda12-bindings.txt" || status=1
+  fi
 fi
 
 declare -A SHAPE=([ssdlite_mobilenet_v2_pedestrian_300]=1,300,300,3 [nanodet_m_coco_416]=1,3,416,416)
