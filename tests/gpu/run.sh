@@ -13,7 +13,7 @@
 # Optional: the same tests built with the JetPack 6 bindings (CUDARC_CUDA_VERSION=12060 cargo
 # test ... --no-run) as `gpu-tests-cu12`, run after the others.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 BIN=${BIN:-target/gpu-bin}
 OUT=${OUT:-out/gpu}
 WHEELS=${WHEELS:-$BIN}
@@ -37,7 +37,7 @@ if has tests; then
   fi
 fi
 
-declare -A SHAPE=([ssdlite_mobilenet_v2_pedestrian_300]=1,300,300,3 [nanodet_m_coco_416]=1,3,416,416)
+declare -A SHAPE=([ssdlite_mobilenet_v2_pedestrian_300]="1,300,300,3" [nanodet_m_coco_416]="1,3,416,416")
 if has bench; then
   for m in ssdlite_mobilenet_v2_pedestrian_300 nanodet_m_coco_416; do
     for p in fp16 fp32; do
