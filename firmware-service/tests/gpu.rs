@@ -61,17 +61,16 @@ fn options(precision: Precision, cache: Option<&Path>) -> CudaOptions {
     }
 }
 
+/// `img` preprocessed for the network of `m` by the CPU pipeline.
+fn network_input(m: &Manifest, img: &image::RgbImage) -> adas_plugins::Tensor {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    preprocess(img.as_raw(), w, h, &m.input).unwrap().0
+}
+
 /// The preprocessed person photo and tract's network outputs for it: the reference.
 fn tract_outputs(m: &Manifest) -> (adas_plugins::Tensor, Vec<adas_plugins::Tensor>) {
     let mut tract = adasd::detect::TractBackend::load(m).unwrap();
-    let img = &media()[1].1;
-    let (input, _) = preprocess(
-        img.as_raw(),
-        img.width() as usize,
-        img.height() as usize,
-        &m.input,
-    )
-    .unwrap();
+    let input = network_input(m, &media()[1].1);
     let want = tract.infer_owned(&input).unwrap();
     (input, want)
 }
@@ -104,7 +103,7 @@ fn preprocess_kernel_matches_cpu_twin() {
         for (file, img) in media() {
             let (w, h) = (img.width() as usize, img.height() as usize);
             let ours = gpu.preprocess_only(img.as_raw(), w, h).unwrap();
-            let (cpu, _) = preprocess(img.as_raw(), w, h, &m.input).unwrap();
+            let cpu = network_input(&m, &img);
             let cpu_nhwc: Vec<f32> = if m.input.layout == Layout::Nchw {
                 let (c, hh, ww) = (cpu.shape[1], cpu.shape[2], cpu.shape[3]);
                 (0..hh * ww * c)
@@ -130,13 +129,7 @@ fn decode_and_nms_kernels_match_cpu_twins() {
             CudaBackend::load(&m, m.score_threshold, &options(Precision::Fp32, None)).unwrap();
         let decoder = Decoder::new(&m).unwrap();
         for (file, img) in media() {
-            let (input, _) = preprocess(
-                img.as_raw(),
-                img.width() as usize,
-                img.height() as usize,
-                &m.input,
-            )
-            .unwrap();
+            let input = network_input(&m, &img);
             let outputs = tract.infer_owned(&input).unwrap();
             let cpu: Vec<Detection> = nms_per_class(
                 decoder.decode(&outputs, m.score_threshold).unwrap(),

@@ -188,6 +188,15 @@ impl OwnConv {
         self.slice > 0
     }
 
+    /// Blocks per thread-block cluster (1: not a cluster kernel).
+    fn cluster_size(&self) -> u32 {
+        if self.cluster {
+            self.splits as u32
+        } else {
+            1
+        }
+    }
+
     /// Dynamic shared memory of a tensor-core kernel, bytes: `MmaShape::BYTES` in kernels.cu
     /// (which traps when launched with less) — two FP16 slices of A and B, or the warps' FP32
     /// partial sums, whichever is larger.
@@ -270,16 +279,17 @@ impl Network {
         cached: Option<&[ConvChoice]>,
         streams: usize,
     ) -> Result<Network, DetectError> {
-        let usable = |algo: u32| match own_conv(algo) {
-            Some(o) => {
+        // Which own kernels this GPU and precision can launch: asked once, not per layer.
+        let launchable: Vec<u32> = OWN_CONVS
+            .iter()
+            .filter(|o| {
                 (tensor_cores || !o.tensor_cores())
-                    && gpu.fits(
-                        o.kernel,
-                        o.threads,
-                        o.shared_bytes(),
-                        if o.cluster { o.splits as u32 } else { 1 },
-                    )
-            }
+                    && gpu.fits(o.kernel, o.threads, o.shared_bytes(), o.cluster_size())
+            })
+            .map(|o| o.algo)
+            .collect();
+        let usable = |algo: u32| match own_conv(algo) {
+            Some(o) => launchable.contains(&o.algo),
             None => algo_from(algo).is_some(),
         };
         let elem: usize = if half { 2 } else { 4 };
