@@ -407,32 +407,53 @@ __device__ __forceinline__ void copy_halves(T* dst, const T* src, bool valid) {
 // Row pitch of a staged slice, in halves: KC + 8 makes the fragment loads hit 32 different banks.
 template <int KC> struct Pitch { static constexpr int value = KC + 8; };
 
-// Stages rows × KC halves of the reduction slice starting at q0: A (im2col of x, one row per
-// output pixel) when `pixels`, else B (weights, one row per output channel).
+// Staging a reduction slice (KC halves from q0) into shared memory. Each thread copies one fixed
+// column of the slice (its chunk of V halves) in every ROW_STEP-th row, the same in every slice:
+// so the chunk's tap (r, s, channel) is worked out once per slice and each row's pixel once per
+// block, and a copy costs a few additions. (The first version divided q by C and S for every
+// copy: Nsight Compute showed those divisions as most of the kernel's instructions, and the
+// kernels bound by instruction issue, not by memory.)
+template <int V, int KC, int THREADS> struct Staging {
+    static constexpr int PER_ROW = KC / V, ROW_STEP = THREADS / PER_ROW;
+    static_assert(THREADS % PER_ROW == 0, "a thread keeps its column from row to row");
+};
+
+// A (im2col of x): row = output pixel, whose first tap is at (pix_yx[row]) in the image and
+// pix_off[row] values from x (a row past the last pixel has y = -2³⁰: every tap misses).
 template <int V, int ROWS, int KC, int THREADS>
-__device__ __forceinline__ void mma_stage(T (*dst)[Pitch<KC>::value], const T* src, int q0, int Q, int c,
-                                          int xp, int s, int dh, int dw, int h, int wd, const int* rbase,
-                                          const int* ry, const int* rx, int rows_valid,
-                                          int row0, bool pixels) {
-    const int per_row = KC / V;
-    for (int e = threadIdx.x; e < ROWS * per_row; e += THREADS) {
-        int row = e / per_row, q = q0 + (e % per_row) * V;
-        const T* at = src;
-        bool valid = false;
-        if (q < Q) {
-            if (pixels) {
-                if (rbase[row] >= 0) {
-                    int cc = q % c, t = q / c, ss = t % s, rr = t / s;
-                    int iy = ry[row] + rr * dh, ix = rx[row] + ss * dw;
-                    valid = iy >= 0 && ix >= 0 && iy < h && ix < wd;
-                    if (valid) at = src + ((long long)(rbase[row] + iy) * wd + ix) * xp + cc;
-                }
-            } else if (row0 + row < rows_valid) {
-                valid = true;
-                at = src + (long long)(row0 + row) * Q + q;
-            }
-        }
-        copy_halves<V>(&dst[row][(e % per_row) * V], at, valid);
+__device__ __forceinline__ void stage_pixels(T (*dst)[Pitch<KC>::value], const T* x, int q0,
+                                             int Q, int c, int xp, int s, int dh, int dw, int h,
+                                             int wd, const int* pix_off, const int2* pix_yx) {
+    typedef Staging<V, KC, THREADS> S;
+    static_assert(ROWS % S::ROW_STEP == 0, "every thread copies as many rows");
+    const int col = threadIdx.x % S::PER_ROW, q = q0 + col * V;
+    const bool in_q = q < Q;
+    int dy = 0, dx = 0, off = 0;
+    if (in_q) {
+        const int cc = q % c, t = q / c, ss = t % s, rr = t / s;
+        dy = rr * dh;
+        dx = ss * dw;
+        off = (dy * wd + dx) * xp + cc;
+    }
+    for (int i = 0; i < ROWS / S::ROW_STEP; ++i) {
+        const int row = threadIdx.x / S::PER_ROW + i * S::ROW_STEP;
+        const int2 yx = pix_yx[row];
+        const bool valid = in_q && (unsigned)(yx.x + dy) < (unsigned)h && (unsigned)(yx.y + dx) < (unsigned)wd;
+        copy_halves<V>(&dst[row][col * V], valid ? x + (pix_off[row] + off) : x, valid);
+    }
+}
+
+// B (weights, KRSC: one dense row of Q per output channel): rows k0 … k0 + ROWS - 1.
+template <int V, int ROWS, int KC, int THREADS>
+__device__ __forceinline__ void stage_weights(T (*dst)[Pitch<KC>::value], const T* w, int q0,
+                                              int Q, int k, int k0) {
+    typedef Staging<V, KC, THREADS> S;
+    static_assert(ROWS % S::ROW_STEP == 0, "every thread copies as many rows");
+    const int col = threadIdx.x % S::PER_ROW, q = q0 + col * V;
+    for (int i = 0; i < ROWS / S::ROW_STEP; ++i) {
+        const int row = threadIdx.x / S::PER_ROW + i * S::ROW_STEP;
+        const bool valid = q < Q && k0 + row < k;
+        copy_halves<V>(&dst[row][col * V], valid ? w + ((k0 + row) * Q + q) : w, valid);
     }
 }
 
@@ -485,14 +506,17 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
     Row* Bs = As + 2 * BM;            // [2][BN]
     typedef float SumRow[BN + 1];
     SumRow* red = (SumRow*)mma_smem;  // [SPLIT][BM]
-    __shared__ int rbase[BM], ry[BM], rx[BM];
+    __shared__ int pix_off[BM];
+    __shared__ int2 pix_yx[BM];
     const int P = n * oh * ow, Q = r * s * c;
     const int p0 = blockIdx.x * BM, k0 = blockIdx.y * BN;
     for (int i = threadIdx.x; i < BM; i += THREADS) {
         int p = p0 + i, ox = p % ow, t = p / ow, oy = t % oh, bn = t / oh;
-        rbase[i] = p < P ? bn * h : -1;
-        ry[i] = oy * sh - ph;
-        rx[i] = ox * sw - pw;
+        int2 yx;
+        yx.x = p < P ? oy * sh - ph : -(1 << 30);
+        yx.y = ox * sw - pw;
+        pix_yx[i] = yx;
+        pix_off[i] = p < P ? ((bn * h + yx.x) * wd + yx.y) * xp : 0;
     }
     __syncthreads();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
@@ -509,14 +533,14 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
         Row* a_dst = As + buf * BM;
         Row* b_dst = Bs + buf * BN;
         if (v == 8) {
-            mma_stage<8, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<8, BN, KC, THREADS>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            stage_pixels<8, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, pix_off, pix_yx);
+            stage_weights<8, BN, KC, THREADS>(b_dst, w, q0, Q, k, k0);
         } else if (v == 2) {
-            mma_stage<2, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<2, BN, KC, THREADS>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            stage_pixels<2, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, pix_off, pix_yx);
+            stage_weights<2, BN, KC, THREADS>(b_dst, w, q0, Q, k, k0);
         } else {
-            mma_stage<1, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, rbase, ry, rx, 0, 0, true);
-            mma_stage<1, BN, KC, THREADS>(b_dst, w, q0, Q, c, Q, s, dh, dw, h, wd, rbase, ry, rx, k, k0, false);
+            stage_pixels<1, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, pix_off, pix_yx);
+            stage_weights<1, BN, KC, THREADS>(b_dst, w, q0, Q, k, k0);
         }
         asm volatile("cp.async.commit_group;");
     };
