@@ -390,16 +390,23 @@ template <> struct Halves<8> { typedef uint4 type; };
 template <> struct Halves<2> { typedef unsigned int type; };
 template <> struct Halves<1> { typedef unsigned short type; };
 
-// dst ← V halves at src, or zeros when !valid. Asynchronous (cp.async, 4 or 16 bytes) where the
-// hardware can; a single half (C odd: only a network's first layer) is stored directly.
+// The shared-memory (32-bit) address of a generic pointer into shared memory.
+__device__ __forceinline__ unsigned int shared_address(const void* p) {
+    unsigned long long s;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(s) : "l"(p));
+    return (unsigned int)s;
+}
+
+// Shared-memory byte address dst ← V halves at src, or zeros when !valid. Asynchronous
+// (cp.async, 4 or 16 bytes) where the hardware can; a single half (C odd: only a network's first
+// layer) is stored directly.
 template <int V>
-__device__ __forceinline__ void copy_halves(T* dst, const T* src, bool valid) {
+__device__ __forceinline__ void copy_halves(unsigned int dst, const T* src, bool valid) {
     if constexpr (V == 1) {
-        *dst = valid ? *src : (T)0;
+        unsigned short v = valid ? *src : (T)0;
+        asm volatile("st.shared.u16 [%0], %1;" ::"r"(dst), "h"(v) : "memory");
     } else {
-        unsigned long long s;
-        asm("cvta.to.shared.u64 %0, %1;" : "=l"(s) : "l"(dst));
-        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;" ::"r"((unsigned)s), "l"(src),
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;" ::"r"(dst), "l"(src),
                      "n"(2 * V), "r"(valid ? 2 * V : 0));
     }
 }
@@ -407,53 +414,71 @@ __device__ __forceinline__ void copy_halves(T* dst, const T* src, bool valid) {
 // Row pitch of a staged slice, in halves: KC + 8 makes the fragment loads hit 32 different banks.
 template <int KC> struct Pitch { static constexpr int value = KC + 8; };
 
-// Staging a reduction slice (KC halves from q0) into shared memory. Each thread copies one fixed
-// column of the slice (its chunk of V halves) in every ROW_STEP-th row, the same in every slice:
-// so the chunk's tap (r, s, channel) is worked out once per slice and each row's pixel once per
-// block, and a copy costs a few additions. (The first version divided q by C and S for every
-// copy: Nsight Compute showed those divisions as most of the kernel's instructions, and the
-// kernels bound by instruction issue, not by memory.)
+// Staging a reduction slice (KC halves) into shared memory. Each thread copies one fixed column
+// of the slice (its chunk of V halves) in every ROW_STEP-th row, the same in every slice: so each
+// row's pixel is worked out once per block, the column's tap once per slice by a few additions
+// (Tap), and a copy costs a few more. (The first version divided q by C and S for every copy:
+// Nsight Compute showed those divisions as most of the kernels' instructions, and the kernels
+// bound by instruction issue, not by memory.)
 template <int V, int KC, int THREADS> struct Staging {
     static constexpr int PER_ROW = KC / V, ROW_STEP = THREADS / PER_ROW;
     static_assert(THREADS % PER_ROW == 0, "a thread keeps its column from row to row");
 };
 
+// A thread's reduction index q = (r·S + s)·C + c as the tap it reads, moved on slice by slice
+// with additions (a division by a run-time C or S costs about 20 instructions).
+struct Tap {
+    int q, cc, ss, rr;
+    __device__ __forceinline__ Tap(int q0, int c, int s)
+        : q(q0), cc(q0 % c), ss(q0 / c % s), rr(q0 / c / s) {}
+    __device__ __forceinline__ void advance(int by, int c, int s) {
+        q += by;
+        cc += by;
+        while (cc >= c) {
+            cc -= c;
+            if (++ss == s) {
+                ss = 0;
+                ++rr;
+            }
+        }
+    }
+};
+
 // A (im2col of x): row = output pixel, whose first tap is at (pix_yx[row]) in the image and
 // pix_off[row] values from x (a row past the last pixel has y = -2³⁰: every tap misses).
 template <int V, int ROWS, int KC, int THREADS>
-__device__ __forceinline__ void stage_pixels(T (*dst)[Pitch<KC>::value], const T* x, int q0,
-                                             int Q, int c, int xp, int s, int dh, int dw, int h,
-                                             int wd, const int* pix_off, const int2* pix_yx) {
+__device__ __forceinline__ void stage_pixels(unsigned int dst, const T* x, const Tap& tap, int Q,
+                                             int xp, int dh, int dw, int h, int wd,
+                                             const int* pix_off, const int2* pix_yx) {
     typedef Staging<V, KC, THREADS> S;
     static_assert(ROWS % S::ROW_STEP == 0, "every thread copies as many rows");
-    const int col = threadIdx.x % S::PER_ROW, q = q0 + col * V;
-    const bool in_q = q < Q;
-    int dy = 0, dx = 0, off = 0;
-    if (in_q) {
-        const int cc = q % c, t = q / c, ss = t % s, rr = t / s;
-        dy = rr * dh;
-        dx = ss * dw;
-        off = (dy * wd + dx) * xp + cc;
-    }
+    const int col = threadIdx.x % S::PER_ROW, row0 = threadIdx.x / S::PER_ROW;
+    dst += (row0 * Pitch<KC>::value + col * V) * 2;
+    const bool in_q = tap.q < Q;
+    const int dy = tap.rr * dh, dx = tap.ss * dw, off = (dy * wd + dx) * xp + tap.cc;
     for (int i = 0; i < ROWS / S::ROW_STEP; ++i) {
-        const int row = threadIdx.x / S::PER_ROW + i * S::ROW_STEP;
+        const int row = row0 + i * S::ROW_STEP;
         const int2 yx = pix_yx[row];
         const bool valid = in_q && (unsigned)(yx.x + dy) < (unsigned)h && (unsigned)(yx.y + dx) < (unsigned)wd;
-        copy_halves<V>(&dst[row][col * V], valid ? x + (pix_off[row] + off) : x, valid);
+        copy_halves<V>(dst + i * S::ROW_STEP * Pitch<KC>::value * 2,
+                       valid ? x + (pix_off[row] + off) : x, valid);
     }
 }
 
-// B (weights, KRSC: one dense row of Q per output channel): rows k0 … k0 + ROWS - 1.
+// B (weights, KRSC: one dense row of Q per output channel): rows k0 … k0 + ROWS - 1; q is the
+// thread's column.
 template <int V, int ROWS, int KC, int THREADS>
-__device__ __forceinline__ void stage_weights(T (*dst)[Pitch<KC>::value], const T* w, int q0,
-                                              int Q, int k, int k0) {
+__device__ __forceinline__ void stage_weights(unsigned int dst, const T* w, int q, int Q, int k,
+                                              int k0) {
     typedef Staging<V, KC, THREADS> S;
     static_assert(ROWS % S::ROW_STEP == 0, "every thread copies as many rows");
-    const int col = threadIdx.x % S::PER_ROW, q = q0 + col * V;
+    const int col = threadIdx.x % S::PER_ROW, row0 = threadIdx.x / S::PER_ROW;
+    dst += (row0 * Pitch<KC>::value + col * V) * 2;
     for (int i = 0; i < ROWS / S::ROW_STEP; ++i) {
-        const int row = threadIdx.x / S::PER_ROW + i * S::ROW_STEP;
+        const int row = row0 + i * S::ROW_STEP;
         const bool valid = q < Q && k0 + row < k;
-        copy_halves<V>(&dst[row][col * V], valid ? w + ((k0 + row) * Q + q) : w, valid);
+        copy_halves<V>(dst + i * S::ROW_STEP * Pitch<KC>::value * 2,
+                       valid ? w + ((k0 + row) * Q + q) : w, valid);
     }
 }
 
@@ -466,17 +491,41 @@ __device__ __forceinline__ void cluster_sync() {
     asm volatile("barrier.cluster.arrive.release.aligned;\n\tbarrier.cluster.wait.acquire.aligned;" ::: "memory");
 }
 
-// The float at `p` (this block's shared memory) in the shared memory of cluster block `rank`.
-__device__ __forceinline__ float cluster_load(const float* p, unsigned int rank) {
-    unsigned long long generic = (unsigned long long)p, local;
-    asm("cvta.to.shared.u64 %0, %1;" : "=l"(local) : "l"(generic));
+// The floats at p and p + 1 in the shared memory of cluster block `rank`.
+__device__ __forceinline__ void cluster_load2(const float* p, unsigned int rank, float& v0, float& v1) {
     unsigned int remote;
-    asm("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"((unsigned int)local), "r"(rank));
-    float v;
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-    return v;
+    asm("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(shared_address(p)), "r"(rank));
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v0) : "r"(remote) : "memory");
+    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v1) : "r"(remote + 4) : "memory");
 }
 #endif
+
+// The fused epilogue of output channels kk and kk + 1 (when `both`) of pixel p: conv_store for
+// a pair, written as one 4-byte store when `packed` (y and its pixel pitch even-aligned). Half the
+// epilogue's iterations, index arithmetic and stores of one channel per thread.
+__device__ __forceinline__ void conv_store2(T* y, float v0, float v1, int p, int kk, int k, int yp,
+                                            const float* bias, const T* residual, int act,
+                                            float a, float b, bool both, bool packed) {
+    if (bias) {
+        v0 += bias[kk];
+        if (both) v1 += bias[kk + 1];
+    }
+    if (residual) {
+        v0 += ld(residual, p * k + kk);
+        if (both) v1 += ld(residual, p * k + kk + 1);
+    }
+    v0 = activate(v0, act, a, b);
+    v1 = activate(v1, act, a, b);
+    const int at = p * yp + kk;
+    if (packed) {
+        unsigned int two;
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(two) : "f"(v1), "f"(v0));
+        *(unsigned int*)(y + at) = two;
+    } else {
+        st(y, at, v0);
+        if (both) st(y, at + 1, v1);
+    }
+}
 
 template <int WARPS_M, int WARPS_N, int KC, int WARPS> struct MmaShape {
     static constexpr int BM = 32 * WARPS_M, BN = 32 * WARPS_N, SPLIT = WARPS / (WARPS_M * WARPS_N);
@@ -529,28 +578,32 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
     // Widest copy the input's channel count, pitch and alignment allow (weights are dense).
     const unsigned long long xa = (unsigned long long)x;
     const int v = (c | xp) % 8 == 0 && xa % 16 == 0 ? 8 : (c | xp) % 2 == 0 && xa % 4 == 0 ? 2 : 1;
-    auto stage = [&](int buf, int q0) {
-        Row* a_dst = As + buf * BM;
-        Row* b_dst = Bs + buf * BN;
-        if (v == 8) {
-            stage_pixels<8, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, pix_off, pix_yx);
-            stage_weights<8, BN, KC, THREADS>(b_dst, w, q0, Q, k, k0);
-        } else if (v == 2) {
-            stage_pixels<2, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, pix_off, pix_yx);
-            stage_weights<2, BN, KC, THREADS>(b_dst, w, q0, Q, k, k0);
-        } else {
-            stage_pixels<1, BM, KC, THREADS>(a_dst, x, q0, Q, c, xp, s, dh, dw, h, wd, pix_off, pix_yx);
-            stage_weights<1, BN, KC, THREADS>(b_dst, w, q0, Q, k, k0);
-        }
-        asm volatile("cp.async.commit_group;");
-    };
     // This block's share of the slices: whole slices, so no q is summed twice.
     const int slices = (Q + KC - 1) / KC, share = (slices + gridDim.z - 1) / gridDim.z;
     const int q_begin = blockIdx.z * share * KC, q_end = imin(Q, q_begin + share * KC);
-    if (q_begin < q_end) stage(0, q_begin);
+    // This thread's column of every slice (Staging), as a tap moved on after each slice.
+    Tap tap(q_begin + threadIdx.x % (KC / v) * v, c, s);
+    const unsigned int smem = shared_address(mma_smem);
+    auto stage = [&](int buf) {
+        const unsigned int a_dst = smem + buf * BM * Shape::LD * 2;
+        const unsigned int b_dst = smem + (2 * BM + buf * BN) * Shape::LD * 2;
+        if (v == 8) {
+            stage_pixels<8, BM, KC, THREADS>(a_dst, x, tap, Q, xp, dh, dw, h, wd, pix_off, pix_yx);
+            stage_weights<8, BN, KC, THREADS>(b_dst, w, tap.q, Q, k, k0);
+        } else if (v == 2) {
+            stage_pixels<2, BM, KC, THREADS>(a_dst, x, tap, Q, xp, dh, dw, h, wd, pix_off, pix_yx);
+            stage_weights<2, BN, KC, THREADS>(b_dst, w, tap.q, Q, k, k0);
+        } else {
+            stage_pixels<1, BM, KC, THREADS>(a_dst, x, tap, Q, xp, dh, dw, h, wd, pix_off, pix_yx);
+            stage_weights<1, BN, KC, THREADS>(b_dst, w, tap.q, Q, k, k0);
+        }
+        asm volatile("cp.async.commit_group;");
+        tap.advance(KC, c, s);
+    };
+    if (q_begin < q_end) stage(0);
     for (int q0 = q_begin, buf = 0; q0 < q_end; q0 += KC, buf ^= 1) {
         if (q0 + KC < q_end) {
-            stage(buf ^ 1, q0 + KC);  // the other buffer was released by the last barrier
+            stage(buf ^ 1);  // the next slice; the other buffer was released by the last barrier
             asm volatile("cp.async.wait_group 1;");
         } else {
             asm volatile("cp.async.wait_group 0;");
@@ -590,6 +643,10 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
                 red[split * BM + m0 + i * 16 + g + (l / 2) * 8][n0 + j * 8 + 2 * t4 + l % 2] =
                     acc[i][j][l];
     __syncthreads();
+    // The epilogue takes channels in pairs (kk even: k0 and col are); one 4-byte store per pair
+    // where y and its pixel pitch allow.
+    constexpr int PAIRS = BN / 2;
+    const bool packed = yp % 2 == 0 && (unsigned long long)y % 4 == 0;
 #if __CUDA_ARCH__ >= 900
     if constexpr (CLUSTER > 1) {
         // The warps' sums (each value by one thread), then the cluster's, in rank order.
@@ -603,27 +660,39 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
         unsigned int rank;
         asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
         constexpr int ROWS = BM / CLUSTER;
-        for (int e = threadIdx.x; e < ROWS * BN; e += THREADS) {
-            int row = rank * ROWS + e / BN, col = e % BN, p = p0 + row, kk = k0 + col;
+        for (int e = threadIdx.x; e < ROWS * PAIRS; e += THREADS) {
+            int row = rank * ROWS + e / PAIRS, col = e % PAIRS * 2, p = p0 + row, kk = k0 + col;
             if (p >= P || kk >= k) continue;
-            float v = cluster_load(&red[row][col], 0);
-            for (unsigned int z = 1; z < CLUSTER; ++z) v += cluster_load(&red[row][col], z);
-            conv_store(y, v, p, kk, k, yp, bias, residual, act, a, b);
+            float v0, v1;
+            cluster_load2(&red[row][col], 0, v0, v1);
+            for (unsigned int z = 1; z < CLUSTER; ++z) {
+                float w0, w1;
+                cluster_load2(&red[row][col], z, w0, w1);
+                v0 += w0;
+                v1 += w1;
+            }
+            conv_store2(y, v0, v1, p, kk, k, yp, bias, residual, act, a, b, kk + 1 < k, packed && kk + 1 < k);
         }
         cluster_sync();  // this block's sums stay until every block of the cluster has read them
     } else
 #endif
-    // Consecutive threads write consecutive channels: coalesced stores.
-    for (int e = threadIdx.x; e < BM * BN; e += THREADS) {
-        int row = e / BN, col = e % BN, p = p0 + row, kk = k0 + col;
+    // Consecutive threads write consecutive channel pairs: coalesced stores.
+    for (int e = threadIdx.x; e < BM * PAIRS; e += THREADS) {
+        int row = e / PAIRS, col = e % PAIRS * 2, p = p0 + row, kk = k0 + col;
         if (p >= P || kk >= k) continue;
-        float v = red[row][col];
-        for (int sp = 1; sp < SPLIT; ++sp) v += red[sp * BM + row][col];
+        float v0 = red[row][col], v1 = red[row][col + 1];
+        for (int sp = 1; sp < SPLIT; ++sp) {
+            v0 += red[sp * BM + row][col];
+            v1 += red[sp * BM + row][col + 1];
+        }
+        const bool both = kk + 1 < k;
         if (gridDim.z > 1) {
-            partial[((long long)blockIdx.z * P + p) * k + kk] = v;
+            float* out = partial + ((long long)blockIdx.z * P + p) * k + kk;
+            out[0] = v0;
+            if (both) out[1] = v1;
             continue;
         }
-        conv_store(y, v, p, kk, k, yp, bias, residual, act, a, b);
+        conv_store2(y, v0, v1, p, kk, k, yp, bias, residual, act, a, b, both, packed && both);
     }
 #endif
 }
