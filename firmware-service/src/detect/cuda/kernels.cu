@@ -199,6 +199,37 @@ __device__ __forceinline__ void dw_taps(const T* x, const T* w, int r, int s, in
     }
 }
 
+// The fused epilogue of output channels kk and kk + 1 (when `both`) of pixel p: conv_store for
+// a pair, written as one 4-byte store when `packed` (FP16; y and its pixel pitch even-aligned).
+// Both values are complete before the first store (a load after a store to y, which may alias,
+// would wait for it). Half the epilogue's iterations, index arithmetic and stores of one channel
+// per thread.
+__device__ __forceinline__ void conv_store2(T* y, float v0, float v1, int p, int kk, int k, int yp,
+                                            const float* bias, const T* residual, int act,
+                                            float a, float b, bool both, bool packed) {
+    if (bias) {
+        v0 += bias[kk];
+        if (both) v1 += bias[kk + 1];
+    }
+    if (residual) {
+        v0 += ld(residual, p * k + kk);
+        if (both) v1 += ld(residual, p * k + kk + 1);
+    }
+    v0 = activate(v0, act, a, b);
+    v1 = activate(v1, act, a, b);
+    const int at = p * yp + kk;
+#if ADAS_HALF
+    if (packed) {
+        unsigned int two;
+        asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(two) : "f"(v1), "f"(v0));
+        *(unsigned int*)(y + at) = two;
+        return;
+    }
+#endif
+    st(y, at, v0);
+    if (both) st(y, at + 1, v1);
+}
+
 // Depthwise convolution (groups = in = out channels), NHWC, with the convolution epilogue fused:
 // y = act(Σ x·w + bias + residual). w is [C][R][S]. One thread per pair of channels of an output
 // pixel (per channel when C is odd); consecutive threads read consecutive channels, so loads
@@ -223,19 +254,8 @@ extern "C" __global__ void dwconv_nhwc(T* y, const T* x, const T* w, const float
             dw_taps<3, 3>(x, w, r, s, h, wd, xp, sh, sw, dh, dw, ph, pw, bn, oy, ox, ch, pairs, acc0, acc1);
         else
             dw_taps<0, 0>(x, w, r, s, h, wd, xp, sh, sw, dh, dw, ph, pw, bn, oy, ox, ch, pairs, acc0, acc1);
-        // Both values complete before the first store (a load after a store to y, which may
-        // alias, would wait for it).
-        int pixel = (bn * oh + oy) * ow + ox;
-        if (bias) {
-            acc0 += bias[ch];
-            if (pairs) acc1 += bias[ch + 1];
-        }
-        if (residual) {
-            acc0 += ld(residual, pixel * c + ch);
-            if (pairs) acc1 += ld(residual, pixel * c + ch + 1);
-        }
-        st(y, pixel * yp + ch, activate(acc0, act, a, b));
-        if (pairs) st(y, pixel * yp + ch + 1, activate(acc1, act, a, b));
+        conv_store2(y, acc0, acc1, (bn * oh + oy) * ow + ox, ch, c, yp, bias, residual, act, a,
+                    b, pairs, false);
     }
 }
 
@@ -499,33 +519,6 @@ __device__ __forceinline__ void cluster_load2(const float* p, unsigned int rank,
     asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v1) : "r"(remote + 4) : "memory");
 }
 #endif
-
-// The fused epilogue of output channels kk and kk + 1 (when `both`) of pixel p: conv_store for
-// a pair, written as one 4-byte store when `packed` (y and its pixel pitch even-aligned). Half the
-// epilogue's iterations, index arithmetic and stores of one channel per thread.
-__device__ __forceinline__ void conv_store2(T* y, float v0, float v1, int p, int kk, int k, int yp,
-                                            const float* bias, const T* residual, int act,
-                                            float a, float b, bool both, bool packed) {
-    if (bias) {
-        v0 += bias[kk];
-        if (both) v1 += bias[kk + 1];
-    }
-    if (residual) {
-        v0 += ld(residual, p * k + kk);
-        if (both) v1 += ld(residual, p * k + kk + 1);
-    }
-    v0 = activate(v0, act, a, b);
-    v1 = activate(v1, act, a, b);
-    const int at = p * yp + kk;
-    if (packed) {
-        unsigned int two;
-        asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(two) : "f"(v1), "f"(v0));
-        *(unsigned int*)(y + at) = two;
-    } else {
-        st(y, at, v0);
-        if (both) st(y, at + 1, v1);
-    }
-}
 
 template <int WARPS_M, int WARPS_N, int KC, int WARPS> struct MmaShape {
     static constexpr int BM = 32 * WARPS_M, BN = 32 * WARPS_N, SPLIT = WARPS / (WARPS_M * WARPS_N);
