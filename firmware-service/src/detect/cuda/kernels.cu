@@ -199,12 +199,12 @@ __device__ __forceinline__ void dw_taps(const T* x, const T* w, int r, int s, in
     }
 }
 
-// The fused epilogue of output channels kk and kk + 1 (when `both`) of pixel p: conv_store for
-// a pair, written as one 4-byte store when `packed` (FP16; y and its pixel pitch even-aligned).
-// Both values are complete before the first store (a load after a store to y, which may alias,
-// would wait for it). Half the epilogue's iterations, index arithmetic and stores of one channel
-// per thread.
-__device__ __forceinline__ void conv_store2(T* y, float v0, float v1, int p, int kk, int k, int yp,
+// The fused epilogue of the own convolution kernels: y = act(v + bias + residual) for output
+// channel kk of pixel p, and for channel kk + 1 (v1) when `both` — pairs halve the epilogue's
+// iterations, index arithmetic and stores; written as one 4-byte store when `packed` (FP16; y and
+// its pixel pitch even-aligned). Both values are complete before the first store (a load after a
+// store to y, which may alias, would wait for it).
+__device__ __forceinline__ void conv_store(T* y, float v0, float v1, int p, int kk, int k, int yp,
                                             const float* bias, const T* residual, int act,
                                             float a, float b, bool both, bool packed) {
     if (bias) {
@@ -254,18 +254,9 @@ extern "C" __global__ void dwconv_nhwc(T* y, const T* x, const T* w, const float
             dw_taps<3, 3>(x, w, r, s, h, wd, xp, sh, sw, dh, dw, ph, pw, bn, oy, ox, ch, pairs, acc0, acc1);
         else
             dw_taps<0, 0>(x, w, r, s, h, wd, xp, sh, sw, dh, dw, ph, pw, bn, oy, ox, ch, pairs, acc0, acc1);
-        conv_store2(y, acc0, acc1, (bn * oh + oy) * ow + ox, ch, c, yp, bias, residual, act, a,
-                    b, pairs, false);
+        conv_store(y, acc0, acc1, (bn * oh + oy) * ow + ox, ch, c, yp, bias, residual, act, a, b,
+                   pairs, false);
     }
-}
-
-// The fused epilogue of one output value of the own convolution kernels.
-__device__ __forceinline__ void conv_store(T* y, float v, int p, int kk, int k, int yp,
-                                           const float* bias, const T* residual, int act, float a,
-                                           float b) {
-    if (bias) v += bias[kk];
-    if (residual) v += ld(residual, (long long)p * k + kk);
-    st(y, (long long)p * yp + kk, activate(v, act, a, b));
 }
 
 // Implicit-GEMM convolution (groups = 1), NHWC in and out, KRSC weights, epilogue fused:
@@ -327,7 +318,7 @@ extern "C" __global__ void __launch_bounds__(256) conv_igemm(
         for (int j = 0; j < 4; ++j) {
             int kk = k0 + tx + 16 * j;
             if (kk >= k) continue;
-            conv_store(y, acc[i][j], p, kk, k, yp, bias, residual, act, a, b);
+            conv_store(y, acc[i][j], 0.0f, p, kk, k, yp, bias, residual, act, a, b, false, false);
         }
     }
 }
@@ -369,7 +360,8 @@ extern "C" __global__ void __launch_bounds__(256) conv_igemm16(
         for (int j = 0; j < 16; ++j) acc = __fmaf_rn(xs[ty][j], ws[tx][j], acc);
         __syncthreads();
     }
-    if (p < P && kk < k) conv_store(y, acc, p, kk, k, yp, bias, residual, act, a, b);
+    if (p < P && kk < k)
+        conv_store(y, acc, 0.0f, p, kk, k, yp, bias, residual, act, a, b, false, false);
 }
 
 // Keeps the GPU busy for `ns` nanoseconds: timing runs queue their launches behind it, so CUDA
@@ -405,11 +397,6 @@ extern "C" __global__ void spin(long long ns) {
 // the FP32 partials never reach global memory and the second kernel disappears. Both orders of
 // addition are the same (warps, then blocks, each in index order): bit-identical results.
 #if ADAS_HALF
-template <int V> struct Halves;
-template <> struct Halves<8> { typedef uint4 type; };
-template <> struct Halves<2> { typedef unsigned int type; };
-template <> struct Halves<1> { typedef unsigned short type; };
-
 // The shared-memory (32-bit) address of a generic pointer into shared memory.
 __device__ __forceinline__ unsigned int shared_address(const void* p) {
     unsigned long long s;
@@ -656,6 +643,7 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
         for (int e = threadIdx.x; e < ROWS * PAIRS; e += THREADS) {
             int row = rank * ROWS + e / PAIRS, col = e % PAIRS * 2, p = p0 + row, kk = k0 + col;
             if (p >= P || kk >= k) continue;
+            const bool both = kk + 1 < k;
             float v0, v1;
             cluster_load2(&red[row][col], 0, v0, v1);
             for (unsigned int z = 1; z < CLUSTER; ++z) {
@@ -664,7 +652,7 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
                 v0 += w0;
                 v1 += w1;
             }
-            conv_store2(y, v0, v1, p, kk, k, yp, bias, residual, act, a, b, kk + 1 < k, packed && kk + 1 < k);
+            conv_store(y, v0, v1, p, kk, k, yp, bias, residual, act, a, b, both, packed && both);
         }
         cluster_sync();  // this block's sums stay until every block of the cluster has read them
     } else
@@ -685,7 +673,7 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
             if (both) out[1] = v1;
             continue;
         }
-        conv_store2(y, v0, v1, p, kk, k, yp, bias, residual, act, a, b, both, packed && both);
+        conv_store(y, v0, v1, p, kk, k, yp, bias, residual, act, a, b, both, packed && both);
     }
 #endif
 }
@@ -726,10 +714,7 @@ extern "C" __global__ void conv_split_sum(T* y, const float* partial, int splits
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         float v = partial[i];
         for (int z = 1; z < splits; ++z) v += partial[(long long)z * total + i];
-        int p = i / k, kk = i % k;
-        if (bias) v += bias[kk];
-        if (residual) v += ld(residual, i);
-        st(y, (long long)p * yp + kk, activate(v, act, a, b));
+        conv_store(y, v, 0.0f, i / k, i % k, k, yp, bias, residual, act, a, b, false, false);
     }
 }
 #endif

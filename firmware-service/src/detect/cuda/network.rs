@@ -197,6 +197,12 @@ impl OwnConv {
         }
     }
 
+    /// Whether the split-K partial sums go through global memory to a `conv_split_sum` launch
+    /// (a cluster kernel adds them in distributed shared memory instead).
+    fn sums_in_memory(&self) -> bool {
+        self.splits > 1 && !self.cluster
+    }
+
     /// Dynamic shared memory of a tensor-core kernel, bytes: `MmaShape::BYTES` in kernels.cu
     /// (which traps when launched with less) — two FP16 slices of A and B, or the warps' FP32
     /// partial sums, whichever is larger.
@@ -218,7 +224,7 @@ impl OwnConv {
 const MAX_PARTIALS_BYTES: usize = 16 << 20;
 
 fn partials_bytes(own: &OwnConv, c: &ConvStep) -> usize {
-    if own.splits > 1 && !own.cluster {
+    if own.sums_in_memory() {
         own.splits * c.n * c.oh * c.ow * c.k * 4
     } else {
         0
@@ -904,7 +910,7 @@ fn launch_own(
         own.shared_bytes(),
         &args,
     )?;
-    if own.splits > 1 && !own.cluster {
+    if own.sums_in_memory() {
         let (_, y, _, bias, residual) = io;
         let (code, a, b) = c.act.code();
         let sum_args: [&dyn Arg; 11] = [
