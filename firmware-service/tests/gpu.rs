@@ -179,8 +179,8 @@ fn network_matches_tract() {
 }
 
 /// Every own convolution kernel on every layer: the plan cache is rewritten so that all dense
-/// convolutions use one kernel, and the network must still match tract within the FP16
-/// tolerance. Measured plans keep only the fastest kernel per layer, so without this a kernel
+/// convolutions use one kernel (and, once, every fusable expansion + depthwise pair the fused
+/// kernel), and the network must still match tract within the FP16 tolerance. Measured plans keep only the fastest kernel per layer, so without this a kernel
 /// could be wrong unnoticed until the GPU where it wins.
 #[test]
 #[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
@@ -196,6 +196,20 @@ fn every_own_convolution_kernel_matches_tract() {
         let plan = plan_file(dir.path());
         let mut file: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+        // Every fused expansion + depthwise step on the fused kernel (the other layers as
+        // measured), then every step apart with the expansions on each own kernel in turn.
+        let fused = file["expand_dw"].as_array().map_or(0, Vec::len);
+        if name.starts_with("ssdlite") {
+            assert_eq!(
+                fused, 17,
+                "SSDLite's fusable expansions (engine::expand_dw)"
+            );
+        }
+        set_fused(&mut file, true);
+        std::fs::write(&plan, file.to_string()).unwrap();
+        let label = format!("conv_expand_dw on its {fused} fusable steps");
+        check_own(name, &m, &o, &input, &want, &label);
+        set_fused(&mut file, false);
         for own in &OWN_CONVS {
             if own.cluster && capability < (9, 0) {
                 println!(
@@ -209,32 +223,45 @@ fn every_own_convolution_kernel_matches_tract() {
                 conv["workspace"] = 0.into();
             }
             std::fs::write(&plan, file.to_string()).unwrap();
-            let mut gpu = CudaBackend::load(&m, m.score_threshold, &o).unwrap();
-            assert!(
-                matches!(gpu.plan_source, PlanSource::Cached(_)),
-                "{} was not used: {:?}",
-                own.kernel,
-                gpu.plan_source
-            );
-            let got = gpu.infer_owned(&input).unwrap();
-            let mut worst = 0.0f32;
-            for ((g, t), out) in got.iter().zip(&want).zip(m.output_names()) {
-                let d = max_abs(&g.data, &t.data);
-                let scale = t.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-                assert!(
-                    d < 0.05 * scale.max(1.0),
-                    "{name}: every layer on {} (split-K {}): {out} differs by {d}",
-                    own.kernel,
-                    own.splits
-                );
-                worst = worst.max(d / scale.max(1.0));
-            }
-            println!(
-                "{name}: every layer on {} (split-K {}): worst |gpu − tract| / scale = {worst:.2e}",
-                own.kernel, own.splits
-            );
+            let label = format!("{} (split-K {})", own.kernel, own.splits);
+            check_own(name, &m, &o, &input, &want, &label);
         }
     }
+}
+
+fn set_fused(file: &mut serde_json::Value, fused: bool) {
+    for e in file["expand_dw"].as_array_mut().into_iter().flatten() {
+        e["fused"] = fused.into();
+    }
+}
+
+/// The network built from the (rewritten) cached plan matches tract within the FP16 tolerance.
+fn check_own(
+    name: &str,
+    m: &Manifest,
+    o: &CudaOptions,
+    input: &adas_plugins::Tensor,
+    want: &[adas_plugins::Tensor],
+    label: &str,
+) {
+    let mut gpu = CudaBackend::load(m, m.score_threshold, o).unwrap();
+    assert!(
+        matches!(gpu.plan_source, PlanSource::Cached(_)),
+        "{label} was not used: {:?}",
+        gpu.plan_source
+    );
+    let got = gpu.infer_owned(input).unwrap();
+    let mut worst = 0.0f32;
+    for ((g, t), out) in got.iter().zip(want).zip(m.output_names()) {
+        let d = max_abs(&g.data, &t.data);
+        let scale = t.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        assert!(
+            d < 0.05 * scale.max(1.0),
+            "{name}: every layer on {label}: {out} differs by {d}"
+        );
+        worst = worst.max(d / scale.max(1.0));
+    }
+    println!("{name}: every layer on {label}: worst |gpu − tract| / scale = {worst:.2e}");
 }
 
 fn detector(name: &str, kind: BackendKind, precision: Precision) -> Detector {

@@ -3,7 +3,7 @@
 //! which field changed); a stale plan is never used.
 
 use super::device::DeviceIdentity;
-use super::network::ConvChoice;
+use super::network::Choices;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -22,7 +22,8 @@ pub struct PlanKey {
 #[derive(Debug, Serialize, Deserialize)]
 struct PlanFile {
     key: PlanKey,
-    convs: Vec<ConvChoice>,
+    #[serde(flatten)]
+    choices: Choices,
 }
 
 /// Where a plan came from (reported in logs and by `adasd bench`).
@@ -50,7 +51,7 @@ pub fn file_name(model: &str, precision: &str, batch: usize) -> String {
 }
 
 /// The cached choices if `path` holds a plan for exactly `key`, else why not.
-pub fn lookup(path: &Path, key: &PlanKey) -> Result<Vec<ConvChoice>, String> {
+pub fn lookup(path: &Path, key: &PlanKey) -> Result<Choices, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("no cached plan".into()),
@@ -59,7 +60,7 @@ pub fn lookup(path: &Path, key: &PlanKey) -> Result<Vec<ConvChoice>, String> {
     let file: PlanFile = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a plan file ({e})", path.display()))?;
     if file.key == *key {
-        Ok(file.convs)
+        Ok(file.choices)
     } else {
         Err(format!(
             "cached plan {} is stale: {}",
@@ -69,14 +70,14 @@ pub fn lookup(path: &Path, key: &PlanKey) -> Result<Vec<ConvChoice>, String> {
     }
 }
 
-pub fn store(path: &Path, key: &PlanKey, convs: &[ConvChoice]) -> Result<(), String> {
+pub fn store(path: &Path, key: &PlanKey, choices: &Choices) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let text = serde_json::to_string_pretty(&PlanFile {
         key: key.clone(),
-        convs: convs.to_vec(),
+        choices: choices.clone(),
     })
     .map_err(|e| e.to_string())?;
     // Write then rename: a crash mid-write leaves the old plan or none, never half a plan.
@@ -129,6 +130,7 @@ pub fn difference(old: &PlanKey, new: &PlanKey) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::network::{ConvChoice, ExpandChoice};
     use super::*;
 
     fn key() -> PlanKey {
@@ -153,13 +155,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name("nanodet-m/coco", "fp16", 1));
         assert_eq!(lookup(&path, &key()).unwrap_err(), "no cached plan");
-        let convs = vec![ConvChoice {
-            algo: 1,
-            workspace: 4096,
-            time_ms: 0.01,
-        }];
-        store(&path, &key(), &convs).unwrap();
-        assert_eq!(lookup(&path, &key()).unwrap(), convs);
+        let choices = Choices {
+            convs: vec![ConvChoice {
+                algo: 1,
+                workspace: 4096,
+                time_ms: 0.01,
+            }],
+            expand_dw: vec![ExpandChoice {
+                fused: true,
+                fused_ms: Some(0.004),
+                apart_ms: 0.009,
+            }],
+        };
+        store(&path, &key(), &choices).unwrap();
+        assert_eq!(lookup(&path, &key()).unwrap(), choices);
         let mut newer = key();
         newer.device.driver = 13010;
         let why = lookup(&path, &newer).unwrap_err();

@@ -706,6 +706,168 @@ CONV_MMA(conv_mma_wide_c4, 2, 2, 64, 4, 4, __cluster_dims__(1, 1, 4))
 CONV_MMA(conv_mma_wide_c8, 2, 2, 64, 4, 8, __cluster_dims__(1, 1, 8))
 #endif
 
+// A 1×1 expansion (groups 1, stride 1, no padding) and the 3×3 depthwise convolution that reads
+// it, in one kernel: MobileNetV2's inverted residual without its projection. At batch 1 the
+// depthwise layer was a launch of its own that waited for the expansion and read its output (six
+// times the block's input) back from memory; here the expanded map never leaves shared memory.
+// A block of 256 threads makes a TH × TW tile of output pixels for EXPAND_CHANNELS expanded
+// channels (8 warps: a block does its three steps one after the other, and at batch 1 there are
+// few blocks per SM, so its warps are what hides the latencies):
+// 1. stages the (TH−1)·SH+3 × (TW−1)·SH+3 input pixels under the tile (whole reduction at once:
+//    the host fuses only c ≤ 256) and the channels' expansion weights (cp.async);
+// 2. expands them on tensor cores (mma.sync m16n8k16, FP32 sums), applies bias and activation,
+//    rounds to T like the expansion's own output would be, and writes zeros outside the image
+//    (the depthwise layer's padding is of the expanded map);
+// 3. runs the depthwise taps from shared memory in dwconv_nhwc's order, epilogue conv_store.
+// So the output equals the two kernels' whenever the expansion sums do (the reduction order of
+// one tensor-core kernel differs from another's in the last bits).
+// Shared memory is dynamic, ExpandShape::bytes; the host computes the same figure (network.rs,
+// `expand_dw_shared_bytes`).
+#define EXPAND_CHANNELS 48
+template <int SH> struct ExpandShape {
+    static constexpr int TH = 4, TW = SH == 1 ? 8 : 4;
+    static constexpr int HW = (TW - 1) * SH + 3, HALO = ((TH - 1) * SH + 3) * HW;
+    static constexpr int ROWS = (HALO + 15) / 16 * 16, EP = EXPAND_CHANNELS + 8;
+    // Staged input and weights (row pitch c rounded up to 16, + 8 against bank conflicts), the
+    // expanded tile, the depthwise weights as floats.
+    static __device__ __forceinline__ int bytes(int pitch) {
+        return (ROWS + EXPAND_CHANNELS) * pitch * 2 + ROWS * EP * 2 + EXPAND_CHANNELS * 9 * 4;
+    }
+};
+
+// Step 1 with copies of V halves (the widest c, the pixel pitch and x's alignment allow).
+template <int V, int HW, int HALO>
+__device__ __forceinline__ void stage_expansion(unsigned int a_dst, unsigned int b_dst,
+                                                const T* x, const T* w, int rows, int c, int kp,
+                                                int pitch, int e, int e0, int bn, int iy0, int ix0,
+                                                int h, int wd, int xp) {
+    const int per_row = kp / V;
+    for (int i = threadIdx.x; i < rows * per_row; i += blockDim.x) {
+        const int row = i / per_row, q = i % per_row * V;
+        const int iy = iy0 + row / HW, ix = ix0 + row % HW;
+        const bool valid =
+            row < HALO && q < c && (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
+        copy_halves<V>(a_dst + (row * pitch + q) * 2,
+                       valid ? x + (((bn * h + iy) * wd + ix) * xp + q) : x, valid);
+    }
+    for (int i = threadIdx.x; i < EXPAND_CHANNELS * per_row; i += blockDim.x) {
+        const int row = i / per_row, q = i % per_row * V;
+        const bool valid = e0 + row < e && q < c;
+        copy_halves<V>(b_dst + (row * pitch + q) * 2, valid ? w + ((e0 + row) * c + q) : w, valid);
+    }
+}
+
+template <int SH>
+__device__ __forceinline__ void conv_expand_dw(T* y, const T* x, const T* w1, const float* b1,
+                                               int act1, float a1, float c1, const T* w2,
+                                               const float* b2, int act2, float a2, float c2,
+                                               int n, int h, int wd, int c, int e, int oh, int ow,
+                                               int pt, int pl, int xp, int yp) {
+#if __CUDA_ARCH__ >= 800
+    typedef ExpandShape<SH> Shape;
+    constexpr int EC = EXPAND_CHANNELS, TH = Shape::TH, TW = Shape::TW, HW = Shape::HW;
+    const int kp = (c + 15) / 16 * 16, pitch = kp + 8;
+    unsigned int given;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(given));
+    if (given < (unsigned)Shape::bytes(pitch)) __trap();  // launched with less than it uses
+    T* As = (T*)mma_smem;                              // [ROWS][pitch]
+    T* Bs = As + Shape::ROWS * pitch;                     // [EC][pitch]
+    T* Es = Bs + EC * pitch;                              // [ROWS][EP]
+    float* Ws = (float*)(Es + Shape::ROWS * Shape::EP);  // [EC][9]
+    const int tiles_x = (ow + TW - 1) / TW, tiles = tiles_x * ((oh + TH - 1) / TH);
+    const int bn = blockIdx.x / tiles, t = blockIdx.x % tiles;
+    const int oy0 = t / tiles_x * TH, ox0 = t % tiles_x * TW, e0 = blockIdx.y * EC;
+    const int iy0 = oy0 * SH - pt, ix0 = ox0 * SH - pl;
+    const unsigned long long xa = (unsigned long long)x;
+    const unsigned int a_dst = shared_address(As), b_dst = shared_address(Bs);
+    if ((c | xp) % 8 == 0 && xa % 16 == 0)
+        stage_expansion<8, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
+    else if ((c | xp) % 2 == 0 && xa % 4 == 0)
+        stage_expansion<2, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
+    else
+        stage_expansion<1, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
+    asm volatile("cp.async.commit_group;");
+    for (int i = threadIdx.x; i < EC * 9; i += blockDim.x)
+        Ws[i] = e0 + i / 9 < e ? ld(w2, e0 * 9 + i) : 0.0f;
+    asm volatile("cp.async.wait_group 0;");
+    __syncthreads();
+    // Step 2: units of 16 halo pixels × 24 channels (three n8 fragments), round robin over warps.
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    const int warps = blockDim.x / 32;
+    for (int u = warp; u < Shape::ROWS / 16 * 2; u += warps) {
+        const int m0 = u / 2 * 16, n0 = u % 2 * (EC / 2);
+        float acc[3][4];
+        for (int j = 0; j < 3; ++j)
+            for (int l = 0; l < 4; ++l) acc[j][l] = 0.0f;
+        for (int kk = 0; kk < kp; kk += 16) {
+            const T* a0 = As + (m0 + g) * pitch + kk + 2 * t4;
+            const T* a8 = a0 + 8 * pitch;
+            const unsigned int af0 = pair(a0), af1 = pair(a8), af2 = pair(a0 + 8), af3 = pair(a8 + 8);
+            for (int j = 0; j < 3; ++j) {
+                const T* b = Bs + (n0 + j * 8 + g) * pitch + kk + 2 * t4;
+                asm volatile(
+                    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+                    "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                    : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
+                    : "r"(af0), "r"(af1), "r"(af2), "r"(af3), "r"(pair(b)), "r"(pair(b + 8)));
+            }
+        }
+        for (int j = 0; j < 3; ++j) {
+            const int col = n0 + j * 8 + 2 * t4, ch = e0 + col;
+            for (int r8 = 0; r8 < 2; ++r8) {
+                const int row = m0 + g + 8 * r8, iy = iy0 + row / HW, ix = ix0 + row % HW;
+                const bool inside = row < Shape::HALO && (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
+                float v0 = acc[j][2 * r8], v1 = acc[j][2 * r8 + 1];
+                if (b1) {
+                    v0 += ch < e ? b1[ch] : 0.0f;
+                    v1 += ch + 1 < e ? b1[ch + 1] : 0.0f;
+                }
+                v0 = inside ? activate(v0, act1, a1, c1) : 0.0f;
+                v1 = inside ? activate(v1, act1, a1, c1) : 0.0f;
+                unsigned int two;
+                asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(two) : "f"(v1), "f"(v0));
+                *(unsigned int*)(Es + row * Shape::EP + col) = two;
+            }
+        }
+    }
+    __syncthreads();
+    // Step 3: one thread per output pixel and channel pair. Taps outside the image read the
+    // zeros written there (dw_taps skips them instead: the same sums, but for the sign of an
+    // exact zero).
+    constexpr int PAIRS = EC / 2;
+    const bool packed = yp % 2 == 0 && (unsigned long long)y % 4 == 0;
+    for (int i = threadIdx.x; i < TH * TW * PAIRS; i += blockDim.x) {
+        const int px = i / PAIRS, col = i % PAIRS * 2, ch = e0 + col;
+        const int ty = px / TW, tx = px % TW, oy = oy0 + ty, ox = ox0 + tx;
+        if (oy >= oh || ox >= ow || ch >= e) continue;
+        float acc0 = 0.0f, acc1 = 0.0f;
+#pragma unroll
+        for (int ry = 0; ry < 3; ++ry) {
+#pragma unroll
+            for (int sx = 0; sx < 3; ++sx) {
+                float x0, x1;
+                ld2(Es, ((ty * SH + ry) * HW + tx * SH + sx) * Shape::EP + col, x0, x1);
+                acc0 += x0 * Ws[col * 9 + ry * 3 + sx];
+                acc1 += x1 * Ws[(col + 1) * 9 + ry * 3 + sx];
+            }
+        }
+        const bool both = ch + 1 < e;
+        conv_store(y, acc0, acc1, (bn * oh + oy) * ow + ox, ch, e, yp, b2, nullptr, act2, a2, c2,
+                   both, packed && both);
+    }
+#endif
+}
+#define CONV_EXPAND_DW(NAME, SH)                                                                \
+    extern "C" __global__ void __launch_bounds__(256) NAME(                                    \
+        T* y, const T* x, const T* w1, const float* b1, int act1, float a1, float c1,           \
+        const T* w2, const float* b2, int act2, float a2, float c2, int n, int h, int wd, int c, \
+        int e, int oh, int ow, int pt, int pl, int xp, int yp) {                                \
+        conv_expand_dw<SH>(y, x, w1, b1, act1, a1, c1, w2, b2, act2, a2, c2, n, h, wd, c, e,   \
+                           oh, ow, pt, pl, xp, yp);                                              \
+    }
+CONV_EXPAND_DW(conv_expand_dw_s1, 1)
+CONV_EXPAND_DW(conv_expand_dw_s2, 2)
+
 // The end of a split-K convolution: y = act(Σ_z partial[z] + bias + residual), z in order.
 extern "C" __global__ void conv_split_sum(T* y, const float* partial, int splits, int pixels,
                                           int k, const float* bias, const T* residual, int act,

@@ -19,7 +19,7 @@ pub use cache::PlanSource;
 pub use device::check_libraries;
 pub use network::{OwnConv, OWN_CONVS};
 
-use super::engine::{in_place, onnx, plan};
+use super::engine::{expand_dw, in_place, onnx, plan};
 use super::{DetectError, FrameDetector, GpuStageTimes, Precision};
 use adas_plugins::gpu::{self as plugins, GpuHead};
 use adas_plugins::manifest::{Layout, Manifest};
@@ -173,6 +173,8 @@ impl CudaBackend {
             // Concats written in place force their producers onto the own kernels, which only
             // beat cuDNN where they run on tensor cores.
             in_place::write_concats_in_place(&mut lowered);
+            // The fused expansion + depthwise kernels run on tensor cores too.
+            expand_dw::fuse(&mut lowered);
         }
         tracing::info!(model = %manifest.name, steps = lowered.steps.len(), "cuda engine plan: {}", lowered.summary());
         let mut engine_names = ENGINE_NAMES.to_vec();

@@ -4,6 +4,7 @@
 
 use super::device::{gpu_error, Arg, DevPtr, Gpu};
 use crate::detect::engine::branches::{self, Schedule};
+use crate::detect::engine::expand_dw;
 use crate::detect::engine::plan::{ConvStep, Coord, Plan, Step};
 use crate::detect::DetectError;
 use cudarc::cudnn::{result as dnn, sys};
@@ -16,6 +17,29 @@ pub struct ConvChoice {
     pub algo: u32,
     pub workspace: usize,
     pub time_ms: f32,
+}
+
+/// How a step with a fused expansion ([`crate::detect::engine::expand_dw`]) runs, as measured
+/// (kept in the plan cache).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ExpandChoice {
+    /// One `conv_expand_dw_s*` launch; else the expansion on its measured algorithm, then
+    /// `dwconv_nhwc`.
+    pub fused: bool,
+    /// None where the GPU cannot launch the fused kernel.
+    pub fused_ms: Option<f32>,
+    pub apart_ms: f32,
+}
+
+/// What the engine build measured: the plan cache's content.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Choices {
+    /// Per measured convolution, in step order: every one with groups = 1, including the
+    /// expansions fused into depthwise steps.
+    pub convs: Vec<ConvChoice>,
+    /// Per step with a fused expansion, in step order.
+    #[serde(default)]
+    pub expand_dw: Vec<ExpandChoice>,
 }
 
 /// Up to 6 axes for the permute kernel (`Dims6` in kernels.cu).
@@ -98,11 +122,13 @@ pub struct Network {
     half: bool,
     buffers: Vec<(CudaSlice<u8>, DevPtr)>,
     weights: Vec<(CudaSlice<u8>, DevPtr)>,
-    /// Per step: the cuDNN descriptors of a Conv step (None for other steps).
+    /// Per step: the cuDNN descriptors of its measured convolution (None for other steps).
     convs: Vec<Option<Descriptors>>,
-    /// Per step: its index in `choices` (dense convolutions).
+    /// Per step: the index of its measured convolution in `choices.convs`.
     choice_of: Vec<Option<usize>>,
-    pub choices: Vec<ConvChoice>,
+    /// Per step: its index in `choices.expand_dw` (steps with a fused expansion).
+    expand_of: Vec<Option<usize>>,
+    pub choices: Choices,
     /// Enqueue order, lanes and waits of the steps (`engine::branches`).
     schedule: Schedule,
     lanes: Vec<Lane>,
@@ -241,8 +267,45 @@ pub fn tensor_core_kernels(clusters: bool) -> Vec<&'static str> {
         .collect();
     names.sort_unstable();
     names.dedup();
-    names.push("conv_split_sum");
+    names.extend(["conv_split_sum", "conv_expand_dw_s1", "conv_expand_dw_s2"]);
     names
+}
+
+/// The convolution of a Conv step whose algorithm is measured: the step itself (groups = 1), or
+/// the expansion fused into it; none for a plain depthwise step (always `dwconv_nhwc`).
+fn measured(c: &ConvStep) -> Option<&ConvStep> {
+    match &c.expand {
+        Some(e) => Some(e),
+        None if !c.is_depthwise() => Some(c),
+        None => None,
+    }
+}
+
+/// The fused expansion + depthwise kernels (kernels.cu, `ExpandShape`): 256 threads make a
+/// 4 × TW tile of output pixels for 48 expanded channels.
+const EXPAND_CHANNELS: usize = 48;
+const EXPAND_THREADS: u32 = 256;
+
+/// Kernel name and output tile (rows, columns) of the fused kernel for a depthwise stride.
+fn expand_dw_kernel(stride: usize) -> (&'static str, usize, usize) {
+    if stride == 1 {
+        ("conv_expand_dw_s1", 4, 8)
+    } else {
+        ("conv_expand_dw_s2", 4, 4)
+    }
+}
+
+/// Dynamic shared memory of the fused kernel, bytes (`ExpandShape::bytes`, which traps when
+/// launched with less): the staged halo pixels and the expansion weights (pitch: `c` rounded up
+/// to 16, + 8), the expanded tile, the depthwise weights as floats.
+fn expand_dw_bytes(stride: usize, c: usize) -> u32 {
+    let (_, th, tw) = expand_dw_kernel(stride);
+    let halo = ((th - 1) * stride + 3) * ((tw - 1) * stride + 3);
+    let rows = halo.div_ceil(16) * 16;
+    let pitch = c.div_ceil(16) * 16 + 8;
+    ((rows + EXPAND_CHANNELS) * pitch * 2
+        + rows * (EXPAND_CHANNELS + 8) * 2
+        + EXPAND_CHANNELS * 9 * 4) as u32
 }
 
 fn own_conv(algo: u32) -> Option<&'static OwnConv> {
@@ -282,7 +345,7 @@ impl Network {
         plan: Plan,
         half: bool,
         tensor_cores: bool,
-        cached: Option<&[ConvChoice]>,
+        cached: Option<&Choices>,
         streams: usize,
     ) -> Result<Network, DetectError> {
         // Which own kernels this GPU and precision can launch: asked once, not per layer.
@@ -298,6 +361,12 @@ impl Network {
             Some(o) => launchable.contains(&o.algo),
             None => algo_from(algo).is_some(),
         };
+        // The fused kernels, with room for the longest expansion the plan fuses.
+        let expand_launchable = tensor_cores
+            && [1, 2].iter().all(|&stride| {
+                let bytes = expand_dw_bytes(stride, expand_dw::MAX_EXPAND_INPUT);
+                gpu.fits(expand_dw_kernel(stride).0, EXPAND_THREADS, bytes, 1)
+            });
         let elem: usize = if half { 2 } else { 4 };
         let buffers = plan
             .buffers
@@ -309,6 +378,9 @@ impl Network {
         for s in &plan.steps {
             if let Step::Conv(c) = s {
                 conv_weight[c.weight] = true;
+                if let Some(e) = &c.expand {
+                    conv_weight[e.weight] = true;
+                }
             }
         }
         let mut weights = Vec::with_capacity(plan.weights.len());
@@ -340,37 +412,61 @@ impl Network {
         let mut convs = Vec::with_capacity(plan.steps.len());
         for s in &plan.steps {
             convs.push(match s {
-                Step::Conv(c) if !c.is_depthwise() && c.is_dense() => {
-                    Some(conv_descriptors(c, half)?)
-                }
+                Step::Conv(c) => match measured(c) {
+                    Some(m) if m.is_dense() => Some(conv_descriptors(m, half)?),
+                    _ => None,
+                },
                 _ => None,
             });
         }
-        // Per step: its index among the dense convolutions, the ones with a measured choice.
-        let mut choice_of = Vec::with_capacity(plan.steps.len());
-        let mut n_convs = 0;
-        for s in &plan.steps {
-            choice_of.push(match s {
-                Step::Conv(c) if !c.is_depthwise() => {
-                    n_convs += 1;
-                    Some(n_convs - 1)
-                }
-                _ => None,
-            });
-        }
-        let choices: Vec<ConvChoice> = match cached {
-            Some(c) if c.len() == n_convs && c.iter().all(|c| usable(c.algo)) => c.to_vec(),
+        // Per step: its index among the measured convolutions and among the fused expansions.
+        let count = |is: &dyn Fn(&ConvStep) -> bool| {
+            let mut n = 0;
+            let of: Vec<Option<usize>> = plan
+                .steps
+                .iter()
+                .map(|s| match s {
+                    Step::Conv(c) if is(c) => {
+                        n += 1;
+                        Some(n - 1)
+                    }
+                    _ => None,
+                })
+                .collect();
+            (of, n)
+        };
+        let (choice_of, n_convs) = count(&|c| measured(c).is_some());
+        let (expand_of, n_expand) = count(&|c| c.expand.is_some());
+        let cache_fits = |c: &Choices| {
+            c.convs.len() == n_convs
+                && c.convs.iter().all(|c| usable(c.algo))
+                && c.expand_dw.len() == n_expand
+                && (expand_launchable || c.expand_dw.iter().all(|e| !e.fused))
+        };
+        let choices = match cached {
+            Some(c) if cache_fits(c) => c.clone(),
             _ => {
                 gpu.sync()?;
                 let search = gpu.alloc(SEARCH_WORKSPACE)?;
                 let search_partials = gpu.alloc(MAX_PARTIALS_BYTES)?;
-                let mut out = Vec::with_capacity(n_convs);
+                let mut out = Choices::default();
                 for (step, d) in plan.steps.iter().zip(&convs) {
-                    let Step::Conv(c) = step else { continue };
-                    if c.is_depthwise() {
-                        continue;
-                    }
+                    let Step::Conv(step) = step else { continue };
+                    let Some(c) = measured(step) else { continue };
                     let io = conv_io(c, elem, &|b| buffers[b].1, &|w| weights[w].1);
+                    let run = |algo: u32, workspace: usize| match (own_conv(algo), d) {
+                        (Some(own), _) => {
+                            launch_own(gpu, &gpu.stream, own, c, io, search_partials.1)
+                        }
+                        (None, Some(d)) => {
+                            let ws = (search.1, workspace);
+                            launch_cudnn(gpu, &gpu.stream, handle.0, d, algo, ws, c, io)
+                        }
+                        (None, None) => Err(DetectError::Backend(format!(
+                            "cuda: no algorithm for {}",
+                            c.node
+                        ))),
+                    };
                     // cuDNN's best (dense layers only) against our own kernels, each timed the
                     // same way with its epilogue (cuDNN's own figure leaves the epilogue out);
                     // keep the fastest.
@@ -381,11 +477,8 @@ impl Network {
                     };
                     if let Some(d) = d {
                         let best = find(handle.0, d, io.0, io.2, io.1, search.1, &c.node)?;
-                        let ws = (search.1, best.workspace);
                         choice = ConvChoice {
-                            time_ms: time_layer(gpu, || {
-                                launch_cudnn(gpu, &gpu.stream, handle.0, d, best.algo, ws, c, io)
-                            })?,
+                            time_ms: time_layer(gpu, || run(best.algo, best.workspace))?,
                             ..best
                         };
                     }
@@ -393,9 +486,7 @@ impl Network {
                         .iter()
                         .filter(|o| usable(o.algo) && partials_bytes(o, c) <= MAX_PARTIALS_BYTES);
                     for own in candidates {
-                        let t = time_layer(gpu, || {
-                            launch_own(gpu, &gpu.stream, own, c, io, search_partials.1)
-                        })?;
+                        let t = time_layer(gpu, || run(own.algo, 0))?;
                         if t < choice.time_ms {
                             choice = ConvChoice {
                                 algo: own.algo,
@@ -404,23 +495,60 @@ impl Network {
                             };
                         }
                     }
-                    out.push(choice);
+                    out.convs.push(choice);
+                    if step.expand.is_some() {
+                        // The pair apart (the expansion as chosen, then the depthwise kernel,
+                        // which waits for it) against the fused kernel.
+                        let dw_io = conv_io(step, elem, &|b| buffers[b].1, &|w| weights[w].1);
+                        let apart = time_layer(gpu, || {
+                            run(choice.algo, choice.workspace)?;
+                            launch_depthwise(gpu, &gpu.stream, step, &dw_io)
+                        })?;
+                        let fused = if expand_launchable {
+                            Some(time_layer(gpu, || {
+                                launch_expand_dw(gpu, &gpu.stream, step, c, io, dw_io)
+                            })?)
+                        } else {
+                            None
+                        };
+                        out.expand_dw.push(ExpandChoice {
+                            fused: fused.is_some_and(|f| f < apart),
+                            fused_ms: fused,
+                            apart_ms: apart,
+                        });
+                    }
                 }
                 out
             }
         };
-        let on_own = |o: &OwnConv| choices.iter().filter(|c| c.algo == o.algo).count();
+        let on_own = |o: &OwnConv| choices.convs.iter().filter(|c| c.algo == o.algo).count();
         let own_counts: Vec<String> = OWN_CONVS
             .iter()
             .filter(|o| on_own(o) > 0)
             .map(|o| format!("{} {} (split-K {})", on_own(o), o.kernel, o.splits))
             .collect();
+        // Measured time of every convolution step (a fused step's as it runs, depthwise part
+        // included; plain depthwise steps are not measured).
+        let measured_ms: f32 = plan
+            .steps
+            .iter()
+            .zip(choice_of.iter().zip(&expand_of))
+            .map(
+                |(_, (k, e))| match (e.and_then(|e| choices.expand_dw.get(e)), k) {
+                    (Some(e), _) => e.fused_ms.map_or(e.apart_ms, |f| f.min(e.apart_ms)),
+                    (None, Some(k)) => choices.convs.get(*k).map_or(0.0, |c| c.time_ms),
+                    (None, None) => 0.0,
+                },
+            )
+            .sum();
         tracing::info!(
-            "cuda engine: {} convolutions on cuDNN, own kernels: {}; {} depthwise; sum of measured times {:.3} ms",
-            choices.len() - OWN_CONVS.iter().map(on_own).sum::<usize>(),
+            "cuda engine: {} convolutions on cuDNN, own kernels: {}; {} depthwise, {} of them with their expansion fused ({} on the fused kernel); sum of measured times {:.3} ms",
+            choices.convs.len() - OWN_CONVS.iter().map(on_own).sum::<usize>(),
             own_counts.join(", "),
             plan.steps.iter().filter(|s| matches!(s, Step::Conv(c) if c.is_depthwise())).count(),
-            choices.iter().map(|c| c.time_ms).sum::<f32>()
+            n_expand,
+            choices.expand_dw.iter().filter(|e| e.fused).count(),
+            measured_ms
         );
         let schedule = branches::schedule(&plan.steps, streams);
         // Scratch per lane, sized for the convolutions on it; lane 0's for all of them
@@ -431,10 +559,13 @@ impl Network {
                 let (Step::Conv(c), Some(k)) = (s, choice) else {
                     continue;
                 };
+                let Some(c) = measured(c) else { continue };
                 if lane.is_some_and(|l| schedule.lane[i] != l) {
                     continue;
                 }
-                let choice = choices[*k];
+                let Some(&choice) = choices.convs.get(*k) else {
+                    continue;
+                };
                 need.0 = need.0.max(choice.workspace);
                 need.1 = need
                     .1
@@ -466,6 +597,7 @@ impl Network {
             weights,
             convs,
             choice_of,
+            expand_of,
             choices,
             schedule,
             lanes,
@@ -548,6 +680,37 @@ impl Network {
         Ok(out)
     }
 
+    /// Step `index`'s measured convolution `c` (itself or its expansion) on its chosen algorithm.
+    fn launch_measured(
+        &self,
+        gpu: &Gpu,
+        lane: &Lane,
+        index: usize,
+        c: &ConvStep,
+    ) -> Result<(), DetectError> {
+        let choice = self.choice_of[index]
+            .and_then(|k| self.choices.convs.get(k))
+            .ok_or_else(|| DetectError::Backend("cuda: conv without a plan".into()))?;
+        let io = self.conv_io(c);
+        if let Some(own) = own_conv(choice.algo) {
+            return launch_own(gpu, &lane.stream, own, c, io, lane.partials.1);
+        }
+        let d = self.convs[index]
+            .as_ref()
+            .ok_or_else(|| DetectError::Backend("cuda: conv without descriptors".into()))?;
+        let workspace = (lane.workspace.1, lane.workspace.2);
+        launch_cudnn(
+            gpu,
+            &lane.stream,
+            lane.handle.0,
+            d,
+            choice.algo,
+            workspace,
+            c,
+            io,
+        )
+    }
+
     /// Puts step `index` on `lane`.
     fn enqueue_step(&self, gpu: &Gpu, lane: &Lane, index: usize) -> Result<(), DetectError> {
         let step = &self.plan.steps[index];
@@ -556,26 +719,24 @@ impl Network {
         let wt = |id: usize| self.weights.get(id).map_or(0, |w| w.1);
         {
             match step {
-                Step::Conv(c) if c.is_depthwise() => {
-                    let args = conv_args(c, &self.conv_io(c));
-                    let refs: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
-                    // One thread per channel pair.
-                    let threads = c.n * c.oh * c.ow * c.k.div_ceil(2);
-                    gpu.launch_on(stream, "dwconv_nhwc", threads, 1, 0, &refs)?;
-                }
                 Step::Conv(c) => {
-                    let choice = self.choice_of[index]
-                        .and_then(|k| self.choices.get(k))
-                        .ok_or_else(|| DetectError::Backend("cuda: conv without a plan".into()))?;
-                    let io = self.conv_io(c);
-                    if let Some(own) = own_conv(choice.algo) {
-                        return launch_own(gpu, stream, own, c, io, lane.partials.1);
+                    let fused = self.expand_of[index]
+                        .and_then(|k| self.choices.expand_dw.get(k))
+                        .is_some_and(|e| e.fused);
+                    match &c.expand {
+                        Some(e) if fused => {
+                            let io = (self.conv_io(e), self.conv_io(c));
+                            launch_expand_dw(gpu, stream, c, e, io.0, io.1)?;
+                        }
+                        Some(e) => {
+                            self.launch_measured(gpu, lane, index, e)?;
+                            launch_depthwise(gpu, stream, c, &self.conv_io(c))?;
+                        }
+                        None if c.is_depthwise() => {
+                            launch_depthwise(gpu, stream, c, &self.conv_io(c))?
+                        }
+                        None => self.launch_measured(gpu, lane, index, c)?,
                     }
-                    let d = self.convs[index].as_ref().ok_or_else(|| {
-                        DetectError::Backend("cuda: conv without descriptors".into())
-                    })?;
-                    let workspace = (lane.workspace.1, lane.workspace.2);
-                    launch_cudnn(gpu, stream, lane.handle.0, d, choice.algo, workspace, c, io)?;
                 }
                 Step::Pad {
                     x,
@@ -881,6 +1042,66 @@ fn conv_args(
     args
 }
 
+/// A depthwise convolution (`dwconv_nhwc`, one thread per channel pair of an output pixel).
+fn launch_depthwise(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    c: &ConvStep,
+    io: &ConvIo,
+) -> Result<(), DetectError> {
+    let args = conv_args(c, io);
+    let refs: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
+    let threads = c.n * c.oh * c.ow * c.k.div_ceil(2);
+    gpu.launch_on(stream, "dwconv_nhwc", threads, 1, 0, &refs)
+}
+
+/// Depthwise step `d` and its expansion `e` in one `conv_expand_dw_s*` launch: one block per
+/// output tile and 48 expanded channels.
+fn launch_expand_dw(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    d: &ConvStep,
+    e: &ConvStep,
+    (x, _, w1, b1, _): ConvIo,
+    (_, y, w2, b2, _): ConvIo,
+) -> Result<(), DetectError> {
+    let (act1, a1, c1) = e.act.code();
+    let (act2, a2, c2) = d.act.code();
+    let (kernel, th, tw) = expand_dw_kernel(d.stride[0]);
+    let args: [&dyn Arg; 23] = [
+        &y,
+        &x,
+        &w1,
+        &b1,
+        &act1,
+        &a1,
+        &c1,
+        &w2,
+        &b2,
+        &act2,
+        &a2,
+        &c2,
+        &i(d.n),
+        &i(d.h),
+        &i(d.w),
+        &i(e.c),
+        &i(d.c),
+        &i(d.oh),
+        &i(d.ow),
+        &i(d.pad[0]),
+        &i(d.pad[1]),
+        &i(e.x_at.pitch),
+        &i(d.y_at.pitch),
+    ];
+    let grid = (
+        (d.n * d.oh.div_ceil(th) * d.ow.div_ceil(tw)) as u32,
+        d.c.div_ceil(EXPAND_CHANNELS) as u32,
+        1,
+    );
+    let bytes = expand_dw_bytes(d.stride[0], e.c);
+    gpu.launch_grid_on(stream, kernel, grid, EXPAND_THREADS, bytes, &args)
+}
+
 /// One of the engine's own convolution kernels with its fused epilogue (after the split-K sum
 /// where the reduction is split).
 fn launch_own(
@@ -935,7 +1156,10 @@ fn launch_own(
 fn describe(step: &Step) -> String {
     match step {
         Step::Conv(c) => format!(
-            "conv{} {}x{} s{} {}→{} @{}x{} {}",
+            "conv{}{} {}x{} s{} {}→{} @{}x{} {}",
+            c.expand
+                .as_ref()
+                .map_or(String::new(), |e| format!(" 1x1 {}→{} +", e.c, e.k)),
             if c.is_depthwise() { " dw" } else { "" },
             c.r,
             c.s,
@@ -1158,6 +1382,11 @@ mod tests {
             .find(|o| o.algo == 1011)
             .map(OwnConv::shared_bytes);
         assert_eq!(split16, Some(2 * 64 * 264 * 2));
+        // The fused expansion + depthwise kernel's largest block fits every GPU with tensor-core
+        // kernels (sm_86 / sm_89 allow 99 KB a block; Orin and A100 163, Hopper 227).
+        assert_eq!(expand_dw_bytes(2, expand_dw::MAX_EXPAND_INPUT), 88_512);
+        assert!(expand_dw_bytes(2, expand_dw::MAX_EXPAND_INPUT) <= 99 << 10);
+        assert_eq!(expand_dw_bytes(1, 16), 14_272);
         assert!(!tensor_core_kernels(false).iter().any(|k| k.contains("_c")));
         assert!(tensor_core_kernels(true).contains(&"conv_mma_wide_c8"));
     }

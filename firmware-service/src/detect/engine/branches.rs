@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn the_shipped_models_keep_every_dependency_and_gain_lanes() {
-        use crate::detect::engine::{in_place, onnx, plan};
+        use crate::detect::engine::{expand_dw, in_place, onnx, plan};
         use adas_plugins::manifest::{Layout, Manifest};
         let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
         for name in [
@@ -325,7 +325,9 @@ mod tests {
             let graph = onnx::load(&m.onnx).unwrap();
             let nchw = m.input.layout == Layout::Nchw;
             let mut p = plan::lower(&graph, &m.input.shape, nchw, &m.output_names()).unwrap();
+            // As the FP16 tensor-core engine runs it.
             in_place::write_concats_in_place(&mut p);
+            expand_dw::fuse(&mut p);
             let s = schedule(&p.steps, 4);
             check(&p.steps, &s);
             assert!(s.lanes > 1, "{name}: no independent branches found");

@@ -186,6 +186,7 @@ mod tests {
             ow: w,
             x_at: Strided::dense(c),
             y_at: Strided::dense(k),
+            expand: None,
         }));
         y
     }

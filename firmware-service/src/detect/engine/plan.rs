@@ -75,6 +75,9 @@ pub struct ConvStep {
     pub ow: usize,
     pub x_at: Strided,
     pub y_at: Strided,
+    /// A 1×1 convolution fused in front of this depthwise one ([`super::expand_dw`]): it reads
+    /// the step's real input and writes `x`, which nothing else reads.
+    pub expand: Option<Box<ConvStep>>,
 }
 
 /// Where a convolution's pixels are in its buffer: element offset of the first, and the distance
@@ -212,7 +215,10 @@ impl Step {
     /// The buffers the step reads.
     pub fn reads(&self) -> Vec<BufId> {
         match self {
-            Step::Conv(c) => [Some(c.x), c.residual].into_iter().flatten().collect(),
+            Step::Conv(c) => {
+                let first = c.expand.as_ref().map_or(c.x, |e| e.x);
+                [Some(first), c.residual].into_iter().flatten().collect()
+            }
             Step::Eltwise { a, b, .. } => [Some(*a), *b].into_iter().flatten().collect(),
             Step::Resize { x, residual, .. } => {
                 [Some(*x), *residual].into_iter().flatten().collect()
@@ -261,7 +267,9 @@ impl Plan {
         let mut flops = 0.0;
         for s in &self.steps {
             if let Step::Conv(c) = s {
-                flops += 2.0 * (c.n * c.oh * c.ow * c.k * c.r * c.s * (c.c / c.groups)) as f64;
+                for c in c.expand.iter().map(|e| &**e).chain([c]) {
+                    flops += 2.0 * (c.n * c.oh * c.ow * c.k * c.r * c.s * (c.c / c.groups)) as f64;
+                }
             }
         }
         let activations: usize = self.buffers.iter().sum();
@@ -276,6 +284,7 @@ impl Plan {
         let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
         for s in &self.steps {
             let name = match s {
+                Step::Conv(c) if c.expand.is_some() => "conv 1×1 + depthwise",
                 Step::Conv(c) if c.residual.is_some() => "conv+residual",
                 Step::Conv(_) => "conv",
                 Step::Pad { .. } => "pad",
@@ -759,6 +768,7 @@ impl Lower<'_> {
             ow,
             x_at: Strided::dense(c),
             y_at: Strided::dense(k),
+            expand: None,
         }));
         self.define(
             node,

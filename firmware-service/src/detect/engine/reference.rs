@@ -3,7 +3,7 @@
 //! shipped models, so lowering mistakes are caught without a GPU; the GPU test machine then
 //! compares the CUDA kernels with the same outputs.
 
-use super::plan::{Coord, Plan, Step};
+use super::plan::{ConvStep, Coord, Plan, Step};
 use adas_plugins::gpu::Act;
 
 pub fn act(x: f32, a: Act) -> f32 {
@@ -35,6 +35,58 @@ pub fn resize_coord(o: usize, scale: f32, in_len: usize, out_len: usize, coord: 
     }
 }
 
+/// One convolution with its epilogue: `y_at` of `c.y` ← act(conv(x) + bias + residual).
+fn conv(c: &ConvStep, bufs: &mut [Vec<f32>], w: &[Vec<f32>]) {
+    let x = &bufs[c.x];
+    let (cg, kg) = (c.c / c.groups, c.k / c.groups);
+    // Output pixel-major in its own order; placed at `y_at` below.
+    let mut y = vec![0.0f32; c.n * c.oh * c.ow * c.k];
+    for n in 0..c.n {
+        for oy in 0..c.oh {
+            for ox in 0..c.ow {
+                for k in 0..c.k {
+                    let g = k / kg;
+                    let mut acc = 0.0f32;
+                    for r in 0..c.r {
+                        let iy =
+                            (oy * c.stride[0] + r * c.dilation[0]) as isize - c.pad[0] as isize;
+                        if iy < 0 || iy >= c.h as isize {
+                            continue;
+                        }
+                        for s in 0..c.s {
+                            let ix =
+                                (ox * c.stride[1] + s * c.dilation[1]) as isize - c.pad[1] as isize;
+                            if ix < 0 || ix >= c.w as isize {
+                                continue;
+                            }
+                            let xi = ((n * c.h + iy as usize) * c.w + ix as usize) * c.x_at.pitch
+                                + c.x_at.offset
+                                + g * cg;
+                            let wi = ((k * c.r + r) * c.s + s) * cg;
+                            for ci in 0..cg {
+                                acc += x[xi + ci] * w[c.weight][wi + ci];
+                            }
+                        }
+                    }
+                    let i = ((n * c.oh + oy) * c.ow + ox) * c.k + k;
+                    let mut v = acc;
+                    if let Some(b) = c.bias {
+                        v += w[b][k];
+                    }
+                    if let Some(r) = c.residual {
+                        v += bufs[r][i];
+                    }
+                    y[i] = act(v, c.act);
+                }
+            }
+        }
+    }
+    for (p, pixel) in y.chunks(c.k).enumerate() {
+        let at = p * c.y_at.pitch + c.y_at.offset;
+        bufs[c.y][at..at + c.k].copy_from_slice(pixel);
+    }
+}
+
 /// Runs `plan` on `input` (NHWC physical) and returns the outputs.
 pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
     let mut bufs: Vec<Vec<f32>> = plan.buffers.iter().map(|&n| vec![0.0; n]).collect();
@@ -43,55 +95,11 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
     for step in &plan.steps {
         match step {
             Step::Conv(c) => {
-                let x = &bufs[c.x];
-                let (cg, kg) = (c.c / c.groups, c.k / c.groups);
-                // Output pixel-major in its own order; placed at `y_at` below.
-                let mut y = vec![0.0f32; c.n * c.oh * c.ow * c.k];
-                for n in 0..c.n {
-                    for oy in 0..c.oh {
-                        for ox in 0..c.ow {
-                            for k in 0..c.k {
-                                let g = k / kg;
-                                let mut acc = 0.0f32;
-                                for r in 0..c.r {
-                                    let iy = (oy * c.stride[0] + r * c.dilation[0]) as isize
-                                        - c.pad[0] as isize;
-                                    if iy < 0 || iy >= c.h as isize {
-                                        continue;
-                                    }
-                                    for s in 0..c.s {
-                                        let ix = (ox * c.stride[1] + s * c.dilation[1]) as isize
-                                            - c.pad[1] as isize;
-                                        if ix < 0 || ix >= c.w as isize {
-                                            continue;
-                                        }
-                                        let xi = ((n * c.h + iy as usize) * c.w + ix as usize)
-                                            * c.x_at.pitch
-                                            + c.x_at.offset
-                                            + g * cg;
-                                        let wi = ((k * c.r + r) * c.s + s) * cg;
-                                        for ci in 0..cg {
-                                            acc += x[xi + ci] * w[c.weight][wi + ci];
-                                        }
-                                    }
-                                }
-                                let i = ((n * c.oh + oy) * c.ow + ox) * c.k + k;
-                                let mut v = acc;
-                                if let Some(b) = c.bias {
-                                    v += w[b][k];
-                                }
-                                if let Some(r) = c.residual {
-                                    v += bufs[r][i];
-                                }
-                                y[i] = act(v, c.act);
-                            }
-                        }
-                    }
+                // A fused 1×1 expansion first writes the depthwise layer's input (`expand_dw`).
+                if let Some(e) = &c.expand {
+                    conv(e, &mut bufs, w);
                 }
-                for (p, pixel) in y.chunks(c.k).enumerate() {
-                    let at = p * c.y_at.pitch + c.y_at.offset;
-                    bufs[c.y][at..at + c.k].copy_from_slice(pixel);
-                }
+                conv(c, &mut bufs, w);
             }
             Step::Pad {
                 x,
@@ -298,6 +306,7 @@ mod tests {
         let mut p = plan::lower(&g, &input.shape, nchw, &m.output_names()).unwrap();
         // As the FP16 tensor-core engine runs it (the plain plan is a subset of its steps).
         super::super::in_place::write_concats_in_place(&mut p);
+        super::super::expand_dw::fuse(&mut p);
         // The engine's input buffer is NHWC.
         let nhwc: Vec<f32> = if nchw {
             let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3]);
