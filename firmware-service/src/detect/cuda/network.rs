@@ -529,12 +529,11 @@ impl Network {
             .collect();
         // Measured time of every convolution step (a fused step's as it runs, depthwise part
         // included; plain depthwise steps are not measured).
-        let measured_ms: f32 = plan
-            .steps
+        let measured_ms: f32 = choice_of
             .iter()
-            .zip(choice_of.iter().zip(&expand_of))
+            .zip(&expand_of)
             .map(
-                |(_, (k, e))| match (e.and_then(|e| choices.expand_dw.get(e)), k) {
+                |(k, e)| match (e.and_then(|e| choices.expand_dw.get(e)), k) {
                     (Some(e), _) => e.fused_ms.map_or(e.apart_ms, |f| f.min(e.apart_ms)),
                     (None, Some(k)) => choices.convs.get(*k).map_or(0.0, |c| c.time_ms),
                     (None, None) => 0.0,
