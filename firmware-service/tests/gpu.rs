@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use adas_plugins::manifest::Layout;
-use adas_plugins::{nms_per_class, preprocess, Decoder, Detection, Manifest};
+use adas_plugins::{nms_per_class, preprocess, Decoder, Detection, Manifest, Tensor};
 use adasd::detect::cuda::{CudaBackend, CudaOptions, PlanSource, OWN_CONVS};
 use adasd::detect::{Backend, BackendKind, BackendOptions, Detector, Precision};
 use std::path::{Path, PathBuf};
@@ -83,6 +83,16 @@ fn plan_file(dir: &Path) -> PathBuf {
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().ends_with(".plan.json"))
         .unwrap()
+}
+
+/// How far the network's outputs may be from tract's: FP32 math, or FP16 within 5 % of the
+/// output's largest value.
+fn tolerance(precision: Precision, scale: f32) -> f32 {
+    if precision == Precision::Fp32 {
+        2e-3
+    } else {
+        0.05 * scale.max(1.0)
+    }
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
@@ -167,12 +177,67 @@ fn network_matches_tract() {
                 let d = max_abs(&g.data, &t.data);
                 let scale = t.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
                 println!("network {name} {precision:?} {out}: max |gpu − tract| = {d:e} (max |value| {scale:.2})");
-                let tolerance = if precision == Precision::Fp32 {
-                    2e-3
-                } else {
-                    0.05 * scale.max(1.0)
-                };
-                assert!(d < tolerance, "{out}: {d}");
+                assert!(d < tolerance(precision, scale), "{out}: {d}");
+            }
+        }
+    }
+}
+
+/// A batch: three different images through one batch-3 engine (FP32, and FP16 with every fusable
+/// expansion on the fused kernel) give each image tract's outputs for it alone. The other tests
+/// run batch 1, where no kernel's image index is ever above 0.
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn a_batch_matches_tract_image_by_image() {
+    const BATCH: usize = 3;
+    for name in MODELS {
+        let m = manifest(name);
+        let mut tract = adasd::detect::TractBackend::load(&m).unwrap();
+        let inputs: Vec<Tensor> = media()
+            .iter()
+            .take(BATCH)
+            .map(|(_, img)| network_input(&m, img))
+            .collect();
+        assert_eq!(inputs.len(), BATCH, "sample images missing");
+        let want: Vec<Vec<Tensor>> = inputs
+            .iter()
+            .map(|i| tract.infer_owned(i).unwrap())
+            .collect();
+        let mut shape = inputs[0].shape.clone();
+        shape[0] = BATCH;
+        let batch = Tensor {
+            shape,
+            data: inputs.iter().flat_map(|t| t.data.iter().copied()).collect(),
+        };
+        for precision in [Precision::Fp32, Precision::Fp16] {
+            let dir = tempfile::tempdir().unwrap();
+            let o = CudaOptions {
+                batch: BATCH,
+                ..options(precision, Some(dir.path()))
+            };
+            let mut gpu = CudaBackend::load(&m, m.score_threshold, &o).unwrap();
+            if precision == Precision::Fp16 {
+                let plan = plan_file(dir.path());
+                let mut file: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+                set_fused(&mut file, true);
+                std::fs::write(&plan, file.to_string()).unwrap();
+                gpu = CudaBackend::load(&m, m.score_threshold, &o).unwrap();
+                assert!(matches!(gpu.plan_source, PlanSource::Cached(_)));
+            }
+            let got = gpu.infer_owned(&batch).unwrap();
+            for (k, (g, out)) in got.iter().zip(m.output_names()).enumerate() {
+                let per = g.data.len() / BATCH;
+                for (image, w) in want.iter().enumerate() {
+                    let t = &w[k].data;
+                    let d = max_abs(&g.data[image * per..(image + 1) * per], t);
+                    let scale = t.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                    println!("batch {BATCH} {name} {precision:?} {out} image {image}: max |gpu − tract| = {d:e}");
+                    assert!(
+                        d < tolerance(precision, scale),
+                        "{name} {precision:?} {out} image {image}: {d}"
+                    );
+                }
             }
         }
     }
@@ -256,7 +321,7 @@ fn check_own(
         let d = max_abs(&g.data, &t.data);
         let scale = t.data.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         assert!(
-            d < 0.05 * scale.max(1.0),
+            d < tolerance(Precision::Fp16, scale),
             "{name}: every layer on {label}: {out} differs by {d}"
         );
         worst = worst.max(d / scale.max(1.0));
