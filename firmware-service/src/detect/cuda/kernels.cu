@@ -491,6 +491,33 @@ __device__ __forceinline__ void stage_weights(unsigned int dst, const T* w, int 
 
 __device__ __forceinline__ unsigned int pair(const T* p) { return *(const unsigned int*)p; }
 
+// Halves per copy into shared memory: the widest that the input's channel count, pixel pitch and
+// alignment allow (weights are dense rows of a multiple of the channel count).
+__device__ __forceinline__ int copy_width(int c, int xp, const T* x) {
+    const unsigned long long xa = (unsigned long long)x;
+    return (c | xp) % 8 == 0 && xa % 16 == 0 ? 8 : (c | xp) % 2 == 0 && xa % 4 == 0 ? 2 : 1;
+}
+
+// This lane's part of a 16 × 16 A fragment (mma.sync m16n8k16, row-major) whose row g, column
+// 2·t4 is at p in a tile of `pitch` halves per row.
+__device__ __forceinline__ void a_fragment(const T* p, int pitch, unsigned int (&a)[4]) {
+    a[0] = pair(p);
+    a[1] = pair(p + 8 * pitch);
+    a[2] = pair(p + 8);
+    a[3] = pair(p + 8 * pitch + 8);
+}
+
+// acc (this lane's part of a 16 × 8 FP32 tile) += A fragment · B fragment (b0, b1: column g,
+// rows 2·t4 and 2·t4 + 8 of a 16 × 8 FP16 tile).
+__device__ __forceinline__ void mma_16816(float (&acc)[4], const unsigned int (&a)[4],
+                                          unsigned int b0, unsigned int b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(acc[0]), "+f"(acc[1]), "+f"(acc[2]), "+f"(acc[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 #if __CUDA_ARCH__ >= 900
 // Every thread of every block of the cluster arrives, then waits: shared-memory writes before
 // are visible to the whole cluster after (release / acquire).
@@ -555,9 +582,7 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
     for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 4; ++j)
             for (int l = 0; l < 4; ++l) acc[i][j][l] = 0.0f;
-    // Widest copy the input's channel count, pitch and alignment allow (weights are dense).
-    const unsigned long long xa = (unsigned long long)x;
-    const int v = (c | xp) % 8 == 0 && xa % 16 == 0 ? 8 : (c | xp) % 2 == 0 && xa % 4 == 0 ? 2 : 1;
+    const int v = copy_width(c, xp, x);
     // This block's share of the slices: whole slices, so no q is summed twice.
     const int slices = (Q + KC - 1) / KC, share = (slices + gridDim.z - 1) / gridDim.z;
     const int q_begin = blockIdx.z * share * KC, q_end = imin(Q, q_begin + share * KC);
@@ -593,27 +618,14 @@ __device__ __forceinline__ void conv_mma(T* y, const T* x, const T* w, const flo
         const Row* B = Bs + buf * BN;
         for (int kk = split * 16; kk < KC; kk += 16 * SPLIT) {
             unsigned int af[2][4], bf[4][2];
-            for (int i = 0; i < 2; ++i) {
-                const int row = m0 + i * 16 + g;
-                af[i][0] = pair(&A[row][kk + 2 * t4]);
-                af[i][1] = pair(&A[row + 8][kk + 2 * t4]);
-                af[i][2] = pair(&A[row][kk + 2 * t4 + 8]);
-                af[i][3] = pair(&A[row + 8][kk + 2 * t4 + 8]);
-            }
+            for (int i = 0; i < 2; ++i) a_fragment(&A[m0 + i * 16 + g][kk + 2 * t4], Shape::LD, af[i]);
             for (int j = 0; j < 4; ++j) {
                 const int col = n0 + j * 8 + g;
                 bf[j][0] = pair(&B[col][kk + 2 * t4]);
                 bf[j][1] = pair(&B[col][kk + 2 * t4 + 8]);
             }
             for (int i = 0; i < 2; ++i)
-                for (int j = 0; j < 4; ++j)
-                    asm volatile(
-                        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                        "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                        : "+f"(acc[i][j][0]), "+f"(acc[i][j][1]), "+f"(acc[i][j][2]),
-                          "+f"(acc[i][j][3])
-                        : "r"(af[i][0]), "r"(af[i][1]), "r"(af[i][2]), "r"(af[i][3]),
-                          "r"(bf[j][0]), "r"(bf[j][1]));
+                for (int j = 0; j < 4; ++j) mma_16816(acc[i][j], af[i], bf[j][0], bf[j][1]);
         }
         __syncthreads();
     }
@@ -722,7 +734,7 @@ CONV_MMA(conv_mma_wide_c8, 2, 2, 64, 4, 8, __cluster_dims__(1, 1, 8))
 // So the output equals the two kernels' whenever the expansion sums do (the reduction order of
 // one tensor-core kernel differs from another's in the last bits).
 // Shared memory is dynamic, ExpandShape::bytes; the host computes the same figure (network.rs,
-// `expand_dw_shared_bytes`).
+// `expand_dw_bytes`).
 #define EXPAND_CHANNELS 48
 template <int SH> struct ExpandShape {
     static constexpr int TH = 4, TW = SH == 1 ? 8 : 4;
@@ -770,19 +782,19 @@ __device__ __forceinline__ void conv_expand_dw(T* y, const T* x, const T* w1, co
     unsigned int given;
     asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(given));
     if (given < (unsigned)Shape::bytes(pitch)) __trap();  // launched with less than it uses
-    T* As = (T*)mma_smem;                              // [ROWS][pitch]
-    T* Bs = As + Shape::ROWS * pitch;                     // [EC][pitch]
-    T* Es = Bs + EC * pitch;                              // [ROWS][EP]
+    T* As = (T*)mma_smem;                                // [ROWS][pitch]
+    T* Bs = As + Shape::ROWS * pitch;                    // [EC][pitch]
+    T* Es = Bs + EC * pitch;                             // [ROWS][EP]
     float* Ws = (float*)(Es + Shape::ROWS * Shape::EP);  // [EC][9]
     const int tiles_x = (ow + TW - 1) / TW, tiles = tiles_x * ((oh + TH - 1) / TH);
     const int bn = blockIdx.x / tiles, t = blockIdx.x % tiles;
     const int oy0 = t / tiles_x * TH, ox0 = t % tiles_x * TW, e0 = blockIdx.y * EC;
     const int iy0 = oy0 * SH - pt, ix0 = ox0 * SH - pl;
-    const unsigned long long xa = (unsigned long long)x;
+    const int v = copy_width(c, xp, x);
     const unsigned int a_dst = shared_address(As), b_dst = shared_address(Bs);
-    if ((c | xp) % 8 == 0 && xa % 16 == 0)
+    if (v == 8)
         stage_expansion<8, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
-    else if ((c | xp) % 2 == 0 && xa % 4 == 0)
+    else if (v == 2)
         stage_expansion<2, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
     else
         stage_expansion<1, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
@@ -800,27 +812,24 @@ __device__ __forceinline__ void conv_expand_dw(T* y, const T* x, const T* w1, co
         for (int j = 0; j < 3; ++j)
             for (int l = 0; l < 4; ++l) acc[j][l] = 0.0f;
         for (int kk = 0; kk < kp; kk += 16) {
-            const T* a0 = As + (m0 + g) * pitch + kk + 2 * t4;
-            const T* a8 = a0 + 8 * pitch;
-            const unsigned int af0 = pair(a0), af1 = pair(a8), af2 = pair(a0 + 8), af3 = pair(a8 + 8);
+            unsigned int af[4];
+            a_fragment(As + (m0 + g) * pitch + kk + 2 * t4, pitch, af);
             for (int j = 0; j < 3; ++j) {
                 const T* b = Bs + (n0 + j * 8 + g) * pitch + kk + 2 * t4;
-                asm volatile(
-                    "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-                    "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                    : "+f"(acc[j][0]), "+f"(acc[j][1]), "+f"(acc[j][2]), "+f"(acc[j][3])
-                    : "r"(af0), "r"(af1), "r"(af2), "r"(af3), "r"(pair(b)), "r"(pair(b + 8)));
+                mma_16816(acc[j], af, pair(b), pair(b + 8));
             }
         }
         for (int j = 0; j < 3; ++j) {
             const int col = n0 + j * 8 + 2 * t4, ch = e0 + col;
+            const float bias0 = b1 && ch < e ? b1[ch] : 0.0f;
+            const float bias1 = b1 && ch + 1 < e ? b1[ch + 1] : 0.0f;
             for (int r8 = 0; r8 < 2; ++r8) {
                 const int row = m0 + g + 8 * r8, iy = iy0 + row / HW, ix = ix0 + row % HW;
                 const bool inside = row < Shape::HALO && (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
                 float v0 = acc[j][2 * r8], v1 = acc[j][2 * r8 + 1];
                 if (b1) {
-                    v0 += ch < e ? b1[ch] : 0.0f;
-                    v1 += ch + 1 < e ? b1[ch + 1] : 0.0f;
+                    v0 += bias0;
+                    v1 += bias1;
                 }
                 v0 = inside ? activate(v0, act1, a1, c1) : 0.0f;
                 v1 = inside ? activate(v1, act1, a1, c1) : 0.0f;

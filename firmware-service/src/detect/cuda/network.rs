@@ -449,23 +449,16 @@ impl Network {
                 gpu.sync()?;
                 let search = gpu.alloc(SEARCH_WORKSPACE)?;
                 let search_partials = gpu.alloc(MAX_PARTIALS_BYTES)?;
+                let io_of = |c: &ConvStep| conv_io(c, elem, &|b| buffers[b].1, &|w| weights[w].1);
                 let mut out = Choices::default();
                 for (step, d) in plan.steps.iter().zip(&convs) {
                     let Step::Conv(step) = step else { continue };
                     let Some(c) = measured(step) else { continue };
-                    let io = conv_io(c, elem, &|b| buffers[b].1, &|w| weights[w].1);
-                    let run = |algo: u32, workspace: usize| match (own_conv(algo), d) {
-                        (Some(own), _) => {
-                            launch_own(gpu, &gpu.stream, own, c, io, search_partials.1)
-                        }
-                        (None, Some(d)) => {
-                            let ws = (search.1, workspace);
-                            launch_cudnn(gpu, &gpu.stream, handle.0, d, algo, ws, c, io)
-                        }
-                        (None, None) => Err(DetectError::Backend(format!(
-                            "cuda: no algorithm for {}",
-                            c.node
-                        ))),
+                    let io = io_of(c);
+                    let run = |algo: u32, workspace: usize| {
+                        let scratch = ((search.1, workspace), search_partials.1);
+                        let d = d.as_ref();
+                        launch_conv(gpu, &gpu.stream, handle.0, d, algo, scratch, c, io)
                     };
                     // cuDNN's best (dense layers only) against our own kernels, each timed the
                     // same way with its epilogue (cuDNN's own figure leaves the epilogue out);
@@ -499,7 +492,7 @@ impl Network {
                     if step.expand.is_some() {
                         // The pair apart (the expansion as chosen, then the depthwise kernel,
                         // which waits for it) against the fused kernel.
-                        let dw_io = conv_io(step, elem, &|b| buffers[b].1, &|w| weights[w].1);
+                        let dw_io = io_of(step);
                         let apart = time_layer(gpu, || {
                             run(choice.algo, choice.workspace)?;
                             launch_depthwise(gpu, &gpu.stream, step, &dw_io)
@@ -690,21 +683,16 @@ impl Network {
         let choice = self.choice_of[index]
             .and_then(|k| self.choices.convs.get(k))
             .ok_or_else(|| DetectError::Backend("cuda: conv without a plan".into()))?;
+        let scratch = ((lane.workspace.1, lane.workspace.2), lane.partials.1);
+        let d = self.convs[index].as_ref();
         let io = self.conv_io(c);
-        if let Some(own) = own_conv(choice.algo) {
-            return launch_own(gpu, &lane.stream, own, c, io, lane.partials.1);
-        }
-        let d = self.convs[index]
-            .as_ref()
-            .ok_or_else(|| DetectError::Backend("cuda: conv without descriptors".into()))?;
-        let workspace = (lane.workspace.1, lane.workspace.2);
-        launch_cudnn(
+        launch_conv(
             gpu,
             &lane.stream,
             lane.handle.0,
             d,
             choice.algo,
-            workspace,
+            scratch,
             c,
             io,
         )
@@ -886,6 +874,29 @@ impl Network {
             }
         }
         Ok(())
+    }
+}
+
+/// Convolution `c` on `algo`: one of the engine's own kernels (split-K partial sums in
+/// `partials`), or cuDNN's algorithm with the descriptors `d` and a workspace.
+#[allow(clippy::too_many_arguments)]
+fn launch_conv(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    handle: sys::cudnnHandle_t,
+    d: Option<&Descriptors>,
+    algo: u32,
+    (workspace, partials): ((DevPtr, usize), DevPtr),
+    c: &ConvStep,
+    io: ConvIo,
+) -> Result<(), DetectError> {
+    match (own_conv(algo), d) {
+        (Some(own), _) => launch_own(gpu, stream, own, c, io, partials),
+        (None, Some(d)) => launch_cudnn(gpu, stream, handle, d, algo, workspace, c, io),
+        (None, None) => Err(DetectError::Backend(format!(
+            "cuda: convolution {} has cuDNN algorithm {algo} but no descriptors",
+            c.node
+        ))),
     }
 }
 
