@@ -184,7 +184,8 @@ fn network_matches_tract() {
 }
 
 /// A batch: three different images through one batch-3 engine (FP32, and FP16 with every fusable
-/// expansion on the fused kernel) give each image tract's outputs for it alone. The other tests
+/// expansion on the fused kernel and, where the GPU has clusters, every fusable projection on the
+/// whole inverted residual kernel) give each image tract's outputs for it alone. The other tests
 /// run batch 1, where no kernel's image index is ever above 0.
 #[test]
 #[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
@@ -220,7 +221,8 @@ fn a_batch_matches_tract_image_by_image() {
                 let plan = plan_file(dir.path());
                 let mut file: serde_json::Value =
                     serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-                set_fused(&mut file, true);
+                let clusters = gpu.compute_capability() >= (9, 0);
+                set_fused(&mut file, true, clusters);
                 std::fs::write(&plan, file.to_string()).unwrap();
                 gpu = CudaBackend::load(&m, m.score_threshold, &o).unwrap();
                 assert!(matches!(gpu.plan_source, PlanSource::Cached(_)));
@@ -244,9 +246,10 @@ fn a_batch_matches_tract_image_by_image() {
 }
 
 /// Every own convolution kernel on every layer: the plan cache is rewritten so that all dense
-/// convolutions use one kernel (and, once, every fusable expansion + depthwise pair the fused
-/// kernel), and the network must still match tract within the FP16 tolerance. Measured plans keep only the fastest kernel per layer, so without this a kernel
-/// could be wrong unnoticed until the GPU where it wins.
+/// convolutions use one kernel (and, once each, every fusable inverted residual the whole-block
+/// kernel and every fusable expansion + depthwise pair the fused kernel), and the network must
+/// still match tract within the FP16 tolerance. Measured plans keep only the fastest kernel per
+/// layer, so without this a kernel could be wrong unnoticed until the GPU where it wins.
 #[test]
 #[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
 fn every_own_convolution_kernel_matches_tract() {
@@ -261,20 +264,29 @@ fn every_own_convolution_kernel_matches_tract() {
         let plan = plan_file(dir.path());
         let mut file: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-        // Every fused expansion + depthwise step on the fused kernel (the other layers as
-        // measured), then every step apart with the expansions on each own kernel in turn.
+        // Every whole inverted residual on its kernel, then every fused expansion + depthwise
+        // step on the fused kernel and the projections apart (the other layers as measured),
+        // then every step apart with the expansions and projections on each own kernel in turn.
         let fused = file["expand_dw"].as_array().map_or(0, Vec::len);
+        let inverted = file["inverted"].as_array().map_or(0, Vec::len);
         if name.starts_with("ssdlite") {
             assert_eq!(
-                fused, 17,
-                "SSDLite's fusable expansions (engine::expand_dw)"
+                (fused, inverted),
+                (17, 17),
+                "SSDLite's fusable expansions and projections (engine::expand_dw)"
             );
         }
-        set_fused(&mut file, true);
+        if capability >= (9, 0) {
+            set_fused(&mut file, true, true);
+            std::fs::write(&plan, file.to_string()).unwrap();
+            let label = format!("conv_inverted_residual on its {inverted} fusable steps");
+            check_own(name, &m, &o, &input, &want, &label);
+        }
+        set_fused(&mut file, true, false);
         std::fs::write(&plan, file.to_string()).unwrap();
         let label = format!("conv_expand_dw on its {fused} fusable steps");
         check_own(name, &m, &o, &input, &want, &label);
-        set_fused(&mut file, false);
+        set_fused(&mut file, false, false);
         for own in &OWN_CONVS {
             if own.cluster && capability < (9, 0) {
                 println!(
@@ -294,9 +306,13 @@ fn every_own_convolution_kernel_matches_tract() {
     }
 }
 
-fn set_fused(file: &mut serde_json::Value, fused: bool) {
-    for e in file["expand_dw"].as_array_mut().into_iter().flatten() {
-        e["fused"] = fused.into();
+/// Every fused expansion + depthwise step on `conv_expand_dw_*` (or apart), and every fused
+/// projection on `conv_inverted_residual_*` (or apart).
+fn set_fused(file: &mut serde_json::Value, expand_dw: bool, inverted: bool) {
+    for (list, fused) in [("expand_dw", expand_dw), ("inverted", inverted)] {
+        for e in file[list].as_array_mut().into_iter().flatten() {
+            e["fused"] = fused.into();
+        }
     }
 }
 

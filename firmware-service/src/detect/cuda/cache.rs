@@ -130,7 +130,7 @@ pub fn difference(old: &PlanKey, new: &PlanKey) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::network::{ConvChoice, ExpandChoice};
+    use super::super::network::{ConvChoice, FusionChoice};
     use super::*;
 
     fn key() -> PlanKey {
@@ -161,10 +161,15 @@ mod tests {
                 workspace: 4096,
                 time_ms: 0.01,
             }],
-            expand_dw: vec![ExpandChoice {
+            expand_dw: vec![FusionChoice {
                 fused: true,
                 fused_ms: Some(0.004),
                 apart_ms: 0.009,
+            }],
+            inverted: vec![FusionChoice {
+                fused: false,
+                fused_ms: None,
+                apart_ms: 0.012,
             }],
         };
         store(&path, &key(), &choices).unwrap();

@@ -747,63 +747,70 @@ template <int SH> struct ExpandShape {
     }
 };
 
-// Step 1 with copies of V halves (the widest c, the pixel pitch and x's alignment allow).
+// Step 1's input: the halo pixels under the tile, V halves per copy (the widest c, the pixel
+// pitch and x's alignment allow), zeros outside the image.
 template <int V, int HW, int HALO>
-__device__ __forceinline__ void stage_expansion(unsigned int a_dst, unsigned int b_dst,
-                                                const T* x, const T* w, int rows, int c, int kp,
-                                                int pitch, int e, int e0, int bn, int iy0, int ix0,
-                                                int h, int wd, int xp) {
+__device__ __forceinline__ void stage_halo(unsigned int dst, const T* x, int rows, int c, int kp,
+                                           int pitch, int bn, int iy0, int ix0, int h, int wd,
+                                           int xp) {
     const int per_row = kp / V;
     for (int i = threadIdx.x; i < rows * per_row; i += blockDim.x) {
         const int row = i / per_row, q = i % per_row * V;
         const int iy = iy0 + row / HW, ix = ix0 + row % HW;
         const bool valid =
             row < HALO && q < c && (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
-        copy_halves<V>(a_dst + (row * pitch + q) * 2,
+        copy_halves<V>(dst + (row * pitch + q) * 2,
                        valid ? x + (((bn * h + iy) * wd + ix) * xp + q) : x, valid);
-    }
-    for (int i = threadIdx.x; i < EXPAND_CHANNELS * per_row; i += blockDim.x) {
-        const int row = i / per_row, q = i % per_row * V;
-        const bool valid = e0 + row < e && q < c;
-        copy_halves<V>(b_dst + (row * pitch + q) * 2, valid ? w + ((e0 + row) * c + q) : w, valid);
     }
 }
 
+// rows × cols halves of a row-major matrix (ld halves per row) into shared memory (pitch halves
+// per row), V per copy; zeros past row_limit or col_limit.
+template <int V>
+__device__ __forceinline__ void stage_matrix(unsigned int dst, int pitch, const T* src, int ld,
+                                             int rows, int row_limit, int cols, int col_limit) {
+    const int per_row = cols / V;
+    for (int i = threadIdx.x; i < rows * per_row; i += blockDim.x) {
+        const int row = i / per_row, q = i % per_row * V;
+        const bool valid = row < row_limit && q < col_limit;
+        copy_halves<V>(dst + (row * pitch + q) * 2, valid ? src + (row * ld + q) : src, valid);
+    }
+}
+
+// Step 1 for expanded channels e0 …: the halo pixels (when `halo`) and the channels' expansion
+// weights (cp.async, not yet waited for), and their depthwise weights as floats.
 template <int SH>
-__device__ __forceinline__ void conv_expand_dw(T* y, const T* x, const T* w1, const float* b1,
-                                               int act1, float a1, float c1, const T* w2,
-                                               const float* b2, int act2, float a2, float c2,
-                                               int n, int h, int wd, int c, int e, int oh, int ow,
-                                               int pt, int pl, int xp, int yp) {
-#if __CUDA_ARCH__ >= 800
+__device__ __forceinline__ void stage_expansion(T* As, T* Bs, float* Ws, const T* x, const T* w1,
+                                                const T* w2, bool halo, int c, int kp, int pitch,
+                                                int e, int e0, int bn, int iy0, int ix0, int h,
+                                                int wd, int xp) {
     typedef ExpandShape<SH> Shape;
-    constexpr int EC = EXPAND_CHANNELS, TH = Shape::TH, TW = Shape::TW, HW = Shape::HW;
-    const int kp = (c + 15) / 16 * 16, pitch = kp + 8;
-    unsigned int given;
-    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(given));
-    if (given < (unsigned)Shape::bytes(pitch)) __trap();  // launched with less than it uses
-    T* As = (T*)mma_smem;                                // [ROWS][pitch]
-    T* Bs = As + Shape::ROWS * pitch;                    // [EC][pitch]
-    T* Es = Bs + EC * pitch;                             // [ROWS][EP]
-    float* Ws = (float*)(Es + Shape::ROWS * Shape::EP);  // [EC][9]
-    const int tiles_x = (ow + TW - 1) / TW, tiles = tiles_x * ((oh + TH - 1) / TH);
-    const int bn = blockIdx.x / tiles, t = blockIdx.x % tiles;
-    const int oy0 = t / tiles_x * TH, ox0 = t % tiles_x * TW, e0 = blockIdx.y * EC;
-    const int iy0 = oy0 * SH - pt, ix0 = ox0 * SH - pl;
+    constexpr int EC = EXPAND_CHANNELS, HW = Shape::HW, HALO = Shape::HALO, ROWS = Shape::ROWS;
     const int v = copy_width(c, xp, x);
     const unsigned int a_dst = shared_address(As), b_dst = shared_address(Bs);
-    if (v == 8)
-        stage_expansion<8, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
-    else if (v == 2)
-        stage_expansion<2, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
-    else
-        stage_expansion<1, HW, Shape::HALO>(a_dst, b_dst, x, w1, Shape::ROWS, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
-    asm volatile("cp.async.commit_group;");
+    const T* w = w1 + e0 * c;
+    if (v == 8) {
+        if (halo) stage_halo<8, HW, HALO>(a_dst, x, ROWS, c, kp, pitch, bn, iy0, ix0, h, wd, xp);
+        stage_matrix<8>(b_dst, pitch, w, c, EC, e - e0, kp, c);
+    } else if (v == 2) {
+        if (halo) stage_halo<2, HW, HALO>(a_dst, x, ROWS, c, kp, pitch, bn, iy0, ix0, h, wd, xp);
+        stage_matrix<2>(b_dst, pitch, w, c, EC, e - e0, kp, c);
+    } else {
+        if (halo) stage_halo<1, HW, HALO>(a_dst, x, ROWS, c, kp, pitch, bn, iy0, ix0, h, wd, xp);
+        stage_matrix<1>(b_dst, pitch, w, c, EC, e - e0, kp, c);
+    }
     for (int i = threadIdx.x; i < EC * 9; i += blockDim.x)
         Ws[i] = e0 + i / 9 < e ? ld(w2, e0 * 9 + i) : 0.0f;
-    asm volatile("cp.async.wait_group 0;");
-    __syncthreads();
-    // Step 2: units of 16 halo pixels × 24 channels (three n8 fragments), round robin over warps.
+}
+
+// Step 2: the staged halo pixels (As) times the expansion weights (Bs) → Es, in units of 16 halo
+// pixels × 24 channels (three n8 fragments), round robin over the warps.
+template <int SH>
+__device__ __forceinline__ void expand_tile(const T* As, const T* Bs, T* Es, const float* b1,
+                                            int act1, float a1, float c1, int kp, int pitch,
+                                            int e, int e0, int iy0, int ix0, int h, int wd) {
+    typedef ExpandShape<SH> Shape;
+    constexpr int EC = EXPAND_CHANNELS, HW = Shape::HW;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
     const int warps = blockDim.x / 32;
     for (int u = warp; u < Shape::ROWS / 16 * 2; u += warps) {
@@ -839,27 +846,65 @@ __device__ __forceinline__ void conv_expand_dw(T* y, const T* x, const T* w1, co
             }
         }
     }
+}
+
+// Step 3's sums for output pixel (ty, tx) of the tile and expanded channels col, col + 1 of the
+// chunk, in dwconv_nhwc's order. Taps outside the image read the zeros written there (dw_taps
+// skips them instead: the same sums, but for the sign of an exact zero).
+template <int SH>
+__device__ __forceinline__ void depthwise_pair(const T* Es, const float* Ws, int ty, int tx,
+                                               int col, float& acc0, float& acc1) {
+    typedef ExpandShape<SH> Shape;
+    acc0 = 0.0f;
+    acc1 = 0.0f;
+#pragma unroll
+    for (int ry = 0; ry < 3; ++ry) {
+#pragma unroll
+        for (int sx = 0; sx < 3; ++sx) {
+            float x0, x1;
+            ld2(Es, ((ty * SH + ry) * Shape::HW + tx * SH + sx) * Shape::EP + col, x0, x1);
+            acc0 += x0 * Ws[col * 9 + ry * 3 + sx];
+            acc1 += x1 * Ws[(col + 1) * 9 + ry * 3 + sx];
+        }
+    }
+}
+
+template <int SH>
+__device__ __forceinline__ void conv_expand_dw(T* y, const T* x, const T* w1, const float* b1,
+                                               int act1, float a1, float c1, const T* w2,
+                                               const float* b2, int act2, float a2, float c2,
+                                               int n, int h, int wd, int c, int e, int oh, int ow,
+                                               int pt, int pl, int xp, int yp) {
+#if __CUDA_ARCH__ >= 800
+    typedef ExpandShape<SH> Shape;
+    constexpr int EC = EXPAND_CHANNELS, TH = Shape::TH, TW = Shape::TW;
+    const int kp = (c + 15) / 16 * 16, pitch = kp + 8;
+    unsigned int given;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(given));
+    if (given < (unsigned)Shape::bytes(pitch)) __trap();  // launched with less than it uses
+    T* As = (T*)mma_smem;                                // [ROWS][pitch]
+    T* Bs = As + Shape::ROWS * pitch;                    // [EC][pitch]
+    T* Es = Bs + EC * pitch;                             // [ROWS][EP]
+    float* Ws = (float*)(Es + Shape::ROWS * Shape::EP);  // [EC][9]
+    const int tiles_x = (ow + TW - 1) / TW, tiles = tiles_x * ((oh + TH - 1) / TH);
+    const int bn = blockIdx.x / tiles, t = blockIdx.x % tiles;
+    const int oy0 = t / tiles_x * TH, ox0 = t % tiles_x * TW, e0 = blockIdx.y * EC;
+    const int iy0 = oy0 * SH - pt, ix0 = ox0 * SH - pl;
+    stage_expansion<SH>(As, Bs, Ws, x, w1, w2, true, c, kp, pitch, e, e0, bn, iy0, ix0, h, wd, xp);
+    asm volatile("cp.async.commit_group;");
+    asm volatile("cp.async.wait_group 0;");
     __syncthreads();
-    // Step 3: one thread per output pixel and channel pair. Taps outside the image read the
-    // zeros written there (dw_taps skips them instead: the same sums, but for the sign of an
-    // exact zero).
+    expand_tile<SH>(As, Bs, Es, b1, act1, a1, c1, kp, pitch, e, e0, iy0, ix0, h, wd);
+    __syncthreads();
+    // Step 3: one thread per output pixel and channel pair.
     constexpr int PAIRS = EC / 2;
     const bool packed = yp % 2 == 0 && (unsigned long long)y % 4 == 0;
     for (int i = threadIdx.x; i < TH * TW * PAIRS; i += blockDim.x) {
         const int px = i / PAIRS, col = i % PAIRS * 2, ch = e0 + col;
         const int ty = px / TW, tx = px % TW, oy = oy0 + ty, ox = ox0 + tx;
         if (oy >= oh || ox >= ow || ch >= e) continue;
-        float acc0 = 0.0f, acc1 = 0.0f;
-#pragma unroll
-        for (int ry = 0; ry < 3; ++ry) {
-#pragma unroll
-            for (int sx = 0; sx < 3; ++sx) {
-                float x0, x1;
-                ld2(Es, ((ty * SH + ry) * HW + tx * SH + sx) * Shape::EP + col, x0, x1);
-                acc0 += x0 * Ws[col * 9 + ry * 3 + sx];
-                acc1 += x1 * Ws[(col + 1) * 9 + ry * 3 + sx];
-            }
-        }
+        float acc0, acc1;
+        depthwise_pair<SH>(Es, Ws, ty, tx, col, acc0, acc1);
         const bool both = ch + 1 < e;
         conv_store(y, acc0, acc1, (bn * oh + oy) * ow + ox, ch, e, yp, b2, nullptr, act2, a2, c2,
                    both, packed && both);
@@ -876,6 +921,157 @@ __device__ __forceinline__ void conv_expand_dw(T* y, const T* x, const T* w1, co
     }
 CONV_EXPAND_DW(conv_expand_dw_s1, 1)
 CONV_EXPAND_DW(conv_expand_dw_s2, 2)
+
+// The whole inverted residual in one kernel: 1×1 expansion, 3×3 depthwise, 1×1 projection
+// (+ the block's input where it has a residual). Fused as above, the projection was still a
+// launch of its own that waited for the depthwise output and read it back. Here the tile's
+// depthwise output stays in shared memory and is projected there; the projection's reduction
+// over the expanded channels is split between the CLUSTER blocks of a thread-block cluster,
+// which share one output tile: block `rank` takes the 48-channel chunks rank, rank + CLUSTER, …
+// (expand → depthwise → round to T, as the depthwise layer's own output would be → project,
+// FP32 sums kept in registers from chunk to chunk), then the blocks add their sums through
+// distributed shared memory in rank order (each finishing 1/CLUSTER of the tile's pixels) and
+// apply the projection's epilogue. A fixed order: bit-identical from run to run. Compute
+// capability 9.0 or newer (clusters). Shared memory: InvertedShape::bytes (host:
+// `inverted_residual_bytes`).
+#define MAX_PROJECT 320
+template <int SH> struct InvertedShape {
+    typedef ExpandShape<SH> E;
+    // Output pixels of a tile; projection fragments (16 pixels × 8 channels) per warp.
+    static constexpr int MP = E::TH * E::TW, FRAGMENTS = MP / 16 * (MAX_PROJECT / 8) / 8;
+    // ExpandShape's, then the depthwise output tile and the projection weights (np rows of the
+    // chunk's channels, FP16), and the block's projection sums (FP32).
+    static __device__ __forceinline__ int bytes(int pitch, int np) {
+        return E::bytes(pitch) + MP * E::EP * 2 + np * E::EP * 2 + MP * np * 4;
+    }
+};
+
+#if __CUDA_ARCH__ >= 900
+template <int SH, int CLUSTER>
+__device__ __forceinline__ void conv_inverted_residual(
+    T* y, const T* x, const T* w1, const float* b1, int act1, float a1, float c1, const T* w2,
+    const float* b2, int act2, float a2, float c2, const T* w3, const float* b3,
+    const T* residual, int act3, float a3, float c3, int n, int h, int wd, int c, int e, int k,
+    int oh, int ow, int pt, int pl, int xp, int yp) {
+    typedef ExpandShape<SH> Shape;
+    typedef InvertedShape<SH> Inv;
+    constexpr int EC = EXPAND_CHANNELS, TH = Shape::TH, TW = Shape::TW, EP = Shape::EP;
+    constexpr int MP = Inv::MP, MT = MP / 16;
+    const int kp = (c + 15) / 16 * 16, pitch = kp + 8, np = (k + 7) / 8 * 8;
+    unsigned int given;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(given));
+    // Launched with less shared memory than it uses, or a projection it was not made for.
+    if (given < (unsigned)Inv::bytes(pitch, np) || np > MAX_PROJECT || e % 8 != 0) __trap();
+    T* As = (T*)mma_smem;                                // [ROWS][pitch]
+    T* Bs = As + Shape::ROWS * pitch;                    // [EC][pitch]
+    T* Es = Bs + EC * pitch;                             // [ROWS][EP]
+    float* Ws = (float*)(Es + Shape::ROWS * EP);         // [EC][9]
+    T* Ds = (T*)(Ws + EC * 9);                           // [MP][EP]
+    T* Ps = Ds + MP * EP;                                // [np][EP]
+    float* sums = (float*)(Ps + np * EP);                // [MP][np]
+    const int tiles_x = (ow + TW - 1) / TW, tiles = tiles_x * ((oh + TH - 1) / TH);
+    const int bn = blockIdx.x / tiles, t = blockIdx.x % tiles;
+    const int oy0 = t / tiles_x * TH, ox0 = t % tiles_x * TW;
+    const int iy0 = oy0 * SH - pt, ix0 = ox0 * SH - pl;
+    unsigned int rank;
+    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    float acc[Inv::FRAGMENTS][4];
+#pragma unroll
+    for (int j = 0; j < Inv::FRAGMENTS; ++j)
+        for (int l = 0; l < 4; ++l) acc[j][l] = 0.0f;
+    constexpr int PAIRS = EC / 2;
+    for (int e0 = rank * EC; e0 < e; e0 += CLUSTER * EC) {
+        stage_expansion<SH>(As, Bs, Ws, x, w1, w2, e0 == (int)rank * EC, c, kp, pitch, e, e0, bn,
+                            iy0, ix0, h, wd, xp);
+        stage_matrix<8>(shared_address(Ps), EP, w3 + e0, e, np, k, EC, e - e0);
+        asm volatile("cp.async.commit_group;");
+        asm volatile("cp.async.wait_group 0;");
+        __syncthreads();
+        expand_tile<SH>(As, Bs, Es, b1, act1, a1, c1, kp, pitch, e, e0, iy0, ix0, h, wd);
+        __syncthreads();
+        // The chunk's depthwise output for the tile, rounded to T; zeros where there is no
+        // output pixel or channel (they add nothing to the projection).
+        for (int i = threadIdx.x; i < MP * PAIRS; i += blockDim.x) {
+            const int px = i / PAIRS, col = i % PAIRS * 2, ch = e0 + col;
+            const int ty = px / TW, tx = px % TW;
+            float v0 = 0.0f, v1 = 0.0f;
+            if (oy0 + ty < oh && ox0 + tx < ow && ch < e) {
+                depthwise_pair<SH>(Es, Ws, ty, tx, col, v0, v1);
+                v0 = activate(v0 + (b2 ? b2[ch] : 0.0f), act2, a2, c2);
+                v1 = ch + 1 < e ? activate(v1 + (b2 ? b2[ch + 1] : 0.0f), act2, a2, c2) : 0.0f;
+            }
+            unsigned int two;
+            asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(two) : "f"(v1), "f"(v0));
+            *(unsigned int*)(Ds + px * EP + col) = two;
+        }
+        __syncthreads();
+        // Projection: sums[pixel][channel] += Ds · Psᵀ, fragment f = (pixels f % MT, channels
+        // f / MT) on warp f % 8.
+#pragma unroll
+        for (int j = 0; j < Inv::FRAGMENTS; ++j) {
+            const int f = warp + 8 * j;
+            if (f >= MT * (np / 8)) break;
+            const int m0 = f % MT * 16, n0 = f / MT * 8;
+#pragma unroll
+            for (int kk = 0; kk < EC; kk += 16) {
+                unsigned int af[4];
+                a_fragment(Ds + (m0 + g) * EP + kk + 2 * t4, EP, af);
+                const T* b = Ps + (n0 + g) * EP + kk + 2 * t4;
+                mma_16816(acc[j], af, pair(b), pair(b + 8));
+            }
+        }
+        __syncthreads();  // the next chunk overwrites the staged weights and tiles
+    }
+#pragma unroll
+    for (int j = 0; j < Inv::FRAGMENTS; ++j) {
+        const int f = warp + 8 * j;
+        if (f >= MT * (np / 8)) break;
+        const int row = f % MT * 16 + g, col = f / MT * 8 + 2 * t4;
+        sums[row * np + col] = acc[j][0];
+        sums[row * np + col + 1] = acc[j][1];
+        sums[(row + 8) * np + col] = acc[j][2];
+        sums[(row + 8) * np + col + 1] = acc[j][3];
+    }
+    cluster_sync();
+    constexpr int ROWS = (MP + CLUSTER - 1) / CLUSTER;
+    const int pairs = np / 2;
+    const bool packed = yp % 2 == 0 && (unsigned long long)y % 4 == 0;
+    for (int i = threadIdx.x; i < ROWS * pairs; i += blockDim.x) {
+        const int row = rank * ROWS + i / pairs, col = i % pairs * 2;
+        const int oy = oy0 + row / TW, ox = ox0 + row % TW;
+        if (row >= MP || oy >= oh || ox >= ow || col >= k) continue;
+        float v0, v1;
+        cluster_load2(&sums[row * np + col], 0, v0, v1);
+        for (unsigned int z = 1; z < CLUSTER; ++z) {
+            float w0, w1;
+            cluster_load2(&sums[row * np + col], z, w0, w1);
+            v0 += w0;
+            v1 += w1;
+        }
+        const bool both = col + 1 < k;
+        conv_store(y, v0, v1, (bn * oh + oy) * ow + ox, col, k, yp, b3, residual, act3, a3, c3,
+                   both, packed && both);
+    }
+    cluster_sync();  // this block's sums stay until every block of the cluster has read them
+}
+#define CONV_INVERTED_RESIDUAL(NAME, SH, CLUSTER)                                               \
+    extern "C" __global__ void __cluster_dims__(1, 1, CLUSTER) __launch_bounds__(256) NAME(     \
+        T* y, const T* x, const T* w1, const float* b1, int act1, float a1, float c1,           \
+        const T* w2, const float* b2, int act2, float a2, float c2, const T* w3,                \
+        const float* b3, const T* residual, int act3, float a3, float c3, int n, int h, int wd, \
+        int c, int e, int k, int oh, int ow, int pt, int pl, int xp, int yp) {                  \
+        conv_inverted_residual<SH, CLUSTER>(y, x, w1, b1, act1, a1, c1, w2, b2, act2, a2, c2,   \
+                                            w3, b3, residual, act3, a3, c3, n, h, wd, c, e, k,  \
+                                            oh, ow, pt, pl, xp, yp);                            \
+    }
+CONV_INVERTED_RESIDUAL(conv_inverted_residual_s1_c2, 1, 2)
+CONV_INVERTED_RESIDUAL(conv_inverted_residual_s1_c4, 1, 4)
+CONV_INVERTED_RESIDUAL(conv_inverted_residual_s1_c8, 1, 8)
+CONV_INVERTED_RESIDUAL(conv_inverted_residual_s2_c2, 2, 2)
+CONV_INVERTED_RESIDUAL(conv_inverted_residual_s2_c4, 2, 4)
+CONV_INVERTED_RESIDUAL(conv_inverted_residual_s2_c8, 2, 8)
+#endif
 
 // The end of a split-K convolution: y = act(Σ_z partial[z] + bias + residual), z in order.
 extern "C" __global__ void conv_split_sum(T* y, const float* partial, int splits, int pixels,

@@ -19,12 +19,10 @@ pub struct ConvChoice {
     pub time_ms: f32,
 }
 
-/// How a step with a fused expansion ([`crate::detect::engine::expand_dw`]) runs, as measured
-/// (kept in the plan cache).
+/// How a step with fused convolutions ([`crate::detect::engine::expand_dw`]) runs, as
+/// measured (kept in the plan cache): on one fused kernel, or apart.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ExpandChoice {
-    /// One `conv_expand_dw_s*` launch; else the expansion on its measured algorithm, then
-    /// `dwconv_nhwc`.
+pub struct FusionChoice {
     pub fused: bool,
     /// None where the GPU cannot launch the fused kernel.
     pub fused_ms: Option<f32>,
@@ -35,11 +33,17 @@ pub struct ExpandChoice {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Choices {
     /// Per measured convolution, in step order: every one with groups = 1, including the
-    /// expansions fused into depthwise steps.
+    /// expansions and projections fused into depthwise steps (see `measured`).
     pub convs: Vec<ConvChoice>,
-    /// Per step with a fused expansion, in step order.
+    /// Per step with a fused expansion, in step order: one `conv_expand_dw_s*` launch, or the
+    /// expansion on its measured algorithm, then `dwconv_nhwc`.
     #[serde(default)]
-    pub expand_dw: Vec<ExpandChoice>,
+    pub expand_dw: Vec<FusionChoice>,
+    /// Per step with a fused projection, in step order: one `conv_inverted_residual_*` launch,
+    /// or the expansion and depthwise convolution as `expand_dw` says, then the projection on
+    /// its measured algorithm.
+    #[serde(default)]
+    pub inverted: Vec<FusionChoice>,
 }
 
 /// Up to 6 axes for the permute kernel (`Dims6` in kernels.cu).
@@ -122,12 +126,16 @@ pub struct Network {
     half: bool,
     buffers: Vec<(CudaSlice<u8>, DevPtr)>,
     weights: Vec<(CudaSlice<u8>, DevPtr)>,
-    /// Per step: the cuDNN descriptors of its measured convolution (None for other steps).
-    convs: Vec<Option<Descriptors>>,
-    /// Per step: the index of its measured convolution in `choices.convs`.
+    /// Per step: the cuDNN descriptors of its measured convolutions (`measured`; None where
+    /// not dense).
+    convs: Vec<Vec<Option<Descriptors>>>,
+    /// Per step: the index of its first measured convolution in `choices.convs` (the others
+    /// follow it).
     choice_of: Vec<Option<usize>>,
     /// Per step: its index in `choices.expand_dw` (steps with a fused expansion).
     expand_of: Vec<Option<usize>>,
+    /// Per step: its index in `choices.inverted` (steps with a fused projection).
+    inverted_of: Vec<Option<usize>>,
     pub choices: Choices,
     /// Enqueue order, lanes and waits of the steps (`engine::branches`).
     schedule: Schedule,
@@ -268,17 +276,17 @@ pub fn tensor_core_kernels(clusters: bool) -> Vec<&'static str> {
     names.sort_unstable();
     names.dedup();
     names.extend(["conv_split_sum", "conv_expand_dw_s1", "conv_expand_dw_s2"]);
+    if clusters {
+        names.extend(INVERTED_KERNELS.iter().flatten());
+    }
     names
 }
 
-/// The convolution of a Conv step whose algorithm is measured: the step itself (groups = 1), or
-/// the expansion fused into it; none for a plain depthwise step (always `dwconv_nhwc`).
-fn measured(c: &ConvStep) -> Option<&ConvStep> {
-    match &c.expand {
-        Some(e) => Some(e),
-        None if !c.is_depthwise() => Some(c),
-        None => None,
-    }
+/// The convolutions of a Conv step whose algorithms are measured, in the order they run: the
+/// step itself (groups = 1) or the expansion fused into it, then a fused projection. A
+/// depthwise convolution always runs on `dwconv_nhwc` (or inside a fused kernel).
+fn measured(c: &ConvStep) -> Vec<&ConvStep> {
+    c.chain().filter(|m| !m.is_depthwise()).collect()
 }
 
 /// The fused expansion + depthwise kernels (kernels.cu, `ExpandShape`): 256 threads make a
@@ -306,6 +314,44 @@ fn expand_dw_bytes(stride: usize, c: usize) -> u32 {
     ((rows + EXPAND_CHANNELS) * pitch * 2
         + rows * (EXPAND_CHANNELS + 8) * 2
         + EXPAND_CHANNELS * 9 * 4) as u32
+}
+
+/// The whole inverted residual kernels (kernels.cu, `InvertedShape`): `[stride 1, stride 2]` ×
+/// clusters of 2, 4 and 8 blocks.
+const INVERTED_KERNELS: [[&str; 3]; 2] = [
+    [
+        "conv_inverted_residual_s1_c2",
+        "conv_inverted_residual_s1_c4",
+        "conv_inverted_residual_s1_c8",
+    ],
+    [
+        "conv_inverted_residual_s2_c2",
+        "conv_inverted_residual_s2_c4",
+        "conv_inverted_residual_s2_c8",
+    ],
+];
+
+/// Kernel and cluster size of the whole inverted residual for a depthwise stride and expanded
+/// width `e`: the smallest cluster that takes all its 48-channel chunks at once (each block one),
+/// else 8 (each block every 8th chunk).
+fn inverted_kernel(stride: usize, e: usize) -> (&'static str, u32) {
+    let chunks = e.div_ceil(EXPAND_CHANNELS);
+    let (index, cluster) = match chunks {
+        0..=2 => (0, 2),
+        3..=4 => (1, 4),
+        _ => (2, 8),
+    };
+    (INVERTED_KERNELS[usize::from(stride != 1)][index], cluster)
+}
+
+/// Dynamic shared memory of the whole inverted residual kernel, bytes (`InvertedShape::bytes`,
+/// which traps when launched with less): the fused expansion + depthwise kernel's, then the
+/// tile's depthwise output and the chunk's projection weights (FP16, 48 + 8 per row), and the
+/// block's projection sums (FP32, output channels rounded up to 8).
+fn inverted_residual_bytes(stride: usize, c: usize, k: usize) -> u32 {
+    let (_, th, tw) = expand_dw_kernel(stride);
+    let (pixels, channels, pitch) = (th * tw, k.div_ceil(8) * 8, EXPAND_CHANNELS + 8);
+    expand_dw_bytes(stride, c) + ((pixels + channels) * pitch * 2 + pixels * channels * 4) as u32
 }
 
 fn own_conv(algo: u32) -> Option<&'static OwnConv> {
@@ -377,9 +423,8 @@ impl Network {
         let mut conv_weight = vec![false; plan.weights.len()];
         for s in &plan.steps {
             if let Step::Conv(c) = s {
-                conv_weight[c.weight] = true;
-                if let Some(e) = &c.expand {
-                    conv_weight[e.weight] = true;
+                for c in c.chain() {
+                    conv_weight[c.weight] = true;
                 }
             }
         }
@@ -411,37 +456,61 @@ impl Network {
         }
         let mut convs = Vec::with_capacity(plan.steps.len());
         for s in &plan.steps {
-            convs.push(match s {
-                Step::Conv(c) => match measured(c) {
-                    Some(m) if m.is_dense() => Some(conv_descriptors(m, half)?),
-                    _ => None,
-                },
-                _ => None,
-            });
+            let mut descriptors = Vec::new();
+            if let Step::Conv(c) = s {
+                for m in measured(c) {
+                    descriptors.push(match m.is_dense() {
+                        true => Some(conv_descriptors(m, half)?),
+                        false => None,
+                    });
+                }
+            }
+            convs.push(descriptors);
         }
-        // Per step: its index among the measured convolutions and among the fused expansions.
-        let count = |is: &dyn Fn(&ConvStep) -> bool| {
+        // Per step: its index among the measured convolutions (of its first), the fused
+        // expansions and the fused projections.
+        let count = |size: &dyn Fn(&ConvStep) -> usize| {
             let mut n = 0;
             let of: Vec<Option<usize>> = plan
                 .steps
                 .iter()
                 .map(|s| match s {
-                    Step::Conv(c) if is(c) => {
-                        n += 1;
-                        Some(n - 1)
+                    Step::Conv(c) if size(c) > 0 => {
+                        n += size(c);
+                        Some(n - size(c))
                     }
                     _ => None,
                 })
                 .collect();
             (of, n)
         };
-        let (choice_of, n_convs) = count(&|c| measured(c).is_some());
-        let (expand_of, n_expand) = count(&|c| c.expand.is_some());
+        let (choice_of, n_convs) = count(&|c| measured(c).len());
+        let (expand_of, n_expand) = count(&|c| usize::from(c.expand.is_some()));
+        let (inverted_of, n_inverted) = count(&|c| usize::from(c.project.is_some()));
+        // Per fused projection: whether this GPU can launch its whole-block kernel (clusters,
+        // and the shared memory its widths need).
+        let inverted_launchable: Vec<bool> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Conv(c) => c.expand.as_ref().zip(c.project.as_ref()).map(|(e, p)| {
+                    let (kernel, cluster) = inverted_kernel(c.stride[0], c.c);
+                    let bytes = inverted_residual_bytes(c.stride[0], e.c, p.k);
+                    tensor_cores && gpu.fits(kernel, EXPAND_THREADS, bytes, cluster)
+                }),
+                _ => None,
+            })
+            .collect();
         let cache_fits = |c: &Choices| {
             c.convs.len() == n_convs
                 && c.convs.iter().all(|c| usable(c.algo))
                 && c.expand_dw.len() == n_expand
                 && (expand_launchable || c.expand_dw.iter().all(|e| !e.fused))
+                && c.inverted.len() == n_inverted
+                && c.inverted
+                    .iter()
+                    .zip(&inverted_launchable)
+                    .all(|(f, &ok)| ok || !f.fused)
         };
         let choices = match cached {
             Some(c) if cache_fits(c) => c.clone(),
@@ -451,65 +520,98 @@ impl Network {
                 let search_partials = gpu.alloc(MAX_PARTIALS_BYTES)?;
                 let io_of = |c: &ConvStep| conv_io(c, elem, &|b| buffers[b].1, &|w| weights[w].1);
                 let mut out = Choices::default();
-                for (step, d) in plan.steps.iter().zip(&convs) {
+                for (step, descriptors) in plan.steps.iter().zip(&convs) {
                     let Step::Conv(step) = step else { continue };
-                    let Some(c) = measured(step) else { continue };
-                    let io = io_of(c);
-                    let run = |algo: u32, workspace: usize| {
-                        let scratch = ((search.1, workspace), search_partials.1);
-                        let d = d.as_ref();
-                        launch_conv(gpu, &gpu.stream, handle.0, d, algo, scratch, c, io)
-                    };
-                    // cuDNN's best (dense layers only) against our own kernels, each timed the
-                    // same way with its epilogue (cuDNN's own figure leaves the epilogue out);
-                    // keep the fastest.
-                    let mut choice = ConvChoice {
-                        algo: u32::MAX,
-                        workspace: 0,
-                        time_ms: f32::INFINITY,
-                    };
-                    if let Some(d) = d {
-                        let best = find(handle.0, d, io.0, io.2, io.1, search.1, &c.node)?;
-                        choice = ConvChoice {
-                            time_ms: time_layer(gpu, || run(best.algo, best.workspace))?,
-                            ..best
+                    let measured = measured(step);
+                    let mut chosen = Vec::with_capacity(measured.len());
+                    for (c, d) in measured.iter().zip(descriptors) {
+                        let io = io_of(c);
+                        let run = |algo: u32, workspace: usize| {
+                            let scratch = ((search.1, workspace), search_partials.1);
+                            let d = d.as_ref();
+                            launch_conv(gpu, &gpu.stream, handle.0, d, algo, scratch, c, io)
                         };
-                    }
-                    let candidates = OWN_CONVS
-                        .iter()
-                        .filter(|o| usable(o.algo) && partials_bytes(o, c) <= MAX_PARTIALS_BYTES);
-                    for own in candidates {
-                        let t = time_layer(gpu, || run(own.algo, 0))?;
-                        if t < choice.time_ms {
+                        // cuDNN's best (dense layers only) against our own kernels, each timed
+                        // the same way with its epilogue (cuDNN's own figure leaves the epilogue
+                        // out); keep the fastest.
+                        let mut choice = ConvChoice {
+                            algo: u32::MAX,
+                            workspace: 0,
+                            time_ms: f32::INFINITY,
+                        };
+                        if let Some(d) = d {
+                            let best = find(handle.0, d, io.0, io.2, io.1, search.1, &c.node)?;
                             choice = ConvChoice {
-                                algo: own.algo,
-                                workspace: 0,
-                                time_ms: t,
+                                time_ms: time_layer(gpu, || run(best.algo, best.workspace))?,
+                                ..best
                             };
                         }
-                    }
-                    out.convs.push(choice);
-                    if step.expand.is_some() {
-                        // The pair apart (the expansion as chosen, then the depthwise kernel,
-                        // which waits for it) against the fused kernel.
-                        let dw_io = io_of(step);
-                        let apart = time_layer(gpu, || {
-                            run(choice.algo, choice.workspace)?;
-                            launch_depthwise(gpu, &gpu.stream, step, &dw_io)
-                        })?;
-                        let fused = if expand_launchable {
-                            Some(time_layer(gpu, || {
-                                launch_expand_dw(gpu, &gpu.stream, step, c, io, dw_io)
-                            })?)
-                        } else {
-                            None
-                        };
-                        out.expand_dw.push(ExpandChoice {
-                            fused: fused.is_some_and(|f| f < apart),
-                            fused_ms: fused,
-                            apart_ms: apart,
+                        let candidates = OWN_CONVS.iter().filter(|o| {
+                            usable(o.algo) && partials_bytes(o, c) <= MAX_PARTIALS_BYTES
                         });
+                        for own in candidates {
+                            let t = time_layer(gpu, || run(own.algo, 0))?;
+                            if t < choice.time_ms {
+                                choice = ConvChoice {
+                                    algo: own.algo,
+                                    workspace: 0,
+                                    time_ms: t,
+                                };
+                            }
+                        }
+                        out.convs.push(choice);
+                        chosen.push(choice);
                     }
+                    let Some(e) = &step.expand else { continue };
+                    // Each measured convolution of the step on its chosen algorithm.
+                    let conv = |k: usize, c: &ConvStep| {
+                        let (Some(choice), Some(d)) = (chosen.get(k), descriptors.get(k)) else {
+                            return Err(DetectError::Backend(format!(
+                                "cuda: {} has no measured algorithm",
+                                c.node
+                            )));
+                        };
+                        let scratch = ((search.1, choice.workspace), search_partials.1);
+                        let (d, io) = (d.as_ref(), io_of(c));
+                        launch_conv(gpu, &gpu.stream, handle.0, d, choice.algo, scratch, c, io)
+                    };
+                    let as_chosen = |fused: (bool, bool)| {
+                        launch_conv_step(gpu, &gpu.stream, step, fused, &io_of, &conv)
+                    };
+                    // The expansion and depthwise pair apart (the depthwise kernel waits for
+                    // the expansion) against the fused kernel; with a fused projection, that
+                    // pair as chosen followed by the projection against the whole-block kernel.
+                    let apart = time_layer(gpu, || {
+                        conv(0, e)?;
+                        launch_depthwise(gpu, &gpu.stream, step, &io_of(step))
+                    })?;
+                    let fused = if expand_launchable {
+                        Some(time_layer(gpu, || {
+                            launch_expand_dw(gpu, &gpu.stream, step, e, io_of(e), io_of(step))
+                        })?)
+                    } else {
+                        None
+                    };
+                    let expand_dw = FusionChoice {
+                        fused: fused.is_some_and(|f| f < apart),
+                        fused_ms: fused,
+                        apart_ms: apart,
+                    };
+                    out.expand_dw.push(expand_dw);
+                    if step.project.is_none() {
+                        continue;
+                    }
+                    let apart = time_layer(gpu, || as_chosen((expand_dw.fused, false)))?;
+                    let fused = if inverted_launchable.get(out.inverted.len()) == Some(&true) {
+                        Some(time_layer(gpu, || as_chosen((true, true)))?)
+                    } else {
+                        None
+                    };
+                    out.inverted.push(FusionChoice {
+                        fused: fused.is_some_and(|f| f < apart),
+                        fused_ms: fused,
+                        apart_ms: apart,
+                    });
                 }
                 out
             }
@@ -522,24 +624,31 @@ impl Network {
             .collect();
         // Measured time of every convolution step (a fused step's as it runs, depthwise part
         // included; plain depthwise steps are not measured).
-        let measured_ms: f32 = choice_of
-            .iter()
-            .zip(&expand_of)
-            .map(
-                |(k, e)| match (e.and_then(|e| choices.expand_dw.get(e)), k) {
-                    (Some(e), _) => e.fused_ms.map_or(e.apart_ms, |f| f.min(e.apart_ms)),
-                    (None, Some(k)) => choices.convs.get(*k).map_or(0.0, |c| c.time_ms),
-                    (None, None) => 0.0,
-                },
-            )
+        let best = |f: &FusionChoice| f.fused_ms.map_or(f.apart_ms, |t| t.min(f.apart_ms));
+        let measured_ms: f32 = (0..plan.steps.len())
+            .map(|i| {
+                let fusion = |of: &[Option<usize>], list: &[FusionChoice]| {
+                    of[i].and_then(|k| list.get(k)).map(best)
+                };
+                fusion(&inverted_of, &choices.inverted)
+                    .or_else(|| fusion(&expand_of, &choices.expand_dw))
+                    .or_else(|| {
+                        choice_of[i]
+                            .and_then(|k| choices.convs.get(k))
+                            .map(|c| c.time_ms)
+                    })
+                    .unwrap_or(0.0)
+            })
             .sum();
         tracing::info!(
-            "cuda engine: {} convolutions on cuDNN, own kernels: {}; {} depthwise, {} of them with their expansion fused ({} on the fused kernel); sum of measured times {:.3} ms",
+            "cuda engine: {} convolutions on cuDNN, own kernels: {}; {} depthwise, {} of them with their expansion fused ({} on the fused kernel), {} with their projection too ({} on the whole-block kernel); sum of measured times {:.3} ms",
             choices.convs.len() - OWN_CONVS.iter().map(on_own).sum::<usize>(),
             own_counts.join(", "),
             plan.steps.iter().filter(|s| matches!(s, Step::Conv(c) if c.is_depthwise())).count(),
             n_expand,
             choices.expand_dw.iter().filter(|e| e.fused).count(),
+            n_inverted,
+            choices.inverted.iter().filter(|e| e.fused).count(),
             measured_ms
         );
         let schedule = branches::schedule(&plan.steps, streams);
@@ -547,21 +656,22 @@ impl Network {
         // (`profile_steps` runs every step there).
         let scratch = |lane: Option<usize>| {
             let mut need = (0, 0);
-            for (i, (s, choice)) in plan.steps.iter().zip(&choice_of).enumerate() {
-                let (Step::Conv(c), Some(k)) = (s, choice) else {
+            for (i, (s, first)) in plan.steps.iter().zip(&choice_of).enumerate() {
+                let (Step::Conv(c), Some(first)) = (s, first) else {
                     continue;
                 };
-                let Some(c) = measured(c) else { continue };
                 if lane.is_some_and(|l| schedule.lane[i] != l) {
                     continue;
                 }
-                let Some(&choice) = choices.convs.get(*k) else {
-                    continue;
-                };
-                need.0 = need.0.max(choice.workspace);
-                need.1 = need
-                    .1
-                    .max(own_conv(choice.algo).map_or(0, |o| partials_bytes(o, c)));
+                for (k, c) in measured(c).into_iter().enumerate() {
+                    let Some(&choice) = choices.convs.get(first + k) else {
+                        continue;
+                    };
+                    need.0 = need.0.max(choice.workspace);
+                    need.1 = need
+                        .1
+                        .max(own_conv(choice.algo).map_or(0, |o| partials_bytes(o, c)));
+                }
             }
             need
         };
@@ -590,6 +700,7 @@ impl Network {
             convs,
             choice_of,
             expand_of,
+            inverted_of,
             choices,
             schedule,
             lanes,
@@ -672,19 +783,20 @@ impl Network {
         Ok(out)
     }
 
-    /// Step `index`'s measured convolution `c` (itself or its expansion) on its chosen algorithm.
+    /// Step `index`'s `k`-th measured convolution `c` (`measured`) on its chosen algorithm.
     fn launch_measured(
         &self,
         gpu: &Gpu,
         lane: &Lane,
         index: usize,
+        k: usize,
         c: &ConvStep,
     ) -> Result<(), DetectError> {
         let choice = self.choice_of[index]
-            .and_then(|k| self.choices.convs.get(k))
+            .and_then(|first| self.choices.convs.get(first + k))
             .ok_or_else(|| DetectError::Backend("cuda: conv without a plan".into()))?;
         let scratch = ((lane.workspace.1, lane.workspace.2), lane.partials.1);
-        let d = self.convs[index].as_ref();
+        let d = self.convs[index].get(k).and_then(Option::as_ref);
         let io = self.conv_io(c);
         launch_conv(
             gpu,
@@ -707,23 +819,16 @@ impl Network {
         {
             match step {
                 Step::Conv(c) => {
-                    let fused = self.expand_of[index]
-                        .and_then(|k| self.choices.expand_dw.get(k))
-                        .is_some_and(|e| e.fused);
-                    match &c.expand {
-                        Some(e) if fused => {
-                            let io = (self.conv_io(e), self.conv_io(c));
-                            launch_expand_dw(gpu, stream, c, e, io.0, io.1)?;
-                        }
-                        Some(e) => {
-                            self.launch_measured(gpu, lane, index, e)?;
-                            launch_depthwise(gpu, stream, c, &self.conv_io(c))?;
-                        }
-                        None if c.is_depthwise() => {
-                            launch_depthwise(gpu, stream, c, &self.conv_io(c))?
-                        }
-                        None => self.launch_measured(gpu, lane, index, c)?,
-                    }
+                    let fused = |of: &[Option<usize>], list: &[FusionChoice]| {
+                        of[index].and_then(|k| list.get(k)).is_some_and(|f| f.fused)
+                    };
+                    let fused = (
+                        fused(&self.expand_of, &self.choices.expand_dw),
+                        fused(&self.inverted_of, &self.choices.inverted),
+                    );
+                    let conv =
+                        |k: usize, m: &ConvStep| self.launch_measured(gpu, lane, index, k, m);
+                    launch_conv_step(gpu, stream, c, fused, &|m| self.conv_io(m), &conv)?;
                 }
                 Step::Pad {
                     x,
@@ -874,6 +979,39 @@ impl Network {
             }
         }
         Ok(())
+    }
+}
+
+/// Conv step `c` with its fused convolutions: on the whole inverted residual kernel where
+/// `fused.1`, else the expansion and depthwise convolution on the fused kernel where `fused.0`,
+/// else apart, then the projection; `conv(k, m)` launches the step's `k`-th measured
+/// convolution `m` on its chosen algorithm.
+fn launch_conv_step(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    c: &ConvStep,
+    fused: (bool, bool),
+    io: &dyn Fn(&ConvStep) -> ConvIo,
+    conv: &dyn Fn(usize, &ConvStep) -> Result<(), DetectError>,
+) -> Result<(), DetectError> {
+    let Some(e) = &c.expand else {
+        return match c.is_depthwise() {
+            true => launch_depthwise(gpu, stream, c, &io(c)),
+            false => conv(0, c),
+        };
+    };
+    if let (Some(p), true) = (&c.project, fused.1) {
+        return launch_inverted(gpu, stream, c, e, p, [io(e), io(c), io(p)]);
+    }
+    if fused.0 {
+        launch_expand_dw(gpu, stream, c, e, io(e), io(c))?;
+    } else {
+        conv(0, e)?;
+        launch_depthwise(gpu, stream, c, &io(c))?;
+    }
+    match &c.project {
+        Some(p) => conv(1, p),
+        None => Ok(()),
     }
 }
 
@@ -1112,6 +1250,63 @@ fn launch_expand_dw(
     gpu.launch_grid_on(stream, kernel, grid, EXPAND_THREADS, bytes, &args)
 }
 
+/// Depthwise step `d` with its expansion `e` and projection `p` in one
+/// `conv_inverted_residual_*` launch: per output tile a cluster of blocks, each taking every
+/// cluster-th 48 expanded channels.
+fn launch_inverted(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    d: &ConvStep,
+    e: &ConvStep,
+    p: &ConvStep,
+    [(x, _, w1, b1, _), (_, _, w2, b2, _), (_, y, w3, b3, residual)]: [ConvIo; 3],
+) -> Result<(), DetectError> {
+    let (act1, a1, c1) = e.act.code();
+    let (act2, a2, c2) = d.act.code();
+    let (act3, a3, c3) = p.act.code();
+    let (_, th, tw) = expand_dw_kernel(d.stride[0]);
+    let (kernel, cluster) = inverted_kernel(d.stride[0], d.c);
+    let args: [&dyn Arg; 30] = [
+        &y,
+        &x,
+        &w1,
+        &b1,
+        &act1,
+        &a1,
+        &c1,
+        &w2,
+        &b2,
+        &act2,
+        &a2,
+        &c2,
+        &w3,
+        &b3,
+        &residual,
+        &act3,
+        &a3,
+        &c3,
+        &i(d.n),
+        &i(d.h),
+        &i(d.w),
+        &i(e.c),
+        &i(d.c),
+        &i(p.k),
+        &i(d.oh),
+        &i(d.ow),
+        &i(d.pad[0]),
+        &i(d.pad[1]),
+        &i(e.x_at.pitch),
+        &i(p.y_at.pitch),
+    ];
+    let grid = (
+        (d.n * d.oh.div_ceil(th) * d.ow.div_ceil(tw)) as u32,
+        1,
+        cluster,
+    );
+    let bytes = inverted_residual_bytes(d.stride[0], e.c, p.k);
+    gpu.launch_grid_on(stream, kernel, grid, EXPAND_THREADS, bytes, &args)
+}
+
 /// One of the engine's own convolution kernels with its fused epilogue (after the split-K sum
 /// where the reduction is split).
 fn launch_own(
@@ -1166,7 +1361,7 @@ fn launch_own(
 fn describe(step: &Step) -> String {
     match step {
         Step::Conv(c) => format!(
-            "conv{}{} {}x{} s{} {}→{} @{}x{} {}",
+            "conv{}{} {}x{} s{} {}→{} @{}x{}{} {}",
             c.expand
                 .as_ref()
                 .map_or(String::new(), |e| format!(" 1x1 {}→{} +", e.c, e.k)),
@@ -1178,6 +1373,9 @@ fn describe(step: &Step) -> String {
             c.k,
             c.oh,
             c.ow,
+            c.project
+                .as_ref()
+                .map_or(String::new(), |p| format!(" + 1x1 {}→{}", p.c, p.k)),
             c.node
         ),
         Step::Pad { nhwc, .. } => format!("pad {nhwc:?}"),

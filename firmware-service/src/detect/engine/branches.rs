@@ -45,7 +45,10 @@ impl Schedule {
 /// buffer (convolutions into a concat slice, copies); None = the whole buffer.
 fn written(s: &Step) -> Option<(usize, usize, usize, usize)> {
     match s {
-        Step::Conv(c) => Some((c.y_at.offset, c.y_at.pitch, c.k, c.n * c.oh * c.ow)),
+        Step::Conv(c) => {
+            let c = c.output();
+            Some((c.y_at.offset, c.y_at.pitch, c.k, c.n * c.oh * c.ow))
+        }
         Step::Copy {
             outer,
             len,

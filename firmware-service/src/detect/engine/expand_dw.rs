@@ -5,9 +5,13 @@
 //! cuda/kernels.cu): at batch 1 the depthwise layer stops being a launch of its own that waits
 //! for the expansion and reads its output back from memory.
 //!
-//! The expansion stays a whole convolution inside the depthwise step ([`ConvStep::expand`]), so
-//! an engine may still run the two apart (the cuda backend measures both ways per layer) and
-//! the CPU reference runs them in order.
+//! The 1×1 projection that reads such a step's output is then folded in too
+//! ([`ConvStep::project`]): the whole inverted residual as one step, which one kernel can run
+//! (`conv_inverted_residual_*`), the depthwise output never leaving the chip either.
+//!
+//! The expansion and the projection stay whole convolutions inside the depthwise step
+//! ([`ConvStep::expand`], [`ConvStep::project`]), so an engine may still run them apart (the
+//! cuda backend measures the ways per layer) and the CPU reference runs them in order.
 
 use super::plan::{ConvStep, Plan, Step, Strided};
 
@@ -15,8 +19,18 @@ use super::plan::{ConvStep, Plan, Step, Strided};
 /// memory at once; longer ones stay apart.
 pub const MAX_EXPAND_INPUT: usize = 256;
 
-/// Folds every 1×1 convolution of `plan` that feeds a fusable depthwise one into it.
+/// The whole-block kernel keeps a tile's projection sums for all output channels in registers
+/// and shared memory; wider projections stay apart.
+pub const MAX_PROJECT_OUTPUT: usize = 320;
+
+/// Folds every 1×1 convolution of `plan` that feeds a fusable depthwise one into it, then every
+/// 1×1 projection that reads such a fused step.
 pub fn fuse(plan: &mut Plan) {
+    fuse_expansions(plan);
+    fuse_projections(plan);
+}
+
+fn fuse_expansions(plan: &mut Plan) {
     let mut j = 0;
     while j < plan.steps.len() {
         let Some(i) = expansion_of(plan, j) else {
@@ -75,6 +89,70 @@ fn expansion_of(plan: &Plan, j: usize) -> Option<usize> {
     (pointwise && untouched).then_some(i)
 }
 
+fn fuse_projections(plan: &mut Plan) {
+    let mut j = 0;
+    while j < plan.steps.len() {
+        let Some(k) = projection_of(plan, j) else {
+            j += 1;
+            continue;
+        };
+        let projection = plan.steps.remove(k);
+        match (&mut plan.steps[j], projection) {
+            (Step::Conv(d), Step::Conv(p)) => d.project = Some(Box::new(p)),
+            // `projection_of` checked both; keep the plan whole whatever happens.
+            (_, other) => plan.steps.insert(k, other),
+        }
+        j += 1;
+    }
+}
+
+/// The step that can be fused into step `j` as its projection: `j` has a fused expansion, its
+/// output (dense, not a plan output) is read by one later 1×1 convolution (groups 1, stride 1, no
+/// padding, dense input, at most MAX_PROJECT_OUTPUT channels, input channels a multiple of 8:
+/// the kernel copies its weights 16 bytes at a time) and written by nothing else; the
+/// projection's residual, if any, is the block's input (which step `j` has read already); and
+/// no step in between touches the projection's output (it is now written earlier).
+fn projection_of(plan: &Plan, j: usize) -> Option<usize> {
+    let Step::Conv(d) = &plan.steps[j] else {
+        return None;
+    };
+    let e = d.expand.as_ref()?;
+    if d.project.is_some()
+        || d.y_at != Strided::dense(d.k)
+        || d.k % 8 != 0
+        || plan.outputs.iter().any(|(b, _)| *b == d.y)
+    {
+        return None;
+    }
+    let readers: Vec<usize> = (0..plan.steps.len())
+        .filter(|&k| plan.steps[k].reads().contains(&d.y))
+        .collect();
+    let writers = plan.steps.iter().filter(|s| s.writes() == d.y).count();
+    let (&[k], 1) = (readers.as_slice(), writers) else {
+        return None;
+    };
+    let Step::Conv(p) = &plan.steps[k] else {
+        return None;
+    };
+    let pointwise = (p.r, p.s) == (1, 1)
+        && p.groups == 1
+        && p.stride == [1, 1]
+        && p.pad == [0, 0]
+        && p.dilation == [1, 1]
+        && p.expand.is_none()
+        && p.project.is_none()
+        && p.x == d.y
+        && p.x_at == Strided::dense(p.c)
+        && p.k <= MAX_PROJECT_OUTPUT
+        && (p.n, p.h, p.w, p.c) == (d.n, d.oh, d.ow, d.k)
+        && p.residual.is_none_or(|r| r == e.x);
+    let untouched = j < k
+        && plan.steps[j + 1..k]
+            .iter()
+            .all(|s| s.writes() != p.y && !s.reads().contains(&p.y));
+    (pointwise && untouched).then_some(k)
+}
+
 /// `e` is a plain 1×1 convolution producing exactly `d`'s input.
 fn is_expansion(e: &ConvStep, d: &ConvStep) -> bool {
     (e.r, e.s) == (1, 1)
@@ -120,7 +198,7 @@ mod tests {
     }
 
     #[test]
-    fn ssdlite_inverted_residuals_fuse_their_expansions() {
+    fn ssdlite_inverted_residuals_fuse_whole() {
         let before = lowered("ssdlite_mobilenet_v2_pedestrian_300.toml", 1);
         let mut p = before.clone();
         fuse(&mut p);
@@ -129,20 +207,32 @@ mod tests {
         // expanded map is also SSD's first feature map, read by a box predictor), plus the two
         // last SSD extra layers (1×1 256 → 128 and 256 → 64 in front of a stride-2 depthwise);
         // the first two extra layers expand from 1280 and 512 channels, beyond MAX_EXPAND_INPUT.
+        // Every one of them has its projection folded in too (at most 320 channels: block 16's
+        // 960 → 320), 10 with the block's residual.
         assert_eq!(f.len(), 17, "{}", p.summary());
-        assert_eq!(p.steps.len(), before.steps.len() - 17);
+        assert_eq!(p.steps.len(), before.steps.len() - 2 * 17);
         assert_eq!(f.iter().filter(|c| c.stride == [2, 2]).count(), 3 + 2);
+        let mut residuals = 0;
         for c in &f {
             let e = c.expand.as_ref().unwrap();
             assert_eq!((e.r, e.s, e.k), (1, 1, c.c), "{}", c.node);
             assert_eq!(e.y, c.x);
-            // Nothing else touches the expanded map any more.
-            assert!(p
-                .steps
-                .iter()
-                .all(|s| s.writes() != c.x && !s.reads().contains(&c.x)));
+            let pr = c.project.as_ref().unwrap();
+            assert_eq!((pr.r, pr.s, pr.c, pr.x), (1, 1, c.k, c.y), "{}", c.node);
+            if let Some(r) = pr.residual {
+                assert_eq!(r, e.x, "{}", c.node);
+                residuals += 1;
+            }
+            // Nothing else touches the expanded map or the depthwise output any more.
+            for inner in [c.x, c.y] {
+                assert!(p
+                    .steps
+                    .iter()
+                    .all(|s| s.writes() != inner && !s.reads().contains(&inner)));
+            }
         }
-        // The CPU reference runs fused steps as the two convolutions: same numbers.
+        assert_eq!(residuals, 10);
+        // The CPU reference runs fused steps as their convolutions: same numbers.
         let input: Vec<f32> = (0..before.buffers[before.input])
             .map(|i| ((i % 255) as f32 / 127.5) - 1.0)
             .collect();

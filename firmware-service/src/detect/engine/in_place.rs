@@ -187,6 +187,7 @@ mod tests {
             x_at: Strided::dense(c),
             y_at: Strided::dense(k),
             expand: None,
+            project: None,
         }));
         y
     }

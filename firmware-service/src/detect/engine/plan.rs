@@ -78,6 +78,11 @@ pub struct ConvStep {
     /// A 1×1 convolution fused in front of this depthwise one ([`super::expand_dw`]): it reads
     /// the step's real input and writes `x`, which nothing else reads.
     pub expand: Option<Box<ConvStep>>,
+    /// A 1×1 convolution fused behind this depthwise one, which has its expansion fused too
+    /// (the whole inverted residual, [`super::expand_dw`]): it reads `y`, which nothing else
+    /// reads, and writes the step's real output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<Box<ConvStep>>,
 }
 
 /// Where a convolution's pixels are in its buffer: element offset of the first, and the distance
@@ -107,6 +112,20 @@ impl ConvStep {
     /// One filter per channel (MobileNet's depthwise layers): run by the engine's own kernel.
     pub fn is_depthwise(&self) -> bool {
         self.groups > 1 && self.groups == self.c && self.k == self.c
+    }
+
+    /// The convolution whose output the step writes: the fused projection, else the step.
+    pub fn output(&self) -> &ConvStep {
+        self.project.as_deref().unwrap_or(self)
+    }
+
+    /// The step's convolutions in the order they run: expansion, the step, projection.
+    pub fn chain(&self) -> impl Iterator<Item = &ConvStep> {
+        self.expand
+            .as_deref()
+            .into_iter()
+            .chain([self])
+            .chain(self.project.as_deref())
     }
 }
 
@@ -201,7 +220,7 @@ impl Step {
     /// The buffer the step writes.
     pub fn writes(&self) -> BufId {
         match self {
-            Step::Conv(c) => c.y,
+            Step::Conv(c) => c.output().y,
             Step::Pad { y, .. }
             | Step::MaxPool { y, .. }
             | Step::Resize { y, .. }
@@ -217,7 +236,11 @@ impl Step {
         match self {
             Step::Conv(c) => {
                 let first = c.expand.as_ref().map_or(c.x, |e| e.x);
-                [Some(first), c.residual].into_iter().flatten().collect()
+                let projected = c.project.as_ref().and_then(|p| p.residual);
+                [Some(first), c.residual, projected]
+                    .into_iter()
+                    .flatten()
+                    .collect()
             }
             Step::Eltwise { a, b, .. } => [Some(*a), *b].into_iter().flatten().collect(),
             Step::Resize { x, residual, .. } => {
@@ -267,7 +290,7 @@ impl Plan {
         let mut flops = 0.0;
         for s in &self.steps {
             if let Step::Conv(c) = s {
-                for c in c.expand.iter().map(|e| &**e).chain([c]) {
+                for c in c.chain() {
                     flops += 2.0 * (c.n * c.oh * c.ow * c.k * c.r * c.s * (c.c / c.groups)) as f64;
                 }
             }
@@ -284,6 +307,7 @@ impl Plan {
         let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
         for s in &self.steps {
             let name = match s {
+                Step::Conv(c) if c.project.is_some() => "conv 1×1 + depthwise + 1×1",
                 Step::Conv(c) if c.expand.is_some() => "conv 1×1 + depthwise",
                 Step::Conv(c) if c.residual.is_some() => "conv+residual",
                 Step::Conv(_) => "conv",
@@ -769,6 +793,7 @@ impl Lower<'_> {
             x_at: Strided::dense(c),
             y_at: Strided::dense(k),
             expand: None,
+            project: None,
         }));
         self.define(
             node,

@@ -95,11 +95,11 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
     for step in &plan.steps {
         match step {
             Step::Conv(c) => {
-                // A fused 1×1 expansion first writes the depthwise layer's input (`expand_dw`).
-                if let Some(e) = &c.expand {
-                    conv(e, &mut bufs, w);
+                // Fused 1×1 expansion and projection (`expand_dw`) run as the convolutions
+                // they are, in order.
+                for c in c.chain() {
+                    conv(c, &mut bufs, w);
                 }
-                conv(c, &mut bufs, w);
             }
             Step::Pad {
                 x,
