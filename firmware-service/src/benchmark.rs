@@ -14,6 +14,13 @@ pub struct Row {
     pub latency_ms: f64,
     pub p99_ms: f64,
     pub images_per_s: f64,
+    /// Median wall time of the network alone on one batch, ms: its steps replayed as one CUDA
+    /// graph on the input the last frame left on the GPU, outputs left there, host clock around
+    /// the launch and a stream synchronize. That is what the PyTorch peer
+    /// (tests/bench/pytorch_peer.py) times; `latency_ms` is the whole frame (host copy into the
+    /// pinned buffer → upload → preprocess → network → decode → NMS → download). Graph-mode
+    /// backends only; None where the network could not be captured on its own.
+    pub network_ms: Option<f64>,
     /// Device stages of one batch (GPU backends), median over the profiled runs.
     pub stages: Option<GpuStageTimes>,
     /// How the batch ran: `graph` (one CUDA graph launch), or `sequential` (backends with a
@@ -80,6 +87,7 @@ pub fn sweep(
         let frames: Vec<&[u8]> = vec![img.as_raw().as_slice(); batch];
         let mut samples = Vec::with_capacity(iterations);
         let mut stage_samples = Vec::new();
+        let mut network_samples = Vec::new();
         let mode;
         if let Some(fd) = detector.frame_detector() {
             mode = "graph";
@@ -90,6 +98,12 @@ pub fn sweep(
                 let t = Instant::now();
                 fd.detect_frames(&frames, w, h)?;
                 samples.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            // The frame figure stands without it: a missing network-only figure is reported,
+            // not fatal.
+            match fd.network_latency_ms(iterations) {
+                Ok(s) => network_samples = s,
+                Err(e) => tracing::warn!(batch, "bench: no network-only figure: {e}"),
             }
             for _ in 0..iterations.clamp(3, 20) {
                 stage_samples.push(fd.profile_stages(&frames, w, h)?);
@@ -110,11 +124,14 @@ pub fn sweep(
         samples.sort_by(f64::total_cmp);
         let latency_ms = percentile(&samples, 0.5);
         let stages = (!stage_samples.is_empty()).then(|| median_stages(&stage_samples));
+        network_samples.sort_by(f64::total_cmp);
+        let network_ms = (!network_samples.is_empty()).then(|| percentile(&network_samples, 0.5));
         rows.push(Row {
             batch,
             latency_ms,
             p99_ms: percentile(&samples, 0.99),
             images_per_s: batch as f64 / (latency_ms / 1e3),
+            network_ms,
             stages,
             mode,
         });
@@ -164,7 +181,8 @@ fn median_stages(s: &[GpuStageTimes]) -> GpuStageTimes {
     }
 }
 
-/// The report as tables: batch / latency / throughput / speed-up over batch 1, then the stages.
+/// The report as tables: batch / latency / throughput / speed-up over batch 1 / network alone,
+/// then the stages.
 pub fn print(report: &Report) {
     println!(
         "model {} · backend {} · {} · {} · image {} · {} runs per batch",
@@ -176,20 +194,26 @@ pub fn print(report: &Report) {
         report.iterations
     );
     println!(
-        "{:>6} {:>12} {:>10} {:>12} {:>10} {:>11}",
-        "batch", "latency ms", "p99 ms", "images/s", "speed-up", "mode"
+        "{:>6} {:>12} {:>10} {:>12} {:>10} {:>11} {:>12}",
+        "batch", "latency ms", "p99 ms", "images/s", "speed-up", "mode", "network ms"
     );
     let base = report.rows.first().map_or(1.0, |r| r.images_per_s);
     for r in &report.rows {
+        let network = r.network_ms.map_or("–".into(), |ms| format!("{ms:.3}"));
         println!(
-            "{:>6} {:>12.3} {:>10.3} {:>12.1} {:>9.2}× {:>11}",
+            "{:>6} {:>12.3} {:>10.3} {:>12.1} {:>9.2}× {:>11} {:>12}",
             r.batch,
             r.latency_ms,
             r.p99_ms,
             r.images_per_s,
             r.images_per_s / base,
-            r.mode
+            r.mode,
+            network
         );
+    }
+    if report.rows.iter().any(|r| r.network_ms.is_some()) {
+        // Two figures that answer different questions; say which is which next to them.
+        println!("latency: the whole frame (host copy → upload → preprocess → network → decode → NMS → download); network: the network alone as one CUDA graph, input already on the GPU, outputs left there (what the PyTorch peer times); medians of host wall time");
     }
     if let (Some(f), Some(b)) = (report.flops_per_image, report.bytes_per_image) {
         println!("per image: {:.3} GFLOP (convolutions), {:.1} MB moved (each buffer written and read once)", f / 1e9, b / 1e6);
@@ -214,5 +238,37 @@ pub fn print(report: &Report) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn row(batch: usize, network_ms: Option<f64>) -> Row {
+        Row {
+            batch,
+            latency_ms: 0.5,
+            p99_ms: 0.6,
+            images_per_s: batch as f64 / 0.5e-3,
+            network_ms,
+            stages: None,
+            mode: "graph",
+        }
+    }
+
+    #[test]
+    fn network_ms_reaches_the_json_report_and_is_null_when_absent() {
+        // tests/gpu/report.py reads `network_ms` from these rows and treats null as "no figure".
+        let json = serde_json::to_value(vec![row(1, Some(0.25)), row(2, None)]).unwrap();
+        assert_eq!(json[0]["network_ms"], serde_json::json!(0.25));
+        assert!(json[1]["network_ms"].is_null());
+    }
+
+    #[test]
+    fn median_is_the_middle_sample() {
+        assert_eq!(percentile(&[1.0, 2.0, 9.0], 0.5), 2.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
     }
 }

@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """Tables and plots of a tests/gpu/run.sh output folder: adasd's cuda engine vs the PyTorch peer.
 
+Two adasd figures per batch: `adasd cuda <precision>` is the whole frame (host copy into the pinned
+buffer → upload → preprocess → network → decode → NMS → download, one CUDA graph), `adasd network
+only fp16` the network alone as one CUDA graph, input already on the GPU and outputs left there —
+the work the PyTorch peer times. Bench JSONs from before `network_ms` give an empty column.
+
 usage: report.py OUT   (reads OUT/bench-*.json and OUT/peer-*.json, writes OUT/*.png, prints Markdown)
 """
 import json
@@ -11,7 +16,8 @@ from PIL import Image, ImageDraw
 
 out = pathlib.Path(sys.argv[1])
 models = ["ssdlite_mobilenet_v2_pedestrian_300", "nanodet_m_coco_416"]
-colours = {"adasd cuda fp16": (200, 30, 30), "adasd cuda fp32": (240, 140, 40), "eager fp16": (30, 90, 200),
+colours = {"adasd cuda fp16": (200, 30, 30), "adasd network only fp16": (150, 30, 150),
+           "adasd cuda fp32": (240, 140, 40), "eager fp16": (30, 90, 200),
            "eager fp32": (90, 160, 230), "torch.compile default fp16": (40, 150, 60),
            "torch.compile reduce-overhead fp16": (20, 90, 30)}
 
@@ -28,12 +34,34 @@ def load(path):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+# The peer's modes compared with at batch 1, in this order.
+PEERS = ("eager fp16", "eager fp32", "torch.compile default fp16", "torch.compile reduce-overhead fp16")
+# Each of adasd's whole-frame and network-only figures against the peer, described in its line.
+OURS = (("adasd cuda fp16", "whole frame (host copy → upload → preprocess → network → decode → NMS → download)"),
+        ("adasd network only fp16", "network only, input on the GPU, outputs left there (the peer's work)"))
+
+
+def columns(s):
+    """adasd's columns first, the network-only figure next to the whole frame's, then the peer's."""
+    first = [n for n in ("adasd cuda fp16", "adasd network only fp16", "adasd cuda fp32") if n in s]
+    return first + sorted(n for n in s if n not in first)
+
+
+def faster(ours, theirs):
+    ratio = theirs / ours
+    return f"{ratio:.1f}× faster than" if ratio >= 1 else f"{1 / ratio:.1f}× slower than"
+
+
 def series(model):
     s = {}
     for p in ("fp16", "fp32"):
         b = load(out / f"bench-{model}-{p}.json")
         if b:
             s[f"adasd cuda {p}"] = {r["batch"]: r["latency_ms"] for r in b["rows"]}
+            if p == "fp16":
+                # Absent (older JSONs) or null (not captured): an empty column, not an error.
+                s["adasd network only fp16"] = {r["batch"]: r["network_ms"] for r in b["rows"]
+                                                if r.get("network_ms") is not None}
     peer = load(out / f"peer-{model}.json")
     if peer:
         for r in peer["rows"]:
@@ -65,7 +93,7 @@ def plot(model, s, path):
                 d.text((8, by(t) - 6), f"{t:g} ms", fill="black")
     d.text((w / 2 - 150, 20), f"{model}: latency per batch (log-log), lower is better", fill="black")
     d.text((w / 2 - 20, h - 30), "batch", fill="black")
-    for i, (name, v) in enumerate(sorted(s.items())):
+    for i, (name, v) in enumerate(sorted((n, v) for n, v in s.items() if v)):
         c = colours.get(name, (0, 0, 0))
         pts = [(bx(b), by(t)) for b, t in sorted(v.items()) if t > 0]
         if len(pts) > 1:
@@ -82,18 +110,19 @@ for model in models:
         continue
     plot(model, s, out / f"latency-{model}.png")
     print(f"\n### {model}\n")
-    names = sorted(s)
+    names = columns(s)
     batches = sorted({b for v in s.values() for b in v})
     print("| batch | " + " | ".join(names) + " |")
     print("|---:|" + "---:|" * len(names))
     for b in batches:
         print(f"| {b} | " + " | ".join(f"{s[n][b]:.3f} ms" if b in s[n] else "" for n in names) + " |")
     ours = s.get("adasd cuda fp16", {})
-    if 1 in ours:
+    lines = [f"- batch 1, {what}: {name} is {faster(s[name][1], s[peer][1])} PyTorch {peer}"
+             for name, what in OURS if 1 in s.get(name, {})
+             for peer in PEERS if 1 in s.get(peer, {})]
+    if lines:
         print()
-        for peer in ("eager fp16", "eager fp32", "torch.compile default fp16", "torch.compile reduce-overhead fp16"):
-            if 1 in s.get(peer, {}):
-                print(f"- batch 1: adasd cuda fp16 is {s[peer][1] / ours[1]:.1f}× faster than PyTorch {peer}")
+        print("\n".join(lines))
     peer = load(out / f"peer-{model}.json")
     if peer and "dynamo_graphs" in peer:
         print(f"- PyTorch peer: {peer['constants_baked']} onnx2torch modules given their constant operands as "

@@ -4,6 +4,10 @@
 #      determinism, plan cache), 2. `adasd bench` sweeps (FP32/FP16, batch 1…64) for both models,
 #   3. the PyTorch peer on the same ONNX weights, 4. `adasd run` end to end on the sample drive,
 #   5. tables + plots (tests/gpu/report.py). Everything lands in $OUT (default out/gpu).
+# The bench gives two figures per batch: the whole frame (`latency_ms`: host copy into the pinned
+# buffer → upload → preprocess → network → decode → NMS → download) and the network alone
+# (`network_ms`: input already on the GPU, outputs left there), which is what the peer times; the
+# report compares both with the peer.
 #
 # Binaries come prebuilt (the GPU machine has no Rust): on the development machine
 #   cargo build --release -p adasd --features cuda

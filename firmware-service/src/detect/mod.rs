@@ -108,6 +108,13 @@ pub trait FrameDetector {
         width: usize,
         height: usize,
     ) -> Result<GpuStageTimes, DetectError>;
+
+    /// The network alone as one CUDA graph, input already on the device (whatever the last
+    /// frame left there), outputs left there: the work a framework peer times
+    /// (tests/bench/pytorch_peer.py), so that the two compare like with like. Returns
+    /// `iterations` samples in ms, unsorted, each the host wall time of one graph launch and the
+    /// stream synchronize after it, taken after a few untimed launches (benchmarks).
+    fn network_latency_ms(&mut self, iterations: usize) -> Result<Vec<f64>, DetectError>;
 }
 
 /// Device time of each stage of one frame batch (CUDA events), plus host wall time of the whole

@@ -97,6 +97,9 @@ struct FramePath {
 pub struct CudaBackend {
     // Field order = drop order: graphs and buffers before the network and the context.
     frame: Option<FramePath>,
+    /// The network's steps alone in their own graph, captured on the first
+    /// [`FrameDetector::network_latency_ms`] (benchmarks only; the frame graph has its own copy).
+    network_graph: Option<CudaGraph>,
     postprocess: Postprocess,
     staging: (CudaSlice<u8>, DevPtr),
     net: Network,
@@ -239,6 +242,7 @@ impl CudaBackend {
         gpu.sync()?;
         Ok(CudaBackend {
             frame: None,
+            network_graph: None,
             postprocess,
             staging,
             net,
@@ -327,6 +331,28 @@ impl CudaBackend {
         self.net.enqueue(&self.gpu)?;
         self.postprocess.enqueue(&self.gpu, self.batch)?;
         self.postprocess.download(&self.gpu)
+    }
+
+    /// The network's steps captured into a graph of their own, as `prepare_frame` captures the
+    /// frame. The capture is ended whatever happened, since a stream left capturing would fail
+    /// every later launch.
+    fn capture_network(&self) -> Result<CudaGraph, DetectError> {
+        let stream = &self.gpu.stream;
+        stream
+            .begin_capture(
+                cudarc::driver::sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL,
+            )
+            .map_err(|e| gpu_error("network graph capture", e))?;
+        let enqueued = self.net.enqueue(&self.gpu);
+        let graph = stream.end_capture(cudarc::driver::sys::CUgraphInstantiate_flags(0));
+        enqueued?;
+        match graph {
+            Ok(Some(g)) => Ok(g),
+            Ok(None) => Err(DetectError::Backend(
+                "cuda engine: capturing the network gave no CUDA graph".into(),
+            )),
+            Err(e) => Err(gpu_error("network graph capture", e)),
+        }
     }
 
     fn upload_frames(&self, f: &FramePath) -> Result<(), DetectError> {
@@ -725,6 +751,30 @@ impl FrameDetector for CudaBackend {
         }
         self.gpu.sync()?;
         Ok((self.postprocess.read(self.batch), f.transform))
+    }
+
+    fn network_latency_ms(&mut self, iterations: usize) -> Result<Vec<f64>, DetectError> {
+        if self.network_graph.is_none() {
+            self.network_graph = Some(self.capture_network()?);
+        }
+        let graph = self
+            .network_graph
+            .as_ref()
+            .ok_or_else(|| DetectError::Backend("cuda: no network graph".into()))?;
+        let run = || -> Result<f64, DetectError> {
+            let t = Instant::now();
+            graph
+                .launch()
+                .map_err(|e| gpu_error("network graph launch", e))?;
+            self.gpu.sync()?;
+            Ok(t.elapsed().as_secs_f64() * 1e3)
+        };
+        // Untimed launches first: the first uploads the graph to the device and warms the caches,
+        // as the bench's frame loop and the peer do.
+        for _ in 0..5 {
+            run()?;
+        }
+        (0..iterations).map(|_| run()).collect()
     }
 
     fn profile_stages(
