@@ -16,8 +16,11 @@ identical before and after):
   small CUDA graphs with Python in between). `bake_constants` reads them once and replaces those
   modules with ones holding Python values, as the model's PyTorch source would have them.
 
-Timed: the network forward pass only, input already on the GPU (adasd's figures include the uint8
-frame upload, preprocessing, decode + NMS and the download, so the comparison favours PyTorch).
+Timed: the network forward pass only, input already on the GPU, host wall time of the call and a
+`torch.cuda.synchronize()`, median. `adasd bench` times its network alone the same way
+(`network_ms`: one CUDA graph launch and a stream synchronize); its whole-frame figure
+(`latency_ms`) also includes the host copy, the uint8 frame upload, preprocessing, decode + NMS and
+the download, which this script does not do.
 
 usage: pytorch_peer.py --onnx models/X.onnx --shape 1,3,416,416 [--batch 1,2,4] [--iterations 50]
                        [--json out.json]
