@@ -947,12 +947,13 @@ template <int SH> struct InvertedShape {
 };
 
 #if __CUDA_ARCH__ >= 900
+// Parameters: conv_expand_dw's (y and yp now the projection's output), then the projection's.
 template <int SH, int CLUSTER>
 __device__ __forceinline__ void conv_inverted_residual(
     T* y, const T* x, const T* w1, const float* b1, int act1, float a1, float c1, const T* w2,
-    const float* b2, int act2, float a2, float c2, const T* w3, const float* b3,
-    const T* residual, int act3, float a3, float c3, int n, int h, int wd, int c, int e, int k,
-    int oh, int ow, int pt, int pl, int xp, int yp) {
+    const float* b2, int act2, float a2, float c2, int n, int h, int wd, int c, int e, int oh,
+    int ow, int pt, int pl, int xp, int yp, const T* w3, const float* b3, const T* residual,
+    int act3, float a3, float c3, int k) {
     typedef ExpandShape<SH> Shape;
     typedef InvertedShape<SH> Inv;
     constexpr int EC = EXPAND_CHANNELS, TH = Shape::TH, TW = Shape::TW, EP = Shape::EP;
@@ -1058,12 +1059,12 @@ __device__ __forceinline__ void conv_inverted_residual(
 #define CONV_INVERTED_RESIDUAL(NAME, SH, CLUSTER)                                               \
     extern "C" __global__ void __cluster_dims__(1, 1, CLUSTER) __launch_bounds__(256) NAME(     \
         T* y, const T* x, const T* w1, const float* b1, int act1, float a1, float c1,           \
-        const T* w2, const float* b2, int act2, float a2, float c2, const T* w3,                \
-        const float* b3, const T* residual, int act3, float a3, float c3, int n, int h, int wd, \
-        int c, int e, int k, int oh, int ow, int pt, int pl, int xp, int yp) {                  \
+        const T* w2, const float* b2, int act2, float a2, float c2, int n, int h, int wd, int c, \
+        int e, int oh, int ow, int pt, int pl, int xp, int yp, const T* w3, const float* b3,    \
+        const T* residual, int act3, float a3, float c3, int k) {                               \
         conv_inverted_residual<SH, CLUSTER>(y, x, w1, b1, act1, a1, c1, w2, b2, act2, a2, c2,   \
-                                            w3, b3, residual, act3, a3, c3, n, h, wd, c, e, k,  \
-                                            oh, ow, pt, pl, xp, yp);                            \
+                                            n, h, wd, c, e, oh, ow, pt, pl, xp, yp, w3, b3,     \
+                                            residual, act3, a3, c3, k);                         \
     }
 CONV_INVERTED_RESIDUAL(conv_inverted_residual_s1_c2, 1, 2)
 CONV_INVERTED_RESIDUAL(conv_inverted_residual_s1_c4, 1, 4)

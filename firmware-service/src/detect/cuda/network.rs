@@ -1203,6 +1203,55 @@ fn launch_depthwise(
     gpu.launch_on(stream, "dwconv_nhwc", threads, 1, 0, &refs)
 }
 
+/// The parameters of `conv_expand_dw_s*` (and the first ones of `conv_inverted_residual_*`):
+/// output `y` with pixel pitch `yp`, the expansion `e` (input, weights, bias, activation), the
+/// depthwise step `d` (weights, bias, activation) and the geometry.
+fn expand_dw_args(
+    d: &ConvStep,
+    e: &ConvStep,
+    (x, _, w1, b1, _): ConvIo,
+    (_, _, w2, b2, _): ConvIo,
+    (y, yp): (DevPtr, usize),
+) -> Vec<Box<dyn Arg>> {
+    let (act1, a1, c1) = e.act.code();
+    let (act2, a2, c2) = d.act.code();
+    let mut args: Vec<Box<dyn Arg>> = vec![
+        Box::new(y),
+        Box::new(x),
+        Box::new(w1),
+        Box::new(b1),
+        Box::new(act1),
+        Box::new(a1),
+        Box::new(c1),
+        Box::new(w2),
+        Box::new(b2),
+        Box::new(act2),
+        Box::new(a2),
+        Box::new(c2),
+    ];
+    let geometry = [
+        d.n,
+        d.h,
+        d.w,
+        e.c,
+        d.c,
+        d.oh,
+        d.ow,
+        d.pad[0],
+        d.pad[1],
+        e.x_at.pitch,
+        yp,
+    ];
+    args.extend(geometry.iter().map(|&v| Box::new(i(v)) as Box<dyn Arg>));
+    args
+}
+
+/// Output tiles of a fused kernel over depthwise step `d`.
+fn expand_dw_tiles(d: &ConvStep) -> u32 {
+    let (_, th, tw) = expand_dw_kernel(d.stride[0]);
+    (d.n * d.oh.div_ceil(th) * d.ow.div_ceil(tw)) as u32
+}
+
 /// Depthwise step `d` and its expansion `e` in one `conv_expand_dw_s*` launch: one block per
 /// output tile and 48 expanded channels.
 fn launch_expand_dw(
@@ -1210,43 +1259,14 @@ fn launch_expand_dw(
     stream: &CudaStream,
     d: &ConvStep,
     e: &ConvStep,
-    (x, _, w1, b1, _): ConvIo,
-    (_, y, w2, b2, _): ConvIo,
+    e_io: ConvIo,
+    d_io: ConvIo,
 ) -> Result<(), DetectError> {
-    let (act1, a1, c1) = e.act.code();
-    let (act2, a2, c2) = d.act.code();
-    let (kernel, th, tw) = expand_dw_kernel(d.stride[0]);
-    let args: [&dyn Arg; 23] = [
-        &y,
-        &x,
-        &w1,
-        &b1,
-        &act1,
-        &a1,
-        &c1,
-        &w2,
-        &b2,
-        &act2,
-        &a2,
-        &c2,
-        &i(d.n),
-        &i(d.h),
-        &i(d.w),
-        &i(e.c),
-        &i(d.c),
-        &i(d.oh),
-        &i(d.ow),
-        &i(d.pad[0]),
-        &i(d.pad[1]),
-        &i(e.x_at.pitch),
-        &i(d.y_at.pitch),
-    ];
-    let grid = (
-        (d.n * d.oh.div_ceil(th) * d.ow.div_ceil(tw)) as u32,
-        d.c.div_ceil(EXPAND_CHANNELS) as u32,
-        1,
-    );
+    let args = expand_dw_args(d, e, e_io, d_io, (d_io.1, d.y_at.pitch));
+    let args: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
+    let grid = (expand_dw_tiles(d), d.c.div_ceil(EXPAND_CHANNELS) as u32, 1);
     let bytes = expand_dw_bytes(d.stride[0], e.c);
+    let kernel = expand_dw_kernel(d.stride[0]).0;
     gpu.launch_grid_on(stream, kernel, grid, EXPAND_THREADS, bytes, &args)
 }
 
@@ -1259,51 +1279,21 @@ fn launch_inverted(
     d: &ConvStep,
     e: &ConvStep,
     p: &ConvStep,
-    [(x, _, w1, b1, _), (_, _, w2, b2, _), (_, y, w3, b3, residual)]: [ConvIo; 3],
+    [e_io, d_io, (_, y, w3, b3, residual)]: [ConvIo; 3],
 ) -> Result<(), DetectError> {
-    let (act1, a1, c1) = e.act.code();
-    let (act2, a2, c2) = d.act.code();
     let (act3, a3, c3) = p.act.code();
-    let (_, th, tw) = expand_dw_kernel(d.stride[0]);
+    let mut args = expand_dw_args(d, e, e_io, d_io, (y, p.y_at.pitch));
+    args.push(Box::new(w3));
+    args.push(Box::new(b3));
+    args.push(Box::new(residual));
+    args.push(Box::new(act3));
+    args.push(Box::new(a3));
+    args.push(Box::new(c3));
+    args.push(Box::new(i(p.k)));
+    let args: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
     let (kernel, cluster) = inverted_kernel(d.stride[0], d.c);
-    let args: [&dyn Arg; 30] = [
-        &y,
-        &x,
-        &w1,
-        &b1,
-        &act1,
-        &a1,
-        &c1,
-        &w2,
-        &b2,
-        &act2,
-        &a2,
-        &c2,
-        &w3,
-        &b3,
-        &residual,
-        &act3,
-        &a3,
-        &c3,
-        &i(d.n),
-        &i(d.h),
-        &i(d.w),
-        &i(e.c),
-        &i(d.c),
-        &i(p.k),
-        &i(d.oh),
-        &i(d.ow),
-        &i(d.pad[0]),
-        &i(d.pad[1]),
-        &i(e.x_at.pitch),
-        &i(p.y_at.pitch),
-    ];
-    let grid = (
-        (d.n * d.oh.div_ceil(th) * d.ow.div_ceil(tw)) as u32,
-        1,
-        cluster,
-    );
     let bytes = inverted_residual_bytes(d.stride[0], e.c, p.k);
+    let grid = (expand_dw_tiles(d), 1, cluster);
     gpu.launch_grid_on(stream, kernel, grid, EXPAND_THREADS, bytes, &args)
 }
 

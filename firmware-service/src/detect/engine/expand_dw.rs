@@ -26,22 +26,31 @@ pub const MAX_PROJECT_OUTPUT: usize = 320;
 /// Folds every 1×1 convolution of `plan` that feeds a fusable depthwise one into it, then every
 /// 1×1 projection that reads such a fused step.
 pub fn fuse(plan: &mut Plan) {
-    fuse_expansions(plan);
-    fuse_projections(plan);
+    fold(plan, expansion_of, |d, e| d.expand = Some(Box::new(e)));
+    fold(plan, projection_of, |d, p| d.project = Some(Box::new(p)));
 }
 
-fn fuse_expansions(plan: &mut Plan) {
+/// Moves every convolution that `partner(plan, j)` finds for a step `j` into that step.
+fn fold(
+    plan: &mut Plan,
+    partner: fn(&Plan, usize) -> Option<usize>,
+    attach: fn(&mut ConvStep, ConvStep),
+) {
     let mut j = 0;
     while j < plan.steps.len() {
-        let Some(i) = expansion_of(plan, j) else {
+        let Some(i) = partner(plan, j) else {
             j += 1;
             continue;
         };
-        let expansion = plan.steps.remove(i);
-        // The depthwise step moved up by one; `j` is now the step after it.
-        match (&mut plan.steps[j - 1], expansion) {
-            (Step::Conv(d), Step::Conv(e)) => d.expand = Some(Box::new(e)),
-            // `expansion_of` checked both; keep the plan whole whatever happens.
+        let moved = plan.steps.remove(i);
+        // Step `j` moved up by one if its partner was in front of it.
+        let at = if i < j { j - 1 } else { j };
+        match (&mut plan.steps[at], moved) {
+            (Step::Conv(d), Step::Conv(c)) => {
+                attach(d, c);
+                j = at + 1;
+            }
+            // `partner` checked both; keep the plan whole whatever happens.
             (_, other) => {
                 plan.steps.insert(i, other);
                 j += 1;
@@ -87,23 +96,6 @@ fn expansion_of(plan: &Plan, j: usize) -> Option<usize> {
     let pointwise = is_expansion(e, d);
     let untouched = i < j && plan.steps[i + 1..j].iter().all(|s| s.writes() != e.x);
     (pointwise && untouched).then_some(i)
-}
-
-fn fuse_projections(plan: &mut Plan) {
-    let mut j = 0;
-    while j < plan.steps.len() {
-        let Some(k) = projection_of(plan, j) else {
-            j += 1;
-            continue;
-        };
-        let projection = plan.steps.remove(k);
-        match (&mut plan.steps[j], projection) {
-            (Step::Conv(d), Step::Conv(p)) => d.project = Some(Box::new(p)),
-            // `projection_of` checked both; keep the plan whole whatever happens.
-            (_, other) => plan.steps.insert(k, other),
-        }
-        j += 1;
-    }
 }
 
 /// The step that can be fused into step `j` as its projection: `j` has a fused expansion, its
