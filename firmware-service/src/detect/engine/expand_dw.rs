@@ -126,13 +126,7 @@ fn projection_of(plan: &Plan, j: usize) -> Option<usize> {
     let Step::Conv(p) = &plan.steps[k] else {
         return None;
     };
-    let pointwise = (p.r, p.s) == (1, 1)
-        && p.groups == 1
-        && p.stride == [1, 1]
-        && p.pad == [0, 0]
-        && p.dilation == [1, 1]
-        && p.expand.is_none()
-        && p.project.is_none()
+    let pointwise = is_plain_pointwise(p)
         && p.x == d.y
         && p.x_at == Strided::dense(p.c)
         && p.k <= MAX_PROJECT_OUTPUT
@@ -145,15 +139,22 @@ fn projection_of(plan: &Plan, j: usize) -> Option<usize> {
     (pointwise && untouched).then_some(k)
 }
 
+/// `c` is a 1×1 convolution (groups 1, stride 1, no padding or dilation) with nothing fused
+/// into it yet.
+fn is_plain_pointwise(c: &ConvStep) -> bool {
+    (c.r, c.s) == (1, 1)
+        && c.groups == 1
+        && c.stride == [1, 1]
+        && c.pad == [0, 0]
+        && c.dilation == [1, 1]
+        && c.expand.is_none()
+        && c.project.is_none()
+}
+
 /// `e` is a plain 1×1 convolution producing exactly `d`'s input.
 fn is_expansion(e: &ConvStep, d: &ConvStep) -> bool {
-    (e.r, e.s) == (1, 1)
-        && e.groups == 1
-        && e.stride == [1, 1]
-        && e.pad == [0, 0]
-        && e.dilation == [1, 1]
+    is_plain_pointwise(e)
         && e.residual.is_none()
-        && e.expand.is_none()
         && e.y_at == Strided::dense(e.k)
         && e.c <= MAX_EXPAND_INPUT
         && (e.n, e.oh, e.ow, e.k) == (d.n, d.h, d.w, d.c)
