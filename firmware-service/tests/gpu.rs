@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use adas_plugins::manifest::Layout;
-use adas_plugins::{nms_per_class, preprocess, Decoder, Detection, Manifest, Tensor};
+use adas_plugins::{nms, preprocess, Decoder, Detection, Manifest, Tensor};
 use adasd::detect::cuda::{CudaBackend, CudaOptions, PlanSource, OWN_CONVS};
 use adasd::detect::{Backend, BackendKind, BackendOptions, Detector, Precision};
 use std::path::{Path, PathBuf};
@@ -141,10 +141,11 @@ fn decode_and_nms_kernels_match_cpu_twins() {
         for (file, img) in media() {
             let input = network_input(&m, &img);
             let outputs = tract.infer_owned(&input).unwrap();
-            let cpu: Vec<Detection> = nms_per_class(
+            let cpu: Vec<Detection> = nms(
                 decoder.decode(&outputs, m.score_threshold).unwrap(),
                 m.nms_iou,
                 m.max_detections,
+                m.nms,
             );
             let ours = gpu.postprocess_only(&outputs).unwrap();
             println!(

@@ -65,11 +65,12 @@ extern "C" __global__ void clear_counts(int* counts, int n) {
 
 // SSD: one thread per anchor (blockIdx.y = image). anchors: (cy, cx, h, w) normalised.
 // xywh = 0: TF (ty, tx, th, tw); 1: torchvision (dx, dy, dw, dh) with clamped log sizes.
+// best_class = 1: only the anchor's best class (first of equal raw values) is a candidate.
 extern "C" __global__ void ssd_decode(const T* boxes, const T* scores, const float* anchors,
                                       int n_anchors, int columns, int first_label,
                                       int activation, float s0, float s1, float s2, float s3,
-                                      int xywh, float threshold, Cand* cands, int* counts,
-                                      int cap) {
+                                      int xywh, int best_class, float threshold, Cand* cands,
+                                      int* counts, int cap) {
     const int b = blockIdx.y;
     const T* bx = boxes + (long long)b * n_anchors * 4;
     const T* sc = scores + (long long)b * n_anchors * columns;
@@ -82,7 +83,20 @@ extern "C" __global__ void ssd_decode(const T* boxes, const T* scores, const flo
         row_stats(row, columns, activation, &mx, &inv);
         bool have = false;
         float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
-        for (int c = first_label; c < columns; ++c) {
+        int c_begin = first_label, c_end = columns;
+        if (best_class) {
+            // Activations are monotonic within a row: the best raw value is the best score.
+            float best = -ADAS_INF;
+            for (int c = first_label; c < columns; ++c) {
+                float v = ld(row, c);
+                if (v > best) {
+                    best = v;
+                    c_begin = c;
+                }
+            }
+            c_end = c_begin + 1;
+        }
+        for (int c = c_begin; c < c_end; ++c) {
             float s = score_of(ld(row, c), activation, mx, inv);
             if (!(s >= threshold)) continue;
             if (!have) {
@@ -179,9 +193,10 @@ __device__ __forceinline__ unsigned long long sort_key(const Cand& c) {
 
 // One block per image. out per image: [kept, overflow, kept × (x1, y1, x2, y2, score, label)]
 // with room for max_det detections. Dynamic shared memory: cap bytes (suppression flags).
+// across = 1: a kept box suppresses boxes of every label, not only its own.
 extern "C" __global__ void nms(const Cand* cands, const int* counts, int cap,
                                unsigned long long* keys, int* sorted, float iou_threshold,
-                               int max_det, float* out) {
+                               int across, int max_det, float* out) {
     extern __shared__ unsigned char suppressed[];
     __shared__ int kept;
     const int b = blockIdx.x;
@@ -220,7 +235,7 @@ extern "C" __global__ void nms(const Cand* cands, const int* counts, int cap,
             }
             for (int j = i + 1 + threadIdx.x; j < n; j += blockDim.x) {
                 const Cand d = cb[sb[j]];
-                if (d.label == c.label && iou(c, d) > iou_threshold) suppressed[j] = 1;
+                if ((across || d.label == c.label) && iou(c, d) > iou_threshold) suppressed[j] = 1;
             }
             __syncthreads();
             if (threadIdx.x == 0) kept += 1;

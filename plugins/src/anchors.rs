@@ -2,6 +2,7 @@
 //! torchvision `DefaultBoxGenerator`. Anchors are `(cy, cx, h, w)`, normalised to the model input.
 
 use crate::manifest::{AnchorSpec, TfAnchors, TorchvisionAnchors};
+use std::path::Path;
 
 /// One anchor: centre and size, normalised to the model input (`[0, 1]` of its height/width).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,6 +19,57 @@ pub enum AnchorError {
     Invalid(String),
 }
 
+/// Reads an anchor table (see [`crate::manifest::FileAnchors`]), checking its sha256 when given.
+pub fn read_table(path: &Path, sha256: Option<&str>) -> Result<Vec<Anchor>, AnchorError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| AnchorError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    if let Some(expected) = sha256 {
+        let actual = crate::sha256_hex(&bytes);
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(AnchorError::Invalid(format!(
+                "{}: sha256 is {actual}, the manifest expects {expected}",
+                path.display()
+            )));
+        }
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| AnchorError::Invalid(format!("{}: not UTF-8 text", path.display())))?;
+    parse_table(&text).map_err(|e| AnchorError::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// Parses `cy cx h w` lines; every value finite, sizes > 0.
+pub fn parse_table(text: &str) -> Result<Vec<Anchor>, String> {
+    let mut anchors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let values: Vec<f32> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("line {}: {e}", i + 1))?;
+        match values[..] {
+            [cy, cx, h, w]
+                if [cy, cx, h, w].iter().all(|v| v.is_finite()) && h > 0.0 && w > 0.0 =>
+            {
+                anchors.push(Anchor { cy, cx, h, w });
+            }
+            _ => {
+                return Err(format!(
+                    "line {}: expected four finite numbers `cy cx h w` with h, w > 0, got `{line}`",
+                    i + 1
+                ))
+            }
+        }
+    }
+    if anchors.is_empty() {
+        return Err("no anchors".into());
+    }
+    Ok(anchors)
+}
+
 /// Anchors for a model input of `input_width` × `input_height` pixels, in the order the model's
 /// box/score outputs use.
 pub fn generate(
@@ -28,6 +80,11 @@ pub fn generate(
     match spec {
         AnchorSpec::Tf(a) => tf_ssd_anchors(a, input_width, input_height),
         AnchorSpec::Torchvision(a) => torchvision_default_boxes(a, input_width, input_height),
+        AnchorSpec::File(a) if a.anchors.is_empty() => Err(AnchorError::Invalid(format!(
+            "the table {} was not read (load the manifest with Manifest::load)",
+            a.path.display()
+        ))),
+        AnchorSpec::File(a) => Ok(a.anchors.clone()),
     }
 }
 

@@ -8,7 +8,7 @@
 
 use crate::anchors;
 use crate::manifest::{
-    Activation, BoxEncoding, ColourOrder, HeadSpec, InputSpec, Manifest, Sampling,
+    Activation, BoxEncoding, ColourOrder, HeadSpec, InputSpec, Manifest, NmsMode, Sampling,
 };
 use crate::preprocess::{InputTransform, PreprocessError};
 
@@ -139,6 +139,8 @@ pub enum GpuHead {
         activation: Activation,
         scales: [f32; 4],
         xywh: bool,
+        /// Only each anchor's best class is a candidate (`nms = "best-class"`).
+        best_class: bool,
     },
     Gfl {
         levels: Vec<GflLevelParams>,
@@ -167,6 +169,7 @@ impl GpuHead {
                     activation: head.score_activation,
                     scales: head.box_coder_scales,
                     xywh: head.box_encoding == BoxEncoding::Xywh,
+                    best_class: manifest.nms == NmsMode::BestClass,
                 })
             }
             HeadSpec::Gfl(head) => {

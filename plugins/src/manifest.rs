@@ -50,6 +50,22 @@ pub struct Manifest {
     /// At most this many detections per image, after NMS.
     #[serde(default = "default_max_detections")]
     pub max_detections: usize,
+    /// Which candidates NMS compares (SSD heads may use [`NmsMode::BestClass`]).
+    #[serde(default)]
+    pub nms: NmsMode,
+}
+
+/// How candidates are formed and suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum NmsMode {
+    /// Every class at or above the threshold is a candidate; a box only suppresses boxes of its
+    /// own class (TF OD API multiclass NMS, torchvision, NanoDet).
+    #[default]
+    PerClass,
+    /// Each anchor contributes one candidate, its best class; a box suppresses boxes of any
+    /// class (TensorFlow Lite `TFLite_Detection_PostProcess` with `use_regular_nms = false`).
+    BestClass,
 }
 
 fn default_max_detections() -> usize {
@@ -199,6 +215,24 @@ pub enum AnchorSpec {
     Tf(TfAnchors),
     /// torchvision `DefaultBoxGenerator` (SSD300 / SSDLite320).
     Torchvision(TorchvisionAnchors),
+    /// A table of anchors shipped beside the model (e.g. the constant tensor a TensorFlow Lite
+    /// file stores, already quantized): generated anchors would differ from it by up to half a
+    /// quantization step.
+    File(FileAnchors),
+}
+
+/// Anchors read from a text file: one `cy cx h w` line per anchor (normalised to the model input,
+/// in output order); blank lines and lines starting with `#` are skipped.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAnchors {
+    /// Resolved against the manifest's folder by [`Manifest::load`].
+    pub path: PathBuf,
+    /// Expected sha256 of the file (lower-case hex).
+    pub sha256: Option<String>,
+    /// The table, filled by [`Manifest::load`]; empty after [`Manifest::parse`] alone.
+    #[serde(skip)]
+    pub anchors: Vec<crate::anchors::Anchor>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -215,6 +249,10 @@ pub struct TfAnchors {
     /// The finest layer has only (0.1, 1.0), (s0, 2.0), (s0, 0.5).
     #[serde(default)]
     pub reduce_boxes_in_lowest_layer: bool,
+}
+
+fn is_sha256(text: &str) -> bool {
+    text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 fn one() -> f32 {
@@ -357,9 +395,24 @@ impl Manifest {
             source,
         })?;
         let mut manifest = Self::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if manifest.onnx.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             manifest.onnx = base.join(&manifest.onnx);
+        }
+        if let HeadSpec::Ssd(SsdHead {
+            anchors: AnchorSpec::File(table),
+            ..
+        }) = &mut manifest.head
+        {
+            if table.path.is_relative() {
+                table.path = base.join(&table.path);
+            }
+            table.anchors = crate::anchors::read_table(&table.path, table.sha256.as_deref())
+                .map_err(|e| ManifestError::Invalid {
+                    path: path.to_path_buf(),
+                    key: "head.anchors.path".into(),
+                    message: e.to_string(),
+                })?;
         }
         Ok(manifest)
     }
@@ -462,9 +515,15 @@ impl Manifest {
             return invalid("classes", format!("`{unknown}` is not one of the labels"));
         }
         if let Some(sha) = &self.sha256 {
-            if sha.len() != 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            if !is_sha256(sha) {
                 return invalid("sha256", "must be 64 hex digits".into());
             }
+        }
+        if self.nms == NmsMode::BestClass && !matches!(self.head, HeadSpec::Ssd(_)) {
+            return invalid(
+                "nms",
+                "\"best-class\" is only defined for `ssd` heads; use \"per-class\"".into(),
+            );
         }
         match &self.head {
             HeadSpec::Ssd(h) => {
@@ -474,7 +533,7 @@ impl Manifest {
                 {
                     return invalid("head.box_coder_scales", "must be finite and > 0".into());
                 }
-                let maps = match &h.anchors {
+                let maps: &[usize] = match &h.anchors {
                     AnchorSpec::Tf(a) => {
                         if !(a.min_scale > 0.0 && a.min_scale <= a.max_scale) {
                             return invalid(
@@ -496,8 +555,16 @@ impl Manifest {
                         }
                         &a.feature_maps
                     }
+                    AnchorSpec::File(a) => {
+                        if a.sha256.as_deref().is_some_and(|sha| !is_sha256(sha)) {
+                            return invalid("head.anchors.sha256", "must be 64 hex digits".into());
+                        }
+                        &[]
+                    }
                 };
-                if maps.is_empty() || maps.contains(&0) {
+                if !matches!(h.anchors, AnchorSpec::File(_))
+                    && (maps.is_empty() || maps.contains(&0))
+                {
                     return invalid(
                         "head.anchors.feature_maps",
                         "must be non-empty sizes > 0".into(),
@@ -589,5 +656,34 @@ reduce_boxes_in_lowest_layer = true
             .unwrap_err()
             .to_string();
         assert!(err.contains("persn"), "{err}");
+    }
+
+    #[test]
+    fn best_class_nms_and_anchor_tables_are_ssd_options() {
+        let m = Manifest::parse(SSD, Path::new("t.toml")).unwrap();
+        assert_eq!(m.nms, NmsMode::PerClass);
+        let text = SSD.replace("nms_iou = 0.6", "nms_iou = 0.6\nnms = \"best-class\"");
+        let m = Manifest::parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(m.nms, NmsMode::BestClass);
+        // A table style needs its file, read by `load` (relative to the manifest's folder).
+        let start = SSD.find("[head.anchors]").unwrap();
+        let text = format!(
+            "{}[head.anchors]\nstyle = \"file\"\npath = \"missing.anchors\"\n",
+            &SSD[..start]
+        );
+        let m = Manifest::parse(&text, Path::new("t.toml")).unwrap();
+        let HeadSpec::Ssd(h) = &m.head else {
+            unreachable!("ssd")
+        };
+        assert!(crate::anchors::generate(&h.anchors, 300, 300).is_err());
+        let dir = std::env::temp_dir().join(format!("adas-manifest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("m.toml"), &text).unwrap();
+        let err = Manifest::load(&dir.join("m.toml")).unwrap_err().to_string();
+        assert!(
+            err.contains("head.anchors.path") && err.contains("missing.anchors"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,7 +2,7 @@
 //! (fixture made by `tests/fixtures/make_ssd_reference.py` with ONNX Runtime).
 #![allow(clippy::unwrap_used)]
 
-use adas_plugins::{nms_per_class, Decoder, Manifest, Tensor};
+use adas_plugins::{nms, Decoder, Manifest, Tensor};
 use std::path::Path;
 
 /// The shipped manifest of the model the fixture was made with.
@@ -32,7 +32,7 @@ fn ssd_decode_and_nms_match_tensorflow_postprocessing() {
         Tensor::new(vec![1, 1917, 2], scores).unwrap(),
     ];
     let candidates = d.decode(&outputs, 1e-8).unwrap();
-    let kept = nms_per_class(candidates, m.nms_iou, 100);
+    let kept = nms(candidates, m.nms_iou, 100, m.nms);
     let mut max_dev = 0f32;
     for (i, r) in reference.iter().enumerate() {
         let k = kept[i];

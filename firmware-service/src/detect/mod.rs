@@ -326,10 +326,11 @@ impl Detector {
             Some(result) => result.map_err(|e| DetectError::Decode(e.to_string()))?,
             None => return Err(DetectError::Inference("the backend gave no outputs".into())),
         }
-        let kept = nms::nms_per_class(
+        let kept = nms::nms(
             candidates,
             self.manifest.nms_iou,
             self.manifest.max_detections,
+            self.manifest.nms,
         );
         let detections = self.resolve(&kept, &transform);
         let t3 = Instant::now();
@@ -377,7 +378,6 @@ impl Detector {
 /// Refuses an ONNX file whose hash differs from the manifest's: a manifest describes one exact
 /// set of weights (anchors, labels and normalisation silently break otherwise).
 fn verify_model_hash(manifest: &Manifest) -> Result<(), DetectError> {
-    use sha2::{Digest, Sha256};
     let Some(expected) = &manifest.sha256 else {
         return Ok(());
     };
@@ -385,10 +385,7 @@ fn verify_model_hash(manifest: &Manifest) -> Result<(), DetectError> {
         path: manifest.onnx.clone(),
         message: format!("cannot read: {e}"),
     })?;
-    let actual: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let actual = adas_plugins::sha256_hex(&bytes);
     if actual.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {

@@ -61,14 +61,9 @@ fn ort_err(e: impl std::fmt::Display) -> DetectError {
 }
 
 fn sha256_file(path: &Path) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path).ok()?;
-    Some(
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    std::fs::read(path)
+        .ok()
+        .map(|bytes| adas_plugins::sha256_hex(&bytes))
 }
 
 impl OrtBackend {

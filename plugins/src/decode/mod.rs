@@ -5,7 +5,8 @@
 //! decodes every frame without per-anchor allocation: [`Decoder::decode_into`] reuses the
 //! caller's vector. Scores are compared with `score ≥ threshold`; a candidate is emitted for
 //! **every class** at or above the threshold (TF OD API, torchvision and NanoDet all do
-//! multi-class NMS over such candidates), not only for the best class per anchor/cell.
+//! multi-class NMS over such candidates), except for SSD heads of manifests with
+//! `nms = "best-class"` (TensorFlow Lite's fast NMS): there only each anchor's best class.
 
 mod decoded;
 mod gfl;
@@ -16,7 +17,7 @@ pub use gfl::GflDecoder;
 pub use ssd::SsdDecoder;
 
 use crate::detection::{BBox, Detection};
-use crate::manifest::{Activation, HeadSpec, Manifest};
+use crate::manifest::{Activation, HeadSpec, Manifest, NmsMode};
 use crate::tensor::{Tensor, TensorView};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -65,7 +66,10 @@ impl Decoder {
         }
         Ok(match &manifest.head {
             HeadSpec::Ssd(head) => {
-                Decoder::Ssd(SsdDecoder::new(head, names, w, h, labels).map_err(config)?)
+                let best_class = manifest.nms == NmsMode::BestClass;
+                Decoder::Ssd(
+                    SsdDecoder::new(head, names, w, h, labels, best_class).map_err(config)?,
+                )
             }
             HeadSpec::Gfl(head) => {
                 Decoder::Gfl(GflDecoder::new(head, names, w, h, labels).map_err(config)?)

@@ -21,6 +21,8 @@ pub struct SsdDecoder {
     /// Index of the first label column (1 with a background column, else 0).
     first_label: usize,
     columns: usize,
+    /// Only each anchor's best class is a candidate ([`crate::manifest::NmsMode::BestClass`]).
+    best_class: bool,
 }
 
 impl SsdDecoder {
@@ -30,6 +32,7 @@ impl SsdDecoder {
         input_width: usize,
         input_height: usize,
         labels: usize,
+        best_class: bool,
     ) -> Result<Self, String> {
         let anchors = anchors::generate(&head.anchors, input_width, input_height)
             .map_err(|e| e.to_string())?;
@@ -42,6 +45,7 @@ impl SsdDecoder {
             activation: head.score_activation,
             first_label,
             columns: labels + first_label,
+            best_class,
         })
     }
 
@@ -93,8 +97,34 @@ impl SsdDecoder {
                 continue;
             }
             let act = RowActivation::new(self.activation, row);
+            let labels = &row[self.first_label..];
+            if self.best_class {
+                // Every activation is monotonic within a row, so the best raw value is the best
+                // score.
+                // The first of equal values wins; NaN never does (as in the GPU twin).
+                let label = labels
+                    .iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |best, (i, &x)| {
+                        if x > best.1 {
+                            (i, x)
+                        } else {
+                            best
+                        }
+                    })
+                    .0;
+                let score = act.apply(labels[label]);
+                if score >= threshold {
+                    out.push(Detection {
+                        bbox: self.decode_box(anchor, enc),
+                        score,
+                        label,
+                    });
+                }
+                continue;
+            }
             let mut bbox = None;
-            for (label, &x) in row[self.first_label..].iter().enumerate() {
+            for (label, &x) in labels.iter().enumerate() {
                 let score = act.apply(x);
                 // `!(score < t)` would let NaN through; this comparison rejects it.
                 if score >= threshold {
@@ -179,6 +209,7 @@ mod tests {
             300,
             300,
             2,
+            false,
         )
         .unwrap();
         // Anchor 0: centre (0.5, 0.5), h = w = 0.4.
@@ -208,6 +239,42 @@ mod tests {
     }
 
     #[test]
+    fn best_class_keeps_only_the_top_label_of_each_anchor() {
+        let d = SsdDecoder::new(
+            &head(BoxEncoding::Yxhw, Activation::Sigmoid, true),
+            vec!["b".into(), "s".into()],
+            300,
+            300,
+            2,
+            true,
+        )
+        .unwrap();
+        let boxes = t(vec![1, 2, 4], vec![0.0; 8]);
+        // Anchor 0: label 1 (logit 3) beats label 0 (logit 0) although both pass 0.5. Anchor 1:
+        // equal logits, the first label wins; then a NaN label is never chosen.
+        let scores = t(vec![1, 2, 3], vec![5.0, 0.0, 3.0, 9.0, 2.0, 2.0]);
+        let mut out = Vec::new();
+        d.decode_into(&views(&[boxes.clone(), scores]), 0.5, &mut out)
+            .unwrap();
+        let got: Vec<(usize, f32)> = out.iter().map(|o| (o.label, o.score)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, super::super::sigmoid(3.0)),
+                (0, super::super::sigmoid(2.0))
+            ]
+        );
+        let nan = t(
+            vec![1, 2, 3],
+            vec![0.0, f32::NAN, 1.0, 0.0, f32::NAN, f32::NAN],
+        );
+        out.clear();
+        d.decode_into(&views(&[boxes, nan]), 0.5, &mut out).unwrap();
+        let got: Vec<usize> = out.iter().map(|o| o.label).collect();
+        assert_eq!(got, vec![1]);
+    }
+
+    #[test]
     fn torchvision_box_coder_and_softmax_by_hand() {
         let d = SsdDecoder::new(
             &head(BoxEncoding::Xywh, Activation::Softmax, true),
@@ -215,6 +282,7 @@ mod tests {
             320,
             320,
             1,
+            false,
         )
         .unwrap();
         // Anchor 1: centre (0.5, 0.5), 0.6 × 0.6.
@@ -246,6 +314,7 @@ mod tests {
             300,
             300,
             1,
+            false,
         )
         .unwrap();
         // Anchor 0 (0.4 × 0.4) doubled in size by th = tw = 5·ln 2 → 0.8 × 0.8 at (0.5, 0.5) is

@@ -22,7 +22,7 @@ pub use network::{OwnConv, OWN_CONVS};
 use super::engine::{expand_dw, in_place, onnx, plan};
 use super::{DetectError, FrameDetector, GpuStageTimes, Precision};
 use adas_plugins::gpu::{self as plugins, GpuHead};
-use adas_plugins::manifest::{Layout, Manifest};
+use adas_plugins::manifest::{Layout, Manifest, NmsMode};
 use adas_plugins::{BBox, Detection, InputTransform, Tensor, TensorView};
 use cudarc::driver::{CudaGraph, CudaSlice, PinnedHostSlice};
 use device::{gpu_error, Arg, DevPtr, Gpu};
@@ -119,6 +119,8 @@ struct Postprocess {
     threshold: f32,
     nms_iou: f32,
     max_det: usize,
+    /// Suppress across classes ([`NmsMode::BestClass`]).
+    across_classes: bool,
     anchors: Option<(CudaSlice<u8>, DevPtr)>,
     cands: (CudaSlice<u8>, DevPtr),
     counts: (CudaSlice<u8>, DevPtr),
@@ -514,6 +516,7 @@ impl Postprocess {
             threshold,
             nms_iou: manifest.nms_iou,
             max_det: manifest.max_detections,
+            across_classes: manifest.nms == NmsMode::BestClass,
             anchors,
             cands: gpu.alloc(batch * cap * plugins::CANDIDATE_BYTES)?,
             counts: gpu.alloc(batch * 4)?,
@@ -550,13 +553,14 @@ impl Postprocess {
                 activation,
                 scales,
                 xywh,
+                best_class,
             } => {
                 let (boxes, scores) = (
                     self.outputs.first().copied().unwrap_or(0),
                     self.outputs.get(1).copied().unwrap_or(0),
                 );
                 let n = anchors.len() as i32;
-                let args: [&dyn Arg; 16] = [
+                let args: [&dyn Arg; 17] = [
                     &boxes,
                     &scores,
                     &self.anchors.as_ref().map_or(0, |a| a.1),
@@ -569,6 +573,7 @@ impl Postprocess {
                     &scales[2],
                     &scales[3],
                     &i32::from(*xywh),
+                    &i32::from(*best_class),
                     &thr,
                     &self.cands.1,
                     &self.counts.1,
@@ -608,13 +613,14 @@ impl Postprocess {
                 }
             }
         }
-        let args: [&dyn Arg; 8] = [
+        let args: [&dyn Arg; 9] = [
             &self.cands.1,
             &self.counts.1,
             &cap,
             &self.keys.1,
             &self.sorted.1,
             &self.nms_iou,
+            &i32::from(self.across_classes),
             &(self.max_det as i32),
             &self.result.1,
         ];
