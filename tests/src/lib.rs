@@ -12,6 +12,27 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
+/// Whether the project's shared test data (`../shared` beside the repository: real footage,
+/// labelled images and models that may not be redistributed with the product, described by its
+/// DATA.md) is there. Where it is not, a test that needs it prints what is missing and returns
+/// early — except under CI (`CI` set), which must run every test and fails instead.
+pub fn shared_data_present(test: &str) -> bool {
+    let dir = repo_root().join("../shared");
+    if dir.join("DATA.md").is_file() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI: {test} needs the shared test data at {}",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED {test}: needs the project's shared test data at {} (see its DATA.md)",
+        dir.display()
+    );
+    false
+}
+
 /// A reference detection from a fixture file (`tests/fixtures/reference/*.json`).
 #[derive(Debug, Clone)]
 pub struct Reference {

@@ -66,7 +66,10 @@ fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
     adas_system_tests::iou(a, b)
 }
 
-fn agreement(manifest: &str, kind: BackendKind) -> Agreement {
+fn agreement(manifest: &str, kind: BackendKind) -> Option<Agreement> {
+    if !adas_system_tests::shared_data_present("the TensorFlow Lite parity test") {
+        return None;
+    }
     let root = repo_root();
     let fixture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join(FIXTURE)).unwrap()).unwrap();
@@ -141,8 +144,8 @@ fn agreement(manifest: &str, kind: BackendKind) -> Agreement {
             .count();
     }
     a.print(&format!("{manifest} on {}", detector.backend_name()));
-    assert_eq!(a.other_pixels, 0, "the JPEG decoders agree on every image");
-    a
+    assert_eq!(a.other_pixels, 0, "the image decoder is the fixture's");
+    Some(a)
 }
 
 /// The float form on tract (the embedded default): boxes as TensorFlow Lite's on all but one of
@@ -150,7 +153,9 @@ fn agreement(manifest: &str, kind: BackendKind) -> Agreement {
 /// scores are not quantized, so they are held to the mAP, not to score steps.
 #[test]
 fn float_ssd_on_tract_matches_tensorflow_lite() {
-    let a = agreement(FLOAT, BackendKind::Tract);
+    let Some(a) = agreement(FLOAT, BackendKind::Tract) else {
+        return;
+    };
     assert!(a.compared >= 100, "{a:?}");
     assert!(a.share(a.iou_80) >= 0.99, "{a:?}");
     assert_eq!(a.extra, 0, "{a:?}");
@@ -182,7 +187,9 @@ mod onnx_runtime {
         if !library_present() {
             return;
         }
-        let a = agreement(INT8, BackendKind::Ort);
+        let Some(a) = agreement(INT8, BackendKind::Ort) else {
+            return;
+        };
         assert!(a.compared >= 100, "{a:?}");
         assert!(a.share(a.iou_90) >= 0.911, "{a:?}");
         assert!(a.worst_iou >= 0.649, "{a:?}");
@@ -196,7 +203,9 @@ mod onnx_runtime {
         if !library_present() {
             return;
         }
-        let a = agreement(FLOAT, BackendKind::Ort);
+        let Some(a) = agreement(FLOAT, BackendKind::Ort) else {
+            return;
+        };
         assert!(a.share(a.iou_80) >= 0.99, "{a:?}");
         assert_eq!(a.extra, 0, "{a:?}");
     }
