@@ -22,9 +22,14 @@
 //! - **Measurement** `[x, y]` from the BEV projection with its covariance `J Σ_px Jᵀ` from the
 //!   homography's sensitivity at the box's bottom centre — it grows with the square of the
 //!   distance for a monocular camera.
-//! - **Association**: chi² gate on the Mahalanobis distance of the innovation (2 dof), same class
-//!   only, then greedy assignment by increasing distance (optimal enough at these densities and
-//!   bounded time: O(T·M log(T·M))).
+//! - **Association**: chi² gate on the Mahalanobis distance of the innovation (2 dof) between
+//!   [`compatible`] classes only (a detector calls the same vehicle `car` in one frame and `truck`
+//!   in the next), then greedy assignment by increasing distance (optimal enough at these
+//!   densities and bounded time: O(T·M log(T·M))).
+//! - **Class**: the majority of the labels a track was updated with ([`ClassVotes`]: bounded
+//!   counts that forget by halving), so the class and everything that depends on it — process
+//!   noise here, the corridor share and the CAN class code in the decider — do not follow a
+//!   single frame's label.
 //! - **Life cycle**: a tentative track is confirmed after `confirm_hits` hits; it dies after
 //!   `tentative_max_misses` consecutive misses while tentative, `delete_misses` once confirmed,
 //!   or at once if its position standard deviation exceeds `max_position_std_m`, its state
@@ -123,6 +128,93 @@ impl ClassNoiseTable {
             ("other", &self.other),
         ]
     }
+}
+
+/// Whether a detection of class `detection` may update a track of class `track` (then the
+/// Mahalanobis gate decides). Symmetric, deliberately not transitive:
+///
+/// - **Vehicles** — car, truck/bus, motorcycle — are one family: COCO detectors swap `car` and
+///   `truck` on the same SUV, van or pickup from frame to frame, and a track that restarts on
+///   every swap loses its speed estimate exactly when it is needed. A motorcycle in traffic moves
+///   like them, so a swap with it is class noise too.
+/// - **Two-wheelers** — cyclist and motorcycle — are compatible too: `bicycle` ↔ `motorcycle` is
+///   the same kind of confusion (a rider on two wheels), and a restarting cyclist track would
+///   delay the warning for a vulnerable road user. A cyclist is *not* compatible with a car or a
+///   truck: a cyclist passing a parked car is close enough to fall into the car's gate.
+/// - **Pedestrians** and **other** (animals, unknown obstacles) only with their own kind: a
+///   pedestrian stepping out beside a parked car is the case where the two gates overlap, and
+///   the class is what keeps the pedestrian's track from taking the car's detection.
+/// - `Ignored` is never tracked.
+pub fn compatible(track: RoadUser, detection: RoadUser) -> bool {
+    use RoadUser::{Car, Cyclist, Ignored, Motorcycle, TruckBus};
+    match (track, detection) {
+        (Ignored, _) | (_, Ignored) => false,
+        (a, b) if a == b => true,
+        (Car | TruckBus | Motorcycle, Car | TruckBus | Motorcycle) => true,
+        (Cyclist, Motorcycle) | (Motorcycle, Cyclist) => true,
+        _ => false,
+    }
+}
+
+/// The labels a track was updated with, as bounded per-class counts (no allocation, 6 bytes).
+///
+/// A count that would exceed [`ClassVotes::CAP`] halves all counts first, so older labels fade
+/// out (a far "car" that turns out to be a truck as it nears is re-labelled after about `CAP`
+/// consistent detections) while a label in a minority of frames never wins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassVotes {
+    counts: [u8; 6],
+}
+
+impl ClassVotes {
+    /// Most votes one class holds: about 0.8 s of detections at 20 Hz.
+    pub const CAP: u8 = 16;
+
+    /// One vote for `class` (none for `Ignored`).
+    pub fn new(class: RoadUser) -> ClassVotes {
+        let mut v = ClassVotes::default();
+        v.add(class);
+        v
+    }
+
+    /// Adds a vote for `class` (`Ignored` is not counted).
+    pub fn add(&mut self, class: RoadUser) {
+        let Some(i) = vote_index(class) else {
+            return;
+        };
+        if self.counts[i] >= Self::CAP {
+            for c in &mut self.counts {
+                *c /= 2;
+            }
+        }
+        self.counts[i] = self.counts[i].saturating_add(1);
+    }
+
+    /// The class with the most votes; on a tie `current` keeps it if it is among the leaders.
+    pub fn majority(&self, current: RoadUser) -> RoadUser {
+        let best = self.counts.iter().copied().max().unwrap_or(0);
+        if vote_index(current).is_some_and(|i| self.counts[i] == best) {
+            return current;
+        }
+        VOTE_CLASSES
+            .iter()
+            .zip(self.counts)
+            .find(|(_, n)| *n == best)
+            .map_or(current, |(c, _)| *c)
+    }
+}
+
+const VOTE_CLASSES: [RoadUser; 6] = [
+    RoadUser::Pedestrian,
+    RoadUser::Cyclist,
+    RoadUser::Car,
+    RoadUser::TruckBus,
+    RoadUser::Motorcycle,
+    RoadUser::Other,
+];
+
+fn vote_index(class: RoadUser) -> Option<usize> {
+    VOTE_CLASSES.iter().position(|c| *c == class)
 }
 
 /// Tracker parameters (config table `[tracker]`).
@@ -270,6 +362,7 @@ impl TrackerParams {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Track {
     pub id: u32,
+    /// The majority of the labels the track was updated with ([`ClassVotes`]), not the last one.
     pub class: RoadUser,
     /// Longitudinal distance from the front bumper, m.
     pub x_m: f64,
@@ -312,6 +405,7 @@ impl Track {
 struct Filter {
     s: Vec5,
     p: Mat5,
+    votes: ClassVotes,
     track: Track,
 }
 
@@ -434,7 +528,7 @@ impl Tracker {
             }
             let r = self.measurement_cov(o);
             for (ti, f) in self.filters.iter().enumerate() {
-                if f.track.class != o.class {
+                if !compatible(f.track.class, o.class) {
                     continue;
                 }
                 if let Some(d2) = mahalanobis2(f, o, &r) {
@@ -458,6 +552,8 @@ impl Tracker {
             let r = self.measurement_cov(&objects[mi]);
             let f = &mut self.filters[ti];
             update(f, &objects[mi], &r);
+            f.votes.add(objects[mi].class);
+            f.track.class = f.votes.majority(f.track.class);
             f.track.hits = f.track.hits.saturating_add(1);
             f.track.misses = 0;
             f.track.detection = Some(mi);
@@ -515,6 +611,7 @@ impl Tracker {
             let mut f = Filter {
                 s,
                 p: pm,
+                votes: ClassVotes::new(o.class),
                 track: Track {
                     id,
                     class: o.class,
@@ -849,6 +946,105 @@ mod tests {
         }
         assert_eq!(t.tracks().len(), 3);
         assert!(t.tracks().iter().all(|tr| tr.confirmed && tr.hits == 10));
+    }
+
+    #[test]
+    fn vehicles_and_two_wheelers_are_compatible_pedestrians_and_other_only_with_themselves() {
+        use RoadUser::*;
+        let yes = [
+            (Car, TruckBus),
+            (Car, Motorcycle),
+            (TruckBus, Motorcycle),
+            (Cyclist, Motorcycle),
+        ];
+        for a in RoadUser::ALL {
+            for b in RoadUser::ALL {
+                let expected = a != Ignored
+                    && b != Ignored
+                    && (a == b || yes.contains(&(a, b)) || yes.contains(&(b, a)));
+                assert_eq!(compatible(a, b), expected, "{a} / {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_class_is_the_majority_and_a_tie_keeps_the_current_one() {
+        let mut v = ClassVotes::new(RoadUser::Car);
+        v.add(RoadUser::TruckBus);
+        assert_eq!(v.majority(RoadUser::Car), RoadUser::Car, "1:1 keeps car");
+        assert_eq!(v.majority(RoadUser::TruckBus), RoadUser::TruckBus);
+        v.add(RoadUser::TruckBus);
+        assert_eq!(v.majority(RoadUser::Car), RoadUser::TruckBus, "2:1");
+        v.add(RoadUser::Ignored);
+        assert_eq!(v.majority(RoadUser::TruckBus), RoadUser::TruckBus);
+
+        // A label in a third of the frames never wins, however long the track lives.
+        let mut v = ClassVotes::new(RoadUser::Car);
+        let mut class = RoadUser::Car;
+        for k in 0..1000 {
+            v.add(if k % 3 == 0 {
+                RoadUser::TruckBus
+            } else {
+                RoadUser::Car
+            });
+            class = v.majority(class);
+            assert_eq!(class, RoadUser::Car, "vote {k}");
+        }
+        // Counts are bounded: a consistent new label takes over after about CAP votes.
+        let mut n = 0;
+        while class == RoadUser::Car {
+            v.add(RoadUser::TruckBus);
+            class = v.majority(class);
+            n += 1;
+        }
+        assert!(
+            n <= usize::from(ClassVotes::CAP) + 1,
+            "{n} votes to re-label"
+        );
+    }
+
+    #[test]
+    fn a_car_labelled_truck_in_some_frames_keeps_its_track_and_its_class() {
+        let mut t = Tracker::new(TrackerParams::default());
+        let ego = EgoState::with_speed(0, 10.0);
+        // Long runs of the other label too: longer than the misses that delete a track.
+        let labels = "CCCCTCTTCCCTTTTTTTTCCCCCCCCCCCCCTC";
+        let mut x = 40.0;
+        for (k, l) in labels.chars().enumerate() {
+            let class = if l == 'T' {
+                RoadUser::TruckBus
+            } else {
+                RoadUser::Car
+            };
+            t.step(k as u64 * 50 * MS, &[obj(x, 0.5, class)], &ego);
+            x -= 0.5;
+            assert_eq!(t.tracks().len(), 1, "frame {k}: {:?}", t.tracks());
+            assert_eq!(t.tracks()[0].id, 1, "frame {k}");
+            assert_eq!(t.tracks()[0].detection, Some(0), "frame {k}");
+        }
+        let tr = t.tracks()[0];
+        assert_eq!(tr.class, RoadUser::Car);
+        assert_eq!(tr.hits as usize, labels.len());
+        assert!((tr.vx_mps + 10.0).abs() < 1.0, "vx {}", tr.vx_mps);
+    }
+
+    #[test]
+    fn a_pedestrian_detection_never_updates_a_car_track() {
+        let mut t = Tracker::new(TrackerParams::default());
+        let ego = EgoState::with_speed(0, 0.0);
+        for k in 0..5u64 {
+            t.step(k * 50 * MS, &[obj(15.0, 0.0, RoadUser::Car)], &ego);
+        }
+        t.step(5 * 50 * MS, &[obj(15.0, 0.0, RoadUser::Pedestrian)], &ego);
+        let car = t.tracks().iter().find(|tr| tr.id == 1).unwrap();
+        assert_eq!(
+            (car.class, car.misses, car.detection),
+            (RoadUser::Car, 1, None)
+        );
+        assert!(t
+            .tracks()
+            .iter()
+            .any(|tr| tr.id != 1 && tr.class == RoadUser::Pedestrian));
     }
 
     #[test]

@@ -24,6 +24,9 @@
 //! accel_mps2 = 0.0            # from accel_from_s on, until it stops or reaches max_speed_kph
 //! accel_from_s = 0.0
 //! max_speed_kph = 250.0
+//! class_sequence = ["car", "truck_bus"]   # the label the detector reports, frame by frame,
+//!                             # cycled (default: always `class`); `class` stays the truth
+//!                             # (size, detection range)
 //!
 //! [[false_positive]]          # one-frame ghost detection
 //! t_s = 2.0
@@ -135,6 +138,8 @@ struct RawTarget {
     length_m: Option<f64>,
     width_m: Option<f64>,
     height_m: Option<f64>,
+    #[serde(default)]
+    class_sequence: Vec<RoadUser>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,9 +194,13 @@ impl Default for NoiseModel {
 
 /// One target, resolved for a variant (world frame at t = 0: ego front bumper at the origin,
 /// x along the road, y left).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
+    /// What the target is (its size and detection range follow from it).
     pub class: RoadUser,
+    /// The label the detector reports in camera frame k is `class_sequence[k % len]` (a real
+    /// detector's class noise, e.g. `car` ↔ `truck_bus`); empty: always `class`.
+    pub class_sequence: Vec<RoadUser>,
     /// Footprint centre at t = 0, m.
     pub x_m: f64,
     pub y_m: f64,
@@ -407,6 +416,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
         if t.class == RoadUser::Ignored {
             return Err(invalid(k("class"), "`ignored` is not a road user".into()));
         }
+        if t.class_sequence.contains(&RoadUser::Ignored) {
+            return Err(invalid(
+                k("class_sequence"),
+                "`ignored` is not a road user".into(),
+            ));
+        }
     }
     for (i, f) in raw.false_positive.iter().enumerate() {
         non_negative(&format!("false_positive[{i}].t_s"), f.t_s)?;
@@ -456,6 +471,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Scenario>, ScenarioError> {
             };
             targets.push(Target {
                 class: t.class,
+                class_sequence: t.class_sequence.clone(),
                 x_m: x,
                 y_m: y,
                 speed_mps: v_t,
@@ -522,6 +538,22 @@ start_ttc_s = 5
     }
 
     #[test]
+    fn a_target_carries_its_label_sequence_and_keeps_its_true_class() {
+        let v = parse(
+            &format!("{OK}class_sequence = [\"car\", \"truck_bus\"]\n"),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        let t = &v[0].targets[0];
+        assert_eq!(t.class, RoadUser::Car);
+        assert_eq!(t.class_sequence, [RoadUser::Car, RoadUser::TruckBus]);
+        assert_eq!(t.length_m, default_dims(RoadUser::Car).0);
+        assert!(parse(OK, Path::new("s.toml")).unwrap()[0].targets[0]
+            .class_sequence
+            .is_empty());
+    }
+
+    #[test]
     fn impossible_values_name_file_and_key() {
         let cases = [
             (OK.replace("[10, 20]", "[10, -20]"), "ego.speed_kph[1]"),
@@ -534,6 +566,10 @@ start_ttc_s = 5
             ),
             (format!("{OK}[perception]\nfps = 0\n"), "perception.fps"),
             (format!("{OK}gap_m = 10\n"), "target[0]"),
+            (
+                format!("{OK}class_sequence = [\"car\", \"ignored\"]\n"),
+                "target[0].class_sequence",
+            ),
         ];
         for (text, key) in cases {
             let err = parse(&text, Path::new("dir/bad.toml"))

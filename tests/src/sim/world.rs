@@ -163,7 +163,7 @@ impl RunResult {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct TargetState {
     spec: Target,
     x: f64,
@@ -293,7 +293,7 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
         .targets
         .iter()
         .map(|t| TargetState {
-            spec: *t,
+            spec: t.clone(),
             x: t.x_m,
             y: t.y_m,
             v: t.speed_mps,
@@ -306,6 +306,7 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
     let mut commands: VecDeque<(u64, f64)> = VecDeque::new();
     let mut requested = 0.0f64;
     let mut next_capture = 0u64;
+    let mut frame_index = 0usize;
     let mut last_decision: Option<adasd::aeb::decider::Decision> = None;
     let mut last_detections = 0usize;
 
@@ -329,6 +330,8 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
         // 1. Camera capture.
         if t_ns >= next_capture {
             next_capture += frame_ns;
+            let frame = frame_index;
+            frame_index += 1;
             let mut dets = Vec::new();
             for tg in &targets {
                 let (x, y) = (tg.x - ego_x, tg.y);
@@ -346,7 +349,10 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
                     continue;
                 }
                 let sigma = noise.jitter_px + noise.jitter_px_per_m * d;
-                if let Some(det) = noisy_detection(setup, b, sigma, tg.spec.class, &mut rng) {
+                let seq = &tg.spec.class_sequence;
+                let label = seq.get(frame % seq.len().max(1)).copied();
+                let class = label.unwrap_or(tg.spec.class);
+                if let Some(det) = noisy_detection(setup, b, sigma, class, &mut rng) {
                     dets.push(det);
                 }
             }
