@@ -68,6 +68,22 @@ impl Intrinsics {
     pub fn matrix(&self) -> Matrix3<f64> {
         Matrix3::new(self.fx, 0.0, self.cx, 0.0, self.fy, self.cy, 0.0, 0.0, 1.0)
     }
+
+    /// Pitch and yaw (radians, [`Mounting`] conventions) of a camera with these intrinsics and the
+    /// given `roll` whose image of the vehicle's forward direction — the vanishing point of lines
+    /// parallel to the vehicle's `x` axis, e.g. the lane markings of a straight road — is `vp`.
+    ///
+    /// The forward direction in camera coordinates is `R·x̂`; with the rotation order of
+    /// [`Mounting`] its normalised image `(a, b)` is that of the unrolled camera,
+    /// `(tan yaw / cos pitch, −tan pitch)`, rotated by the roll. Undoing the roll gives
+    /// `pitch = −atan b₀` and `yaw = atan(a₀ cos pitch)`.
+    pub fn pitch_yaw_from_vanishing_point(&self, vp: Pixel, roll: f64) -> (f64, f64) {
+        let (a, b) = ((vp.u - self.cx) / self.fx, (vp.v - self.cy) / self.fy);
+        let (s, c) = roll.sin_cos();
+        let (a0, b0) = (c * a - s * b, s * a + c * b);
+        let pitch = (-b0).atan();
+        (pitch, (a0 * pitch.cos()).atan())
+    }
 }
 
 /// Where and how the camera is mounted, vehicle frame.
@@ -289,6 +305,14 @@ impl PinholeCamera {
         out
     }
 
+    /// The image of the vehicle's forward direction (the vanishing point of lines parallel to
+    /// `x`, e.g. the lanes of a straight road); `None` if that direction is parallel to the image
+    /// plane.
+    pub fn vanishing_point(&self) -> Option<Pixel> {
+        let d = self.intrinsics.matrix() * self.r.column(0);
+        (d.z.abs() > 1e-12).then(|| Pixel::new(d.x / d.z, d.y / d.z))
+    }
+
     /// Ground → image homography `G = K [r₁ r₂ t]` (see the module docs).
     pub fn ground_to_image_matrix(&self) -> Matrix3<f64> {
         let mut m = Matrix3::zeros();
@@ -494,6 +518,31 @@ mod tests {
         // The horizon is tilted by the roll angle: slope dv/du = −tan φ.
         let hz = rolled.horizon();
         assert_relative_eq!(-hz.a / hz.b, -phi.tan(), epsilon = 1e-12);
+    }
+
+    #[test]
+    fn vanishing_point_gives_pitch_and_yaw_back() {
+        for (pitch, yaw, roll) in [(0.05, 0.0, 0.0), (0.1, 0.05, 0.02), (-0.02, -0.1, -0.04)] {
+            let cam = PinholeCamera::new(
+                K,
+                Mounting {
+                    x: -1.5,
+                    y: 0.2,
+                    height: 1.3,
+                    pitch,
+                    yaw,
+                    roll,
+                },
+            )
+            .unwrap();
+            let vp = cam.vanishing_point().unwrap();
+            // A far point straight ahead lands on it.
+            let far = cam.project_point([1e7, 0.2, 0.0]).unwrap();
+            assert!(far.distance_to(&vp) < 1e-3, "{far:?} {vp:?}");
+            let (p, y) = K.pitch_yaw_from_vanishing_point(vp, roll);
+            assert_relative_eq!(p, pitch, epsilon = 1e-12);
+            assert_relative_eq!(y, yaw, epsilon = 1e-12);
+        }
     }
 
     #[test]

@@ -315,12 +315,28 @@ impl CalibrationFile {
         tool: impl Into<String>,
     ) -> Self {
         Self {
+            reprojection_rms_px: Some(fit.reprojection_rms_px),
+            ground_rms_m: Some(fit.ground_rms_m),
+            ..Self::from_homography(&fit.homography, image_width, image_height, created, tool)
+        }
+    }
+
+    /// A file for a homography that was not fitted to points (e.g. made from a measured camera
+    /// mounting): no error figures, no intrinsics, no notes, no points.
+    pub fn from_homography(
+        homography: &Homography,
+        image_width: u32,
+        image_height: u32,
+        created: impl Into<String>,
+        tool: impl Into<String>,
+    ) -> Self {
+        Self {
             version: FILE_VERSION,
             image_width,
             image_height,
-            homography: fit.homography.to_rows(),
-            reprojection_rms_px: Some(fit.reprojection_rms_px),
-            ground_rms_m: Some(fit.ground_rms_m),
+            homography: homography.to_rows(),
+            reprojection_rms_px: None,
+            ground_rms_m: None,
             created: created.into(),
             tool: tool.into(),
             notes: None,

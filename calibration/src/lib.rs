@@ -8,6 +8,8 @@
 //!   reprojection error.
 //! - [`LensModel`]: OpenCV's distortion model and its inversion (undistorting pixels).
 //! - [`PointFile`]: the point files of the bench tool; [`FloorBoard`]: a chessboard on the floor.
+//! - [`fit_lanes`]: the camera (and so the homography) from the lane markings of a straight road,
+//!   read from a [`LaneFile`]; [`lm`]: the small Levenberg–Marquardt solver it uses.
 //! - [`BevRaster`]: a bird's-eye raster and its metres-per-pixel factors `k_x`, `k_y`.
 //! - [`report`]: the validation picture and the uncertainty table.
 //! - [`CalibrationFile`]: the TOML file the daemon loads.
@@ -21,7 +23,9 @@ pub mod file;
 pub mod homography;
 #[cfg(feature = "opencv")]
 pub mod intrinsics;
+pub mod lanes;
 pub mod lensfile;
+pub mod lm;
 pub mod points;
 pub mod refine;
 pub mod report;
@@ -37,6 +41,10 @@ pub use file::{
 pub use homography::{
     GroundPoint, GroundSensitivity, Homography, HomographyError, HorizonLine, Pixel,
     ProjectionError,
+};
+pub use lanes::{
+    fit_lanes, FittedParameter, LaneFile, LaneFileError, LaneFit, LaneFitError, LaneFitOptions,
+    LaneLine, LineCheck, MarkingStandard,
 };
 pub use lensfile::{load_intrinsics, IntrinsicsFile, IntrinsicsView, LensFileError};
 pub use points::{NamedPoint, PointFile, PointsError};

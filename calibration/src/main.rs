@@ -12,13 +12,20 @@ use adas_calibration::{
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+/// The subcommands that fit or build a camera model (the others are in this file).
+mod cmd {
+    pub mod lanes;
+    pub mod mounting;
+}
+
 const TOOL: &str = concat!("adas-calibrate ", env!("CARGO_PKG_VERSION"));
 
 #[derive(Parser)]
 #[command(
     name = "adas-calibrate",
     version,
-    about = "Bench calibration: intrinsics, ground homography, validation report"
+    about = "Bench calibration: intrinsics, ground homography (points, chessboards, lane \
+             markings, measured mounting), validation report"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +40,10 @@ enum Command {
     Homography(HomographyArgs),
     /// Ground homography from chessboard(s) lying on the floor at measured poses.
     Chessboard(ChessboardArgs),
+    /// Ground homography from lane markings on a straight, flat road (camera pose fitted).
+    Lanes(cmd::lanes::LanesArgs),
+    /// Ground homography from a measured camera mounting (height, angles or vanishing point).
+    Mounting(cmd::mounting::MountingArgs),
     /// Validation picture (ground grid, points, bird's-eye view) and uncertainty table.
     Report(ReportArgs),
 }
@@ -75,6 +86,13 @@ struct SolveArgs {
     /// threshold).
     #[arg(long)]
     outlier_px: Option<f64>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// What every subcommand that makes a calibration file takes.
+#[derive(Args, Clone)]
+struct OutputArgs {
     /// BEV raster size WxH for the k_x/k_y factors.
     #[arg(long, value_parser = parse_size, default_value = "400x800")]
     bev_raster: (u32, u32),
@@ -320,17 +338,14 @@ fn solve_and_write(points: &[Named], args: &SolveArgs, source: &str) -> Result<(
     if flagged > 0 {
         println!("warning: {flagged} point(s) flagged as outliers (> {outlier_px} px)");
     }
-    print_bev_factors(&hom, args)?;
-    print_uncertainty(&hom, w, h);
-
     let mut file = CalibrationFile::from_fit(
         &refined.fit,
         w,
         h,
-        args.created.clone().unwrap_or_else(today),
+        args.output.created.clone().unwrap_or_else(today),
         TOOL,
     );
-    let mut notes = format!(
+    let notes = format!(
         "Solved by `adas-calibrate` from {source}: normalised DLT + Levenberg-Marquardt on the \
          reprojection error{}.",
         if args.ransac.is_some() {
@@ -339,10 +354,31 @@ fn solve_and_write(points: &[Named], args: &SolveArgs, source: &str) -> Result<(
             ""
         }
     );
-    if let Some(n) = &args.notes {
-        notes = format!("{n} {notes}");
-    }
-    if let Some((k, lens)) = &lens {
+    file.points = inliers
+        .iter()
+        .map(|&i| CalibrationPoint::from(&points[i].pair))
+        .collect();
+    finish(file, &hom, &args.output, notes, lens.as_ref())
+}
+
+/// The common end of every subcommand that makes a calibration: the BEV factors and the
+/// uncertainty table of `hom`, the notes (the user's first), the intrinsics, then the file —
+/// written atomically, only if it validates, and read back with the daemon's loader.
+fn finish(
+    mut file: CalibrationFile,
+    hom: &Homography,
+    out: &OutputArgs,
+    method: String,
+    lens: Option<&(FileIntrinsics, LensModel)>,
+) -> Result<()> {
+    let (w, h) = (file.image_width, file.image_height);
+    print_bev_factors(hom, out)?;
+    print_uncertainty(hom, w, h);
+    let mut notes = match &out.notes {
+        Some(n) => format!("{n} {method}"),
+        None => method,
+    };
+    if let Some((k, lens)) = lens {
         file.intrinsics = Some(k.clone());
         if !lens.is_pinhole() {
             notes.push_str(
@@ -356,18 +392,14 @@ fn solve_and_write(points: &[Named], args: &SolveArgs, source: &str) -> Result<(
         }
     }
     file.notes = Some(notes);
-    file.points = inliers
-        .iter()
-        .map(|&i| CalibrationPoint::from(&points[i].pair))
-        .collect();
-    file.save(&args.out)?;
+    file.save(&out.out)?;
     // Read back what was written: the daemon's loader must accept it.
-    CalibrationFile::load(&args.out)?.for_image(w, h, Rescale::Exact)?;
-    println!("wrote {}", args.out.display());
+    CalibrationFile::load(&out.out)?.for_image(w, h, Rescale::Exact)?;
+    println!("wrote {}", out.out.display());
     Ok(())
 }
 
-fn print_bev_factors(hom: &Homography, args: &SolveArgs) -> Result<()> {
+fn print_bev_factors(hom: &Homography, args: &OutputArgs) -> Result<()> {
     let ((x0, x1), (y0, y1)) = args.bev_range;
     let bev = BevRaster::new(args.bev_raster.0, args.bev_raster.1, (x0, x1), (y0, y1))?;
     println!(
@@ -695,6 +727,8 @@ fn main() -> ExitCode {
         Command::Intrinsics(a) => cmd_intrinsics(a),
         Command::Homography(a) => cmd_homography(a),
         Command::Chessboard(a) => cmd_chessboard(a),
+        Command::Lanes(a) => cmd::lanes::run(a),
+        Command::Mounting(a) => cmd::mounting::run(a),
         Command::Report(a) => cmd_report(a),
     };
     match r {

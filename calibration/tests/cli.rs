@@ -262,3 +262,216 @@ fn intrinsics_without_opencv_says_how_to_get_it() {
     assert!(!o.status.success());
     assert!(text(&o).1.contains("--features opencv"));
 }
+
+#[test]
+fn mounting_from_hfov_and_angles_is_the_cameras_homography() {
+    let cam = camera();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cal.toml");
+    let o = out.to_str().unwrap();
+    let ok = run(&[
+        "mounting",
+        "--image-size",
+        "1280x720",
+        "--hfov",
+        "60",
+        "--height",
+        "1.3",
+        "--pitch",
+        "6",
+        "--yaw",
+        "0.5",
+        "--roll",
+        "0.3",
+        "--camera-x",
+        "-1.5",
+        "--out",
+        o,
+    ]);
+    let (so, se) = text(&ok);
+    assert!(ok.status.success(), "{so}\n{se}");
+    // The uncertainty table of the homography, as for every calibration.
+    assert!(
+        so.contains("±1 px in the box bottom edge") && so.contains("k_x = "),
+        "{so}"
+    );
+    let file = CalibrationFile::load(&out).unwrap();
+    assert_eq!(file.reprojection_rms_px, None);
+    assert!(file.points.is_empty());
+    assert!(file
+        .notes
+        .as_deref()
+        .unwrap_or("")
+        .contains("no reprojection error"));
+    let h = file.for_image(1280, 720, Rescale::Exact).unwrap();
+    let truth = cam.ground_homography().unwrap();
+    for (u, v) in [(640.0, 700.0), (300.0, 500.0), (900.0, 420.0)] {
+        let e = h
+            .project(u, v)
+            .unwrap()
+            .distance_to(&truth.project(u, v).unwrap());
+        assert!(e < 1e-9, "{e} m at ({u}, {v})");
+    }
+    // The vanishing point instead of pitch and yaw gives the same file.
+    std::fs::remove_file(&out).unwrap();
+    let vp = cam.vanishing_point().unwrap();
+    let ok = run(&[
+        "mounting",
+        "--image-size",
+        "1280x720",
+        "--hfov",
+        "60",
+        "--height",
+        "1.3",
+        "--vanishing-point",
+        &format!("{},{}", vp.u, vp.v),
+        "--roll",
+        "0.3",
+        "--camera-x=-1.5",
+        "--out",
+        o,
+    ]);
+    assert!(ok.status.success(), "{:?}", text(&ok));
+    let h2 = CalibrationFile::load(&out).unwrap().homography().unwrap();
+    let (a, b) = (
+        h.project(640.0, 500.0).unwrap(),
+        h2.project(640.0, 500.0).unwrap(),
+    );
+    assert!(a.distance_to(&b) < 1e-9, "{a:?} {b:?}");
+}
+
+#[test]
+fn mounting_refuses_incomplete_or_contradictory_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cal.toml");
+    let o = out.to_str().unwrap();
+    let with = |extra: &[&'static str]| {
+        let mut a = vec!["mounting", "--image-size", "1280x720", "--out", o];
+        a.extend_from_slice(extra);
+        a
+    };
+    let pose = ["--height", "1.3", "--camera-x=-1.5"];
+    let angles = ["--pitch", "3", "--yaw", "0"];
+    let args = with(&[&pose[..], &angles[..]].concat());
+    expect_failure(&args, &out, &["--intrinsics", "--hfov"]);
+    let args = with(&[&pose[..], &["--hfov", "60"]].concat());
+    expect_failure(&args, &out, &["--pitch", "--vanishing-point"]);
+    let args = with(
+        &[
+            &pose[..],
+            &angles[..],
+            &["--hfov", "60", "--vanishing-point", "640,300"],
+        ]
+        .concat(),
+    );
+    expect_failure(&args, &out, &["not both"]);
+    let args = with(&[&pose[..], &["--hfov", "60", "--pitch", "3"]].concat());
+    expect_failure(&args, &out, &["--yaw"]);
+    let args = with(&[&pose[..], &angles[..], &["--hfov", "200"]].concat());
+    expect_failure(&args, &out, &["--hfov 200"]);
+    let args = with(
+        &[
+            &["--height", "0", "--camera-x=-1.5"][..],
+            &angles[..],
+            &["--hfov", "60"],
+        ]
+        .concat(),
+    );
+    expect_failure(&args, &out, &["height"]);
+    // Looking up into the sky: the file's plausibility check names the problem.
+    let args = with(&[&pose[..], &["--pitch=-30", "--yaw", "0", "--hfov", "60"]].concat());
+    expect_failure(&args, &out, &["bottom-centre pixel"]);
+    let args = with(
+        &[
+            &pose[..],
+            &angles[..],
+            &["--intrinsics", "/nonexistent/k.toml"],
+        ]
+        .concat(),
+    );
+    expect_failure(&args, &out, &["/nonexistent/k.toml"]);
+}
+
+#[test]
+fn lanes_refuses_what_does_not_determine_the_camera() {
+    let cam = camera();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cal.toml");
+    let marks = dir.path().join("marks.toml");
+    // The ego lane only (one dashed, one solid line), no intrinsics: under-determined.
+    let px = |x: f64, y: f64| {
+        let p = cam.project_point([x, y, 0.0]).unwrap();
+        format!("[{}, {}]", p.u, p.v)
+    };
+    let mut body = String::from(
+        "image_width = 1280\nimage_height = 720\n\n[[lines]]\nlateral = -0.5\ndashes = [\n",
+    );
+    for k in 0..3 {
+        let x = 6.0 + 12.19 * f64::from(k);
+        body.push_str(&format!(
+            "  {{ near = {}, far = {} }},\n",
+            px(x, -1.83),
+            px(x + 3.05, -1.83)
+        ));
+    }
+    body.push_str("]\n\n[[lines]]\nlateral = 0.5\npoints = [");
+    body.push_str(&[5.0, 10.0, 20.0, 40.0].map(|x| px(x, 1.83)).join(", "));
+    body.push_str("]\n");
+    std::fs::write(&marks, &body).unwrap();
+    let m = marks.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    expect_failure(
+        &["lanes", "--points", m, "--first-dash-m", "6", "--out", o],
+        &out,
+        &[
+            "marks.toml",
+            "under-determined",
+            "third line",
+            "--intrinsics",
+        ],
+    );
+    // With the focal length (the camera's 60 degree lens) it is determined.
+    let k = dir.path().join("k.toml");
+    let i = cam.intrinsics();
+    std::fs::write(
+        &k,
+        format!(
+            "[intrinsics]\nfx = {}\nfy = {}\ncx = {}\ncy = {}\n",
+            i.fx, i.fy, i.cx, i.cy
+        ),
+    )
+    .unwrap();
+    let ok = run(&[
+        "lanes",
+        "--points",
+        m,
+        "--first-dash-m",
+        "6",
+        "--out",
+        o,
+        "--intrinsics",
+        k.to_str().unwrap(),
+    ]);
+    let (so, se) = text(&ok);
+    assert!(ok.status.success(), "{so}\n{se}");
+    assert!(
+        so.contains("same homography: adas-calibrate mounting"),
+        "{so}"
+    );
+    let h = CalibrationFile::load(&out).unwrap().homography().unwrap();
+    let g = h.project(640.0, 600.0).unwrap();
+    let t = cam
+        .ground_homography()
+        .unwrap()
+        .project(640.0, 600.0)
+        .unwrap();
+    assert!(g.distance_to(&t) < 1e-3, "{g:?} vs {t:?}");
+    // A broken file names the file, the line and the key; nothing is written.
+    std::fs::remove_file(&out).unwrap();
+    std::fs::write(&marks, body.replace("lateral = 0.5", "lateral = \"left\"")).unwrap();
+    expect_failure(
+        &["lanes", "--points", m, "--first-dash-m", "6", "--out", o],
+        &out,
+        &["marks.toml:", "lateral"],
+    );
+}
