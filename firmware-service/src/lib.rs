@@ -8,6 +8,7 @@ pub mod benchmark;
 pub mod can;
 pub mod config;
 pub mod detect;
+pub mod eval;
 pub mod notify;
 pub mod perception;
 pub mod record;

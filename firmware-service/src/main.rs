@@ -80,6 +80,30 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Detector accuracy: detect on every image of a COCO annotation file and write the
+    /// detections in the COCO results format (for tests/eval/coco_map.py).
+    Eval {
+        /// Model manifest.
+        #[arg(long)]
+        model: PathBuf,
+        /// COCO instances JSON (its images and categories are used).
+        #[arg(long)]
+        annotations: PathBuf,
+        /// Folder holding the annotation file's images.
+        #[arg(long)]
+        images: PathBuf,
+        #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
+        backend: BackendKind,
+        /// Engine precision (cuda backend).
+        #[arg(long, value_enum, default_value_t = adasd::detect::Precision::Fp16)]
+        precision: adasd::detect::Precision,
+        /// Minimum score. Low, because mAP integrates over the whole precision/recall curve.
+        #[arg(long, default_value_t = 0.001)]
+        threshold: f32,
+        /// Results file (JSON array of {image_id, category_id, bbox, score}).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Time the detector stages on an image.
     Bench {
         #[arg(long)]
@@ -288,6 +312,22 @@ fn main() -> ExitCode {
             out,
             timeline_only,
         } => adasd::record::cli::render(&recording, &out, timeline_only),
+        Command::Eval {
+            model,
+            annotations,
+            images,
+            backend,
+            precision,
+            threshold,
+            out,
+        } => eval(
+            &model,
+            backend,
+            precision,
+            threshold,
+            (&annotations, &images),
+            &out,
+        ),
         Command::Bench {
             model,
             backend,
@@ -519,6 +559,47 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
         "{}: ok (model {}, source {source_uri})",
         path.display(),
         pipeline.detections_from()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval(
+    model: &Path,
+    backend: BackendKind,
+    precision: adasd::detect::Precision,
+    threshold: f32,
+    (annotations, images): (&Path, &Path),
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    #[cfg(not(feature = "cuda"))]
+    let _ = precision;
+    let options = adasd::detect::BackendOptions {
+        #[cfg(feature = "cuda")]
+        cuda: adasd::detect::cuda::CudaOptions {
+            precision,
+            batch: 1,
+            cache_dir: adasd::config::CudaConfig::default().cache_dir(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let mut detector = Detector::load_with(model, backend, Some(threshold), &options)?;
+    let s = adasd::eval::run(&mut detector, annotations, images, out)?;
+    let dropped: Vec<String> = s.dropped.iter().map(|(l, n)| format!("{l} {n}")).collect();
+    println!(
+        "eval {} ({}): {} images, {} detections written to {}, {} dropped (labels not in the annotations{}), {:.1} s",
+        detector.manifest().name,
+        detector.backend_name(),
+        s.images,
+        s.written,
+        out.display(),
+        s.dropped_total(),
+        if dropped.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", dropped.join(", "))
+        },
+        s.seconds
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -308,6 +308,127 @@ fn run_refuses_frames_that_do_not_match_the_calibration_size() {
     );
 }
 
+/// A tiny COCO instances file over the two sample photos (tests/eval runs the real set).
+fn coco_annotations(dir: &Path, categories: &str, dog: &str) -> PathBuf {
+    let path = dir.join("instances.json");
+    let text = format!(
+        r#"{{"images": [{{"id": 42, "file_name": "{dog}", "width": 768, "height": 576}},
+                        {{"id": 7, "file_name": "person.jpg", "width": 640, "height": 424}}],
+            "annotations": [], "categories": [{categories}]}}"#
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn eval_writes_coco_results_and_counts_labels_without_a_category() {
+    let dir = tempfile::tempdir().unwrap();
+    // No `horse` (person.jpg has one) and ids that are not label index + 1: the mapping is by name.
+    let ann = coco_annotations(
+        dir.path(),
+        r#"{"id": 1, "name": "person"}, {"id": 2, "name": "bicycle"},
+           {"id": 8, "name": "truck"}, {"id": 18, "name": "dog"}"#,
+        "dog.jpg",
+    );
+    let out = dir.path().join("detections.json");
+    let o = adasd(&[
+        "eval",
+        "--model",
+        "models/nanodet_m_coco_416.toml",
+        "--annotations",
+        ann.to_str().unwrap(),
+        "--images",
+        "samples/images",
+        "--threshold",
+        "0.05",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = stdout(&o);
+    assert_eq!(summary.lines().count(), 1, "{summary}");
+    assert!(summary.contains("2 images"), "{summary}");
+    assert!(
+        summary.contains("horse"),
+        "horse dropped and named: {summary}"
+    );
+    let results: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(
+        summary.contains(&format!("{} detections written", results.len())),
+        "{summary}"
+    );
+    // What `detect` finds at the manifest's threshold (0.35), under the file's category ids.
+    let has = |image: u64, category: u64| {
+        results.iter().any(|r| {
+            r["image_id"] == image
+                && r["category_id"] == category
+                && r["score"].as_f64().unwrap() >= 0.35
+        })
+    };
+    for (image, category) in [(42, 2), (42, 8), (42, 18), (7, 1)] {
+        assert!(has(image, category), "image {image} category {category}");
+    }
+    for r in &results {
+        assert!(
+            [1, 2, 8, 18].contains(&r["category_id"].as_u64().unwrap()),
+            "{r}"
+        );
+        assert!(r["score"].as_f64().unwrap() >= 0.05, "{r}");
+        let b: Vec<f64> = r["bbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let (w, h) = if r["image_id"] == 42 {
+            (768.0, 576.0)
+        } else {
+            (640.0, 424.0)
+        };
+        assert!(
+            b[0] >= 0.0 && b[1] >= 0.0 && b[2] >= 0.0 && b[3] >= 0.0,
+            "x, y, width, height: {r}"
+        );
+        assert!(b[0] + b[2] <= w + 0.01 && b[1] + b[3] <= h + 0.01, "{r}");
+    }
+}
+
+#[test]
+fn eval_refuses_missing_images_and_foreign_label_spaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |ann: &Path| {
+        adasd(&[
+            "eval",
+            "--model",
+            "models/nanodet_m_coco_416.toml",
+            "--annotations",
+            ann.to_str().unwrap(),
+            "--images",
+            "samples/images",
+            "--out",
+            dir.path().join("d.json").to_str().unwrap(),
+        ])
+    };
+    let ann = coco_annotations(dir.path(), r#"{"id": 1, "name": "person"}"#, "nope.jpg");
+    let o = run(&ann);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("samples/images/nope.jpg"),
+        "{}",
+        stderr(&o)
+    );
+
+    let ann = coco_annotations(dir.path(), r#"{"id": 1, "name": "pedestrian"}"#, "dog.jpg");
+    let o = run(&ann);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("instances.json") && err.contains("no label"),
+        "{err}"
+    );
+}
+
 /// Without the NVIDIA libraries (CI, a laptop) the cuda backend fails with an error that says what
 /// is missing and what to do — never a panic or an abort. With them it detects the person.
 #[cfg(feature = "cuda")]
