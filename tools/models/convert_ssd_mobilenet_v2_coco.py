@@ -156,6 +156,15 @@ def float_outputs(graph, tensors):
     del inits
 
 
+def drop_unused_initializers(graph):
+    """tf2onnx leaves the input's and the removed nodes' quantization constants behind (some
+    uint8): dead weight that strict importers reject."""
+    used = {i for n in graph.node for i in n.input}
+    dead = [i for i in graph.initializer if i.name not in used]
+    for i in dead:
+        graph.initializer.remove(i)
+
+
 def tflite_tensors(path, pixels):
     """TensorFlow Lite's own `Squeeze` / `convert_scores` (dequantized) for one uint8 image."""
     import tensorflow as tf
@@ -208,6 +217,7 @@ def main():
             model = tf2onnx(tflite, os.path.join(tmp, "m.onnx"), dequantize)
         float_input(model.graph, quantize=not dequantize)
         float_outputs(model.graph, tensors)
+        drop_unused_initializers(model.graph)
         model.producer_name = "tools/models/convert_ssd_mobilenet_v2_coco.py (tf2onnx 1.16.1)"
         onnx.checker.check_model(model)
         onnx.save(model, out)
