@@ -3,7 +3,8 @@
 #   1. the GPU tests (kernels vs their CPU twins, engine vs tract, detections vs the CPU pipeline,
 #      determinism, plan cache), 2. `adasd bench` sweeps (FP32/FP16, batch 1…64) for both models,
 #   3. the PyTorch peer on the same ONNX weights, 4. `adasd run` end to end on the sample drive,
-#   5. tables + plots (tests/gpu/report.py). Everything lands in $OUT (default out/gpu).
+#   5. `adasd eval` on the COCO mini set (cuda mAP rows), 6. tables + plots
+#   (tests/gpu/report.py). Everything lands in $OUT (default out/gpu).
 # The bench gives two figures per batch: the whole frame (`latency_ms`: host copy into the pinned
 # buffer → upload → preprocess → network → decode → NMS → download) and the network alone
 # (`network_ms`: input already on the GPU, outputs left there), which is what the peer times; the
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/../.." || exit 1
 BIN=${BIN:-target/gpu-bin}
 OUT=${OUT:-out/gpu}
 WHEELS=${WHEELS:-$BIN}
-STEPS=${STEPS:-tests,bench,peer,run,report}
+STEPS=${STEPS:-tests,bench,peer,run,eval,report}
 mkdir -p "$OUT"
 # Binaries may come gzip-compressed (the copy to the GPU machine is size-limited).
 for z in "$BIN"/*.gz; do [[ -e "$z" ]] && gunzip -f "$z" && chmod +x "${z%.gz}"; done
@@ -66,6 +67,21 @@ fi
 if has run; then
   echo "== adasd run on the GPU (sample drive)"
   ADASD_LOG=info "$BIN/adasd" run --config samples/vtest_cuda.toml --out "$OUT/run" --quiet 2>&1 | tail -20 | tee "$OUT/run.txt" || status=1
+fi
+
+# COCO mAP inputs for the cuda rows of docs/ACCURACY.md: `adasd eval` per model × precision on
+# the COCO mini set ($COCO_MINI, default ../shared/eval/coco_val2017_mini); score them on the
+# development machine with tests/eval/coco_map.py beside tests/eval/run.sh's rows.
+if has eval; then
+  COCO_MINI=${COCO_MINI:-../shared/eval/coco_val2017_mini}
+  for m in ssd_mobilenet_v2_coco_300 nanodet_m_coco_416; do
+    for p in fp32 fp16; do
+      echo "== adasd eval $m cuda $p"
+      "$BIN/adasd" eval --model "models/$m.toml" --backend cuda --precision "$p" \
+        --annotations "$COCO_MINI/instances_val2017_mini.json" --images "$COCO_MINI/images" \
+        --out "$OUT/eval-$m-cuda-$p.json" 2>&1 | tail -3 || status=1
+    done
+  done
 fi
 
 if has report; then
