@@ -70,6 +70,25 @@ pub fn read_references(fixture: &Path) -> Result<Vec<(String, Vec<Reference>)>, 
     Ok(out)
 }
 
+/// Our detector's detections on a packed RGB image, in the fixtures' form.
+pub fn detect(
+    detector: &mut adasd::detect::Detector,
+    img: &image::RgbImage,
+) -> Result<Vec<Reference>, String> {
+    let (w, h) = img.dimensions();
+    let (found, _) = detector
+        .detect(img.as_raw(), w as usize, h as usize)
+        .map_err(|e| e.to_string())?;
+    Ok(found
+        .iter()
+        .map(|d| Reference {
+            label: d.label.clone(),
+            score: f64::from(d.score),
+            bbox: [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2].map(f64::from),
+        })
+        .collect())
+}
+
 /// Intersection over union of two `[x1, y1, x2, y2]` boxes.
 pub fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
     let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);

@@ -6,7 +6,7 @@
 //! Fixtures and the script that makes them: tests/fixtures/reference/, tests/reference/.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use adas_system_tests::{iou, read_references, repo_root};
+use adas_system_tests::{detect, iou, read_references, repo_root};
 use adasd::detect::{BackendKind, Detector};
 
 /// Detections within this margin of the score cut may legitimately be on either side of it.
@@ -29,20 +29,10 @@ fn compare(manifest: &str, fixture: &str, threshold: f32, tol: Tolerance) {
     let (mut worst_score, mut worst_iou, mut matched) = (0.0f64, 1.0f64, 0);
     for (image, expected) in refs {
         let img = image::open(root.join(&image)).unwrap().to_rgb8();
-        let (w, h) = img.dimensions();
-        let (found, _) = detector
-            .detect(img.as_raw(), w as usize, h as usize)
-            .unwrap();
-        let found: Vec<(String, f64, [f64; 4])> = found
-            .iter()
-            .map(|d| {
-                let b = d.bbox;
-                (
-                    d.label.clone(),
-                    f64::from(d.score),
-                    [b.x1, b.y1, b.x2, b.y2].map(f64::from),
-                )
-            })
+        let found: Vec<(String, f64, [f64; 4])> = detect(&mut detector, &img)
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.label, d.score, d.bbox))
             .collect();
         let cut = f64::from(threshold) + NEAR_CUT;
         for r in expected.iter().filter(|r| r.score >= cut) {

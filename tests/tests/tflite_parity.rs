@@ -13,8 +13,9 @@
 //! and, above all, to the mAP of docs/ACCURACY.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use adas_system_tests::repo_root;
+use adas_system_tests::{detect, read_references, repo_root, Reference};
 use adasd::detect::{BackendKind, Detector};
+use std::collections::HashMap;
 use std::path::Path;
 
 const FIXTURE: &str = "tests/fixtures/reference/ssd_coco_tflite.json";
@@ -75,6 +76,10 @@ fn agreement(manifest: &str, kind: BackendKind) -> Option<Agreement> {
         serde_json::from_str(&std::fs::read_to_string(root.join(FIXTURE)).unwrap()).unwrap();
     let images = fixture["images"].as_object().unwrap();
     assert!(images.len() >= 20, "at least 20 real images");
+    let references: HashMap<String, Vec<Reference>> = read_references(&root.join(FIXTURE))
+        .unwrap()
+        .into_iter()
+        .collect();
     let mut detector = Detector::load(&root.join(manifest), kind, Some(0.01)).unwrap();
     let mut a = Agreement {
         worst_iou: 1.0,
@@ -84,49 +89,19 @@ fn agreement(manifest: &str, kind: BackendKind) -> Option<Agreement> {
         let img = image::open(root.join(path))
             .unwrap_or_else(|e| panic!("{path}: {e}"))
             .to_rgb8();
-        let (w, h) = img.dimensions();
         if adas_plugins::sha256_hex(img.as_raw()) != entry["rgb_sha256"].as_str().unwrap() {
             a.other_pixels += 1;
         }
-        let refs: Vec<(String, f64, [f64; 4])> = entry["detections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| {
-                let b: Vec<f64> = d["box"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap())
-                    .collect();
-                (
-                    d["label"].as_str().unwrap().to_string(),
-                    d["score"].as_f64().unwrap(),
-                    [b[0], b[1], b[2], b[3]],
-                )
-            })
-            .collect();
-        let (found, _) = detector
-            .detect(img.as_raw(), w as usize, h as usize)
-            .unwrap();
-        let ours: Vec<(String, f64, [f64; 4])> = found
-            .iter()
-            .map(|d| {
-                let b = d.bbox;
-                (
-                    d.label.clone(),
-                    f64::from(d.score),
-                    [b.x1, b.y1, b.x2, b.y2].map(f64::from),
-                )
-            })
-            .collect();
-        for r in refs.iter().filter(|r| r.1 >= REF_MIN) {
+        let refs = &references[path];
+        let ours = detect(&mut detector, &img).unwrap();
+        for r in refs.iter().filter(|r| r.score >= REF_MIN) {
             let best = ours
                 .iter()
-                .filter(|o| o.0 == r.0)
-                .max_by(|x, y| iou(&x.2, &r.2).total_cmp(&iou(&y.2, &r.2)));
-            let (overlap, dscore) =
-                best.map_or((0.0, 1.0), |o| (iou(&o.2, &r.2), (o.1 - r.1).abs()));
+                .filter(|o| o.label == r.label)
+                .max_by(|x, y| iou(&x.bbox, &r.bbox).total_cmp(&iou(&y.bbox, &r.bbox)));
+            let (overlap, dscore) = best.map_or((0.0, 1.0), |o| {
+                (iou(&o.bbox, &r.bbox), (o.score - r.score).abs())
+            });
             if overlap < 0.8 {
                 println!("  {path}: reference {r:?}, ours {best:?}");
             }
@@ -139,8 +114,12 @@ fn agreement(manifest: &str, kind: BackendKind) -> Option<Agreement> {
         }
         a.extra += ours
             .iter()
-            .filter(|o| o.1 >= OURS_MIN)
-            .filter(|o| !refs.iter().any(|r| r.0 == o.0 && iou(&r.2, &o.2) >= 0.5))
+            .filter(|o| o.score >= OURS_MIN)
+            .filter(|o| {
+                !refs
+                    .iter()
+                    .any(|r| r.label == o.label && iou(&r.bbox, &o.bbox) >= 0.5)
+            })
             .count();
     }
     a.print(&format!("{manifest} on {}", detector.backend_name()));
