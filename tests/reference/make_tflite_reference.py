@@ -78,7 +78,9 @@ def decoded(paths):
     """(path, HxWx3 uint8) as the daemon decodes each image."""
     with tempfile.TemporaryDirectory() as tmp:
         listing = subprocess.run(
-            ["cargo", "run", "-q", "-p", "adas-system-tests", "--example",
+            # `--features ort`: the build CI already has from the parity test (the feature only
+            # adds a run-time-loaded backend; decoding is the same).
+            ["cargo", "run", "-q", "-p", "adas-system-tests", "--features", "ort", "--example",
              "decode_rgb", "--", tmp, *paths], check=True, capture_output=True, text=True).stdout
         for line in listing.splitlines():
             n, w, h, path = line.split(" ", 3)
