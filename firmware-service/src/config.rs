@@ -52,10 +52,12 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// `dir://PATH`, `file://IMAGE`, `v4l2:///dev/videoN` (later `mcap://FILE`).
+    /// `dir://PATH`, `file://IMAGE`, `file://VIDEO.mp4` (`.m4v`, `.mov`, `.h264`, `.264`),
+    /// `v4l2:///dev/videoN`, `mcap://FILE`.
     pub uri: String,
-    /// Frame rate of an image sequence, frames per second; for a camera, the rate requested
-    /// from the driver (default: the driver's).
+    /// Frame rate of an image sequence, frames per second (default 10); for an MP4 video, a
+    /// fixed rate that replaces the file's own frame times (default: the file's); for a camera,
+    /// the rate requested from the driver (default: the driver's).
     pub fps: Option<f64>,
     /// Alternatively a file with one capture time in seconds per frame (sorted frame order).
     pub timestamps: Option<PathBuf>,
@@ -354,6 +356,8 @@ impl Config {
             self.source.uri = format!("file://{}", join_uri_path(base, rest));
         } else if let Some(rest) = self.source.uri.strip_prefix("mcap://") {
             self.source.uri = format!("mcap://{}", join_uri_path(base, rest));
+        } else if let Some(rest) = self.source.uri.strip_prefix("video://") {
+            self.source.uri = format!("video://{}", join_uri_path(base, rest));
         }
     }
 

@@ -219,12 +219,13 @@ struct ReplayArgs {
 
 #[derive(Subcommand)]
 enum RecordCommand {
-    /// Build a recording from an image sequence (or a video, with ffmpeg) and a candump log.
+    /// Build a recording from an image sequence or a video file and a candump log.
     Import {
         /// Folder of JPEG/PNG frames, in file-name order.
         #[arg(long)]
         frames: Option<PathBuf>,
-        /// A video file (frames extracted with ffmpeg at --fps).
+        /// A video file: MP4/MOV with H.264, or raw .h264 (decoded by adasd; resampled to
+        /// --fps: each output frame is the latest video frame at or before its time).
         #[arg(long)]
         video: Option<PathBuf>,
         /// CAN input (candump -L log), times rebased to the first frame.
@@ -549,7 +550,7 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
     let source = config.source.clone();
     let source_uri = source.uri.clone();
     let pipeline = adasd::service::Pipeline::new(config)?;
-    let timing = adasd::source::Timing::FixedRate(10.0);
+    let timing = adasd::source::Timing::FromSource { fallback_fps: 10.0 };
     adasd::source::open_with(
         &source_uri,
         timing,

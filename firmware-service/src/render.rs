@@ -191,34 +191,38 @@ impl Renderer {
         }
     }
 
-    /// Top-right inset: ground plane seen from above, x forward (up), y left (left), 5 m grid.
+    /// Top-right inset: ground plane seen from above, x forward (up), y left (left). It shows
+    /// 40 m ahead (5 m grid), or 80 m (10 m grid) when the corridor reaches further (higher ego
+    /// speeds), so what the decider looks at is in the picture.
     fn draw_bev_inset(&self, img: &mut RgbImage, view: &FrameView) {
         const W: u32 = 180;
         const H: u32 = 240;
-        const RANGE_X: f64 = 40.0; // m shown ahead
         const RANGE_Y: f64 = 15.0; // m shown each side
         if img.width() < W + 8 || img.height() < H + 8 {
             return;
         }
+        let far = view.decision.corridor.length_m > 40.0;
+        let (range_x, grid) = if far { (80.0, 10) } else { (40.0, 5) };
+        let range_x_m = range_x as i32;
         let x0 = (img.width() - W - 4) as i32;
         let y0 = 4i32;
         draw_filled_rect_mut(img, Rect::at(x0, y0).of_size(W, H), Rgb([20, 20, 20]));
         let px = |x: f64, y: f64| {
             let u = f64::from(x0) + f64::from(W) / 2.0 - y / RANGE_Y * f64::from(W) / 2.0;
-            let v = f64::from(y0) + f64::from(H) - 10.0 - x / RANGE_X * (f64::from(H) - 20.0);
+            let v = f64::from(y0) + f64::from(H) - 10.0 - x / range_x * (f64::from(H) - 20.0);
             (u as f32, v as f32)
         };
-        for m in (0..=40).step_by(5) {
+        for m in (0..=range_x_m).step_by(grid) {
             let x = f64::from(m);
             draw_line_segment_mut(img, px(x, RANGE_Y), px(x, -RANGE_Y), GRID);
         }
         for m in (-15..=15).step_by(5) {
             let y = f64::from(m);
-            draw_line_segment_mut(img, px(0.0, y), px(RANGE_X, y), GRID);
+            draw_line_segment_mut(img, px(0.0, y), px(range_x, y), GRID);
         }
         let c = view.decision.corridor;
         let colour = if view.decision.warning() { RED } else { AMBER };
-        let len = c.length_m.min(RANGE_X);
+        let len = c.length_m.min(range_x);
         let corners = [
             (0.0, c.half_width_m),
             (len, c.half_width_m),
@@ -238,7 +242,7 @@ impl Renderer {
         );
         let threat = view.decision.threat.and_then(|t| t.detection);
         for (i, o) in view.bev.objects.iter().enumerate() {
-            if o.x_m > RANGE_X || o.y_m.abs() > RANGE_Y || o.x_m < 0.0 {
+            if o.x_m > range_x || o.y_m.abs() > RANGE_Y || o.x_m < 0.0 {
                 continue;
             }
             let (u, v) = px(o.x_m, o.y_m);
@@ -262,6 +266,7 @@ impl Renderer {
                 );
             }
         }
-        self.text(img, WHITE, x0 + 4, y0 + 2, 12.0, "BEV 40 m, grid 5 m");
+        let title = format!("BEV {range_x_m} m, grid {grid} m");
+        self.text(img, WHITE, x0 + 4, y0 + 2, 12.0, &title);
     }
 }

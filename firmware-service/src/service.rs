@@ -356,7 +356,7 @@ impl Inputs {
         let timing = match (&config.source.timestamps, config.source.fps) {
             (Some(file), _) => Timing::File(file.clone()),
             (None, Some(fps)) => Timing::FixedRate(fps),
-            (None, None) => Timing::FixedRate(10.0),
+            (None, None) => Timing::FromSource { fallback_fps: 10.0 },
         };
         // A camera is asked for the calibration's image size.
         let calibration = CalibrationFile::load(&config.calibration.file)?;
@@ -596,10 +596,8 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
         let mut can_rx = Vec::new();
         let (ego, can_inhibit) = link.ego(t_item_ns, source.take_recorded_can_rx(), &mut can_rx);
         let recorded = recorded_detections.then(|| source.take_recorded_detections());
-        let ego_speed_mps = match &ego {
-            None => Some(pipeline.ego_speed_mps()),
-            Some(e) => e.map(|e| e.speed_mps),
-        };
+        let ego_used = EgoUsed::new(ego, pipeline.ego_speed_mps());
+        let ego_speed_mps = ego_used.sample.map(|e| e.speed_mps);
         let (t_ns, result) = match item {
             Ok(frame) => (
                 frame.t_capture_ns,
@@ -644,7 +642,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
                     warning_message(&outcome.decision).encode(),
                     outcome.decision.stage > Stage::None,
                 ));
-                serde_json::to_writer(&mut events, &frame_event_json(frame, outcome))?;
+                serde_json::to_writer(&mut events, &frame_event_json(frame, outcome, &ego_used))?;
                 events.write_all(b"\n")?;
                 if options.per_frame_lines {
                     println!("{}", frame_line(frame, outcome, elapsed));
@@ -660,10 +658,10 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
                             homography: pipeline.homography(),
                             tracks: &outcome.tracks,
                             caption: format!(
-                                "frame {} t={:.2}s ego {:.0} km/h",
+                                "frame {} t={:.2}s {}",
                                 frame.seq,
                                 frame.t_capture_ns as f64 / 1e9,
-                                pipeline.ego_speed_mps() * 3.6
+                                ego_used.caption()
                             ),
                         },
                     );
@@ -967,6 +965,7 @@ struct FrameEvent<'a> {
     seq: u64,
     t_ns: u64,
     image: &'a str,
+    ego: EgoEvent,
     detections: Vec<DetectionEvent<'a>>,
     corridor_length_m: f64,
     corridor_curvature_per_m: f64,
@@ -1002,6 +1001,77 @@ struct TrackEvent {
     hits: u64,
 }
 
+/// The ego sample the decider was given for a frame, and where it came from: what the caption
+/// shows and `frames.jsonl` records, so a picture never claims a speed the decision did not use.
+#[derive(Debug, Clone, Copy)]
+struct EgoUsed {
+    from_can: bool,
+    /// `None`: the CAN input has delivered no sample yet (the decider is inhibited).
+    sample: Option<EgoState>,
+}
+
+impl EgoUsed {
+    /// `ego` as [`CanLink::ego`] returns it (`None`: no CAN input, the fixed `[ego] speed_kph`).
+    fn new(ego: Option<Option<EgoState>>, fixed_speed_mps: f64) -> EgoUsed {
+        match ego {
+            None => EgoUsed {
+                from_can: false,
+                sample: Some(EgoState::with_speed(0, fixed_speed_mps)),
+            },
+            Some(sample) => EgoUsed {
+                from_can: true,
+                sample,
+            },
+        }
+    }
+
+    fn source(&self) -> &'static str {
+        if self.from_can {
+            "can"
+        } else {
+            "config"
+        }
+    }
+
+    fn caption(&self) -> String {
+        match self.sample {
+            None => "ego ? km/h (no CAN speed yet)".into(),
+            Some(e) => format!(
+                "ego {:.0} km/h ({}{})",
+                e.speed_mps * 3.6,
+                if self.from_can { "CAN" } else { "config" },
+                if e.valid { "" } else { ", invalid" }
+            ),
+        }
+    }
+
+    fn event(&self) -> EgoEvent {
+        let sample = self.sample.as_ref();
+        EgoEvent {
+            source: self.source(),
+            t_ns: sample.filter(|_| self.from_can).map(|e| e.t_ns),
+            speed_kph: sample.map(|e| round(e.speed_mps * 3.6, 3)),
+            yaw_rate_rps: sample.and_then(|e| e.yaw_rate_rps).map(|r| round(r, 5)),
+            brake_pedal: sample.is_some_and(|e| e.brake_pedal),
+            steering_away: sample.is_some_and(|e| e.steering_away),
+            valid: sample.is_some_and(|e| e.valid),
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct EgoEvent {
+    /// `can` (the supervised CAN input) or `config` (the fixed `[ego] speed_kph`).
+    source: &'static str,
+    /// When the CAN sample was measured, on the frames' clock.
+    t_ns: Option<u64>,
+    speed_kph: Option<f64>,
+    yaw_rate_rps: Option<f64>,
+    brake_pedal: bool,
+    steering_away: bool,
+    valid: bool,
+}
+
 #[derive(serde::Serialize)]
 struct ThreatEvent {
     track: u64,
@@ -1013,7 +1083,7 @@ struct ThreatEvent {
     required_decel_mps2: f64,
 }
 
-fn frame_event_json<'a>(frame: &'a Frame, o: &'a FrameOutcome) -> FrameEvent<'a> {
+fn frame_event_json<'a>(frame: &'a Frame, o: &'a FrameOutcome, ego: &EgoUsed) -> FrameEvent<'a> {
     let detections = o
         .detections
         .iter()
@@ -1055,6 +1125,7 @@ fn frame_event_json<'a>(frame: &'a Frame, o: &'a FrameOutcome) -> FrameEvent<'a>
         seq: frame.seq,
         t_ns: frame.t_capture_ns,
         image: &frame.origin,
+        ego: ego.event(),
         detections,
         corridor_length_m: round(o.decision.corridor.length_m, 3),
         corridor_curvature_per_m: o.decision.corridor.curvature_per_m,

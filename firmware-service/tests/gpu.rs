@@ -12,8 +12,11 @@ use adasd::detect::cuda::{CudaBackend, CudaOptions, PlanSource, OWN_CONVS};
 use adasd::detect::{Backend, BackendKind, BackendOptions, Detector, Precision};
 use std::path::{Path, PathBuf};
 
-const MODELS: [&str; 2] = [
+/// Every head and NMS the engine has kernels for: SSD with generated TF anchors and per-class
+/// NMS, SSD with the file's anchor table and TensorFlow Lite's best-class NMS, GFL.
+const MODELS: [&str; 3] = [
     "ssdlite_mobilenet_v2_pedestrian_300.toml",
+    "ssd_mobilenet_v2_coco_300.toml",
     "nanodet_m_coco_416.toml",
 ];
 
@@ -411,7 +414,7 @@ fn fp16_detections_stay_within_the_stated_tolerance() {
 #[test]
 #[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
 fn graph_replays_are_bit_identical() {
-    let m = manifest(MODELS[1]);
+    let m = manifest(MODELS[2]);
     let mut gpu = CudaBackend::load(&m, 0.05, &options(Precision::Fp16, None)).unwrap();
     let img = &media()[1].1;
     let fd = gpu.frame_detector().unwrap();

@@ -203,7 +203,14 @@ fn compare_reports_changed_decisions_and_refuses_another_calibration() {
     let dir = tempfile::tempdir().unwrap();
     let rec = imported(dir.path(), 8);
     let reference = dir.path().join("ref");
-    assert!(replay(&rec, &reference, &[]).status.success());
+    let o = replay(&rec, &reference, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    // The plain replay lists its braking episodes (none in these 8 frames).
+    assert!(
+        text(&o).contains("braking episodes: 0 (shortest warning lead –"),
+        "{}",
+        text(&o)
+    );
     let reference = reference.join("replay.mcap");
 
     // --update-reference names the config relative to the reference's folder, so the updated
@@ -230,6 +237,11 @@ fn compare_reports_changed_decisions_and_refuses_another_calibration() {
         &["--recorded-detections", "--compare", s(&reference)],
     );
     assert!(text(&o).contains("result: SAME"), "{}", text(&o));
+    assert!(
+        text(&o).contains("braking episodes, new run: 0"),
+        "{}",
+        text(&o)
+    );
 
     // A config whose detector threshold differs: fewer detections → a readable report, exit 1.
     let config = std::fs::read_to_string(repo().join("samples/vtest.toml"))

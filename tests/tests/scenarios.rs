@@ -8,6 +8,8 @@
 
 use adas_system_tests::repo_root;
 use adas_system_tests::sim::{self, SimSetup};
+use adasd::aeb::episodes::{judge_episodes, EpisodeFrame};
+use adasd::aeb::Stage;
 use std::path::PathBuf;
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -53,7 +55,7 @@ fn scenario_suite_passes_on_every_seed() {
 }
 
 #[test]
-fn fcw_precedes_full_braking_by_at_least_0_8_s_in_the_car_scenarios() {
+fn the_warning_lead_is_required_in_the_car_and_pedestrian_scenarios() {
     // Checked per run by the suite's criterion for files with `fcw_lead_required`; this makes
     // sure the criterion is actually switched on where it matters.
     for f in scenario_files() {
@@ -64,6 +66,77 @@ fn fcw_precedes_full_braking_by_at_least_0_8_s_in_the_car_scenarios() {
             }
         }
     }
+}
+
+/// A run whose stages are given frame by frame (20 Hz, threat #1 throughout, avoidable).
+fn run_with_stages(stages: &[(Stage, usize)]) -> sim::RunResult {
+    let mut frames = Vec::new();
+    for &(stage, n) in stages {
+        for _ in 0..n {
+            frames.push(EpisodeFrame {
+                t_ns: frames.len() as u64 * 50_000_000,
+                stage,
+                threat_track: Some(1),
+                unanticipated: false,
+            });
+        }
+    }
+    sim::RunResult {
+        seed: 0,
+        outcome: sim::Outcome::Avoided,
+        first_fcw_s: None,
+        first_brake_s: None,
+        first_full_s: None,
+        episodes: judge_episodes(&frames),
+        min_gap_m: 1.0,
+        active_frames: 1,
+        inhibited_frames: 0,
+        samples: vec![],
+        outcomes: vec![],
+    }
+}
+
+#[test]
+fn every_braking_episode_is_judged_not_only_the_first() {
+    let v = &sim::load(&repo_root().join("tests/scenarios/ccrs_100.toml")).unwrap()[0];
+    assert!(v.fcw_lead_required);
+    // First episode: 1 s of warning. Later a warning comes and is withdrawn, and the second
+    // braking follows 0.2 s after a new warning (warn → clear → brake).
+    let r = run_with_stages(&[
+        (Stage::None, 20),
+        (Stage::Fcw, 20),
+        (Stage::PartialBrake, 10),
+        (Stage::None, 40),
+        (Stage::Fcw, 10),
+        (Stage::None, 4),
+        (Stage::Fcw, 4),
+        (Stage::FullBrake, 6),
+        (Stage::None, 5),
+    ]);
+    assert_eq!(r.episodes.len(), 2);
+    assert!((r.min_warning_lead_s().unwrap() - 0.2).abs() < 1e-9);
+    assert_eq!(r.interrupted_episodes(), 1);
+    let why = sim::judge(v, &r).unwrap_err();
+    assert!(
+        why.contains("episode 2 of 2") && why.contains("warning lead 0.20 s"),
+        "{why}"
+    );
+    let mut lax = v.clone();
+    lax.fcw_lead_required = false;
+    assert!(sim::judge(&lax, &r).is_ok());
+    // The same with the warning kept on: passes.
+    let r = run_with_stages(&[
+        (Stage::None, 20),
+        (Stage::Fcw, 20),
+        (Stage::PartialBrake, 10),
+        (Stage::Fcw, 10),
+        (Stage::FullBrake, 6),
+    ]);
+    assert_eq!(r.interrupted_episodes(), 0);
+    assert!(sim::judge(v, &r).is_ok(), "{:?}", sim::judge(v, &r));
+    let row = sim::summarize(v, &[r]);
+    assert_eq!((row.episodes, row.excused, row.interrupted), (2, 0, 0));
+    assert!((row.lead_min_s.unwrap() - 1.0).abs() < 1e-9);
 }
 
 #[test]

@@ -14,8 +14,10 @@ VMLINUZ=$VM_WORK/kernel/boot/vmlinuz-$KVER
 
 echo "--- static daemon (x86_64-unknown-linux-musl)"
 MUSL_TARGET_DIR=${MUSL_TARGET_DIR:-/tmp/t-musl}
+# Without the default `video` feature: its decoder (OpenH264) is C++, and musl-tools has a C
+# compiler wrapper only (no musl g++); the VM tests read cameras and CAN, not video files.
 CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR=$MUSL_TARGET_DIR \
-    cargo build -q -p adasd --target x86_64-unknown-linux-musl --bins
+    cargo build -q -p adasd --target x86_64-unknown-linux-musl --bins --no-default-features --features v4l2
 BIN=$MUSL_TARGET_DIR/x86_64-unknown-linux-musl/debug
 
 echo "--- initramfs"

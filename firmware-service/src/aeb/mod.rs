@@ -3,9 +3,16 @@
 //!
 //! - [`ego`]: the ego sample and its validity ([`InhibitReason`]).
 //! - [`decider`]: corridor, TTC, required deceleration, staged FCW → partial → full braking.
+//! - [`episodes`]: a run's braking episodes and the continuous warning before each (UN R152's
+//!   0.8 s), judged the same way for simulated runs and recordings.
 
 pub mod decider;
 pub mod ego;
+pub mod episodes;
 
 pub use decider::{AebDecider, AebParams, Corridor, Decision, Stage, Suppression, Threat};
 pub use ego::{EgoState, InhibitReason};
+pub use episodes::{
+    braking_episodes, judge_episodes, BrakingEpisode, EpisodeFrame, Excuse, JudgedEpisode,
+    MIN_WARNING_LEAD_S,
+};

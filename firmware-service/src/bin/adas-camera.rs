@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<ExitCode> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
 
     let mut source: Box<dyn FrameSource> =
-        adasd::source::open_with(&uri, Timing::FixedRate(10.0), &options)?;
+        adasd::source::open_with(&uri, Timing::FromSource { fallback_fps: 10.0 }, &options)?;
     let started = Instant::now();
     let deadline = seconds.map(|s| started + Duration::from_secs_f64(s));
     let (mut frames, mut lost) = (0u64, 0u64);

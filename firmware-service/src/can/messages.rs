@@ -206,6 +206,7 @@ mod tests {
                 ttc_s: 1.234,
                 required_decel_mps2: 4.2,
             }),
+            unanticipated: false,
         };
         let mut enc = Encoder::default();
         let f = enc.warning(&decision);

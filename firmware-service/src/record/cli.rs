@@ -265,6 +265,11 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         a.out.display()
     );
     let Some(reference) = reference else {
+        // Read back from what was just written, decisions only: the pipeline keeps no history.
+        match replay_episodes(&out_file) {
+            Ok(e) => print!("{}", compare::render_episodes(&e)),
+            Err(e) => eprintln!("warning: braking episodes not reported: {e:#}"),
+        }
         return Ok(if summary.frames == 0 {
             ExitCode::FAILURE
         } else {
@@ -292,6 +297,24 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The braking episodes of a recording's decisions, streamed (one frame in memory at a time).
+fn replay_episodes(path: &Path) -> anyhow::Result<Vec<crate::aeb::JudgedEpisode>> {
+    let mut r = FrameReader::open(path, Images::Skip)?;
+    let mut frames = Vec::new();
+    while let Some(f) = r.next_frame() {
+        let f = f?;
+        // CAN is not needed: drop it as it is read.
+        let _ = r.take_can_until(f.t_ns);
+        if let Some(o) = &f.outcome {
+            frames.push(crate::aeb::EpisodeFrame::from_decision(
+                f.t_ns,
+                &o.decision.decision,
+            ));
+        }
+    }
+    Ok(crate::aeb::judge_episodes(&frames))
 }
 
 #[allow(clippy::too_many_arguments)]

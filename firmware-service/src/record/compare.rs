@@ -5,8 +5,17 @@
 //! while both have a target its distance may differ by `distance_m` at most. Detections are
 //! matched per frame by IoU (same class); lost or new detections beyond `max_detection_changes`
 //! and score changes beyond `score` fail.
+//!
+//! Braking episodes (`crate::aeb::episodes`): every braking episode of the new run is reported
+//! with its continuous warning lead. A regression fails: a new-run episode with a lead below
+//! 0.8 s that is neither excused (the decider marked it unanticipated) nor censored, or one that
+//! follows a withdrawn warning (warn → clear → brake), unless the reference has the same at the
+//! same onset (within `time_s`; for a short lead, one at most `time_s` longer). What the
+//! reference already did is its own finding, not this run's regression; it is counted in the
+//! report.
 
 use super::reader::RecordedFrame;
+use crate::aeb::episodes::{judge_episodes, EpisodeFrame, JudgedEpisode};
 use crate::aeb::Stage;
 use crate::detect::ImageDetection;
 use std::fmt::Write;
@@ -68,7 +77,20 @@ pub struct Report {
     pub max_box_shift_px: f64,
     /// (t_ns, what) for the first differing detections, for the report.
     pub detection_examples: Vec<(u64, String)>,
+    /// Braking episodes of the reference and of the new run.
+    pub episodes_reference: Vec<JudgedEpisode>,
+    pub episodes_new: Vec<EpisodeVerdict>,
     pub failures: Vec<String>,
+}
+
+/// A new-run braking episode and how it compares with the reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpisodeVerdict {
+    pub episode: JudgedEpisode,
+    /// The reference episode with the same onset (within `time_s`), if any.
+    pub reference: Option<JudgedEpisode>,
+    /// Short lead or interrupted warning that the reference did not have.
+    pub regression: bool,
 }
 
 impl Report {
@@ -162,6 +184,47 @@ fn secs(t_ns: u64) -> f64 {
     t_ns as f64 / 1e9
 }
 
+/// Every braking episode of a recording's decisions (frames in time order), judged by what the
+/// decider recorded (`Decision::unanticipated` for the excuse).
+pub fn episodes(frames: &[RecordedFrame]) -> Vec<JudgedEpisode> {
+    let f: Vec<EpisodeFrame> = frames
+        .iter()
+        .filter_map(|f| {
+            let o = f.outcome.as_ref()?;
+            Some(EpisodeFrame::from_decision(f.t_ns, &o.decision.decision))
+        })
+        .collect();
+    judge_episodes(&f)
+}
+
+/// New-run episodes against the reference's (see the module docs).
+fn episode_verdicts(
+    reference: &[JudgedEpisode],
+    new: &[JudgedEpisode],
+    tol_ns: u64,
+) -> Vec<EpisodeVerdict> {
+    new.iter()
+        .map(|e| {
+            let matched = reference
+                .iter()
+                .filter(|r| r.episode.onset_ns.abs_diff(e.episode.onset_ns) <= tol_ns)
+                .min_by_key(|r| r.episode.onset_ns.abs_diff(e.episode.onset_ns))
+                .copied();
+            let short_known = matched.is_some_and(|r| {
+                r.short_lead() && r.lead_s() <= e.lead_s() + tol_ns as f64 * 1e-9 + 1e-9
+            });
+            let interrupted_known = matched.is_some_and(|r| r.episode.interrupted_warning);
+            let regression = (e.short_lead() && !short_known)
+                || (e.episode.interrupted_warning && !interrupted_known);
+            EpisodeVerdict {
+                episode: *e,
+                reference: matched,
+                regression,
+            }
+        })
+        .collect()
+}
+
 /// Compares `new` against `reference` (both in time order).
 pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Tolerances) -> Report {
     let mut r = Report {
@@ -169,6 +232,7 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
         frames_new: new.iter().filter(|f| f.outcome.is_some()).count(),
         changes_reference: stage_changes(reference),
         changes_new: stage_changes(new),
+        episodes_reference: episodes(reference),
         ..Default::default()
     };
     // Stage changes: match each reference change to the nearest unused new one of the same
@@ -199,6 +263,7 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
             r.unmatched_changes.push((false, n.clone()));
         }
     }
+    r.episodes_new = episode_verdicts(&r.episodes_reference, &episodes(new), tol_ns);
     // Per frame: target distance and detections.
     let by_t: std::collections::HashMap<u64, &RecordedFrame> =
         new.iter().map(|f| (f.t_ns, f)).collect();
@@ -279,6 +344,33 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
             secs(r.distance_diff_at_ns.unwrap_or(0)),
             tol.distance_m
         ));
+    }
+    for v in r.episodes_new.iter().filter(|v| v.regression) {
+        let e = &v.episode;
+        let t = secs(e.episode.onset_ns);
+        let reference = match &v.reference {
+            Some(x) => format!("reference: {:.2} s", x.lead_s()),
+            None => "no such braking in the reference".into(),
+        };
+        if e.short_lead() {
+            r.failures.push(format!(
+                "braking at t = {t:.3} s after only {:.2} s of continuous warning (< {:.1} s, not excused; {reference})",
+                e.lead_s(),
+                crate::aeb::MIN_WARNING_LEAD_S
+            ));
+        }
+        if e.episode.interrupted_warning
+            && !v.reference.is_some_and(|x| x.episode.interrupted_warning)
+        {
+            r.failures.push(format!(
+                "braking at t = {t:.3} s after a withdrawn warning (warn → clear → brake; {})",
+                if v.reference.is_some() {
+                    "not so in the reference"
+                } else {
+                    "no such braking in the reference"
+                }
+            ));
+        }
     }
     let changed = r.detections_lost + r.detections_new + r.detections_rescored;
     if changed > tol.max_detection_changes {
@@ -361,6 +453,29 @@ pub fn render_text(r: &Report) -> String {
     for (t, what) in &r.detection_examples {
         let _ = writeln!(s, "  t={:7.3}s {what}", secs(*t));
     }
+    let new: Vec<JudgedEpisode> = r.episodes_new.iter().map(|v| v.episode).collect();
+    let _ = writeln!(
+        s,
+        "braking episodes, new run: {}; reference: {} ({} with a short lead, {} interrupted)",
+        episode_summary(&new),
+        r.episodes_reference.len(),
+        r.episodes_reference
+            .iter()
+            .filter(|e| e.short_lead())
+            .count(),
+        r.episodes_reference
+            .iter()
+            .filter(|e| e.episode.interrupted_warning)
+            .count()
+    );
+    for v in &r.episodes_new {
+        let _ = writeln!(
+            s,
+            "  {}{}",
+            v.episode.describe(),
+            if v.regression { " — REGRESSION" } else { "" }
+        );
+    }
     if r.passed() {
         let _ = writeln!(s, "result: SAME (within tolerances)");
     } else {
@@ -370,4 +485,220 @@ pub fn render_text(r: &Report) -> String {
         }
     }
     s
+}
+
+/// One line on a run's braking episodes: count, shortest continuous warning lead, excused,
+/// interrupted, short.
+pub fn episode_summary(episodes: &[JudgedEpisode]) -> String {
+    let min = episodes
+        .iter()
+        .map(JudgedEpisode::lead_s)
+        .reduce(f64::min)
+        .map_or_else(|| "–".to_string(), |v| format!("{v:.2} s"));
+    format!(
+        "{} (shortest warning lead {min}; {} excused, {} interrupted, {} short)",
+        episodes.len(),
+        episodes.iter().filter(|e| e.excuse.is_some()).count(),
+        episodes
+            .iter()
+            .filter(|e| e.episode.interrupted_warning)
+            .count(),
+        episodes.iter().filter(|e| e.short_lead()).count()
+    )
+}
+
+/// A run's braking episodes for people: the summary line, then one line each.
+pub fn render_episodes(episodes: &[JudgedEpisode]) -> String {
+    let mut s = format!("braking episodes: {}\n", episode_summary(episodes));
+    for e in episodes {
+        let _ = writeln!(s, "  {}", e.describe());
+    }
+    s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::aeb::{Corridor, Decision, Threat};
+    use crate::record::schema::{DecisionMsg, DetectionsMsg, Outcome};
+    use adas_plugins::manifest::RoadUser;
+
+    const MS: u64 = 1_000_000;
+
+    /// One recorded frame every 50 ms: stage, threat track (TTC 3 s, a_req 2 m/s²: avoidable).
+    fn frames(stages: &[(Stage, Option<u32>)]) -> Vec<RecordedFrame> {
+        stages
+            .iter()
+            .enumerate()
+            .map(|(k, (stage, track))| {
+                let t_ns = k as u64 * 50 * MS;
+                let decision = Decision {
+                    t_ns,
+                    stage: *stage,
+                    demand: *stage,
+                    hold_demand: *stage,
+                    brake_request_mps2: if stage.is_braking() { 4.0 } else { 0.0 },
+                    inhibit: None,
+                    suppression: None,
+                    corridor: Corridor {
+                        half_width_m: 1.2,
+                        length_m: 80.0,
+                        curvature_per_m: 0.0,
+                    },
+                    threat: track.map(|id| Threat {
+                        track_id: id,
+                        detection: None,
+                        class: RoadUser::Car,
+                        distance_m: 20.0,
+                        lateral_m: 0.0,
+                        closing_speed_mps: 7.0,
+                        ttc_s: 3.0,
+                        required_decel_mps2: 2.0,
+                    }),
+                    unanticipated: false,
+                };
+                RecordedFrame {
+                    seq: k as u64,
+                    t_ns,
+                    jpeg: None,
+                    outcome: Some(Outcome {
+                        detections: DetectionsMsg {
+                            seq: k as u64,
+                            width: 1280,
+                            height: 720,
+                            detections: vec![],
+                        },
+                        bev: Default::default(),
+                        tracks: vec![],
+                        decision: DecisionMsg {
+                            seq: k as u64,
+                            ego_speed_mps: Some(10.0),
+                            decision,
+                        },
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// Threat #1 throughout: `none` for `quiet` frames, FCW for `warn`, partial for 10, none.
+    fn run(quiet: usize, warn: usize) -> Vec<RecordedFrame> {
+        let mut s = vec![(Stage::None, Some(1)); quiet];
+        s.extend(vec![(Stage::Fcw, Some(1)); warn]);
+        s.extend(vec![(Stage::PartialBrake, Some(1)); 10]);
+        s.extend(vec![(Stage::None, Some(1)); 5]);
+        frames(&s)
+    }
+
+    fn cmp(reference: &[RecordedFrame], new: &[RecordedFrame]) -> Report {
+        let tol = Tolerances {
+            time_s: 2.0,
+            ..Default::default()
+        };
+        compare(reference, new, &tol)
+    }
+
+    #[test]
+    fn every_braking_episode_is_reported_with_its_lead() {
+        let a = run(40, 20);
+        let r = cmp(&a, &a);
+        assert!(r.passed(), "{:?}", r.failures);
+        assert_eq!(r.episodes_new.len(), 1);
+        let e = &r.episodes_new[0];
+        assert!((e.episode.lead_s() - 1.0).abs() < 1e-9);
+        assert!(!e.regression && e.reference.is_some());
+        let text = render_text(&r);
+        assert!(
+            text.contains("t=3.000s partial braking for 0.50 s, warning lead 1.00 s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shorter_lead_than_the_reference_is_a_regression() {
+        // Same onset (t = 3 s), warning 1.0 s in the reference, 0.3 s now.
+        let reference = run(40, 20);
+        let new = run(54, 6);
+        let r = cmp(&reference, &new);
+        assert!(r.episodes_new[0].regression);
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.contains("only 0.30 s of continuous warning")
+                    && f.contains("reference: 1.00 s")),
+            "{:?}",
+            r.failures
+        );
+        assert!(render_text(&r).contains("SHORT LEAD — REGRESSION"));
+        // The reference had the same short lead: reported, not a regression.
+        let r = cmp(&new, &new);
+        assert!(r.passed(), "{:?}", r.failures);
+        assert!(r.episodes_new[0].episode.short_lead());
+        assert!(render_text(&r).contains("reference: 1 (1 with a short lead"));
+    }
+
+    #[test]
+    fn warn_clear_brake_is_a_regression_unless_the_reference_had_it() {
+        let reference = run(40, 20);
+        // FCW 1.0 s, cleared 0.2 s, partial braking at 3 s without a new warning.
+        let mut s = vec![(Stage::None, Some(1)); 16];
+        s.extend(vec![(Stage::Fcw, Some(1)); 20]);
+        s.extend(vec![(Stage::None, Some(1)); 24]);
+        s.extend(vec![(Stage::PartialBrake, Some(1)); 10]);
+        s.extend(vec![(Stage::None, Some(1)); 5]);
+        let new = frames(&s);
+        let r = cmp(&reference, &new);
+        let e = &r.episodes_new[0];
+        assert!(e.episode.episode.interrupted_warning && e.regression);
+        assert!(r.failures.iter().any(|f| f.contains("withdrawn warning")));
+        assert!(r.failures.iter().any(|f| f.contains("only 0.00 s")));
+        let r = cmp(&new, &new);
+        assert!(r.passed(), "{:?}", r.failures);
+    }
+
+    #[test]
+    fn braking_the_decider_marked_unanticipated_excuses_a_short_lead() {
+        let reference = run(40, 20);
+        // Track #2 in the path until 0.5 s before braking, then #1 (cut in): 0.3 s warning.
+        let mut s = vec![(Stage::None, Some(2)); 50];
+        s.extend(vec![(Stage::None, Some(1)); 4]);
+        s.extend(vec![(Stage::Fcw, Some(1)); 6]);
+        s.extend(vec![(Stage::PartialBrake, Some(1)); 10]);
+        let mut new = frames(&s);
+        // Unmarked, the cut-in is no excuse by itself.
+        let r = cmp(&reference, &new);
+        assert!(r.episodes_new[0].regression);
+        // Marked by the decider (every frame of the episode), as a recording carries it.
+        for f in &mut new {
+            if let Some(o) = &mut f.outcome {
+                let d = &mut o.decision.decision;
+                d.unanticipated = d.stage.is_braking();
+            }
+        }
+        let r = cmp(&reference, &new);
+        let e = &r.episodes_new[0];
+        assert_eq!(e.episode.excuse, Some(crate::aeb::Excuse::Unanticipated));
+        assert!(!e.regression);
+        assert!(
+            r.failures.iter().all(|f| !f.contains("warning")),
+            "{:?}",
+            r.failures
+        );
+    }
+
+    #[test]
+    fn braking_only_in_the_new_run_with_a_short_lead_fails() {
+        let reference = frames(&vec![(Stage::None, Some(1)); 75]);
+        let new = run(54, 6);
+        let r = cmp(&reference, &new);
+        assert!(r.episodes_new[0].reference.is_none() && r.episodes_new[0].regression);
+        assert!(r
+            .failures
+            .iter()
+            .any(|f| f.contains("no such braking in the reference")));
+        assert!(render_episodes(&episodes(&new)).starts_with(
+            "braking episodes: 1 (shortest warning lead 0.30 s; 0 excused, 0 interrupted, 1 short)"
+        ));
+    }
 }

@@ -1,5 +1,6 @@
-//! `adasd record import`: an image sequence (or a video, through ffmpeg) plus a candump log
-//! become a recording with camera frames and CAN input, ready to replay.
+//! `adasd record import`: an image sequence or a video file (MP4/MOV with H.264, raw `.h264`,
+//! decoded by adasd itself) plus a candump log become a recording with camera frames and CAN
+//! input, ready to replay.
 
 use super::schema::FrameRecord;
 use super::writer::McapFile;
@@ -65,24 +66,155 @@ fn jpeg_of(path: &Path, quality: Option<u8>) -> anyhow::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Frames of a video, extracted by ffmpeg into `dir` at `fps`.
-fn extract_video(video: &Path, fps: f64, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let status = std::process::Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-i"])
-        .arg(video)
-        .args(["-vf", &format!("fps={fps}"), "-q:v", "3"])
-        .arg(dir.join("frame_%05d.jpg"))
-        .status()
-        .with_context(|| {
-            format!(
-                "cannot run ffmpeg for {} (install ffmpeg, or extract the frames yourself and use --frames DIR)",
-                video.display()
-            )
-        })?;
-    if !status.success() {
-        anyhow::bail!("ffmpeg failed on {} ({status})", video.display());
+/// One frame to write: capture time and JPEG bytes.
+type ImportFrame = anyhow::Result<(u64, Vec<u8>)>;
+
+/// The frames of an image folder at `fps`.
+fn folder_frames(
+    dir: &Path,
+    fps: f64,
+    quality: Option<u8>,
+) -> anyhow::Result<Box<dyn Iterator<Item = ImportFrame>>> {
+    let files = image_files(dir)?;
+    let period = 1e9 / fps;
+    Ok(Box::new(files.into_iter().enumerate().map(
+        move |(i, path)| {
+            let t_ns = (i as f64 * period).round() as u64;
+            Ok((t_ns, jpeg_of(&path, quality)?))
+        },
+    )))
+}
+
+/// The frames of a video file, decoded by adasd itself (`source::VideoFile`, no ffmpeg) and
+/// resampled to `fps`: output frame `k` at `k / fps` is the latest decoded frame whose capture
+/// time (the file's own frame times, first frame at 0) is at or before it; output stops at the
+/// last frame's time. A raw `.h264` stream has no times: its frames are taken at `fps`, one
+/// output frame each. Frames that cannot be decoded are skipped (the previous one is held) and
+/// counted in a warning.
+#[cfg(feature = "video")]
+fn video_frames(
+    video: &Path,
+    fps: f64,
+    quality: Option<u8>,
+) -> anyhow::Result<Box<dyn Iterator<Item = ImportFrame>>> {
+    use crate::source::{Frame, FrameSource, Timing, VideoFile};
+
+    struct Resampled {
+        source: VideoFile,
+        name: String,
+        period: f64,
+        quality: u8,
+        tick: u64,
+        /// The latest decoded frame at or before the current tick.
+        held: Option<Frame>,
+        /// The next decoded frame, after the current tick.
+        ahead: Option<Frame>,
+        ended: bool,
+        decoded: usize,
+        skipped: usize,
     }
-    image_files(dir)
+
+    impl Iterator for Resampled {
+        type Item = ImportFrame;
+
+        fn next(&mut self) -> Option<ImportFrame> {
+            loop {
+                let tick_ns = (self.tick as f64 * self.period).round() as u64;
+                if self.ahead.is_none() && !self.ended {
+                    match self.source.next_frame() {
+                        Some(Ok(frame)) => {
+                            self.decoded += 1;
+                            self.ahead = Some(frame);
+                        }
+                        Some(Err(e)) => {
+                            self.skipped += 1;
+                            tracing::warn!("{e}");
+                            continue;
+                        }
+                        None => {
+                            self.ended = true;
+                            self.report();
+                            if self.decoded == 0 {
+                                return Some(Err(anyhow::anyhow!(
+                                    "{}: no frame could be decoded",
+                                    self.name
+                                )));
+                            }
+                        }
+                    }
+                }
+                if self
+                    .ahead
+                    .as_ref()
+                    .is_some_and(|f| f.t_capture_ns <= tick_ns)
+                {
+                    self.held = self.ahead.take();
+                    continue;
+                }
+                let Some(held) = &self.held else {
+                    if self.ended {
+                        return None;
+                    }
+                    // The first frame comes after this tick.
+                    self.tick += 1;
+                    continue;
+                };
+                if self.ended && self.ahead.is_none() && tick_ns > held.t_capture_ns {
+                    return None;
+                }
+                self.tick += 1;
+                let mut jpeg = Vec::new();
+                let encoded = held
+                    .image
+                    .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                        &mut jpeg,
+                        self.quality,
+                    ))
+                    .with_context(|| format!("cannot encode {} as JPEG", held.origin));
+                return Some(encoded.map(|()| (tick_ns, jpeg)));
+            }
+        }
+    }
+
+    impl Resampled {
+        fn report(&self) {
+            if self.skipped > 0 {
+                tracing::warn!(
+                    "{}: {} of {} frames could not be decoded and were skipped",
+                    self.name,
+                    self.skipped,
+                    self.skipped + self.decoded
+                );
+            }
+        }
+    }
+
+    let source = VideoFile::open(video, Timing::FromSource { fallback_fps: fps })?;
+    Ok(Box::new(Resampled {
+        source,
+        name: video.display().to_string(),
+        period: 1e9 / fps,
+        quality: quality.unwrap_or(90),
+        tick: 0,
+        held: None,
+        ahead: None,
+        ended: false,
+        decoded: 0,
+        skipped: 0,
+    }))
+}
+
+#[cfg(not(feature = "video"))]
+fn video_frames(
+    video: &Path,
+    _fps: f64,
+    _quality: Option<u8>,
+) -> anyhow::Result<Box<dyn Iterator<Item = ImportFrame>>> {
+    anyhow::bail!(
+        "{}: this adasd was built without the `video` feature (on by default); rebuild with it, \
+         or extract the frames yourself and use --frames DIR",
+        video.display()
+    )
 }
 
 pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
@@ -92,24 +224,12 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
             o.fps
         );
     }
-    let tmp;
-    let mut files = match (&o.frames, &o.video) {
-        (Some(dir), None) => image_files(dir)?,
-        (None, Some(video)) => {
-            tmp = std::env::temp_dir().join(format!("adasd-import-{}", std::process::id()));
-            std::fs::create_dir_all(&tmp)
-                .with_context(|| format!("cannot create {}", tmp.display()))?;
-            let files = extract_video(video, o.fps, &tmp);
-            if files.is_err() {
-                let _ = std::fs::remove_dir_all(&tmp);
-            }
-            files?
-        }
+    let frames = match (&o.frames, &o.video) {
+        (Some(dir), None) => folder_frames(dir, o.fps, o.jpeg_quality)?,
+        (None, Some(video)) => video_frames(video, o.fps, o.jpeg_quality)?,
         _ => anyhow::bail!("give exactly one of --frames DIR and --video FILE"),
     };
-    if let Some(n) = o.max_frames {
-        files.truncate(n);
-    }
+    let frames = frames.take(o.max_frames.unwrap_or(usize::MAX));
     let can = match &o.can {
         Some(path) => CandumpReplay::open(path, 0)?.until(u64::MAX),
         None => Vec::new(),
@@ -124,13 +244,11 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
         metadata.insert("import_can".into(), c.display().to_string());
     }
     let mut file = McapFile::create(&o.out, &metadata, 0)?;
-    let period = 1e9 / o.fps;
+    let mut written = 0usize;
     let mut next_can = 0usize;
-    for (i, path) in files.iter().enumerate() {
-        let t_ns = (i as f64 * period).round() as u64;
-        let jpeg = jpeg_of(path, o.jpeg_quality)?;
+    let mut write = |t_ns: u64, jpeg: &[u8], last: bool| -> anyhow::Result<()> {
         // CAN frames up to this frame's time go with it; the rest with the last frame.
-        let end = if i + 1 == files.len() {
+        let end = if last {
             can.len()
         } else {
             next_can + can[next_can..].partition_point(|(t, _)| *t <= t_ns)
@@ -138,25 +256,102 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
         let rx = &can[next_can..end];
         next_can = end;
         let messages = super::schema::encode_frame(&FrameRecord {
-            seq: i as u64,
+            seq: written as u64,
             t_ns,
-            jpeg: Some(&jpeg),
+            jpeg: Some(jpeg),
             outcome: None,
             can_rx: rx,
             can_tx: &[],
         })
-        .with_context(|| format!("cannot encode frame {i}"))?;
+        .with_context(|| format!("cannot encode frame {written}"))?;
         file.write_frame(&messages)?;
+        written += 1;
+        Ok(())
+    };
+    // One frame is held back: the last one takes the remaining CAN frames.
+    let mut pending: Option<(u64, Vec<u8>)> = None;
+    for frame in frames {
+        if let Some((t_ns, jpeg)) = pending.replace(frame?) {
+            write(t_ns, &jpeg, false)?;
+        }
+    }
+    if let Some((t_ns, jpeg)) = pending {
+        write(t_ns, &jpeg, true)?;
     }
     let out = file.finish()?;
-    if o.video.is_some() {
-        let _ = std::fs::remove_dir_all(
-            std::env::temp_dir().join(format!("adasd-import-{}", std::process::id())),
-        );
-    }
     Ok(Imported {
-        frames: files.len(),
+        frames: written,
         can_frames: can.len(),
         bytes: std::fs::metadata(&out).map_or(0, |m| m.len()),
     })
+}
+
+#[cfg(all(test, feature = "video"))]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::record::reader::{FrameReader, Images};
+
+    fn options(video: PathBuf, fps: f64, out: PathBuf) -> ImportOptions {
+        ImportOptions {
+            frames: None,
+            video: Some(video),
+            can: None,
+            fps,
+            jpeg_quality: None,
+            max_frames: None,
+            out,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// (t_ns, width, height) of every frame of a recording.
+    fn frames_of(path: &Path) -> Vec<(u64, u32, u32)> {
+        let mut r = FrameReader::open(path, Images::Keep).unwrap();
+        std::iter::from_fn(|| r.next_frame())
+            .map(|f| {
+                let f = f.unwrap();
+                let img = image::load_from_memory(f.jpeg.as_deref().unwrap()).unwrap();
+                (f.t_ns, img.width(), img.height())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_video_is_decoded_in_process_and_resampled_to_the_requested_rate() {
+        let video =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/udacity/solidWhiteRight.mp4");
+        let dir = tempfile::tempdir().unwrap();
+        // 221 frames at 25 fps (0 … 8.80 s) → at 10 fps the ticks 0, 0.1 … 8.8 s: 89 frames.
+        let out = dir.path().join("ten.mcap");
+        let imported = import(&options(video.clone(), 10.0, out.clone())).unwrap();
+        assert_eq!(imported.frames, 89);
+        let frames = frames_of(&out);
+        assert_eq!(frames.len(), 89);
+        for (k, &(t, w, h)) in frames.iter().enumerate() {
+            assert_eq!((t, w, h), (k as u64 * 100_000_000, 960, 540));
+        }
+        // At the file's own rate every frame is taken once; --max-frames stops early.
+        let out = dir.path().join("all.mcap");
+        let mut o = options(video, 25.0, out.clone());
+        o.max_frames = Some(30);
+        assert_eq!(import(&o).unwrap().frames, 30);
+        let times: Vec<u64> = frames_of(&out).iter().map(|f| f.0).collect();
+        assert_eq!(times, (0..30).map(|k| k * 40_000_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn videos_that_cannot_be_read_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.mp4");
+        std::fs::write(&bad, b"not a video at all").unwrap();
+        let err = import(&options(bad, 10.0, dir.path().join("x.mcap")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("bad.mp4") && err.contains("not an MP4"),
+            "{err}"
+        );
+    }
 }

@@ -36,11 +36,8 @@ impl ImageSequence {
 
     pub fn from_files(files: Vec<PathBuf>, timing: Timing) -> Result<Self, SourceError> {
         let times_ns = match timing {
-            Timing::FixedRate(fps) => {
-                let period_ns = 1e9 / fps;
-                (0..files.len())
-                    .map(|i| (i as f64 * period_ns).round() as u64)
-                    .collect()
+            Timing::FixedRate(fps) | Timing::FromSource { fallback_fps: fps } => {
+                super::fixed_rate_ns(files.len(), fps)
             }
             Timing::File(path) => read_timestamps(&path, files.len())?,
         };
@@ -60,7 +57,7 @@ fn has_image_extension(path: &Path) -> bool {
 }
 
 /// Reads one non-negative, strictly increasing time in seconds per frame.
-fn read_timestamps(path: &Path, frames: usize) -> Result<Vec<u64>, SourceError> {
+pub(super) fn read_timestamps(path: &Path, frames: usize) -> Result<Vec<u64>, SourceError> {
     let text = std::fs::read_to_string(path).map_err(|e| SourceError::Open {
         path: path.to_path_buf(),
         message: format!("cannot read timestamps: {e}"),
@@ -193,6 +190,16 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("1 times for 2 frames"), "{err}");
+    }
+
+    #[cfg(not(feature = "video"))]
+    #[test]
+    fn videos_without_the_video_feature_are_a_clear_error() {
+        let err = super::super::open("file://drive.mp4", Timing::FixedRate(10.0))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`video` feature"), "{err}");
     }
 
     #[test]

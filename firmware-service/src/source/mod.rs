@@ -6,12 +6,16 @@ pub mod camera;
 mod images;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 mod v4l2;
+#[cfg(feature = "video")]
+mod video;
 mod yuv;
 
 pub use camera::{CameraOptions, PixelFormat};
 pub use images::ImageSequence;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub use v4l2::V4l2Camera;
+#[cfg(feature = "video")]
+pub use video::{VideoFile, VideoKind};
 
 use std::path::{Path, PathBuf};
 
@@ -39,7 +43,7 @@ pub struct FrameError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE, v4l2:///dev/videoN or mcap://RECORDING")]
+    #[error("source `{uri}`: unknown scheme; use dir://PATH, file://IMAGE, file://VIDEO.mp4 (or .m4v, .mov, .h264), v4l2:///dev/videoN or mcap://RECORDING")]
     UnknownScheme { uri: String },
     #[error("source `{uri}`: {what} input is not available in this build yet")]
     NotYetAvailable { uri: String, what: &'static str },
@@ -96,6 +100,27 @@ pub enum Timing {
     FixedRate(f64),
     /// A file with one capture time in seconds per line (blank lines and `#` comments skipped).
     File(PathBuf),
+    /// The times the file itself carries (an MP4's sample times, first frame at 0); sources
+    /// without any (images, raw `.h264`) use a fixed rate of `fallback_fps`.
+    FromSource { fallback_fps: f64 },
+}
+
+/// `i / fps` seconds for frames `0..frames`, in nanoseconds.
+fn fixed_rate_ns(frames: usize, fps: f64) -> Vec<u64> {
+    let period_ns = 1e9 / fps;
+    (0..frames)
+        .map(|i| (i as f64 * period_ns).round() as u64)
+        .collect()
+}
+
+/// Extensions that `file://` opens as a video (MP4/MOV with H.264, raw H.264), not an image.
+pub const VIDEO_EXTENSIONS: [&str; 5] = ["mp4", "m4v", "mov", "h264", "264"];
+
+/// Whether `file://PATH` is a video file (by extension, any case).
+pub fn is_video_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Opens a source from its URI (cameras with default [`CameraOptions`]).
@@ -111,6 +136,13 @@ pub fn open_with(
 ) -> Result<Box<dyn FrameSource>, SourceError> {
     if let Some(path) = uri.strip_prefix("dir://") {
         Ok(Box::new(ImageSequence::from_dir(Path::new(path), timing)?))
+    } else if let Some(path) = uri.strip_prefix("video://") {
+        open_video(uri, Path::new(path), timing)
+    } else if let Some(path) = uri
+        .strip_prefix("file://")
+        .filter(|p| is_video_path(Path::new(p)))
+    {
+        open_video(uri, Path::new(path), timing)
     } else if let Some(path) = uri.strip_prefix("file://") {
         Ok(Box::new(ImageSequence::from_files(
             vec![PathBuf::from(path)],
@@ -139,6 +171,27 @@ pub fn open_with(
     } else {
         Err(SourceError::UnknownScheme { uri: uri.into() })
     }
+}
+
+#[cfg(feature = "video")]
+fn open_video(
+    _uri: &str,
+    path: &Path,
+    timing: Timing,
+) -> Result<Box<dyn FrameSource>, SourceError> {
+    Ok(Box::new(VideoFile::open(path, timing)?))
+}
+
+#[cfg(not(feature = "video"))]
+fn open_video(
+    uri: &str,
+    _path: &Path,
+    _timing: Timing,
+) -> Result<Box<dyn FrameSource>, SourceError> {
+    Err(SourceError::NotYetAvailable {
+        uri: uri.into(),
+        what: "video file (build adasd with the `video` feature, on by default)",
+    })
 }
 
 #[cfg(all(feature = "v4l2", target_os = "linux"))]

@@ -20,13 +20,16 @@ pub struct VariantSummary {
     pub impact_max_kph: Option<f64>,
     pub fcw_median_s: Option<f64>,
     pub brake_median_s: Option<f64>,
-    /// Smallest FCW lead over full braking among runs with full braking, s.
-    pub fcw_lead_min_s: Option<f64>,
-    /// Smallest FCW lead over the first braking (partial or full), s.
-    pub fcw_brake_lead_min_s: Option<f64>,
-    /// Runs whose FCW lead over full braking was below 0.8 s but the braking was "unavoidable"
-    /// (no time for the warning first), so the criterion did not apply.
-    pub lead_waived: usize,
+    /// Braking episodes over all runs.
+    pub episodes: usize,
+    /// Smallest continuous warning lead before any braking episode of any run, s.
+    pub lead_min_s: Option<f64>,
+    /// The same over the episodes the 0.8 s rule applies to (not excused, not censored), s.
+    pub lead_min_judged_s: Option<f64>,
+    /// Episodes with a lead below 0.8 s that the rule excuses (marked unanticipated).
+    pub excused: usize,
+    /// Episodes whose braking followed a withdrawn warning (warn → clear → brake).
+    pub interrupted: usize,
     pub min_gap_median_m: Option<f64>,
     /// Runs with any warning or braking.
     pub activated: usize,
@@ -86,18 +89,19 @@ pub fn summarize(s: &Scenario, runs: &[RunResult]) -> VariantSummary {
         impact_max_kph: impacts.iter().copied().reduce(f64::max),
         fcw_median_s: median(runs.iter().filter_map(|r| r.first_fcw_s).collect()),
         brake_median_s: median(runs.iter().filter_map(|r| r.first_brake_s).collect()),
-        fcw_lead_min_s: runs
+        episodes: runs.iter().map(|r| r.episodes.len()).sum(),
+        lead_min_s: runs
             .iter()
-            .filter_map(RunResult::fcw_lead_s)
+            .filter_map(RunResult::min_warning_lead_s)
             .reduce(f64::min),
-        fcw_brake_lead_min_s: runs
+        lead_min_judged_s: runs
             .iter()
-            .filter_map(|r| Some(r.first_brake_s? - r.first_fcw_s?))
+            .flat_map(|r| &r.episodes)
+            .filter(|e| e.excuse.is_none() && !e.censored)
+            .map(|e| e.lead_s())
             .reduce(f64::min),
-        lead_waived: runs
-            .iter()
-            .filter(|r| r.full_unavoidable && r.fcw_lead_s().is_some_and(|l| l < 0.8))
-            .count(),
+        excused: runs.iter().map(RunResult::excused_episodes).sum(),
+        interrupted: runs.iter().map(RunResult::interrupted_episodes).sum(),
         min_gap_median_m: median(runs.iter().map(|r| r.min_gap_m).collect()),
         activated: runs.iter().filter(|r| r.active_frames > 0).count(),
         first_failure,
@@ -111,8 +115,8 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
 /// The results table (markdown).
 pub fn markdown_table(rows: &[VariantSummary]) -> String {
     let mut out = String::new();
-    out.push_str("| scenario | expect | pass | avoided | impact mean/max km/h | FCW s | brake s | FCW→full min s | FCW→brake min s | min gap m | activated |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | expect | pass | avoided | impact mean/max km/h | FCW s | brake s | braking episodes | warning lead min s (judged) | excused | interrupted | min gap m | activated |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         let impact = match (r.impact_mean_kph, r.impact_max_kph) {
             (Some(m), Some(x)) => format!("{m:.1} / {x:.1}"),
@@ -120,7 +124,7 @@ pub fn markdown_table(rows: &[VariantSummary]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {}/{} ({:.0} %) | {}/{} | {} | {} | {} | {}{} | {} | {} | {}/{} |",
+            "| {} | {} | {}/{} ({:.0} %) | {}/{} | {} | {} | {} | {} | {}{} | {} | {} | {} | {}/{} |",
             r.label,
             r.expect.as_str(),
             r.passed,
@@ -131,13 +135,15 @@ pub fn markdown_table(rows: &[VariantSummary]) -> String {
             impact,
             opt(r.fcw_median_s, 2),
             opt(r.brake_median_s, 2),
-            opt(r.fcw_lead_min_s, 2),
-            if r.lead_waived > 0 {
-                format!(" ({} waived)", r.lead_waived)
+            r.episodes,
+            opt(r.lead_min_s, 2),
+            if r.lead_min_judged_s != r.lead_min_s {
+                format!(" ({})", opt(r.lead_min_judged_s, 2))
             } else {
                 String::new()
             },
-            opt(r.fcw_brake_lead_min_s, 2),
+            r.excused,
+            r.interrupted,
             opt(r.min_gap_median_m, 2),
             r.activated,
             r.seeds

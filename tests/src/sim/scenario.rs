@@ -7,7 +7,8 @@
 //! expect = "avoid"            # avoid | mitigate | avoid_or_mitigate | no_activation
 //! seeds = 50                  # runs per variant (noise seeds)
 //! duration_s = 12.0           # default: start TTC + 5 s, or 12 s
-//! fcw_lead_required = true    # FCW ≥ 0.8 s before full braking (UN R152)
+//! fcw_lead_required = true    # every braking episode: continuous warning ≥ 0.8 s before it
+//!                             # unless excused (UN R152; `adasd::aeb::episodes`)
 //! max_impact_kph = 20.0       # for mitigate / avoid_or_mitigate
 //!
 //! [ego]

@@ -21,6 +21,7 @@ use adas_calibration::{Homography, Intrinsics, Mounting, PinholeCamera};
 use adas_plugins::manifest::RoadUser;
 use adas_plugins::BBox;
 use adasd::aeb::decider::{AebDecider, AebParams, Stage};
+use adasd::aeb::episodes::{judge_episodes, EpisodeFrame, JudgedEpisode};
 use adasd::aeb::EgoState;
 use adasd::detect::ImageDetection;
 use adasd::perception::{project_detections_in_image, Tracker, TrackerParams};
@@ -132,9 +133,9 @@ pub struct RunResult {
     pub first_fcw_s: Option<f64>,
     pub first_brake_s: Option<f64>,
     pub first_full_s: Option<f64>,
-    /// At the first full braking the collision was otherwise unavoidable (TTC ≤ `full_ttc_s` or
-    /// `a_req ≥ full_brake_unavoidable_decel_mps2`): no time for a warning 0.8 s earlier.
-    pub full_unavoidable: bool,
+    /// Every braking episode with its continuous warning lead, judged by the daemon's rule
+    /// (`adasd::aeb::episodes`; times are simulation times of the decisions, s = ns · 1e-9).
+    pub episodes: Vec<JudgedEpisode>,
     /// Smallest truth gap to a target in the path, m (∞ if none was ever in the path).
     pub min_gap_m: f64,
     /// Frames with a warning or braking.
@@ -147,12 +148,25 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// FCW lead over full braking, s.
-    pub fn fcw_lead_s(&self) -> Option<f64> {
-        match (self.first_fcw_s, self.first_full_s) {
-            (Some(f), Some(b)) => Some(b - f),
-            _ => None,
-        }
+    /// Smallest continuous warning lead over all braking episodes, s.
+    pub fn min_warning_lead_s(&self) -> Option<f64> {
+        self.episodes
+            .iter()
+            .map(JudgedEpisode::lead_s)
+            .reduce(f64::min)
+    }
+
+    /// Episodes whose braking followed a withdrawn warning (warn → clear → brake).
+    pub fn interrupted_episodes(&self) -> usize {
+        self.episodes
+            .iter()
+            .filter(|e| e.episode.interrupted_warning)
+            .count()
+    }
+
+    /// Episodes with a short lead that the rule excuses (marked unanticipated by the decider).
+    pub fn excused_episodes(&self) -> usize {
+        self.episodes.iter().filter(|e| e.excuse.is_some()).count()
     }
 
     pub fn impact_kph(&self) -> Option<f64> {
@@ -309,6 +323,9 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
     let mut frame_index = 0usize;
     let mut last_decision: Option<adasd::aeb::decider::Decision> = None;
     let mut last_detections = 0usize;
+    // Per decision, at the simulation time it was made (capture + latency): the same offset for
+    // every frame, so leads are as at capture, and times match `first_fcw_s` & co.
+    let mut episode_frames: Vec<EpisodeFrame> = Vec::new();
 
     let mut result = RunResult {
         seed,
@@ -316,7 +333,7 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
         first_fcw_s: None,
         first_brake_s: None,
         first_full_s: None,
-        full_unavoidable: false,
+        episodes: Vec::new(),
         min_gap_m: f64::INFINITY,
         active_frames: 0,
         inhibited_frames: 0,
@@ -430,14 +447,10 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
             if decision.stage.is_braking() {
                 result.first_brake_s.get_or_insert(t);
             }
-            if decision.stage == Stage::FullBrake && result.first_full_s.is_none() {
-                result.first_full_s = Some(t);
-                let p = &setup.aeb;
-                result.full_unavoidable = decision.threat.is_some_and(|th| {
-                    th.ttc_s <= p.full_ttc_s
-                        || th.required_decel_mps2 >= p.full_brake_unavoidable_decel_mps2
-                });
+            if decision.stage == Stage::FullBrake {
+                result.first_full_s.get_or_insert(t);
             }
+            episode_frames.push(EpisodeFrame::from_decision(t_ns, &decision));
             if decision.inhibit.is_some() {
                 result.inhibited_frames += 1;
             }
@@ -524,16 +537,23 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
         }
         t_ns += step_ns;
     }
+    result.episodes = judge_episodes(&episode_frames);
     result
 }
 
 /// Did the run meet the scenario's criterion? `Err` says why not.
 pub fn judge(s: &Scenario, r: &RunResult) -> Result<(), String> {
     use super::scenario::Expect;
-    let lead_ok = |r: &RunResult| match r.fcw_lead_s() {
-        Some(lead) if s.fcw_lead_required && !r.full_unavoidable && lead < 0.8 - 1e-9 => {
-            Err(format!("FCW only {lead:.2} s before full braking"))
-        }
+    // Every braking episode, not only the first: a warning that came, went and left the next
+    // braking without its 0.8 s is what this is for.
+    let lead_ok = |r: &RunResult| match r.episodes.iter().enumerate().find(|(_, e)| e.short_lead())
+    {
+        Some((k, e)) if s.fcw_lead_required => Err(format!(
+            "braking episode {} of {}: {}",
+            k + 1,
+            r.episodes.len(),
+            e.describe()
+        )),
         _ => Ok(()),
     };
     match s.expect {
