@@ -4,8 +4,6 @@
 //! samples/udacity/ego.can.log (samples/udacity/PROVENANCE.md):
 //!
 //!     cargo run -p adasd --example ego_can_log -- --speed-kph 119 --seconds 9 > samples/udacity/ego.can.log
-//!
-//! (Reconstructed source: it reproduces that log byte for byte.)
 
 use adasd::can::candump::format_line;
 use adasd::can::dbc::{DriverInput, VehicleSpeed, YawRate};

@@ -38,11 +38,12 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Largest `moov` box read; its sample tables take about 12–20 bytes per sample.
-const MAX_MOOV_BYTES: u64 = 256 << 20;
+const MAX_MOOV_BYTES: u64 = 64 << 20;
 /// Largest sample (access unit) read; an intra-coded 4K frame is a few MB.
 const MAX_SAMPLE_BYTES: u64 = 64 << 20;
-/// Most frames a file may index (over 100 h at 25 fps): bounds memory for damaged tables.
-const MAX_FRAMES: u64 = 10_000_000;
+/// Most frames a file may index (22 h at 25 fps): bounds the memory a damaged index can ask for
+/// (mp4parse's sample table takes 48 bytes per frame).
+const MAX_FRAMES: u64 = 2_000_000;
 /// Largest picture converted (8192 × 8192 pixels).
 const MAX_PIXELS: usize = 8192 * 8192;
 
@@ -733,12 +734,7 @@ fn mp4_track(input: &mut dyn Input, len: u64) -> Result<Demuxed, String> {
         Some(mp4parse::TrackTimeScale(t, _)) if t > 0 => t,
         _ => return Err("the H.264 track has no time scale (`mdhd`): damaged file".into()),
     };
-    let bound = sample_count_bound(track, len);
-    if bound > MAX_FRAMES {
-        return Err(format!(
-            "the sample tables describe {bound} frames: damaged file"
-        ));
-    }
+    check_sample_count(track, len)?;
     let table =
         mp4parse::unstable::create_sample_table(track, mp4parse::unstable::CheckedInteger(0))
             .ok_or(
@@ -775,30 +771,68 @@ fn mp4_track(input: &mut dyn Input, len: u64) -> Result<Demuxed, String> {
     })
 }
 
-/// An upper bound of the samples the `stsc`/`stco` tables describe (saturating), so that a
-/// damaged table cannot make the sample table huge.
-fn sample_count_bound(track: &mp4parse::Track, file_len: u64) -> u64 {
-    let (Some(stsc), Some(stco), Some(stsz)) = (&track.stsc, &track.stco, &track.stsz) else {
-        return 0;
-    };
-    let chunks = stco.offsets.len() as u64;
-    let entries = stsc.samples.as_slice();
+/// The number of samples mp4parse's `create_sample_table` reserves room for: its walk of the
+/// `stsc` runs over the `stco` chunks, repeated here step by step (it stops at the first empty or
+/// invalid run), so that a damaged table is refused before it asks for gigabytes.
+fn stsc_sample_total(stsc: &[mp4parse::SampleToChunk], chunks: usize) -> u64 {
+    let mut remain = u32::try_from(chunks).unwrap_or(u32::MAX);
     let mut total = 0u64;
-    for (i, e) in entries.iter().enumerate() {
-        let next_first = entries
-            .get(i + 1)
-            .map_or(chunks + 1, |n| u64::from(n.first_chunk));
-        let count = next_first.saturating_sub(u64::from(e.first_chunk));
-        total = total.saturating_add(count.saturating_mul(u64::from(e.samples_per_chunk)));
+    let mut i = 0;
+    loop {
+        let (run, per_chunk) = loop {
+            let Some(entry) = stsc.get(i) else {
+                return total;
+            };
+            i += 1;
+            match stsc.get(i) {
+                Some(peek) if entry.first_chunk == peek.first_chunk => continue,
+                Some(peek) if entry.first_chunk > 0 && peek.first_chunk > 0 => {
+                    break (
+                        peek.first_chunk.saturating_sub(entry.first_chunk),
+                        entry.samples_per_chunk,
+                    );
+                }
+                None if entry.first_chunk > 0
+                    && entry.first_chunk.checked_add(remain).is_some() =>
+                {
+                    break (remain, entry.samples_per_chunk);
+                }
+                _ => return total,
+            }
+        };
+        if run == 0 || run > remain {
+            return total;
+        }
+        remain -= run;
+        total = total.saturating_add(u64::from(run) * u64::from(per_chunk));
     }
-    if stsz.sample_size == 0 {
-        total.min(stsz.sample_sizes.len() as u64)
-    } else if total > file_len {
-        // Every sample has at least one byte.
-        u64::MAX
+}
+
+/// Refuses sample tables that describe more frames than the file can hold.
+fn check_sample_count(track: &mp4parse::Track, file_len: u64) -> Result<(), String> {
+    let (Some(stsc), Some(stco), Some(stsz)) = (&track.stsc, &track.stco, &track.stsz) else {
+        return Err("the H.264 track has no sample tables (stsc, stco, stsz): damaged file".into());
+    };
+    let total = stsc_sample_total(stsc.samples.as_slice(), stco.offsets.len());
+    let sizes = stsz.sample_sizes.len() as u64;
+    // Every sample has at least one byte.
+    let limit = if stsz.sample_size == 0 {
+        sizes
     } else {
-        total
+        file_len
+    };
+    if total > limit.min(MAX_FRAMES) {
+        return Err(format!(
+            "the sample tables describe {total} frames (`stsz`: {}), more than the file can \
+             hold or adasd reads ({MAX_FRAMES}): damaged file",
+            if stsz.sample_size == 0 {
+                format!("{sizes} sizes")
+            } else {
+                "one size for all".into()
+            }
+        ));
     }
+    Ok(())
 }
 
 /// `handler codec` for each track of a `moov` box's content, e.g. "video `hvc1` (H.265/HEVC)".
@@ -853,7 +887,7 @@ fn codec_name(kind: &[u8; 4]) -> &'static str {
 }
 
 /// The child boxes (type, content) in `data` (a box's content); stops at the first malformed
-/// header.
+/// header or at a box that reaches past the end of `data` (which it yields cut short).
 fn boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     let mut rest = data;
     std::iter::from_fn(move || {
@@ -872,12 +906,14 @@ fn boxes(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
             }
             s => (8, s),
         };
-        if size < header || size > rest.len() {
+        if size < header {
             rest = &[];
             return None;
         }
-        let (whole, tail) = rest.split_at(size);
-        rest = tail;
+        // A box that claims more than its parent holds is cut at the parent's end (as mp4parse
+        // reads it) and ends the walk.
+        let (whole, tail) = rest.split_at(size.min(rest.len()));
+        rest = if size > whole.len() { &[] } else { tail };
         Some((kind, whole.get(header..).unwrap_or_default()))
     })
 }
@@ -1003,12 +1039,16 @@ struct NalStart {
     next: u8,
 }
 
-/// Finds the start codes of a whole stream, reading it in blocks.
-fn scan_nals(input: &mut dyn Input, len: u64) -> Result<Vec<NalStart>, String> {
+/// Finds the start codes of a whole stream, reading it in blocks, and hands each NAL unit to
+/// `on_nal` in order.
+fn scan_nals(
+    input: &mut dyn Input,
+    len: u64,
+    on_nal: &mut dyn FnMut(NalStart) -> Result<(), String>,
+) -> Result<(), String> {
     input
         .seek(SeekFrom::Start(0))
         .map_err(|e| format!("cannot read: {e}"))?;
-    let mut nals = Vec::new();
     let mut zeros = 0usize;
     // Start of a start code whose header (None) or next byte (Some) is still to come.
     let mut pending: Option<(u64, Option<u8>)> = None;
@@ -1023,11 +1063,11 @@ fn scan_nals(input: &mut dyn Input, len: u64) -> Result<Vec<NalStart>, String> {
             match pending {
                 Some((offset, None)) => pending = Some((offset, Some(byte))),
                 Some((offset, Some(header))) => {
-                    nals.push(NalStart {
+                    on_nal(NalStart {
                         offset,
                         header,
                         next: byte,
-                    });
+                    })?;
                     pending = None;
                 }
                 None => {}
@@ -1038,11 +1078,11 @@ fn scan_nals(input: &mut dyn Input, len: u64) -> Result<Vec<NalStart>, String> {
                 if byte == 1 && zeros >= 2 {
                     if let Some((offset, Some(header))) = pending {
                         // A NAL unit of one byte: no byte after its header.
-                        nals.push(NalStart {
+                        on_nal(NalStart {
                             offset,
                             header,
                             next: 0,
-                        });
+                        })?;
                     }
                     pending = Some((pos - zeros.min(3) as u64, None));
                 }
@@ -1050,39 +1090,36 @@ fn scan_nals(input: &mut dyn Input, len: u64) -> Result<Vec<NalStart>, String> {
             }
             pos += 1;
         }
-        if nals.len() as u64 > MAX_FRAMES.saturating_mul(8) {
-            return Err("more NAL units than adasd indexes: damaged stream?".into());
-        }
     }
     if let Some((offset, Some(header))) = pending {
-        nals.push(NalStart {
+        on_nal(NalStart {
             offset,
             header,
             next: 0,
-        });
+        })?;
     }
-    Ok(nals)
+    Ok(())
 }
 
 /// Groups NAL units into access units (one picture each), H.264 § 7.4.1.2.3: a new one begins
 /// at an access unit delimiter, SPS, PPS, SEI or NAL types 14–18 after a slice, or at a slice
 /// with `first_mb_in_slice` 0 after a slice. Units without a slice (trailing SEI) are dropped.
 fn annexb_units(input: &mut dyn Input, len: u64) -> Result<Demuxed, String> {
-    let nals = scan_nals(input, len)?;
     let not_h264 = "not a raw H.264 (Annex B) stream: it does not start with a start code \
                     (00 00 01); an MP4 file must be named .mp4/.m4v/.mov";
-    match nals.first() {
-        Some(first) if first.offset <= 16 => {}
-        _ => return Err(not_h264.into()),
-    }
-    if let Some(sps) = nals.iter().find(|n| n.header & 0x1f == 7) {
-        check_profile(sps.next)?;
-    }
     let mut units = Vec::new();
-    // (start, has a slice)
+    let mut profile_idc = None;
+    // The access unit being collected: (start, has a slice).
     let mut current: Option<(u64, bool)> = None;
-    for nal in &nals {
+    scan_nals(input, len, &mut |nal| {
+        if current.is_none() && nal.offset > 16 {
+            return Err(not_h264.into());
+        }
         let kind = nal.header & 0x1f;
+        if kind == 7 && profile_idc.is_none() {
+            check_profile(nal.next)?;
+            profile_idc = Some(nal.next);
+        }
         let slice = matches!(kind, 1 | 5);
         let begins = match current {
             None => true,
@@ -1096,27 +1133,32 @@ fn annexb_units(input: &mut dyn Input, len: u64) -> Result<Demuxed, String> {
                     offset: start,
                     len: nal.offset - start,
                 });
+                if units.len() as u64 > MAX_FRAMES {
+                    return Err(format!(
+                        "more than {MAX_FRAMES} pictures, more than adasd reads from one file"
+                    ));
+                }
             }
             current = Some((nal.offset, slice));
         } else if let Some((_, seen)) = current.as_mut() {
             *seen |= slice;
         }
-    }
-    if let Some((start, true)) = current {
-        units.push(Unit {
+        Ok(())
+    })?;
+    match current {
+        None => return Err(not_h264.into()),
+        Some((start, true)) => units.push(Unit {
             offset: start,
             len: len - start,
-        });
+        }),
+        Some((_, false)) => {}
     }
     if units.is_empty() {
         return Err("the H.264 stream holds no picture (no slice NAL units)".into());
     }
     Ok(Demuxed {
         units,
-        profile_idc: nals
-            .iter()
-            .find(|n| n.header & 0x1f == 7)
-            .map(|sps| sps.next),
+        profile_idc,
         times: None,
         parameter_sets: Vec::new(),
         nal_length_size: None,
@@ -1392,6 +1434,84 @@ mod tests {
             err.contains("`stsz` table claims 4294967280 entries"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_sample_count_bound_follows_mp4parse_s_walk_of_the_chunks() {
+        let stsc = |runs: &[(u32, u32)]| -> Vec<mp4parse::SampleToChunk> {
+            runs.iter()
+                .map(
+                    |&(first_chunk, samples_per_chunk)| mp4parse::SampleToChunk {
+                        first_chunk,
+                        samples_per_chunk,
+                        sample_description_index: 1,
+                    },
+                )
+                .collect()
+        };
+        // What mp4parse's create_sample_table makes of the same tables.
+        let mp4parse_count = |runs: &[(u32, u32)], chunks: usize| -> usize {
+            let mut track = mp4parse::Track::default();
+            let mut samples = mp4parse::TryVec::new();
+            for e in stsc(runs) {
+                samples.push(e).unwrap();
+            }
+            track.stsc = Some(mp4parse::SampleToChunkBox { samples });
+            let mut offsets = mp4parse::TryVec::new();
+            for c in 0..chunks as u64 {
+                offsets.push(c * 1000).unwrap();
+            }
+            track.stco = Some(mp4parse::ChunkOffsetBox { offsets });
+            track.stsz = Some(mp4parse::SampleSizeBox {
+                sample_size: 1,
+                sample_sizes: mp4parse::TryVec::new(),
+            });
+            let mut stts = mp4parse::TryVec::new();
+            stts.push(mp4parse::Sample {
+                sample_count: u32::MAX,
+                sample_delta: 1,
+            })
+            .unwrap();
+            track.stts = Some(mp4parse::TimeToSampleBox { samples: stts });
+            mp4parse::unstable::create_sample_table(&track, mp4parse::unstable::CheckedInteger(0))
+                .map_or(0, |t| t.len())
+        };
+        // (runs, chunks, samples reserved, samples in the table): chunks 1–4 × 5, 5–8 × 10,
+        // 9–10 × 2; repeated first chunks (the first is skipped); runs that go backwards, start at
+        // 0 or pass the chunk count (the walk stops there); a run that starts at chunk 2 ends one
+        // chunk past the last (room reserved, then no table).
+        for (runs, chunks, reserved, made) in [
+            (&[(1, 5), (5, 10), (9, 2)][..], 10, 64, 64),
+            (&[(1, 5), (1, 7), (3, 2)][..], 4, 2 * 7 + 2 * 2, 18),
+            (&[(1, 3), (3, 5), (2, 9)][..], 10, 2 * 3, 6),
+            (&[(0, 5)][..], 10, 0, 0),
+            (&[(1, 4), (20, 1)][..], 5, 0, 0),
+            (&[(2, 6)][..], 3, 3 * 6, 0),
+        ] {
+            assert_eq!(stsc_sample_total(&stsc(runs), chunks), reserved, "{runs:?}");
+            assert_eq!(mp4parse_count(runs, chunks), made, "{runs:?}");
+        }
+        assert_eq!(
+            stsc_sample_total(&stsc(&[(1, u32::MAX)]), 1 << 20),
+            (1 << 20) * u64::from(u32::MAX)
+        );
+        // The sample file: what create_sample_table makes.
+        let bytes = std::fs::read(sample()).unwrap();
+        let moov = &bytes[28..28 + 4547];
+        let context = mp4parse::read_mp4(&mut std::io::Cursor::new(moov)).unwrap();
+        let video = context
+            .tracks
+            .iter()
+            .find(|t| t.track_type == mp4parse::TrackType::Video)
+            .unwrap();
+        let total = stsc_sample_total(
+            video.stsc.as_ref().unwrap().samples.as_slice(),
+            video.stco.as_ref().unwrap().offsets.len(),
+        );
+        let table =
+            mp4parse::unstable::create_sample_table(video, mp4parse::unstable::CheckedInteger(0))
+                .unwrap();
+        assert_eq!((total, table.len()), (221, 221));
     }
 
     #[test]
