@@ -559,6 +559,30 @@ pub struct Decision {
     pub unanticipated: bool,
 }
 
+/// A decision as the decider would make it for `stage` (demand and hold equal to it, 4 m/s²
+/// while braking, the default 80 m corridor), for tests of what consumes decisions.
+#[cfg(test)]
+impl Decision {
+    pub(crate) fn for_test(t_ns: u64, stage: Stage, threat: Option<Threat>) -> Decision {
+        Decision {
+            t_ns,
+            stage,
+            demand: stage,
+            hold_demand: stage,
+            brake_request_mps2: if stage.is_braking() { 4.0 } else { 0.0 },
+            inhibit: None,
+            suppression: None,
+            corridor: Corridor {
+                half_width_m: 1.2,
+                length_m: 80.0,
+                curvature_per_m: 0.0,
+            },
+            threat,
+            unanticipated: false,
+        }
+    }
+}
+
 impl Decision {
     pub fn warning(&self) -> bool {
         self.stage >= Stage::Fcw

@@ -503,32 +503,19 @@ mod tests {
 
     #[test]
     fn the_excuse_is_read_from_recorded_decisions() {
-        use crate::aeb::decider::{Corridor, Threat};
-        let mut d = Decision {
-            t_ns: 0,
-            stage: P,
-            demand: P,
-            hold_demand: P,
-            brake_request_mps2: 4.0,
-            inhibit: None,
-            suppression: None,
-            corridor: Corridor {
-                half_width_m: 1.2,
-                length_m: 80.0,
-                curvature_per_m: 0.0,
-            },
-            threat: Some(Threat {
-                track_id: 3,
-                detection: None,
-                class: adas_plugins::manifest::RoadUser::Car,
-                distance_m: 10.0,
-                lateral_m: 0.0,
-                closing_speed_mps: 5.0,
-                ttc_s: 2.0,
-                required_decel_mps2: 4.0,
-            }),
-            unanticipated: true,
+        use crate::aeb::decider::Threat;
+        let threat = Threat {
+            track_id: 3,
+            detection: None,
+            class: adas_plugins::manifest::RoadUser::Car,
+            distance_m: 10.0,
+            lateral_m: 0.0,
+            closing_speed_mps: 5.0,
+            ttc_s: 2.0,
+            required_decel_mps2: 4.0,
         };
+        let mut d = Decision::for_test(0, P, Some(threat));
+        d.unanticipated = true;
         let f = EpisodeFrame::from_decision(7, &d);
         assert_eq!(
             (f.t_ns, f.stage, f.threat_track, f.unanticipated),

@@ -169,7 +169,7 @@ pub fn crc8(id: u32, payload: &[u8]) -> u8 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::aeb::decider::{Corridor, Stage, Threat};
+    use crate::aeb::decider::{Stage, Threat};
     use crate::aeb::InhibitReason;
 
     #[test]
@@ -183,31 +183,17 @@ mod tests {
 
     #[test]
     fn warning_encodes_distance_lateral_class_counter_and_crc() {
-        let mut decision = Decision {
-            t_ns: 0,
-            stage: Stage::PartialBrake,
-            demand: Stage::PartialBrake,
-            hold_demand: Stage::PartialBrake,
-            brake_request_mps2: 4.0,
-            inhibit: None,
-            suppression: None,
-            corridor: Corridor {
-                half_width_m: 1.2,
-                length_m: 80.0,
-                curvature_per_m: 0.0,
-            },
-            threat: Some(Threat {
-                track_id: 7,
-                detection: Some(0),
-                distance_m: 12.345,
-                lateral_m: -0.5,
-                class: RoadUser::Pedestrian,
-                closing_speed_mps: 10.0,
-                ttc_s: 1.234,
-                required_decel_mps2: 4.2,
-            }),
-            unanticipated: false,
+        let threat = Threat {
+            track_id: 7,
+            detection: Some(0),
+            distance_m: 12.345,
+            lateral_m: -0.5,
+            class: RoadUser::Pedestrian,
+            closing_speed_mps: 10.0,
+            ttc_s: 1.234,
+            required_decel_mps2: 4.2,
         };
+        let mut decision = Decision::for_test(0, Stage::PartialBrake, Some(threat));
         let mut enc = Encoder::default();
         let f = enc.warning(&decision);
         assert_eq!(f.id, 0x120);

@@ -520,7 +520,7 @@ pub fn render_episodes(episodes: &[JudgedEpisode]) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::aeb::{Corridor, Decision, Threat};
+    use crate::aeb::{Decision, Threat};
     use crate::record::schema::{DecisionMsg, DetectionsMsg, Outcome};
     use adas_plugins::manifest::RoadUser;
 
@@ -533,31 +533,17 @@ mod tests {
             .enumerate()
             .map(|(k, (stage, track))| {
                 let t_ns = k as u64 * 50 * MS;
-                let decision = Decision {
-                    t_ns,
-                    stage: *stage,
-                    demand: *stage,
-                    hold_demand: *stage,
-                    brake_request_mps2: if stage.is_braking() { 4.0 } else { 0.0 },
-                    inhibit: None,
-                    suppression: None,
-                    corridor: Corridor {
-                        half_width_m: 1.2,
-                        length_m: 80.0,
-                        curvature_per_m: 0.0,
-                    },
-                    threat: track.map(|id| Threat {
-                        track_id: id,
-                        detection: None,
-                        class: RoadUser::Car,
-                        distance_m: 20.0,
-                        lateral_m: 0.0,
-                        closing_speed_mps: 7.0,
-                        ttc_s: 3.0,
-                        required_decel_mps2: 2.0,
-                    }),
-                    unanticipated: false,
-                };
+                let threat = track.map(|id| Threat {
+                    track_id: id,
+                    detection: None,
+                    class: RoadUser::Car,
+                    distance_m: 20.0,
+                    lateral_m: 0.0,
+                    closing_speed_mps: 7.0,
+                    ttc_s: 3.0,
+                    required_decel_mps2: 2.0,
+                });
+                let decision = Decision::for_test(t_ns, *stage, threat);
                 RecordedFrame {
                     seq: k as u64,
                     t_ns,
