@@ -18,7 +18,7 @@ use crate::record::{FrameRecord, RecordMode, Recorder};
 use crate::render::{FrameView, Renderer};
 use crate::source::{self, Frame, FrameError, Timing};
 use adas_calibration::{CalibrationFile, Homography};
-use adas_plugins::manifest::RoadUser;
+use adas_plugins::manifest::{Manifest, RoadUser};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -73,6 +73,13 @@ impl FrameFault {
 /// Consecutive detector failures after which the detector is rebuilt.
 const RELOAD_DETECTOR_AFTER: u32 = 3;
 
+/// Image pixels per detector-input pixel along the coarser axis (the tracker's noise is
+/// isotropic; letterboxing scales both axes alike).
+fn image_px_per_input_px(image: (u32, u32), input: (usize, usize)) -> f64 {
+    let axis = |i: u32, n: usize| f64::from(i) / n.max(1) as f64;
+    axis(image.0, input.0).max(axis(image.1, input.1))
+}
+
 pub struct Pipeline {
     /// `None` in object-list replays, which take the detections from a recording.
     detector: Option<Detector>,
@@ -113,12 +120,26 @@ impl Pipeline {
                 );
             }
         }
+        let image_size = (calibration.image_width, calibration.image_height);
+        let tracker = config.tracker.clone();
+        let tracker = if tracker.pixel_sigma_px.is_some() {
+            tracker
+        } else {
+            let input = match &detector {
+                Some(d) => d.manifest().input.size(),
+                None => Manifest::load(&config.detector.model)
+                    .map_err(|e| anyhow::anyhow!("{e} (the tracker's pixel noise follows the detector's input size; or set [tracker] pixel_sigma_px)"))?
+                    .input
+                    .size(),
+            };
+            tracker.for_detector_scale(image_px_per_input_px(image_size, input))
+        };
         Ok(Pipeline {
             detector,
             detector_failures: 0,
             homography: calibration.homography()?,
-            image_size: (calibration.image_width, calibration.image_height),
-            tracker: Tracker::new(config.tracker.clone()),
+            image_size,
+            tracker: Tracker::new(tracker),
             decider: AebDecider::new(config.aeb.clone()),
             config,
         })

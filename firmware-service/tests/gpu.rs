@@ -9,7 +9,7 @@
 use adas_plugins::manifest::Layout;
 use adas_plugins::{nms, preprocess, Decoder, Detection, Manifest, Tensor};
 use adasd::detect::cuda::{CudaBackend, CudaOptions, PlanSource, OWN_CONVS};
-use adasd::detect::{Backend, BackendKind, BackendOptions, Detector, Precision};
+use adasd::detect::{Backend, BackendKind, BackendOptions, Detector, FrameResult, Precision};
 use std::path::{Path, PathBuf};
 
 /// Every head and NMS the engine has kernels for: SSD with generated TF anchors and per-class
@@ -150,7 +150,9 @@ fn decode_and_nms_kernels_match_cpu_twins() {
                 m.max_detections,
                 m.nms,
             );
-            let ours = gpu.postprocess_only(&outputs).unwrap();
+            let FrameResult::Kept(ours) = gpu.postprocess_only(&outputs).unwrap() else {
+                panic!("{name} {file}: candidate overflow at the manifest's threshold");
+            };
             println!(
                 "decode+nms {name} {file}: cpu {} gpu {} detections",
                 cpu.len(),
@@ -349,20 +351,32 @@ fn check_own(
     println!("{name}: every layer on {label}: worst |gpu − tract| / scale = {worst:.2e}");
 }
 
-fn detector(name: &str, kind: BackendKind, precision: Precision) -> Detector {
+fn detector(
+    name: &str,
+    kind: BackendKind,
+    precision: Precision,
+    threshold: Option<f32>,
+) -> Detector {
     let options = BackendOptions {
         cuda: options(precision, None),
         ..Default::default()
     };
-    Detector::load_with(&root().join("models").join(name), kind, None, &options).unwrap()
+    Detector::load_with(&root().join("models").join(name), kind, threshold, &options).unwrap()
 }
 
 /// GPU detections vs the CPU pipeline: every CPU detection has a GPU twin of the same label with
 /// IoU ≥ `min_iou` and score within `max_dscore`, and vice versa (ignoring detections within
 /// `max_dscore` of the threshold, which may legitimately fall on either side).
-fn compare(name: &str, precision: Precision, min_iou: f32, max_dscore: f32) {
-    let mut cpu = detector(name, BackendKind::Tract, precision);
-    let mut gpu = detector(name, BackendKind::Cuda, precision);
+/// `threshold`: the manifest's when `None`.
+fn compare(
+    name: &str,
+    precision: Precision,
+    threshold: Option<f32>,
+    min_iou: f32,
+    max_dscore: f32,
+) {
+    let mut cpu = detector(name, BackendKind::Tract, precision, threshold);
+    let mut gpu = detector(name, BackendKind::Cuda, precision, threshold);
     let thr = cpu.score_threshold();
     let (mut worst_iou, mut worst_ds, mut n) = (1.0f32, 0.0f32, 0);
     for (file, img) in media() {
@@ -398,7 +412,7 @@ fn compare(name: &str, precision: Precision, min_iou: f32, max_dscore: f32) {
 #[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
 fn fp32_detections_match_the_cpu_pipeline() {
     for name in MODELS {
-        compare(name, Precision::Fp32, 0.95, 0.01);
+        compare(name, Precision::Fp32, None, 0.95, 0.01);
     }
 }
 
@@ -407,8 +421,28 @@ fn fp32_detections_match_the_cpu_pipeline() {
 fn fp16_detections_stay_within_the_stated_tolerance() {
     // docs/GPU.md states the FP16 tolerance: IoU ≥ 0.90, score within 0.03.
     for name in MODELS {
-        compare(name, Precision::Fp16, 0.90, 0.03);
+        compare(name, Precision::Fp16, None, 0.90, 0.03);
     }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn frames_past_the_candidate_capacity_match_the_cpu_pipeline() {
+    // At the evaluation threshold NanoDet has ~250 000 candidates per image, far more than the
+    // device keeps: such frames must still give the CPU pipeline's detections.
+    let m = manifest(MODELS[2]);
+    let mut gpu = CudaBackend::load(&m, 0.001, &options(Precision::Fp32, None)).unwrap();
+    let img = &media()[0].1;
+    let fd = gpu.frame_detector().unwrap();
+    let (frames, _) = fd
+        .detect_frames(&[img.as_raw()], img.width() as usize, img.height() as usize)
+        .unwrap();
+    assert!(
+        matches!(frames[0], FrameResult::Overflowed { candidates } if candidates > adas_plugins::gpu::CANDIDATE_CAPACITY),
+        "{:?}",
+        frames[0]
+    );
+    compare(MODELS[2], Precision::Fp32, Some(0.001), 0.95, 0.01);
 }
 
 #[test]
@@ -421,7 +455,7 @@ fn graph_replays_are_bit_identical() {
     let (first, _) = fd
         .detect_frames(&[img.as_raw()], img.width() as usize, img.height() as usize)
         .unwrap();
-    assert!(!first[0].is_empty());
+    assert!(matches!(&first[0], FrameResult::Kept(d) if !d.is_empty()));
     for _ in 0..20 {
         let (again, _) = fd
             .detect_frames(&[img.as_raw()], img.width() as usize, img.height() as usize)

@@ -92,14 +92,14 @@ pub trait Backend: Send {
 /// Frames in, final detections out, on the backend's device.
 pub trait FrameDetector {
     /// `frames`: packed RGB images of `width`×`height`, as many as the engine's batch size.
-    /// Returns per frame the detections after NMS in normalised model-input coordinates, and
-    /// the transform back to image pixels.
+    /// Returns per frame the detections after NMS in normalised model-input coordinates (or
+    /// that the device could not hold its candidates), and the transform back to image pixels.
     fn detect_frames(
         &mut self,
         frames: &[&[u8]],
         width: usize,
         height: usize,
-    ) -> Result<(Vec<Vec<Detection>>, InputTransform), DetectError>;
+    ) -> Result<(Vec<FrameResult>, InputTransform), DetectError>;
 
     /// The same work run stage by stage with device timers (benchmarks).
     fn profile_stages(
@@ -115,6 +115,17 @@ pub trait FrameDetector {
     /// `iterations` samples in ms, unsorted, each the host wall time of one graph launch and the
     /// stream synchronize after it, taken after a few untimed launches (benchmarks).
     fn network_latency_ms(&mut self, iterations: usize) -> Result<Vec<f64>, DetectError>;
+}
+
+/// One frame's result on a device's whole-frame path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameResult {
+    /// Detections after NMS, normalised model-input coordinates.
+    Kept(Vec<Detection>),
+    /// More candidates above the score threshold than the device keeps between decode and NMS
+    /// ([`adas_plugins::gpu::CANDIDATE_CAPACITY`]): which ones it kept depends on scheduling,
+    /// so the frame must be decoded on the host, which keeps all of them.
+    Overflowed { candidates: usize },
 }
 
 /// Device time of each stage of one frame batch (CUDA events), plus host wall time of the whole
@@ -223,6 +234,8 @@ pub struct Detector {
     decoder: Decoder,
     score_threshold: f32,
     input: Tensor,
+    /// A device candidate overflow was logged (see [`Detector::note_overflow`]).
+    overflow_noted: bool,
 }
 
 impl Detector {
@@ -275,6 +288,7 @@ impl Detector {
             decoder,
             score_threshold,
             input,
+            overflow_noted: false,
         })
     }
 
@@ -301,13 +315,18 @@ impl Detector {
         if let Some(frames) = self.backend.frame_detector() {
             // Frame → detections on the backend's device: one stage as far as the host sees.
             let (mut per_frame, transform) = frames.detect_frames(&[rgb], width, height)?;
-            let kept = per_frame.pop().unwrap_or_default();
-            let detections = self.resolve(&kept, &transform);
-            let times = StageTimes {
-                inference: t0.elapsed(),
-                ..StageTimes::default()
-            };
-            return Ok((detections, times));
+            match per_frame.pop() {
+                Some(FrameResult::Kept(kept)) => {
+                    let detections = self.resolve(&kept, &transform);
+                    let times = StageTimes {
+                        inference: t0.elapsed(),
+                        ..StageTimes::default()
+                    };
+                    return Ok((detections, times));
+                }
+                Some(FrameResult::Overflowed { candidates }) => self.note_overflow(candidates),
+                None => return Err(DetectError::Inference("the backend gave no result".into())),
+            }
         }
         let transform =
             preprocess::preprocess_into(rgb, width, height, &self.manifest.input, &mut self.input)
@@ -340,6 +359,26 @@ impl Detector {
             decode_nms: t3 - t2,
         };
         Ok((detections, times))
+    }
+
+    /// A frame too rich in candidates for the device goes through the host decoder below (same
+    /// network, CPU decode and NMS): said once per detector, since a low threshold makes it
+    /// every frame.
+    fn note_overflow(&mut self, candidates: usize) {
+        if self.overflow_noted {
+            tracing::debug!(
+                candidates,
+                "frame decoded on the host (device candidate buffer full)"
+            );
+        } else {
+            tracing::warn!(
+                candidates,
+                capacity = adas_plugins::gpu::CANDIDATE_CAPACITY,
+                threshold = self.score_threshold,
+                "more candidates above the score threshold than the device keeps: such frames are decoded on the host (slower); a higher score_threshold avoids it"
+            );
+            self.overflow_noted = true;
+        }
     }
 
     /// Model-input detections → image pixels with label names and road-user classes.

@@ -229,9 +229,14 @@ pub struct TrackerParams {
     pub delete_misses: u32,
     /// Association gate on the squared Mahalanobis distance (chi², 2 dof), dimensionless.
     pub gate_chi2: f64,
-    /// Pixel noise of a box's bottom centre (1σ), px: scaled by the homography's sensitivity
-    /// into the ground-plane measurement covariance.
-    pub pixel_sigma_px: f64,
+    /// Noise of a box's bottom centre (1σ) in image pixels, scaled by the homography's
+    /// sensitivity into the ground-plane measurement covariance. When absent it follows the
+    /// detector: `input_pixel_sigma_px` × image pixels per detector-input pixel
+    /// ([`TrackerParams::for_detector_scale`]).
+    pub pixel_sigma_px: Option<f64>,
+    /// Noise of a box edge (1σ) in the detector's input pixels: a detector that sees a 960-px
+    /// frame at 300 px places edges on its own coarse grid, and its jitter grows with the scale.
+    pub input_pixel_sigma_px: f64,
     /// Floor of the measurement standard deviation on the ground, m.
     pub min_position_std_m: f64,
     /// A track whose position standard deviation exceeds this is dropped, m.
@@ -260,7 +265,11 @@ impl Default for TrackerParams {
             delete_misses: 6,
             // 99.9 % quantile of chi²(2): true measurements are almost never gated out.
             gate_chi2: 13.8,
-            pixel_sigma_px: 1.5,
+            pixel_sigma_px: None,
+            // On the Udacity drive (SSD at 300 px, frame 960 px) 1.25 input px = 4 image px is
+            // the least noise at which box jitter of cars two lanes over stops passing for
+            // lateral motion towards the ego lane.
+            input_pixel_sigma_px: 1.25,
             min_position_std_m: 0.15,
             max_position_std_m: 10.0,
             init_accel_std_mps2: 2.0,
@@ -274,11 +283,26 @@ impl Default for TrackerParams {
 }
 
 impl TrackerParams {
+    /// The parameters for a detector that sees the image at `image_px_per_input_px` image pixels
+    /// per input pixel: an explicit `pixel_sigma_px` stays, otherwise it is derived.
+    pub fn for_detector_scale(mut self, image_px_per_input_px: f64) -> TrackerParams {
+        if self.pixel_sigma_px.is_none() && image_px_per_input_px.is_finite() {
+            self.pixel_sigma_px = Some(self.input_pixel_sigma_px * image_px_per_input_px.max(1.0));
+        }
+        self
+    }
+
+    /// Bottom-centre noise in image pixels (1σ): explicit, derived, or — with no detector scale
+    /// known — the input-pixel noise taken as image pixels.
+    pub fn image_pixel_sigma_px(&self) -> f64 {
+        self.pixel_sigma_px.unwrap_or(self.input_pixel_sigma_px)
+    }
+
     /// Checks every value; the error names the key (relative to `[tracker]`) and the reason.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let pos = |v: f64| v.is_finite() && v > 0.0;
         let nonneg = |v: f64| v.is_finite() && v >= 0.0;
-        let checks: [(&str, f64, bool, &str); 8] = [
+        let checks: [(&str, f64, bool, &str); 9] = [
             (
                 "gate_chi2",
                 self.gate_chi2,
@@ -287,8 +311,14 @@ impl TrackerParams {
             ),
             (
                 "pixel_sigma_px",
-                self.pixel_sigma_px,
-                pos(self.pixel_sigma_px),
+                self.pixel_sigma_px.unwrap_or(1.0),
+                self.pixel_sigma_px.is_none_or(pos),
+                "must be > 0",
+            ),
+            (
+                "input_pixel_sigma_px",
+                self.input_pixel_sigma_px,
+                pos(self.input_pixel_sigma_px),
                 "must be > 0",
             ),
             (
@@ -643,9 +673,10 @@ impl Tracker {
     }
 
     /// Ground measurement covariance: the BEV object's own (from the homography sensitivity),
-    /// scaled from its reference 1 px to `pixel_sigma_px`, with a floor.
+    /// scaled from its reference 1 px to the bottom-centre noise, with a floor.
     fn measurement_cov(&self, o: &BevObject) -> [[f64; 2]; 2] {
-        let s2 = self.params.pixel_sigma_px * self.params.pixel_sigma_px;
+        let sigma = self.params.image_pixel_sigma_px();
+        let s2 = sigma * sigma;
         let floor = self.params.min_position_std_m * self.params.min_position_std_m;
         [
             [o.cov_1px_m2[0][0] * s2 + floor, o.cov_1px_m2[0][1] * s2],
@@ -842,6 +873,27 @@ mod tests {
             detection: 0,
             cov_1px_m2: [[sx * sx, 0.0], [0.0, sy * sy]],
         }
+    }
+
+    #[test]
+    fn pixel_noise_follows_the_detector_scale_unless_given() {
+        // SSD at 300 px on a 960-px frame: 3.2 image px per input px.
+        let derived = TrackerParams::default().for_detector_scale(3.2);
+        assert!((derived.image_pixel_sigma_px() - 4.0).abs() < 1e-12);
+        let given = TrackerParams {
+            pixel_sigma_px: Some(1.5),
+            ..TrackerParams::default()
+        }
+        .for_detector_scale(3.2);
+        assert_eq!(given.image_pixel_sigma_px(), 1.5);
+        // A detector that sees more pixels than the frame has never shrinks the noise.
+        let upscaled = TrackerParams::default().for_detector_scale(0.5);
+        assert_eq!(upscaled.image_pixel_sigma_px(), 1.25);
+        let bad = TrackerParams {
+            pixel_sigma_px: Some(0.0),
+            ..TrackerParams::default()
+        };
+        assert_eq!(bad.validate().unwrap_err().0, "pixel_sigma_px");
     }
 
     #[test]

@@ -90,7 +90,11 @@ impl SimSetup {
             homography,
             image_width: 1280,
             image_height: 720,
-            tracker: TrackerParams::default(),
+            // The simulated detector's box jitter is given in image pixels (`jitter_px`).
+            tracker: TrackerParams {
+                pixel_sigma_px: Some(1.5),
+                ..TrackerParams::default()
+            },
             aeb: AebParams::default(),
             brake: BrakeModel::default(),
         })

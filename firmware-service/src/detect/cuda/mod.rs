@@ -20,7 +20,7 @@ pub use device::check_libraries;
 pub use network::{OwnConv, OWN_CONVS};
 
 use super::engine::{expand_dw, in_place, onnx, plan};
-use super::{DetectError, FrameDetector, GpuStageTimes, Precision};
+use super::{DetectError, FrameDetector, FrameResult, GpuStageTimes, Precision};
 use adas_plugins::gpu::{self as plugins, GpuHead};
 use adas_plugins::manifest::{Layout, Manifest, NmsMode};
 use adas_plugins::{BBox, Detection, InputTransform, Tensor, TensorView};
@@ -462,7 +462,7 @@ impl CudaBackend {
     }
 
     /// The GPU decode + NMS plugins on given head outputs (batch 1 engines).
-    pub fn postprocess_only(&mut self, outputs: &[Tensor]) -> Result<Vec<Detection>, DetectError> {
+    pub fn postprocess_only(&mut self, outputs: &[Tensor]) -> Result<FrameResult, DetectError> {
         for (t, &dst) in outputs.iter().zip(&self.postprocess.outputs) {
             self.gpu.upload(self.staging.1, &t.data)?;
             self.gpu.launch(
@@ -476,12 +476,11 @@ impl CudaBackend {
         self.postprocess.enqueue(&self.gpu, self.batch)?;
         self.postprocess.download(&self.gpu)?;
         self.gpu.sync()?;
-        Ok(self
-            .postprocess
+        self.postprocess
             .read(self.batch)
             .into_iter()
             .next()
-            .unwrap_or_default())
+            .ok_or_else(|| DetectError::Inference("no postprocess result".into()))
     }
 }
 
@@ -641,7 +640,7 @@ impl Postprocess {
     }
 
     /// Reads the downloaded results (after a synchronize).
-    fn read(&self, batch: usize) -> Vec<Vec<Detection>> {
+    fn read(&self, batch: usize) -> Vec<FrameResult> {
         // SAFETY: the GPU finished writing (the caller synchronised).
         let host = unsafe { std::slice::from_raw_parts(self.host_out_ptr, self.host_out.len()) };
         let per = plugins::nms_output_len(self.max_det);
@@ -650,12 +649,19 @@ impl Postprocess {
                 let o = &host[b * per..(b + 1) * per];
                 let kept = (o[0].max(0.0) as usize).min(self.max_det);
                 if o[1] > 0.0 {
-                    tracing::warn!(overflow = o[1], "cuda engine: more candidates than {} above the threshold; the lowest-ranked were dropped", plugins::CANDIDATE_CAPACITY);
+                    let candidates = plugins::CANDIDATE_CAPACITY + o[1] as usize;
+                    return FrameResult::Overflowed { candidates };
                 }
-                o[2..2 + 6 * kept]
-                    .chunks_exact(6)
-                    .map(|d| Detection { bbox: BBox::new(d[0], d[1], d[2], d[3]), score: d[4], label: d[5] as usize })
-                    .collect()
+                FrameResult::Kept(
+                    o[2..2 + 6 * kept]
+                        .chunks_exact(6)
+                        .map(|d| Detection {
+                            bbox: BBox::new(d[0], d[1], d[2], d[3]),
+                            score: d[4],
+                            label: d[5] as usize,
+                        })
+                        .collect(),
+                )
             })
             .collect()
     }
@@ -745,7 +751,7 @@ impl FrameDetector for CudaBackend {
         frames: &[&[u8]],
         width: usize,
         height: usize,
-    ) -> Result<(Vec<Vec<Detection>>, InputTransform), DetectError> {
+    ) -> Result<(Vec<FrameResult>, InputTransform), DetectError> {
         self.copy_in(frames, width, height)?;
         let f = self
             .frame
