@@ -3,21 +3,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use adas_calibration::{
     CalibrationFile, FloorBoard, GroundPoint, Intrinsics, Mounting, PinholeCamera, Rescale,
 };
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_adas-calibrate"))
         .args(args)
-        .current_dir(repo())
+        .current_dir(Path::new(env!("ADAS_REPO_ROOT")))
         .output()
         .unwrap()
 }
@@ -49,7 +45,10 @@ fn homography_from_the_vtest_points_reproduces_the_sample() {
         "{so}"
     );
     let made = CalibrationFile::load(&out).unwrap();
-    let sample = CalibrationFile::load(repo().join("samples/vtest_calibration.toml")).unwrap();
+    let sample = CalibrationFile::load(
+        Path::new(env!("ADAS_REPO_ROOT")).join("samples/vtest_calibration.toml"),
+    )
+    .unwrap();
     assert_eq!(made.homography, sample.homography);
     assert_eq!(made.points, sample.points);
     made.for_image(768, 576, Rescale::Exact).unwrap();

@@ -33,12 +33,8 @@ const GAP: f64 = 10.67;
 const LANE: f64 = 3.66;
 const INTRINSICS: &str = "calibration/tests/fixtures/lanes/udacity_camera_intrinsics.toml";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn marks(name: &str) -> PathBuf {
-    repo().join(format!("calibration/tests/fixtures/lanes/{name}.toml"))
+    Path::new(env!("ADAS_REPO_ROOT")).join(format!("calibration/tests/fixtures/lanes/{name}.toml"))
 }
 
 /// `first_dash_m` per frame (see the module docs).
@@ -54,7 +50,9 @@ fn first_dash(name: &str) -> f64 {
 }
 
 fn lens() -> LensModel {
-    load_intrinsics(repo().join(INTRINSICS)).unwrap().1
+    load_intrinsics(Path::new(env!("ADAS_REPO_ROOT")).join(INTRINSICS))
+        .unwrap()
+        .1
 }
 
 /// The frame's lines, undistorted when the lens is known.
@@ -75,7 +73,7 @@ fn lines(name: &str, lens: Option<&LensModel>) -> (Vec<LaneLine>, (u32, u32)) {
 fn calibrate(name: &str, lens: Option<&LensModel>) -> LaneFit {
     let (lines, size) = lines(name, lens);
     let k = lens.map(|_| {
-        let (k, _) = load_intrinsics(repo().join(INTRINSICS)).unwrap();
+        let (k, _) = load_intrinsics(Path::new(env!("ADAS_REPO_ROOT")).join(INTRINSICS)).unwrap();
         Intrinsics {
             fx: k.fx,
             fy: k.fy,
@@ -226,7 +224,7 @@ fn fitted_parameters_are_plausible_and_consistent() {
 fn run(args: &[&str]) -> (bool, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_adas-calibrate"))
         .args(args)
-        .current_dir(repo())
+        .current_dir(Path::new(env!("ADAS_REPO_ROOT")))
         .output()
         .unwrap();
     (
@@ -332,7 +330,8 @@ fn mounting_with_the_lane_pose_reproduces_the_lane_homography() {
 
 #[test]
 fn report_on_a_lanes_calibration() {
-    let image = repo().join("../shared/drives/udacity_lanelines/stills/solidWhiteRight.jpg");
+    let image = Path::new(env!("ADAS_REPO_ROOT"))
+        .join("../shared/drives/udacity_lanelines/stills/solidWhiteRight.jpg");
     if !image.exists() {
         // Never a silent skip in CI, which always has the shared test data.
         assert!(

@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 use ab_glyph::{FontRef, PxScale};
 use adas_calibration::report::FONT_BYTES;
 use adas_calibration::Homography;
+use adas_core::perception::project_detections_in_image;
 use adas_plugins::manifest::RoadUser;
 use adas_plugins::BBox;
 use adas_system_tests::{repo_root, shared_data_present};
 use adasd::detect::ImageDetection;
-use adasd::perception::project_detections_in_image;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{
     draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_circle_mut, draw_hollow_rect_mut,

@@ -6,10 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use adas_core::aeb::episodes::{judge_episodes, EpisodeFrame};
+use adas_core::aeb::Stage;
 use adas_system_tests::repo_root;
 use adas_system_tests::sim::{self, SimSetup};
-use adasd::aeb::episodes::{judge_episodes, EpisodeFrame};
-use adasd::aeb::Stage;
 use std::path::PathBuf;
 
 fn scenario_files() -> Vec<PathBuf> {

@@ -8,7 +8,7 @@
 //! seeds = 50                  # runs per variant (noise seeds)
 //! duration_s = 12.0           # default: start TTC + 5 s, or 12 s
 //! fcw_lead_required = true    # every braking episode: continuous warning ≥ 0.8 s before it
-//!                             # unless excused (UN R152; `adasd::aeb::episodes`)
+//!                             # unless excused (UN R152; `adas_core::aeb::episodes`)
 //! max_impact_kph = 20.0       # for mitigate / avoid_or_mitigate
 //!
 //! [ego]

@@ -1,8 +1,8 @@
 //! The simulated world: ego and target kinematics, the camera that turns each target's 3-D
 //! cuboid into the image box a detector would report (with noise, dropouts, false positives and
 //! latency), the brake actuator, and the daemon's real pipeline in the loop:
-//! `adasd::perception::project_detections_in_image` (BEV with the camera's homography) →
-//! `adasd::perception::Tracker` → `adasd::aeb::decider::AebDecider`.
+//! `adas_core::perception::project_detections_in_image` (BEV with the camera's homography) →
+//! `adas_core::perception::Tracker` → `adas_core::aeb::decider::AebDecider`.
 //!
 //! # Brake model
 //! The decider's request (0 / `partial_brake_mps2` / `full_brake_mps2`) reaches the wheels after
@@ -18,13 +18,13 @@
 use super::rng::Rng;
 use super::scenario::{default_dims, Scenario, Target};
 use adas_calibration::{Homography, Intrinsics, Mounting, PinholeCamera};
+use adas_core::aeb::decider::{AebDecider, AebParams, Stage};
+use adas_core::aeb::episodes::{judge_episodes, EpisodeFrame, JudgedEpisode};
+use adas_core::aeb::EgoState;
+use adas_core::perception::{project_detections_in_image, Tracker, TrackerParams};
 use adas_plugins::manifest::RoadUser;
 use adas_plugins::BBox;
-use adasd::aeb::decider::{AebDecider, AebParams, Stage};
-use adasd::aeb::episodes::{judge_episodes, EpisodeFrame, JudgedEpisode};
-use adasd::aeb::EgoState;
 use adasd::detect::ImageDetection;
-use adasd::perception::{project_detections_in_image, Tracker, TrackerParams};
 use std::collections::VecDeque;
 
 /// Ego half width and length (the footprint behind the front bumper), m.
@@ -138,7 +138,7 @@ pub struct RunResult {
     pub first_brake_s: Option<f64>,
     pub first_full_s: Option<f64>,
     /// Every braking episode with its continuous warning lead, judged by the daemon's rule
-    /// (`adasd::aeb::episodes`; times are simulation times of the decisions, s = ns · 1e-9).
+    /// (`adas_core::aeb::episodes`; times are simulation times of the decisions, s = ns · 1e-9).
     pub episodes: Vec<JudgedEpisode>,
     /// Smallest truth gap to a target in the path, m (∞ if none was ever in the path).
     pub min_gap_m: f64,
@@ -325,7 +325,7 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
     let mut requested = 0.0f64;
     let mut next_capture = 0u64;
     let mut frame_index = 0usize;
-    let mut last_decision: Option<adasd::aeb::decider::Decision> = None;
+    let mut last_decision: Option<adas_core::aeb::decider::Decision> = None;
     let mut last_detections = 0usize;
     // Per decision, at the simulation time it was made (capture + latency): the same offset for
     // every frame, so leads are as at capture, and times match `first_fcw_s` & co.

@@ -1,0 +1,368 @@
+//! SocketCAN I/O on a dedicated thread, so the pipeline never blocks on the bus.
+//!
+//! The pipeline hands over the *content* of the status and warning messages ([`CanBus::set_status`],
+//! [`CanBus::set_warning`]); the I/O thread adds the E2E counter and CRC and sends:
+//! - `AEB_Status` every status period (100 ms), also when the pipeline is stuck or idle, with the
+//!   CAN error count and the CAN fault bit filled in here;
+//! - `AEB_Warning` at once when its content changes, and every period while a stage is active.
+//!
+//! Received frames are stamped (monotonic ns since [`CanBus::origin`]) and queued for the
+//! [`super::supervision::EgoInput`]. Bus errors — ENOBUFS (queue full), ENETDOWN (interface down),
+//! ENODEV/ENXIO (interface gone), bus-off error frames — are counted and reported in the status
+//! message; a write is retried within the period and otherwise dropped, and a socket whose
+//! interface vanished is reopened every `reconnect_ms` until it is back.
+
+use adas_core::can::dbc::{AebStatus, AebWarning};
+use adas_core::can::e2e::Protector;
+use adas_types::CanFrame;
+use socketcan::{CanSocket, EmbeddedFrame, Frame as _, Socket, SocketOptions, StandardId};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Settings of the SocketCAN link.
+#[derive(Debug, Clone)]
+pub struct CanBusConfig {
+    pub interface: String,
+    pub status_period_ms: u64,
+    pub warning_period_ms: u64,
+    pub reconnect_ms: u64,
+}
+
+/// Counters shared with the I/O thread.
+#[derive(Debug, Default)]
+pub struct CanStats {
+    pub tx_frames: AtomicU64,
+    /// Write errors of any kind (ENOBUFS, ENETDOWN, …).
+    pub tx_errors: AtomicU64,
+    /// Frames given up after the retries.
+    pub tx_dropped: AtomicU64,
+    pub rx_frames: AtomicU64,
+    pub bus_off: AtomicU64,
+    pub error_frames: AtomicU64,
+    pub reconnects: AtomicU64,
+    /// Received frames dropped, oldest first, because the pipeline did not drain them in time.
+    pub rx_overflow: AtomicU64,
+    /// The socket is open and the last write went through.
+    pub link_ok: AtomicBool,
+}
+
+impl CanStats {
+    pub fn errors(&self) -> u64 {
+        self.tx_errors.load(Ordering::Relaxed) + self.bus_off.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Outbox {
+    status: Option<CanFrame>,
+    warning: Option<CanFrame>,
+    warning_active: bool,
+    warning_changed: bool,
+    final_status: Option<CanFrame>,
+}
+
+/// The SocketCAN link. Opening never fails: a missing interface is retried in the background.
+pub struct CanBus {
+    outbox: Arc<Mutex<Outbox>>,
+    rx: Arc<Mutex<VecDeque<(u64, CanFrame)>>>,
+    stats: Arc<CanStats>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    origin: Instant,
+}
+
+impl CanBus {
+    pub fn start(config: CanBusConfig, origin: Instant) -> std::io::Result<CanBus> {
+        let outbox = Arc::new(Mutex::new(Outbox::default()));
+        let rx = Arc::new(Mutex::new(VecDeque::with_capacity(RX_QUEUE)));
+        let stats = Arc::new(CanStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            config,
+            outbox: outbox.clone(),
+            rx_queue: rx.clone(),
+            stats: stats.clone(),
+            stop: stop.clone(),
+            origin,
+            socket: None,
+            status_counter: Protector::default(),
+            warning_counter: Protector::default(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("adasd-can".into())
+            .spawn(move || worker.run())?;
+        Ok(CanBus {
+            outbox,
+            rx,
+            stats,
+            stop,
+            thread: Some(thread),
+            origin,
+        })
+    }
+
+    pub fn origin(&self) -> Instant {
+        self.origin
+    }
+
+    /// Monotonic ns since the origin (the receive-time clock).
+    pub fn now_ns(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    pub fn stats(&self) -> &CanStats {
+        &self.stats
+    }
+
+    /// The latest status content (counter and CRC are added when sent).
+    pub fn set_status(&self, frame: CanFrame) {
+        if let Ok(mut o) = self.outbox.lock() {
+            o.status = Some(frame);
+        }
+    }
+
+    /// The latest warning content; sent at once when it differs from the last one, and every
+    /// period while `active`.
+    pub fn set_warning(&self, frame: CanFrame, active: bool) {
+        if let Ok(mut o) = self.outbox.lock() {
+            let changed = o.warning.is_none_or(|w| w.data != frame.data);
+            o.warning = Some(frame);
+            o.warning_active = active;
+            o.warning_changed |= changed;
+        }
+    }
+
+    /// Every frame received since the last call, with its receive time.
+    pub fn drain_received(&self) -> Vec<(u64, CanFrame)> {
+        match self.rx.lock() {
+            Ok(mut queue) => std::mem::take(&mut *queue).into(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Sends `final_status` (e.g. mode Off) and stops the I/O thread (waits at most ~0.5 s).
+    pub fn shutdown(mut self, final_status: CanFrame) {
+        if let Ok(mut o) = self.outbox.lock() {
+            o.final_status = Some(final_status);
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for CanBus {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+struct Worker {
+    config: CanBusConfig,
+    outbox: Arc<Mutex<Outbox>>,
+    rx_queue: Arc<Mutex<VecDeque<(u64, CanFrame)>>>,
+    stats: Arc<CanStats>,
+    stop: Arc<AtomicBool>,
+    origin: Instant,
+    socket: Option<CanSocket>,
+    status_counter: Protector,
+    warning_counter: Protector,
+}
+
+fn is_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_codes::ENODEV | libc_codes::ENXIO)
+    )
+}
+
+/// Received frames kept for the pipeline (20 s of a 50 Hz input).
+const RX_QUEUE: usize = 1024;
+
+/// The errno values used here (Linux).
+mod libc_codes {
+    pub const ENXIO: i32 = 6;
+    pub const ENODEV: i32 = 19;
+    pub const ENOBUFS: i32 = 105;
+}
+
+impl Worker {
+    fn run(mut self) {
+        let period = Duration::from_millis(self.config.status_period_ms.max(10));
+        let warning_period = Duration::from_millis(self.config.warning_period_ms.max(10));
+        let reconnect = Duration::from_millis(self.config.reconnect_ms.max(10));
+        let mut next_status = Instant::now();
+        let mut next_warning = Instant::now();
+        let mut next_open = Instant::now();
+        loop {
+            if self.socket.is_none() && Instant::now() >= next_open {
+                self.open();
+                next_open = Instant::now() + reconnect;
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                let last = self
+                    .outbox
+                    .lock()
+                    .ok()
+                    .and_then(|mut o| o.final_status.take());
+                if let Some(f) = last {
+                    self.send_status(f);
+                }
+                break;
+            }
+            let now = Instant::now();
+            let (status, warning) = match self.outbox.lock() {
+                Ok(mut o) => {
+                    let status = (now >= next_status).then_some(o.status).flatten();
+                    let due = o.warning_changed || (o.warning_active && now >= next_warning);
+                    let warning = due.then_some(o.warning).flatten();
+                    if warning.is_some() {
+                        o.warning_changed = false;
+                    }
+                    (status, warning)
+                }
+                Err(_) => (None, None),
+            };
+            if now >= next_status {
+                next_status = now + period;
+                if let Some(f) = status {
+                    self.send_status(f);
+                }
+            }
+            if let Some(mut f) = warning {
+                next_warning = now + warning_period;
+                self.warning_counter.protect(&mut f, AebWarning::E2E);
+                self.send(&f);
+            }
+            self.receive_until(next_status.min(now + Duration::from_millis(10)));
+        }
+    }
+
+    fn open(&mut self) {
+        match CanSocket::open(&self.config.interface) {
+            Ok(s) => {
+                let _ = s.set_error_filter_accept_all();
+                let _ = s.set_read_timeout(Duration::from_millis(5));
+                if self.stats.reconnects.fetch_add(1, Ordering::Relaxed) > 0 {
+                    tracing::info!(interface = %self.config.interface, "CAN interface back");
+                }
+                self.socket = Some(s);
+            }
+            Err(e) => {
+                self.stats.link_ok.store(false, Ordering::Relaxed);
+                tracing::warn!(interface = %self.config.interface, error = %e, "cannot open CAN interface; retrying");
+            }
+        }
+    }
+
+    fn send_status(&mut self, frame: CanFrame) {
+        let mut frame = frame;
+        if let Ok(mut s) = AebStatus::decode(frame.payload()) {
+            let errors = self.stats.errors();
+            s.aeb_can_errors = u8::try_from(errors.min(15)).unwrap_or(15);
+            if !self.stats.link_ok.load(Ordering::Relaxed) && errors > 0 {
+                s.aeb_fault_can_bus = 1;
+            }
+            frame = s.encode();
+        }
+        self.status_counter.protect(&mut frame, AebStatus::E2E);
+        self.send(&frame);
+    }
+
+    fn send(&mut self, frame: &CanFrame) {
+        let Some(id) = StandardId::new(frame.id as u16) else {
+            return;
+        };
+        let Some(out) = socketcan::CanFrame::new(id, frame.payload()) else {
+            return;
+        };
+        let Some(socket) = &self.socket else {
+            self.stats.tx_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        for attempt in 0..3 {
+            match socket.write_frame(&out) {
+                Ok(()) => {
+                    self.stats.tx_frames.fetch_add(1, Ordering::Relaxed);
+                    self.stats.link_ok.store(true, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    self.stats.tx_errors.fetch_add(1, Ordering::Relaxed);
+                    self.stats.link_ok.store(false, Ordering::Relaxed);
+                    if is_gone(&e) {
+                        tracing::warn!(error = %e, "CAN interface gone; reopening");
+                        self.socket = None;
+                        break;
+                    }
+                    if e.raw_os_error() == Some(libc_codes::ENOBUFS) && attempt < 2 {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    tracing::debug!(error = %e, "CAN write failed");
+                    break;
+                }
+            }
+        }
+        self.stats.tx_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn receive_until(&mut self, deadline: Instant) {
+        loop {
+            let Some(socket) = &self.socket else {
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                return;
+            };
+            match socket.read_frame() {
+                Ok(socketcan::CanFrame::Data(f)) => {
+                    let t = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    let mut data = [0u8; 8];
+                    let payload = f.data();
+                    let n = payload.len().min(8);
+                    data[..n].copy_from_slice(&payload[..n]);
+                    let frame = CanFrame {
+                        id: f.raw_id(),
+                        len: n as u8,
+                        data,
+                    };
+                    self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut queue) = self.rx_queue.lock() {
+                        // A stalled pipeline must find the *newest* inputs when it comes back
+                        // (a stale speed inhibits the decider): drop the oldest.
+                        if queue.len() >= RX_QUEUE {
+                            queue.pop_front();
+                            self.stats.rx_overflow.fetch_add(1, Ordering::Relaxed);
+                        }
+                        queue.push_back((t, frame));
+                    }
+                }
+                Ok(socketcan::CanFrame::Error(e)) => {
+                    self.stats.error_frames.fetch_add(1, Ordering::Relaxed);
+                    if matches!(e.into_error(), socketcan::CanError::BusOff) {
+                        self.stats.bus_off.fetch_add(1, Ordering::Relaxed);
+                        self.stats.link_ok.store(false, Ordering::Relaxed);
+                        tracing::warn!("CAN bus-off");
+                    }
+                }
+                Ok(socketcan::CanFrame::Remote(_)) => {}
+                Err(e) => {
+                    if is_gone(&e) {
+                        self.socket = None;
+                    } else if !matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) {
+                        // ENETDOWN while the interface is down: wait a little, the socket stays.
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            if Instant::now() >= deadline || self.stop.load(Ordering::Relaxed) {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,617 @@
+//! The command-line shell of recording: `replay` (with `--compare`), `record import`,
+//! `record info` and `render`. Everything decided lives in the modules next to this one.
+
+use super::compare::{self, Tolerances};
+use super::reader::{FrameReader, Images, Recording};
+use super::source::Window;
+use crate::config::Config;
+use crate::render::{timeline, FrameView, Renderer};
+use crate::service::{self, Inputs, RunOptions};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+pub struct Replay {
+    pub recording: PathBuf,
+    pub config: Option<PathBuf>,
+    pub from_s: Option<f64>,
+    pub to_s: Option<f64>,
+    pub speed: String,
+    pub out: PathBuf,
+    pub recorded_detections: bool,
+    pub compare: Option<PathBuf>,
+    pub update_reference: bool,
+    pub force: bool,
+    pub tolerances: Tolerances,
+    pub frames: bool,
+    pub verbose: bool,
+    pub no_images: bool,
+}
+
+/// Name of the replay's recording in its output folder.
+pub const REPLAY_FILE: &str = "replay.mcap";
+
+/// Decisions and detections only (compare).
+fn open_without_images(path: &Path) -> anyhow::Result<Recording> {
+    warn_damage(Recording::open_without_images(path)?)
+}
+
+fn warn_damage(r: Recording) -> anyhow::Result<Recording> {
+    if let Some(d) = &r.damage {
+        eprintln!("warning: {}: {d}", r.path.display());
+    }
+    Ok(r)
+}
+
+/// `target` relative to the folder `base` (both made absolute), for paths stored in metadata.
+fn relative_to(target: &Path, base: &Path) -> PathBuf {
+    let (Ok(t), Ok(b)) = (std::fs::canonicalize(target), std::fs::canonicalize(base)) else {
+        return target.to_path_buf();
+    };
+    let (tc, bc): (Vec<Component>, Vec<Component>) =
+        (t.components().collect(), b.components().collect());
+    let common = tc.iter().zip(&bc).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..bc.len() {
+        out.push("..");
+    }
+    for c in &tc[common..] {
+        out.push(c);
+    }
+    out
+}
+
+/// The config to replay `recording` with: `--config`, else the one its metadata names
+/// (`config_relative`: relative to the recording's folder; `config_path`: absolute, written by
+/// older versions and where the relative one does not resolve).
+fn replay_config(
+    recording: &Path,
+    metadata: &BTreeMap<String, String>,
+    given: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p.to_path_buf());
+    }
+    let dir = recording.parent().unwrap_or(Path::new("."));
+    for key in ["config_relative", "config_path"] {
+        if let Some(p) = metadata.get(key) {
+            let p = dir.join(p);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    anyhow::bail!(
+        "recording {} names no config that exists here (relative: {}, absolute: {}); pass --config FILE",
+        recording.display(),
+        metadata.get("config_relative").map_or("-", |s| s.as_str()),
+        metadata.get("config_path").map_or("-", |s| s.as_str()),
+    )
+}
+
+fn print_identity_warnings(what: &Path, diffs: &[String]) {
+    if !diffs.is_empty() {
+        eprintln!(
+            "warning: {} was made with another calibration/model than this replay:",
+            what.display()
+        );
+        for d in diffs {
+            eprintln!("  {d}");
+        }
+    }
+}
+
+pub fn print_recording_stats(r: &super::RecorderStats) {
+    println!(
+        "recording: {} frames into {} file(s) ({}), {:.0} µs/frame encode+write{}{}",
+        r.frames,
+        r.files.len(),
+        r.files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.per_frame_us(),
+        if r.deleted.is_empty() {
+            String::new()
+        } else {
+            format!(", {} old file(s) deleted (disk budget)", r.deleted.len())
+        },
+        r.error
+            .as_ref()
+            .map(|e| format!("; STOPPED: {e}"))
+            .unwrap_or_default()
+    );
+}
+
+pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
+    // The whole command on the wall clock: opening, config, pipeline, frames, writing.
+    let started = std::time::Instant::now();
+    // Streamed: only the frame being replayed is in memory, however long the drive.
+    let images = if a.recorded_detections && a.no_images {
+        Images::Skip
+    } else {
+        Images::Keep
+    };
+    let recording = FrameReader::open(&a.recording, images)?;
+    let recorded = recording.metadata().clone();
+    let config_path = replay_config(&a.recording, &recorded, a.config.as_deref())?;
+    let config = Config::load(&config_path)?;
+    let mine = if a.recorded_detections {
+        super::metadata_object_list(&config, Some(&config_path), &recorded)
+    } else {
+        super::metadata(&config, Some(&config_path))
+    };
+    print_identity_warnings(&a.recording, &super::identity_differences(&recorded, &mine));
+    let window = Window {
+        from_s: a.from_s,
+        to_s: a.to_s,
+    };
+    let reference = match &a.compare {
+        Some(p) => {
+            let r = open_without_images(p)?;
+            r.require_outcomes()?;
+            let diffs = super::identity_differences(&r.metadata, &mine);
+            if !diffs.is_empty() && !a.force && !a.update_reference {
+                print_identity_warnings(p, &diffs);
+                anyhow::bail!(
+                    "reference {} was made with another calibration or model; the comparison would mostly show that. Pass --force to compare anyway, or --update-reference to replace it",
+                    p.display()
+                );
+            }
+            print_identity_warnings(p, &diffs);
+            Some(r)
+        }
+        None if a.update_reference => anyhow::bail!("--update-reference needs --compare REFERENCE"),
+        None => None,
+    };
+    let speed = match a.speed.as_str() {
+        "max" => None,
+        s => Some(
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .with_context(|| format!("--speed {s}: use a positive number or `max`"))?,
+        ),
+    };
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create output folder {}", a.out.display()))?;
+    let out_file = a.out.join(REPLAY_FILE);
+    let mut options = RunOptions::new(a.out.clone());
+    options.per_frame_lines = a.verbose;
+    options.config_path = Some(config_path.clone());
+    options.identity = Some(mine);
+    options.record_to = Some(out_file.clone());
+    options.speed = speed;
+    options.wall_clock_telemetry = false;
+    options.annotate = Some(a.frames);
+    options.progress = true;
+    options.record_images = !a.no_images;
+    options.record_metadata.insert(
+        "source".into(),
+        if a.recorded_detections {
+            "replay (recorded detections)".into()
+        } else {
+            "replay".into()
+        },
+    );
+    // The config relative to where the file will live, so that a committed reference replays
+    // from any checkout without --config (`config_path` stays: absolute, as before).
+    let home = match (&reference, a.update_reference) {
+        (Some(r), true) => r
+            .path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
+        _ => a.out.clone(),
+    };
+    options.record_metadata.insert(
+        "config_relative".into(),
+        relative_to(&config_path, &home).display().to_string(),
+    );
+    options
+        .record_metadata
+        .insert("replay_of".into(), a.recording.display().to_string());
+    options
+        .record_metadata
+        .insert("replay_of_sha256".into(), super::sha256_file(&a.recording));
+    let inputs = Inputs::from_recording(recording, window, a.recorded_detections, &config)?;
+    let summary = service::run_with(config, inputs, &options)?;
+    let wall = started.elapsed().as_secs_f64();
+    // Data time replayed: first to last frame plus one frame period.
+    let n = summary.frames + summary.skipped;
+    let data_s = match (summary.first_t_ns, summary.last_t_ns) {
+        (Some(a), Some(b)) if n > 1 => b.saturating_sub(a) as f64 / 1e9 * n as f64 / (n - 1) as f64,
+        _ => 0.0,
+    };
+    println!(
+        "replayed {} frames ({} skipped) of {} in {:.2} s: {:.1} frames/s, {:.1}× real time{}",
+        summary.frames,
+        summary.skipped,
+        a.recording.display(),
+        wall,
+        (summary.frames + summary.skipped) as f64 / wall.max(1e-9),
+        data_s / wall.max(1e-9),
+        if a.recorded_detections {
+            " (object list: detections from the recording)"
+        } else {
+            " (detector on)"
+        }
+    );
+    // The pipeline alone (detector or not, tracker, decider), without start-up, JPEG decoding
+    // and recording: the figure for "how much faster than real time".
+    let per_frame_s = summary.busy.as_secs_f64() / summary.frames.max(1) as f64;
+    println!(
+        "pipeline alone: {:.2} ms/frame, {:.0} frames/s, {:.1}× real time",
+        per_frame_s * 1e3,
+        summary.fps(),
+        if per_frame_s > 0.0 && n > 0 {
+            data_s / n as f64 / per_frame_s
+        } else {
+            0.0
+        }
+    );
+    println!(
+        "warnings: {} (in {} frames); braking in {} frames",
+        summary.warnings, summary.warning_frames, summary.braking_frames
+    );
+    if let Some(r) = &summary.recording {
+        print_recording_stats(r);
+    }
+    println!(
+        "output: {} (replay.mcap, decisions log frames.jsonl, can.log)",
+        a.out.display()
+    );
+    let Some(reference) = reference else {
+        // Read back from what was just written, decisions only: the pipeline keeps no history.
+        match replay_episodes(&out_file) {
+            Ok(e) => print!("{}", compare::render_episodes(&e)),
+            Err(e) => eprintln!("warning: braking episodes not reported: {e:#}"),
+        }
+        return Ok(if summary.frames == 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    };
+    let new = open_without_images(&out_file)?;
+    let ref_frames: Vec<_> = reference
+        .frames
+        .iter()
+        .filter(|f| window.contains(f.t_ns))
+        .cloned()
+        .collect();
+    let report = compare::compare(&ref_frames, &new.frames, &a.tolerances);
+    println!("--- compare with {}", reference.path.display());
+    print!("{}", compare::render_text(&report));
+    if a.update_reference {
+        std::fs::copy(&out_file, &reference.path)
+            .with_context(|| format!("cannot update the reference {}", reference.path.display()))?;
+        println!("reference updated: {}", reference.path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The braking episodes of a recording's decisions, streamed (one frame in memory at a time).
+fn replay_episodes(path: &Path) -> anyhow::Result<Vec<adas_core::aeb::JudgedEpisode>> {
+    let mut r = FrameReader::open(path, Images::Skip)?;
+    let mut frames = Vec::new();
+    while let Some(f) = r.next_frame() {
+        let f = f?;
+        // CAN is not needed: drop it as it is read.
+        let _ = r.take_can_until(f.t_ns);
+        if let Some(o) = &f.outcome {
+            frames.push(adas_core::aeb::EpisodeFrame::from_decision(
+                f.t_ns,
+                &o.decision.decision,
+            ));
+        }
+    }
+    Ok(adas_core::aeb::judge_episodes(&frames))
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn import(
+    frames: Option<PathBuf>,
+    video: Option<PathBuf>,
+    can: Option<PathBuf>,
+    fps: f64,
+    config: Option<&Path>,
+    jpeg_quality: Option<u8>,
+    max_frames: Option<usize>,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    if let Some(q) = jpeg_quality {
+        if !(1..=100).contains(&q) {
+            anyhow::bail!("--jpeg-quality {q}: use 1–100");
+        }
+    }
+    let mut metadata = std::collections::BTreeMap::new();
+    if let Some(c) = config {
+        let cfg = Config::load(c)?;
+        metadata = super::metadata(&cfg, Some(c));
+        let dir = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        metadata.insert(
+            "config_relative".into(),
+            relative_to(c, dir).display().to_string(),
+        );
+    }
+    let imported = super::import::import(&super::import::ImportOptions {
+        frames,
+        video,
+        can,
+        fps,
+        jpeg_quality,
+        max_frames,
+        out: out.to_path_buf(),
+        metadata,
+    })?;
+    println!(
+        "{}: {} frames, {} CAN frames, {:.2} MB",
+        out.display(),
+        imported.frames,
+        imported.can_frames,
+        imported.bytes as f64 / 1e6
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn info(path: &Path) -> anyhow::Result<ExitCode> {
+    // Streamed: one frame in memory at a time.
+    let mut r = FrameReader::open(path, Images::Keep)?;
+    let (mut frames, mut camera, mut decisions, mut can_rx, mut can_tx) = (0, 0, 0, 0, 0);
+    let (mut first, mut last) = (None, 0);
+    while let Some(f) = r.next_frame() {
+        let f = f?;
+        frames += 1;
+        camera += usize::from(f.jpeg.is_some());
+        decisions += usize::from(f.outcome.is_some());
+        first.get_or_insert(f.t_ns);
+        last = f.t_ns;
+        let (rx, tx) = r.take_can_until(f.t_ns);
+        can_rx += rx.len();
+        can_tx += tx.len();
+    }
+    let (rx, tx) = r.take_can_until(u64::MAX);
+    can_rx += rx.len();
+    can_tx += tx.len();
+    println!(
+        "{}: {frames} frames, t = {:.3} … {:.3} s; camera {camera}, decisions {decisions}; CAN rx {can_rx}, tx {can_tx}",
+        path.display(),
+        first.unwrap_or(0) as f64 / 1e9,
+        last as f64 / 1e9,
+    );
+    for (topic, n) in r.topics() {
+        println!("  {topic:<22} {n} messages");
+    }
+    for (k, v) in r.metadata() {
+        if !k.ends_with("_toml") {
+            println!("  {k} = {v}");
+        }
+    }
+    if let Some(d) = r.damage() {
+        println!("  damaged: {d}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The timeline PNG of a recording's decisions.
+pub fn timeline_image(r: &Recording) -> image::RgbImage {
+    let mut speed = Vec::new();
+    let mut nearest = Vec::new();
+    let mut threat = Vec::new();
+    let mut ttc = Vec::new();
+    let mut stage = Vec::new();
+    let t0 = r.frames.first().map_or(0, |f| f.t_ns);
+    let mut t_end = 0.0;
+    for f in &r.frames {
+        let Some(o) = &f.outcome else { continue };
+        let t = (f.t_ns - t0) as f64 / 1e9;
+        t_end = t;
+        let d = &o.decision.decision;
+        speed.push((t, o.decision.ego_speed_mps.map(|v| v * 3.6)));
+        nearest.push((
+            t,
+            o.tracks
+                .iter()
+                .filter(|t| t.confirmed && t.x_m >= 0.0)
+                .map(|t| t.x_m)
+                .min_by(f64::total_cmp),
+        ));
+        threat.push((t, d.threat.map(|t| t.distance_m)));
+        ttc.push((
+            t,
+            d.threat
+                .map(|t| t.ttc_s)
+                .filter(|v| v.is_finite())
+                .map(|v| v.min(10.0)),
+        ));
+        stage.push((t, Some(f64::from(d.stage.code()))));
+    }
+    let max_speed = speed
+        .iter()
+        .filter_map(|p| p.1)
+        .fold(10.0f64, f64::max)
+        .ceil();
+    let max_dist = nearest
+        .iter()
+        .chain(&threat)
+        .filter_map(|p| p.1)
+        .fold(10.0f64, f64::max)
+        .min(100.0)
+        .ceil();
+    let series = |name: &str, colour, points, steps| timeline::Series {
+        name: name.into(),
+        colour,
+        points,
+        steps,
+    };
+    let panels = [
+        timeline::Panel {
+            title: "ego speed, km/h".into(),
+            y_min: 0.0,
+            y_max: max_speed,
+            y_labels: vec![],
+            series: vec![series("speed", timeline::BLUE, speed, false)],
+        },
+        timeline::Panel {
+            title: "distance, m".into(),
+            y_min: 0.0,
+            y_max: max_dist,
+            y_labels: vec![],
+            series: vec![
+                series("nearest track", timeline::GREEN, nearest, false),
+                series("threat (in path)", timeline::ORANGE, threat, false),
+            ],
+        },
+        timeline::Panel {
+            title: "time to collision, s (clipped at 10)".into(),
+            y_min: 0.0,
+            y_max: 10.0,
+            y_labels: vec![],
+            series: vec![series("TTC", timeline::RED, ttc, false)],
+        },
+        timeline::Panel {
+            title: "AEB stage".into(),
+            y_min: 0.0,
+            y_max: 3.0,
+            y_labels: vec![
+                (0.0, "none".into()),
+                (1.0, "fcw".into()),
+                (2.0, "partial".into()),
+                (3.0, "full".into()),
+            ],
+            series: vec![series("stage", timeline::RED, stage, true)],
+        },
+    ];
+    let name = r
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    timeline::draw(&format!("{name}: timeline"), 0.0, t_end, &panels)
+}
+
+pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<ExitCode> {
+    // The decisions for the timeline; the pictures below stream (one image in memory).
+    let r = open_without_images(path)?;
+    r.require_outcomes()?;
+    let mp4 = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mp4"));
+    let (frames_dir, timeline_path) = if mp4 {
+        let tmp = std::env::temp_dir().join(format!("adasd-render-{}", std::process::id()));
+        (tmp, out.with_extension("timeline.png"))
+    } else {
+        (out.to_path_buf(), out.join("timeline.png"))
+    };
+    std::fs::create_dir_all(&frames_dir)
+        .with_context(|| format!("cannot create {}", frames_dir.display()))?;
+    let tl = timeline_image(&r);
+    tl.save(&timeline_path)
+        .with_context(|| format!("cannot write {}", timeline_path.display()))?;
+    println!("timeline: {}", timeline_path.display());
+    if timeline_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let calibration = r.metadata.get("calibration_toml").with_context(|| {
+        format!(
+            "recording {} has no calibration in its metadata (needed for the corridor); render --timeline-only works without",
+            path.display()
+        )
+    })?;
+    let homography =
+        adas_calibration::CalibrationFile::from_toml_str(calibration, path)?.homography()?;
+    let renderer = Renderer::default();
+    let mut written = 0usize;
+    let mut frames = FrameReader::open(path, Images::Keep)?;
+    while let Some(f) = frames.next_frame() {
+        let f = f?;
+        // CAN is not drawn: drop it as it is read.
+        let _ = frames.take_can_until(f.t_ns);
+        let (Some(jpeg), Some(o)) = (&f.jpeg, &f.outcome) else {
+            continue;
+        };
+        let mut img = match image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg) {
+            Ok(i) => i.to_rgb8(),
+            Err(e) => {
+                eprintln!("warning: frame {} (t = {} ns): {e}", f.seq, f.t_ns);
+                continue;
+            }
+        };
+        renderer.draw_frame(
+            &mut img,
+            &FrameView {
+                detections: &o.detections.detections,
+                bev: &o.bev,
+                decision: &o.decision.decision,
+                homography: &homography,
+                tracks: &o.tracks,
+                caption: format!(
+                    "frame {} t={:.2}s ego {}",
+                    f.seq,
+                    f.t_ns as f64 / 1e9,
+                    o.decision
+                        .ego_speed_mps
+                        .map_or("?".into(), |v| format!("{:.0} km/h", v * 3.6))
+                ),
+            },
+        );
+        let p = frames_dir.join(format!("frame_{written:05}.png"));
+        img.save(&p)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        written += 1;
+    }
+    if mp4 {
+        let fps = r
+            .frames
+            .windows(2)
+            .map(|w| (w[1].t_ns - w[0].t_ns) as f64)
+            .next()
+            .filter(|d| *d > 0.0)
+            .map_or(10.0, |d| 1e9 / d);
+        let status = std::process::Command::new("ffmpeg")
+            .args([
+                "-loglevel",
+                "error",
+                "-y",
+                "-framerate",
+                &format!("{fps:.3}"),
+                "-i",
+            ])
+            .arg(frames_dir.join("frame_%05d.png"))
+            .args([
+                "-pix_fmt",
+                "yuv420p",
+                "-vf",
+                "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            ])
+            .arg(out)
+            .status();
+        let _ = std::fs::remove_dir_all(&frames_dir);
+        match status {
+            Ok(s) if s.success() => println!("video: {} ({written} frames)", out.display()),
+            Ok(s) => anyhow::bail!("ffmpeg failed ({s}) writing {}", out.display()),
+            Err(e) => anyhow::bail!(
+                "cannot run ffmpeg ({e}); render into a folder instead (--out DIR) for PNG frames"
+            ),
+        }
+    } else {
+        println!("frames: {written} PNGs in {}", frames_dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
