@@ -14,7 +14,7 @@ lib = ctypes.CDLL(sys.argv[1])
 archs = sys.argv[2:] or ["compute_87", "compute_90"]
 common = (root / "plugins/cuda/common.cuh").read_text()
 sources = {
-    "engine": (root / "firmware-service/src/detect/cuda/kernels.cu").read_text(),
+    "engine": (root / "firmware-service/gpu/src/cuda/kernels.cu").read_text(),
     "plugins": (root / "plugins/cuda/preprocess.cu").read_text() + "\n" + (root / "plugins/cuda/postprocess.cu").read_text(),
 }
 failed = 0

@@ -12,7 +12,7 @@
 #
 # Binaries come prebuilt (the GPU machine has no Rust): on the development machine
 #   cargo build --release -p adasd --features cuda
-#   cargo test --release -p adasd --features cuda --test gpu --no-run
+#   cargo test --release -p adas-detect --features cuda --test gpu --no-run
 # and copy target/release/adasd and the gpu test binary into $BIN (default target/gpu-bin) as
 # `adasd` and `gpu-tests`. onnx2torch (pure Python, from the package index) goes in $WHEELS.
 # Optional: the same tests built with the JetPack 6 bindings (CUDARC_CUDA_VERSION=12060 cargo

@@ -72,7 +72,7 @@ pub fn read_references(fixture: &Path) -> Result<Vec<(String, Vec<Reference>)>, 
 
 /// Our detector's detections on a packed RGB image, in the fixtures' form.
 pub fn detect(
-    detector: &mut adasd::detect::Detector,
+    detector: &mut adas_detect::Detector,
     img: &image::RgbImage,
 ) -> Result<Vec<Reference>, String> {
     let (w, h) = img.dimensions();

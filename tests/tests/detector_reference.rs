@@ -6,8 +6,8 @@
 //! Fixtures and the script that makes them: tests/fixtures/reference/, tests/reference/.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use adas_detect::{BackendKind, Detector};
 use adas_system_tests::{detect, iou, read_references, repo_root};
-use adasd::detect::{BackendKind, Detector};
 
 /// Detections within this margin of the score cut may legitimately be on either side of it.
 const NEAR_CUT: f64 = 0.03;

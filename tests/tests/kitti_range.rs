@@ -27,7 +27,7 @@ use adas_core::perception::project_detections_in_image;
 use adas_plugins::manifest::RoadUser;
 use adas_plugins::BBox;
 use adas_system_tests::{repo_root, shared_data_present};
-use adasd::detect::ImageDetection;
+use adas_types::ImageDetection;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{
     draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_circle_mut, draw_hollow_rect_mut,

@@ -13,8 +13,8 @@
 //! and, above all, to the mAP of docs/ACCURACY.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use adas_detect::{BackendKind, Detector};
 use adas_system_tests::{detect, read_references, repo_root, Reference};
-use adasd::detect::{BackendKind, Detector};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -147,7 +147,7 @@ mod onnx_runtime {
     const INT8: &str = "models/ssd_mobilenet_v2_coco_300_int8.toml";
 
     fn library_present() -> bool {
-        match adasd::detect::load_ort_library(None) {
+        match adas_detect::load_ort_library(None) {
             Ok(_) => true,
             Err(e) => {
                 if std::env::var_os("CI").is_some() {

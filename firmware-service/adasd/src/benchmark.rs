@@ -2,7 +2,7 @@
 //! (upload, preprocess, inference, decode + NMS, download) for backends that run the whole frame
 //! path on their device. Figures are printed, never asserted: they depend on the machine.
 
-use crate::detect::{BackendKind, BackendOptions, Detector, GpuStageTimes};
+use adas_detect::{BackendKind, BackendOptions, Detector, GpuStageTimes};
 use std::path::Path;
 use std::time::Instant;
 

@@ -3,9 +3,9 @@
 //! Every error names the file, the key and, where it can, the line. Relative paths in the file
 //! are resolved against the file's own folder, so a config works from any working directory.
 
-use crate::detect::BackendKind;
 use adas_core::aeb::decider::AebParams;
 use adas_core::perception::TrackerParams;
+use adas_detect::BackendKind;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -110,7 +110,7 @@ pub struct DetectorConfig {
     pub ort_library: Option<PathBuf>,
     /// `[detector.ort]`: execution providers and their options (docs/ORT.md).
     #[serde(default)]
-    pub ort: crate::detect::OrtConfig,
+    pub ort: adas_detect::OrtConfig,
     /// `[detector.cuda]`: the GPU engine (docs/GPU.md).
     #[serde(default)]
     pub cuda: CudaConfig,
@@ -121,7 +121,7 @@ pub struct DetectorConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CudaConfig {
     /// `fp16` (default, tensor cores) or `fp32`.
-    pub precision: crate::detect::Precision,
+    pub precision: adas_detect::Precision,
     /// GPU ordinal.
     pub device: usize,
     /// Plan and kernel cache (default: systemd's $CACHE_DIRECTORY, else $XDG_CACHE_HOME/adas,
@@ -135,10 +135,10 @@ pub struct CudaConfig {
 impl Default for CudaConfig {
     fn default() -> CudaConfig {
         CudaConfig {
-            precision: crate::detect::Precision::default(),
+            precision: adas_detect::Precision::default(),
             device: 0,
             cache_dir: None,
-            streams: crate::detect::DEFAULT_CUDA_STREAMS,
+            streams: adas_detect::DEFAULT_CUDA_STREAMS,
         }
     }
 }
@@ -160,13 +160,13 @@ impl CudaConfig {
 }
 
 impl DetectorConfig {
-    /// The backend settings for [`crate::detect::Detector::load_with`].
-    pub fn backend_options(&self) -> crate::detect::BackendOptions {
-        crate::detect::BackendOptions {
+    /// The backend settings for [`adas_detect::Detector::load_with`].
+    pub fn backend_options(&self) -> adas_detect::BackendOptions {
+        adas_detect::BackendOptions {
             ort_library: self.ort_library.clone(),
             ort: self.ort.clone(),
             #[cfg(feature = "cuda")]
-            cuda: crate::detect::cuda::CudaOptions {
+            cuda: adas_detect::cuda::CudaOptions {
                 precision: self.cuda.precision,
                 batch: 1,
                 device: self.cuda.device,
@@ -596,7 +596,7 @@ speed_kph = 30
     #[test]
     fn cuda_streams_default_to_four_and_are_checked() {
         let c = Config::parse(MINIMAL, Path::new("a.toml")).unwrap();
-        assert_eq!(c.detector.cuda.streams, crate::detect::DEFAULT_CUDA_STREAMS);
+        assert_eq!(c.detector.cuda.streams, adas_detect::DEFAULT_CUDA_STREAMS);
         let with = |v: &str| {
             MINIMAL.replace(
                 "[calibration]",
@@ -605,7 +605,7 @@ speed_kph = 30
         };
         let c = Config::parse(&with("1"), Path::new("a.toml")).unwrap();
         assert_eq!(c.detector.cuda.streams, 1);
-        assert_eq!(c.detector.cuda.precision, crate::detect::Precision::Fp16);
+        assert_eq!(c.detector.cuda.precision, adas_detect::Precision::Fp16);
         let err = Config::parse(&with("0"), Path::new("a.toml"))
             .unwrap_err()
             .to_string();

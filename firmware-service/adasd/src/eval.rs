@@ -6,7 +6,7 @@
 //! Only what the results need is read from the annotation file (image ids, file names and sizes,
 //! category ids and names); the ground truth itself stays with the evaluator.
 
-use crate::detect::{Detector, ImageDetection};
+use adas_detect::{Detector, ImageDetection};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

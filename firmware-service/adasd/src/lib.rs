@@ -6,7 +6,6 @@
 pub mod benchmark;
 pub mod can;
 pub mod config;
-pub mod detect;
 pub mod eval;
 pub mod notify;
 pub mod record;

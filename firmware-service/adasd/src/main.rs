@@ -1,7 +1,7 @@
 //! `adasd` command line: the daemon's main job and its tools.
 
+use adas_detect::{BackendKind, Detector, ImageDetection};
 use adasd::config::Config;
-use adasd::detect::{BackendKind, Detector, ImageDetection};
 use adasd::render::Renderer;
 use adasd::service::{self, box_json, round, RunOptions};
 use anyhow::Context;
@@ -95,8 +95,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
         backend: BackendKind,
         /// Engine precision (cuda backend).
-        #[arg(long, value_enum, default_value_t = adasd::detect::Precision::Fp16)]
-        precision: adasd::detect::Precision,
+        #[arg(long, default_value_t = adas_detect::Precision::Fp16)]
+        precision: adas_detect::Precision,
         /// Minimum score. Low, because mAP integrates over the whole precision/recall curve.
         #[arg(long, default_value_t = 0.001)]
         threshold: f32,
@@ -121,13 +121,13 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         batch: Vec<usize>,
         /// Engine precision (cuda backend).
-        #[arg(long, value_enum, default_value_t = adasd::detect::Precision::Fp16)]
-        precision: adasd::detect::Precision,
+        #[arg(long, default_value_t = adas_detect::Precision::Fp16)]
+        precision: adas_detect::Precision,
         /// Plan/kernel cache directory (cuda backend; default as `detector.cuda.cache_dir`).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
         /// Streams for the network's independent branches (cuda backend; 1 = in order).
-        #[arg(long, default_value_t = adasd::detect::DEFAULT_CUDA_STREAMS)]
+        #[arg(long, default_value_t = adas_detect::DEFAULT_CUDA_STREAMS)]
         streams: usize,
         /// Also write the sweep as JSON (for tests/gpu/plot.py).
         #[arg(long)]
@@ -151,8 +151,8 @@ enum Command {
         count: usize,
         #[arg(long, default_value = "calibration.flatbuffers")]
         out: PathBuf,
-        #[arg(long, value_enum, default_value_t = adasd::detect::int8::Method::Max)]
-        method: adasd::detect::int8::Method,
+        #[arg(long, value_enum, default_value_t = adas_detect::int8::Method::Max)]
+        method: adas_detect::int8::Method,
         /// For --method percentile.
         #[arg(long, default_value_t = 99.99)]
         percentile: f64,
@@ -567,16 +567,16 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
 fn eval(
     model: &Path,
     backend: BackendKind,
-    precision: adasd::detect::Precision,
+    precision: adas_detect::Precision,
     threshold: f32,
     (annotations, images): (&Path, &Path),
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
     #[cfg(not(feature = "cuda"))]
     let _ = precision;
-    let options = adasd::detect::BackendOptions {
+    let options = adas_detect::BackendOptions {
         #[cfg(feature = "cuda")]
-        cuda: adasd::detect::cuda::CudaOptions {
+        cuda: adas_detect::cuda::CudaOptions {
             precision,
             batch: 1,
             cache_dir: adasd::config::CudaConfig::default().cache_dir(),
@@ -612,8 +612,8 @@ fn bench(
     threads: usize,
     image: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let options = adasd::detect::BackendOptions {
-        ort: adasd::detect::OrtConfig {
+    let options = adas_detect::BackendOptions {
+        ort: adas_detect::OrtConfig {
             threads,
             ..Default::default()
         },
@@ -631,7 +631,7 @@ fn bench(
             samples.push(times);
         }
     }
-    let stat = |f: &dyn Fn(&adasd::detect::StageTimes) -> f64| {
+    let stat = |f: &dyn Fn(&adas_detect::StageTimes) -> f64| {
         let mut v: Vec<f64> = samples.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
         let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
@@ -660,7 +660,7 @@ fn bench(
         "{:<12} {:>10} {:>10} {:>10}",
         "stage", "mean ms", "p50 ms", "p99 ms"
     );
-    type Stage<'a> = (&'a str, &'a dyn Fn(&adasd::detect::StageTimes) -> f64);
+    type Stage<'a> = (&'a str, &'a dyn Fn(&adas_detect::StageTimes) -> f64);
     let rows: [Stage; 4] = [
         ("preprocess", &|t| t.preprocess.as_secs_f64() * 1e3),
         ("inference", &|t| t.inference.as_secs_f64() * 1e3),
@@ -681,7 +681,7 @@ fn bench_sweep(
     iterations: usize,
     (threads, precision, cache_dir, streams): (
         usize,
-        adasd::detect::Precision,
+        adas_detect::Precision,
         Option<PathBuf>,
         usize,
     ),
@@ -696,13 +696,13 @@ fn bench_sweep(
     };
     #[cfg(not(feature = "cuda"))]
     let _ = &cuda;
-    let options = adasd::detect::BackendOptions {
-        ort: adasd::detect::OrtConfig {
+    let options = adas_detect::BackendOptions {
+        ort: adas_detect::OrtConfig {
             threads,
             ..Default::default()
         },
         #[cfg(feature = "cuda")]
-        cuda: adasd::detect::cuda::CudaOptions {
+        cuda: adas_detect::cuda::CudaOptions {
             precision: cuda.precision,
             batch: 1,
             device: cuda.device,
@@ -725,10 +725,10 @@ fn calibrate_int8(
     images: &Path,
     count: usize,
     out: &Path,
-    method: adasd::detect::int8::Method,
+    method: adas_detect::int8::Method,
     percentile: f64,
 ) -> anyhow::Result<ExitCode> {
-    use adasd::detect::int8;
+    use adas_detect::int8;
     let manifest = adas_plugins::manifest::Manifest::load(model)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(images)
         .with_context(|| format!("cannot read calibration image folder {}", images.display()))?

@@ -3,12 +3,12 @@
 
 pub mod timeline;
 
-use crate::detect::ImageDetection;
 use ab_glyph::{FontRef, PxScale};
 use adas_calibration::Homography;
 use adas_core::aeb::Decision;
 use adas_core::perception::{BevProjection, Track};
 use adas_plugins::manifest::RoadUser;
+use adas_types::ImageDetection;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{
     draw_filled_circle_mut, draw_filled_rect_mut, draw_hollow_rect_mut, draw_line_segment_mut,

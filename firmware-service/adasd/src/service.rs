@@ -7,7 +7,6 @@
 use crate::can::candump::CandumpWriter;
 use crate::can::replay::CandumpReplay;
 use crate::config::{CanMode, Config};
-use crate::detect::{Detector, ImageDetection, StageTimes};
 use crate::record::{FrameRecord, RecordMode, Recorder};
 use crate::render::{FrameView, Renderer};
 use crate::source::{self, Frame, FrameError, Timing};
@@ -17,6 +16,7 @@ use adas_core::aeb::{EgoState, InhibitReason};
 use adas_core::can::messages::{fault, status_message, warning_message, Encoder, Mode, Status};
 use adas_core::can::supervision::EgoInput;
 use adas_core::perception::{project_detections_in_image, BevProjection, Track, Tracker};
+use adas_detect::{Detector, ImageDetection, StageTimes};
 use adas_plugins::manifest::{Manifest, RoadUser};
 use adas_types::CanFrame;
 use anyhow::Context;

@@ -40,7 +40,7 @@ fn writes_a_readable_table_and_warns_about_too_few_images() {
         stderr.contains("fewer than --count 200; calibrating with all 10"),
         "{stderr}"
     );
-    let table = adasd::detect::int8::from_flatbuffers(&std::fs::read(&out).unwrap()).unwrap();
+    let table = adas_detect::int8::from_flatbuffers(&std::fs::read(&out).unwrap()).unwrap();
     assert!(table.len() > 50, "only {} tensors", table.len());
     assert!(table.values().all(|r| r.is_finite() && *r >= 0.0));
     assert!(table.values().any(|r| *r > 0.0));

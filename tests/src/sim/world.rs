@@ -24,7 +24,7 @@ use adas_core::aeb::EgoState;
 use adas_core::perception::{project_detections_in_image, Tracker, TrackerParams};
 use adas_plugins::manifest::RoadUser;
 use adas_plugins::BBox;
-use adasd::detect::ImageDetection;
+use adas_types::ImageDetection;
 use std::collections::VecDeque;
 
 /// Ego half width and length (the footprint behind the front bumper), m.

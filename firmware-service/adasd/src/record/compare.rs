@@ -15,9 +15,9 @@
 //! report.
 
 use super::reader::RecordedFrame;
-use crate::detect::ImageDetection;
 use adas_core::aeb::episodes::{judge_episodes, EpisodeFrame, JudgedEpisode};
 use adas_core::aeb::Stage;
+use adas_types::ImageDetection;
 use std::fmt::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,10 +5,10 @@
 //! Everything the pipeline decided is JSON with full precision (floats round-trip exactly), so a
 //! replay can take detections from a recording and reproduce its decisions bit for bit.
 
-use crate::detect::ImageDetection;
 use adas_core::aeb::Decision;
 use adas_core::perception::{BevProjection, Track};
 use adas_types::CanFrame;
+use adas_types::ImageDetection;
 use serde::{Deserialize, Serialize};
 
 pub const CAMERA: &str = "/camera/image";

@@ -150,7 +150,7 @@ fn apply(plan: &mut Plan, r: &Redirect) {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::detect::engine::reference;
+    use crate::engine::reference;
     use adas_plugins::gpu::Act;
 
     /// A 3×3 convolution (padding 1) from `x` (c channels) to a new buffer of k channels.

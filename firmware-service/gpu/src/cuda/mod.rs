@@ -19,11 +19,11 @@ pub use cache::PlanSource;
 pub use device::check_libraries;
 pub use network::{OwnConv, OWN_CONVS};
 
-use super::engine::{expand_dw, in_place, onnx, plan};
-use super::{DetectError, FrameDetector, FrameResult, GpuStageTimes, Precision};
+use crate::engine::{expand_dw, in_place, onnx, plan};
+use crate::{FrameResult, GpuError, GpuStageTimes, Precision};
 use adas_plugins::gpu::{self as plugins, GpuHead};
 use adas_plugins::manifest::{Layout, Manifest, NmsMode};
-use adas_plugins::{BBox, Detection, InputTransform, Tensor, TensorView};
+use adas_plugins::{BBox, Detection, InputTransform, Tensor};
 use cudarc::driver::{CudaGraph, CudaSlice, PinnedHostSlice};
 use device::{gpu_error, Arg, DevPtr, Gpu};
 use network::Network;
@@ -51,7 +51,7 @@ impl Default for CudaOptions {
             batch: 1,
             device: 0,
             cache_dir: None,
-            streams: super::DEFAULT_CUDA_STREAMS,
+            streams: crate::DEFAULT_CUDA_STREAMS,
         }
     }
 }
@@ -98,7 +98,7 @@ pub struct CudaBackend {
     // Field order = drop order: graphs and buffers before the network and the context.
     frame: Option<FramePath>,
     /// The network's steps alone in their own graph, captured on the first
-    /// [`FrameDetector::network_latency_ms`] (benchmarks only; the frame graph has its own copy).
+    /// [`CudaBackend::network_latency_ms`] (benchmarks only; the frame graph has its own copy).
     network_graph: Option<CudaGraph>,
     postprocess: Postprocess,
     staging: (CudaSlice<u8>, DevPtr),
@@ -139,11 +139,11 @@ impl CudaBackend {
         manifest: &Manifest,
         threshold: f32,
         options: &CudaOptions,
-    ) -> Result<CudaBackend, DetectError> {
+    ) -> Result<CudaBackend, GpuError> {
         // cudarc aborts on a missing symbol in a too-old library; turn that into an error.
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::load_inner(manifest, threshold, options))) {
             Ok(r) => r,
-            Err(_) => Err(DetectError::Backend(
+            Err(_) => Err(GpuError::Backend(
                 "cuda backend: the CUDA/cuDNN libraries found lack a required function (too old?); \
                  this build needs CUDA 13 and cuDNN 9"
                     .into(),
@@ -155,8 +155,8 @@ impl CudaBackend {
         manifest: &Manifest,
         threshold: f32,
         options: &CudaOptions,
-    ) -> Result<CudaBackend, DetectError> {
-        let model_error = |m: String| DetectError::Model {
+    ) -> Result<CudaBackend, GpuError> {
+        let model_error = |m: String| GpuError::Model {
             path: manifest.onnx.clone(),
             message: m,
         };
@@ -275,7 +275,7 @@ impl CudaBackend {
         )
     }
 
-    fn prepare_frame(&mut self, width: usize, height: usize) -> Result<(), DetectError> {
+    fn prepare_frame(&mut self, width: usize, height: usize) -> Result<(), GpuError> {
         if self
             .frame
             .as_ref()
@@ -285,7 +285,7 @@ impl CudaBackend {
         }
         self.frame = None;
         let (params, transform) = plugins::preprocess_params(width, height, &self.input_spec)
-            .map_err(|e| DetectError::Preprocess(e.to_string()))?;
+            .map_err(|e| GpuError::Preprocess(e.to_string()))?;
         let bytes = self.batch * width * height * 3;
         // SAFETY: pinned host memory, written only by us before a launch and read by the GPU.
         let mut host_in = unsafe { self.gpu.ctx.alloc_pinned::<u8>(bytes) }
@@ -327,7 +327,7 @@ impl CudaBackend {
     }
 
     /// Upload → preprocess → network → decode → NMS → download, on the stream.
-    fn enqueue_frame(&self, f: &FramePath) -> Result<(), DetectError> {
+    fn enqueue_frame(&self, f: &FramePath) -> Result<(), GpuError> {
         self.upload_frames(f)?;
         self.preprocess(f)?;
         self.net.enqueue(&self.gpu)?;
@@ -338,7 +338,7 @@ impl CudaBackend {
     /// The network's steps captured into a graph of their own, as `prepare_frame` captures the
     /// frame. The capture is ended whatever happened, since a stream left capturing would fail
     /// every later launch.
-    fn capture_network(&self) -> Result<CudaGraph, DetectError> {
+    fn capture_network(&self) -> Result<CudaGraph, GpuError> {
         let stream = &self.gpu.stream;
         stream
             .begin_capture(
@@ -350,20 +350,20 @@ impl CudaBackend {
         enqueued?;
         match graph {
             Ok(Some(g)) => Ok(g),
-            Ok(None) => Err(DetectError::Backend(
+            Ok(None) => Err(GpuError::Backend(
                 "cuda engine: capturing the network gave no CUDA graph".into(),
             )),
             Err(e) => Err(gpu_error("network graph capture", e)),
         }
     }
 
-    fn upload_frames(&self, f: &FramePath) -> Result<(), DetectError> {
+    fn upload_frames(&self, f: &FramePath) -> Result<(), GpuError> {
         // SAFETY: host_in_ptr points to the pinned buffer of exactly this many bytes.
         let host = unsafe { std::slice::from_raw_parts(f.host_in_ptr, f.host_in.len()) };
         self.gpu.upload(f.device_in.1, host)
     }
 
-    fn preprocess(&self, f: &FramePath) -> Result<(), DetectError> {
+    fn preprocess(&self, f: &FramePath) -> Result<(), GpuError> {
         let p = &f.params;
         let args: [&dyn Arg; 23] = [
             &self.net.input(),
@@ -395,14 +395,9 @@ impl CudaBackend {
             .launch("preprocess", pixels, self.batch as u32, 0, &args)
     }
 
-    fn copy_in(
-        &mut self,
-        frames: &[&[u8]],
-        width: usize,
-        height: usize,
-    ) -> Result<(), DetectError> {
+    fn copy_in(&mut self, frames: &[&[u8]], width: usize, height: usize) -> Result<(), GpuError> {
         if frames.len() != self.batch {
-            return Err(DetectError::Inference(format!(
+            return Err(GpuError::Inference(format!(
                 "{} frames for an engine built for batch {}",
                 frames.len(),
                 self.batch
@@ -410,7 +405,7 @@ impl CudaBackend {
         }
         let frame_bytes = width * height * 3;
         if let Some(bad) = frames.iter().find(|f| f.len() != frame_bytes) {
-            return Err(DetectError::Preprocess(format!(
+            return Err(GpuError::Preprocess(format!(
                 "RGB buffer of {} bytes for a {width}×{height} frame",
                 bad.len()
             )));
@@ -419,7 +414,7 @@ impl CudaBackend {
         let f = self
             .frame
             .as_ref()
-            .ok_or_else(|| DetectError::Backend("cuda: no frame path".into()))?;
+            .ok_or_else(|| GpuError::Backend("cuda: no frame path".into()))?;
         // SAFETY: the pinned buffer holds batch × frame_bytes bytes; no GPU work is pending
         // (every call ends with a synchronize).
         let host = unsafe { std::slice::from_raw_parts_mut(f.host_in_ptr, f.host_in.len()) };
@@ -438,13 +433,13 @@ impl CudaBackend {
         rgb: &[u8],
         width: usize,
         height: usize,
-    ) -> Result<Vec<f32>, DetectError> {
+    ) -> Result<Vec<f32>, GpuError> {
         let frames = vec![rgb; self.batch];
         self.copy_in(&frames, width, height)?;
         let f = self
             .frame
             .as_ref()
-            .ok_or_else(|| DetectError::Backend("cuda: no frame path".into()))?;
+            .ok_or_else(|| GpuError::Backend("cuda: no frame path".into()))?;
         self.upload_frames(f)?;
         self.preprocess(f)?;
         let n = self.net.plan.buffers[self.net.plan.input] / self.batch;
@@ -462,7 +457,7 @@ impl CudaBackend {
     }
 
     /// The GPU decode + NMS plugins on given head outputs (batch 1 engines).
-    pub fn postprocess_only(&mut self, outputs: &[Tensor]) -> Result<FrameResult, DetectError> {
+    pub fn postprocess_only(&mut self, outputs: &[Tensor]) -> Result<FrameResult, GpuError> {
         for (t, &dst) in outputs.iter().zip(&self.postprocess.outputs) {
             self.gpu.upload(self.staging.1, &t.data)?;
             self.gpu.launch(
@@ -480,7 +475,7 @@ impl CudaBackend {
             .read(self.batch)
             .into_iter()
             .next()
-            .ok_or_else(|| DetectError::Inference("no postprocess result".into()))
+            .ok_or_else(|| GpuError::Inference("no postprocess result".into()))
     }
 }
 
@@ -492,7 +487,7 @@ impl Postprocess {
         threshold: f32,
         manifest: &Manifest,
         batch: usize,
-    ) -> Result<Postprocess, DetectError> {
+    ) -> Result<Postprocess, GpuError> {
         let cap = plugins::CANDIDATE_CAPACITY;
         let anchors = match &head {
             GpuHead::Ssd { anchors, .. } => {
@@ -533,7 +528,7 @@ impl Postprocess {
         })
     }
 
-    fn enqueue(&self, gpu: &Gpu, batch: usize) -> Result<(), DetectError> {
+    fn enqueue(&self, gpu: &Gpu, batch: usize) -> Result<(), GpuError> {
         let cap = plugins::CANDIDATE_CAPACITY as i32;
         let images = batch as u32;
         gpu.launch(
@@ -632,7 +627,7 @@ impl Postprocess {
         )
     }
 
-    fn download(&self, gpu: &Gpu) -> Result<(), DetectError> {
+    fn download(&self, gpu: &Gpu) -> Result<(), GpuError> {
         // SAFETY: host_out_ptr points to the pinned buffer of host_out.len() floats.
         let host =
             unsafe { std::slice::from_raw_parts_mut(self.host_out_ptr, self.host_out.len()) };
@@ -667,21 +662,14 @@ impl Postprocess {
     }
 }
 
-impl super::Backend for CudaBackend {
-    fn name(&self) -> &'static str {
-        "cuda"
-    }
-
+/// What the detector's backend interface (`adas-detect`) calls.
+impl CudaBackend {
     /// The network alone on a host tensor (parity tests, `adasd bench` stages): FP32 in,
     /// converted to the engine's precision and layout, outputs converted back.
-    fn infer(
-        &mut self,
-        input: &Tensor,
-        consume: &mut dyn FnMut(&[TensorView<'_>]),
-    ) -> Result<(), DetectError> {
+    pub fn infer_host(&mut self, input: &Tensor) -> Result<Vec<Tensor>, GpuError> {
         let plan = &self.net.plan;
         if input.shape != plan.input_shape {
-            return Err(DetectError::Inference(format!(
+            return Err(GpuError::Inference(format!(
                 "input shape {:?} does not match the engine's {:?}",
                 input.shape, plan.input_shape
             )));
@@ -723,40 +711,31 @@ impl super::Backend for CudaBackend {
             self.gpu.sync()?;
             outputs.push(
                 Tensor::new(shape.clone(), host)
-                    .ok_or_else(|| DetectError::Inference("output size".into()))?,
+                    .ok_or_else(|| GpuError::Inference("output size".into()))?,
             );
         }
-        let views: Vec<TensorView<'_>> = outputs.iter().map(Tensor::view).collect();
-        consume(&views);
-        Ok(())
+        Ok(outputs)
     }
 
-    fn frame_detector(&mut self) -> Option<&mut dyn FrameDetector> {
-        Some(self)
-    }
-
-    fn device(&self) -> String {
-        self.identity()
-    }
-
-    fn cost_per_image(&self) -> Option<(f64, f64)> {
+    /// (FLOPs, bytes) of one image through the network (roofline).
+    pub fn cost_per_image(&self) -> (f64, f64) {
         let element = if self.half { 2 } else { 4 };
-        Some(self.net.plan.cost_per_image(element))
+        self.net.plan.cost_per_image(element)
     }
-}
-
-impl FrameDetector for CudaBackend {
-    fn detect_frames(
+    /// `frames`: packed RGB images of `width`×`height`, as many as the engine's batch size.
+    /// Per frame the detections after NMS (normalised model-input coordinates) or the
+    /// candidate overflow, and the transform back to image pixels.
+    pub fn detect_frames(
         &mut self,
         frames: &[&[u8]],
         width: usize,
         height: usize,
-    ) -> Result<(Vec<FrameResult>, InputTransform), DetectError> {
+    ) -> Result<(Vec<FrameResult>, InputTransform), GpuError> {
         self.copy_in(frames, width, height)?;
         let f = self
             .frame
             .as_ref()
-            .ok_or_else(|| DetectError::Backend("cuda: no frame path".into()))?;
+            .ok_or_else(|| GpuError::Backend("cuda: no frame path".into()))?;
         match &f.graph {
             Some(g) => g.launch().map_err(|e| gpu_error("graph launch", e))?,
             None => self.enqueue_frame(f)?,
@@ -765,15 +744,17 @@ impl FrameDetector for CudaBackend {
         Ok((self.postprocess.read(self.batch), f.transform))
     }
 
-    fn network_latency_ms(&mut self, iterations: usize) -> Result<Vec<f64>, DetectError> {
+    /// The network alone as one CUDA graph, input and outputs left on the device: `iterations`
+    /// host wall times in ms of one launch + synchronize, after a few untimed launches.
+    pub fn network_latency_ms(&mut self, iterations: usize) -> Result<Vec<f64>, GpuError> {
         if self.network_graph.is_none() {
             self.network_graph = Some(self.capture_network()?);
         }
         let graph = self
             .network_graph
             .as_ref()
-            .ok_or_else(|| DetectError::Backend("cuda: no network graph".into()))?;
-        let run = || -> Result<f64, DetectError> {
+            .ok_or_else(|| GpuError::Backend("cuda: no network graph".into()))?;
+        let run = || -> Result<f64, GpuError> {
             let t = Instant::now();
             graph
                 .launch()
@@ -789,17 +770,18 @@ impl FrameDetector for CudaBackend {
         (0..iterations).map(|_| run()).collect()
     }
 
-    fn profile_stages(
+    /// The frame path stage by stage with device timers (benchmarks).
+    pub fn profile_stages(
         &mut self,
         frames: &[&[u8]],
         width: usize,
         height: usize,
-    ) -> Result<GpuStageTimes, DetectError> {
+    ) -> Result<GpuStageTimes, GpuError> {
         self.copy_in(frames, width, height)?;
         let f = self
             .frame
             .as_ref()
-            .ok_or_else(|| DetectError::Backend("cuda: no frame path".into()))?;
+            .ok_or_else(|| GpuError::Backend("cuda: no frame path".into()))?;
         let event = || {
             self.gpu
                 .stream

@@ -15,7 +15,7 @@ pub struct PlanKey {
     pub input_shape: Vec<usize>,
     pub precision: String,
     pub device: DeviceIdentity,
-    /// Fingerprint of the lowered steps ([`crate::detect::engine::plan::Plan::fingerprint`]).
+    /// Fingerprint of the lowered steps ([`crate::engine::plan::Plan::fingerprint`]).
     pub plan: String,
 }
 

@@ -2,7 +2,7 @@
 //! NHWC GPU steps with fusion ([`plan`], [`resize_add`]), concats written in place ([`in_place`]),
 //! expansions fused into depthwise convolutions ([`expand_dw`]) and the independent branches
 //! ([`branches`]). Pure Rust, tested without a GPU; the `cuda` backend
-//! (`detect/cuda`) runs the plan.
+//! ([`crate::cuda`]) runs the plan.
 
 pub mod branches;
 pub mod expand_dw;

@@ -5,13 +5,13 @@
 
 #[cfg(feature = "cuda")]
 pub mod cuda;
-pub mod engine;
 pub mod int8;
 #[cfg(feature = "ort")]
 mod ort_backend;
 pub mod ort_config;
 mod tract_backend;
 
+pub use adas_gpu::{FrameResult, GpuStageTimes, Precision, DEFAULT_CUDA_STREAMS};
 use adas_plugins::decode::Decoder;
 use adas_plugins::manifest::Manifest;
 use adas_plugins::{nms, preprocess, Detection, InputTransform, Tensor, TensorView};
@@ -44,6 +44,8 @@ pub enum DetectError {
     Decode(String),
     #[error("unknown backend `{0}`; this build has: {available}", available = BackendKind::available())]
     UnknownBackend(String),
+    #[error(transparent)]
+    Gpu(#[from] adas_gpu::GpuError),
     /// The backend's runtime is missing or unusable (e.g. no ONNX Runtime library).
     #[error("{0}")]
     Backend(String),
@@ -118,29 +120,6 @@ pub trait FrameDetector {
     fn network_latency_ms(&mut self, iterations: usize) -> Result<Vec<f64>, DetectError>;
 }
 
-/// One frame's result on a device's whole-frame path.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FrameResult {
-    /// Detections after NMS, normalised model-input coordinates.
-    Kept(Vec<Detection>),
-    /// More candidates above the score threshold than the device keeps between decode and NMS
-    /// ([`adas_plugins::gpu::CANDIDATE_CAPACITY`]): which ones it kept depends on scheduling,
-    /// so the frame must be decoded on the host, which keeps all of them.
-    Overflowed { candidates: usize },
-}
-
-/// Device time of each stage of one frame batch (CUDA events), plus host wall time of the whole
-/// stage-by-stage run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct GpuStageTimes {
-    pub upload_ms: f64,
-    pub preprocess_ms: f64,
-    pub inference_ms: f64,
-    pub decode_nms_ms: f64,
-    pub download_ms: f64,
-    pub eager_wall_ms: f64,
-}
-
 /// Which backend to run a model on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
@@ -167,30 +146,6 @@ impl BackendKind {
         }
     }
 }
-
-/// Activation precision of the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Precision {
-    Fp32,
-    /// FP16 activations and weights on tensor cores, FP32 accumulation.
-    #[default]
-    Fp16,
-}
-
-impl Precision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Fp16 => "fp16",
-        }
-    }
-}
-
-/// Streams the cuda engine runs independent branches of a network on unless configured
-/// (`detector.cuda.streams`): SSDLite's box predictors and NanoDet's heads need no more than four
-/// to run beside the backbone.
-pub const DEFAULT_CUDA_STREAMS: usize = 4;
 
 /// Backend settings beyond the kind (from `[detector]` in the config).
 #[derive(Debug, Clone, Default, PartialEq)]

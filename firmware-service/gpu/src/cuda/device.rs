@@ -2,7 +2,7 @@
 //! buffers and launches (on the frame's stream, or on a lane of the network). Everything the
 //! rest of the backend does on the GPU goes through here.
 
-use crate::detect::DetectError;
+use crate::GpuError;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, DeviceRepr, LaunchConfig,
     PushKernelArg,
@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub fn gpu_error(what: &str, e: impl std::fmt::Display) -> DetectError {
-    DetectError::Backend(format!("cuda: {what}: {e}"))
+pub fn gpu_error(what: &str, e: impl std::fmt::Display) -> GpuError {
+    GpuError::Backend(format!("cuda: {what}: {e}"))
 }
 
 /// Checks that the driver, NVRTC and cuDNN libraries can be loaded, before cudarc would abort on
 /// a missing one.
-pub fn check_libraries() -> Result<(), DetectError> {
+pub fn check_libraries() -> Result<(), GpuError> {
     // SAFETY: only tries to dlopen the libraries.
     let present = unsafe {
         [
@@ -45,7 +45,7 @@ pub fn check_libraries() -> Result<(), DetectError> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(DetectError::Backend(format!(
+        Err(GpuError::Backend(format!(
             "cuda backend: cannot load {}; install the NVIDIA driver, CUDA runtime libraries and \
              cuDNN 9 (on Jetson: JetPack), or add their directory to LD_LIBRARY_PATH; or use \
              --backend tract|ort",
@@ -76,7 +76,7 @@ pub struct Gpu {
 pub type DevPtr = u64;
 
 impl Gpu {
-    pub fn new(ordinal: usize) -> Result<Gpu, DetectError> {
+    pub fn new(ordinal: usize) -> Result<Gpu, GpuError> {
         check_libraries()?;
         let ctx = CudaContext::new(ordinal)
             .map_err(|e| gpu_error(&format!("no usable GPU {ordinal}"), e))?;
@@ -123,7 +123,7 @@ impl Gpu {
         half: bool,
         names: &[&'static str],
         cache_dir: Option<&Path>,
-    ) -> Result<(), DetectError> {
+    ) -> Result<(), GpuError> {
         let (major, minor) = self.identity.compute_capability;
         let full = format!(
             "#define ADAS_HALF {}\n{}\n{}",
@@ -180,7 +180,7 @@ impl Gpu {
         Ok(())
     }
 
-    pub fn alloc(&self, bytes: usize) -> Result<(CudaSlice<u8>, DevPtr), DetectError> {
+    pub fn alloc(&self, bytes: usize) -> Result<(CudaSlice<u8>, DevPtr), GpuError> {
         let slice = self
             .stream
             .alloc_zeros::<u8>(bytes.max(1))
@@ -193,19 +193,19 @@ impl Gpu {
         Ok((slice, ptr))
     }
 
-    pub fn upload<T: DeviceRepr>(&self, dst: DevPtr, data: &[T]) -> Result<(), DetectError> {
+    pub fn upload<T: DeviceRepr>(&self, dst: DevPtr, data: &[T]) -> Result<(), GpuError> {
         // SAFETY: dst was allocated by `alloc` with at least this many bytes (callers size it).
         unsafe { cudarc::driver::result::memcpy_htod_async(dst, data, self.stream.cu_stream()) }
             .map_err(|e| gpu_error("upload", e))
     }
 
-    pub fn download<T: DeviceRepr>(&self, dst: &mut [T], src: DevPtr) -> Result<(), DetectError> {
+    pub fn download<T: DeviceRepr>(&self, dst: &mut [T], src: DevPtr) -> Result<(), GpuError> {
         // SAFETY: src holds at least dst.len() values; the caller synchronises before reading.
         unsafe { cudarc::driver::result::memcpy_dtoh_async(dst, src, self.stream.cu_stream()) }
             .map_err(|e| gpu_error("download", e))
     }
 
-    pub fn sync(&self) -> Result<(), DetectError> {
+    pub fn sync(&self) -> Result<(), GpuError> {
         self.stream
             .synchronize()
             .map_err(|e| gpu_error("synchronize (a kernel failed?)", e))
@@ -252,7 +252,7 @@ impl Gpu {
         images: u32,
         shared: u32,
         args: &[&dyn Arg],
-    ) -> Result<(), DetectError> {
+    ) -> Result<(), GpuError> {
         self.launch_on(&self.stream, name, n, images, shared, args)
     }
 
@@ -265,7 +265,7 @@ impl Gpu {
         images: u32,
         shared: u32,
         args: &[&dyn Arg],
-    ) -> Result<(), DetectError> {
+    ) -> Result<(), GpuError> {
         let blocks = n.div_ceil(256).clamp(1, 65_535 * 4) as u32;
         self.launch_grid_on(stream, name, (blocks, images, 1), 256, shared, args)
     }
@@ -279,7 +279,7 @@ impl Gpu {
         threads: u32,
         shared: u32,
         args: &[&dyn Arg],
-    ) -> Result<(), DetectError> {
+    ) -> Result<(), GpuError> {
         self.launch_grid_on(&self.stream, name, grid, threads, shared, args)
     }
 
@@ -292,11 +292,11 @@ impl Gpu {
         threads: u32,
         shared: u32,
         args: &[&dyn Arg],
-    ) -> Result<(), DetectError> {
+    ) -> Result<(), GpuError> {
         let f = self
             .functions
             .get(name)
-            .ok_or_else(|| DetectError::Backend(format!("cuda: kernel {name} not loaded")))?;
+            .ok_or_else(|| GpuError::Backend(format!("cuda: kernel {name} not loaded")))?;
         let cfg = LaunchConfig {
             grid_dim: (grid.0.max(1), grid.1.max(1), grid.2.max(1)),
             block_dim: (threads, 1, 1),

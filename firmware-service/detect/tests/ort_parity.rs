@@ -7,14 +7,14 @@
 #![cfg(feature = "ort")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use adasd::detect::{BackendKind, Detector, ImageDetection};
+use adas_detect::{BackendKind, Detector, ImageDetection};
 use std::path::{Path, PathBuf};
 
 const IOU_MIN: f32 = 0.99;
 const SCORE_TOL: f32 = 0.005;
 
 fn library_present() -> bool {
-    match adasd::detect::load_ort_library(None) {
+    match adas_detect::load_ort_library(None) {
         Ok(_) => true,
         Err(e) => {
             if std::env::var_os("CI").is_some() {
@@ -119,7 +119,7 @@ fn ssdlite_ort_equals_tract() {
 
 #[test]
 fn missing_library_is_a_clear_error() {
-    let e = adasd::detect::ort_config::find_library(
+    let e = adas_detect::ort_config::find_library(
         Some(Path::new("/nonexistent/libonnxruntime.so")),
         None,
         &[],

@@ -570,10 +570,10 @@ mod tests {
 
     /// Bytes written by onnxruntime 1.31.1's `write_calibration_table` (flatbuffers 25.12.19)
     /// for {"conv1": (-3.6, 3.6), "a/b:0": (-0.25, 0.25), "input": (-2.64, 2.64)} as float32,
-    /// produced by `firmware-service/tests/fixtures/calibration_table_reference.py`.
+    /// produced by `firmware-service/detect/tests/fixtures/calibration_table_reference.py`.
     #[test]
     fn flatbuffers_bytes_match_python_writer() {
-        let hex = include_str!("../../tests/fixtures/calibration_reference.hex");
+        let hex = include_str!("../tests/fixtures/calibration_reference.hex");
         let expected: Vec<u8> = (0..hex.trim().len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).unwrap())

@@ -317,8 +317,8 @@ mod tests {
             input.data.clone()
         };
         let ours = run(&p, &nhwc);
-        let mut tract = crate::detect::TractBackend::load(&m).unwrap();
-        use crate::detect::Backend;
+        let mut tract = adas_detect::TractBackend::load(&m).unwrap();
+        use adas_detect::Backend;
         let theirs = tract.infer_owned(&input).unwrap();
         for ((o, t), name) in ours.iter().zip(&theirs).zip(m.output_names()) {
             assert_eq!(o.len(), t.data.len(), "{name}");

@@ -3,10 +3,10 @@
 //! the stream — eagerly, or while a CUDA graph is being captured.
 
 use super::device::{gpu_error, Arg, DevPtr, Gpu};
-use crate::detect::engine::branches::{self, Schedule};
-use crate::detect::engine::expand_dw;
-use crate::detect::engine::plan::{ConvStep, Coord, Plan, Step};
-use crate::detect::DetectError;
+use crate::engine::branches::{self, Schedule};
+use crate::engine::expand_dw;
+use crate::engine::plan::{ConvStep, Coord, Plan, Step};
+use crate::GpuError;
 use cudarc::cudnn::{result as dnn, sys};
 use cudarc::driver::{CudaEvent, CudaSlice, CudaStream, DeviceRepr};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ pub struct ConvChoice {
     pub time_ms: f32,
 }
 
-/// How a step with fused convolutions ([`crate::detect::engine::expand_dw`]) runs, as
+/// How a step with fused convolutions ([`crate::engine::expand_dw`]) runs, as
 /// measured (kept in the plan cache): on one fused kernel, or apart.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FusionChoice {
@@ -84,7 +84,7 @@ impl Drop for Handle {
 
 impl Handle {
     /// A cuDNN handle whose work goes to `stream`.
-    fn on(stream: &CudaStream) -> Result<Handle, DetectError> {
+    fn on(stream: &CudaStream) -> Result<Handle, GpuError> {
         let handle = Handle(dnn::create_handle().map_err(|e| dnn_error("handle", e))?);
         // SAFETY: the handle is valid; its owner keeps the stream alive longer (`Lane`'s field
         // order; the search handle of `Network::build` becomes lane 0's).
@@ -110,7 +110,7 @@ impl Lane {
         handle: Handle,
         workspace: usize,
         partials: usize,
-    ) -> Result<Lane, DetectError> {
+    ) -> Result<Lane, GpuError> {
         let (slice, ptr) = gpu.alloc(workspace)?;
         Ok(Lane {
             handle,
@@ -146,8 +146,8 @@ pub struct Network {
 // the Network (it is moved between threads, never shared).
 unsafe impl Send for Network {}
 
-fn dnn_error(what: &str, e: impl std::fmt::Debug) -> DetectError {
-    DetectError::Backend(format!("cuda: cuDNN {what}: {e:?}"))
+fn dnn_error(what: &str, e: impl std::fmt::Debug) -> GpuError {
+    GpuError::Backend(format!("cuda: cuDNN {what}: {e:?}"))
 }
 
 /// One of the engine's own convolution kernels (kernels.cu), all with `conv_args`' parameters.
@@ -393,7 +393,7 @@ impl Network {
         tensor_cores: bool,
         cached: Option<&Choices>,
         streams: usize,
-    ) -> Result<Network, DetectError> {
+    ) -> Result<Network, GpuError> {
         // Which own kernels this GPU and precision can launch: asked once, not per layer.
         let launchable: Vec<u32> = OWN_CONVS
             .iter()
@@ -448,7 +448,7 @@ impl Network {
         // The engine's kernels index with 32 bits.
         if let Some(&largest) = plan.buffers.iter().max() {
             if largest > i32::MAX as usize {
-                return Err(DetectError::Backend(format!(
+                return Err(GpuError::Backend(format!(
                     "cuda: a tensor of {largest} values at batch {} is beyond the engine's 32-bit indexing: use a smaller batch",
                     plan.input_shape.first().copied().unwrap_or(1)
                 )));
@@ -566,7 +566,7 @@ impl Network {
                     // Each measured convolution of the step on its chosen algorithm.
                     let conv = |k: usize, c: &ConvStep| {
                         let (Some(choice), Some(d)) = (chosen.get(k), descriptors.get(k)) else {
-                            return Err(DetectError::Backend(format!(
+                            return Err(GpuError::Backend(format!(
                                 "cuda: {} has no measured algorithm",
                                 c.node
                             )));
@@ -725,7 +725,7 @@ impl Network {
     /// Puts every step on its lane. The other lanes fork from the frame's stream (they see the preprocessed input), wait for
     /// each other where the schedule says, and join it again at the end (the decoder sees every
     /// output). Under graph capture the events become the graph's edges.
-    pub fn enqueue(&self, gpu: &Gpu) -> Result<(), DetectError> {
+    pub fn enqueue(&self, gpu: &Gpu) -> Result<(), GpuError> {
         let event_error = |e| gpu_error("stream event", e);
         let main = &self.lanes[0].stream;
         if self.lanes.len() > 1 {
@@ -740,7 +740,7 @@ impl Network {
             let lane = &self.lanes[s.lane[i]];
             for &j in &s.waits[i] {
                 let event = done[j].as_ref().ok_or_else(|| {
-                    DetectError::Backend(format!(
+                    GpuError::Backend(format!(
                         "cuda: step {i} waits for step {j}, not yet enqueued"
                     ))
                 })?;
@@ -758,7 +758,7 @@ impl Network {
     }
 
     /// Device time of every step (CUDA events around each), slowest first: where the time goes.
-    pub fn profile_steps(&self, gpu: &Gpu) -> Result<Vec<(String, f64)>, DetectError> {
+    pub fn profile_steps(&self, gpu: &Gpu) -> Result<Vec<(String, f64)>, GpuError> {
         use cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT;
         let event = || {
             gpu.stream
@@ -791,10 +791,10 @@ impl Network {
         index: usize,
         k: usize,
         c: &ConvStep,
-    ) -> Result<(), DetectError> {
+    ) -> Result<(), GpuError> {
         let choice = self.choice_of[index]
             .and_then(|first| self.choices.convs.get(first + k))
-            .ok_or_else(|| DetectError::Backend("cuda: conv without a plan".into()))?;
+            .ok_or_else(|| GpuError::Backend("cuda: conv without a plan".into()))?;
         let scratch = ((lane.workspace.1, lane.workspace.2), lane.partials.1);
         let d = self.convs[index].get(k).and_then(Option::as_ref);
         let io = self.conv_io(c);
@@ -811,7 +811,7 @@ impl Network {
     }
 
     /// Puts step `index` on `lane`.
-    fn enqueue_step(&self, gpu: &Gpu, lane: &Lane, index: usize) -> Result<(), DetectError> {
+    fn enqueue_step(&self, gpu: &Gpu, lane: &Lane, index: usize) -> Result<(), GpuError> {
         let step = &self.plan.steps[index];
         let stream = &lane.stream;
         let buf = |id: usize| self.buffer(id);
@@ -992,8 +992,8 @@ fn launch_conv_step(
     c: &ConvStep,
     fused: (bool, bool),
     io: &dyn Fn(&ConvStep) -> ConvIo,
-    conv: &dyn Fn(usize, &ConvStep) -> Result<(), DetectError>,
-) -> Result<(), DetectError> {
+    conv: &dyn Fn(usize, &ConvStep) -> Result<(), GpuError>,
+) -> Result<(), GpuError> {
     let Some(e) = &c.expand else {
         return match c.is_depthwise() {
             true => launch_depthwise(gpu, stream, c, &io(c)),
@@ -1027,11 +1027,11 @@ fn launch_conv(
     (workspace, partials): ((DevPtr, usize), DevPtr),
     c: &ConvStep,
     io: ConvIo,
-) -> Result<(), DetectError> {
+) -> Result<(), GpuError> {
     match (own_conv(algo), d) {
         (Some(own), _) => launch_own(gpu, stream, own, c, io, partials),
         (None, Some(d)) => launch_cudnn(gpu, stream, handle, d, algo, workspace, c, io),
-        (None, None) => Err(DetectError::Backend(format!(
+        (None, None) => Err(GpuError::Backend(format!(
             "cuda: convolution {} has cuDNN algorithm {algo} but no descriptors",
             c.node
         ))),
@@ -1049,8 +1049,8 @@ fn launch_cudnn(
     (ws, ws_size): (DevPtr, usize),
     c: &ConvStep,
     (x, y, w, bias, residual): (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
-) -> Result<(), DetectError> {
-    let algo = algo_from(algo).ok_or_else(|| DetectError::Backend("cuda: bad algorithm".into()))?;
+) -> Result<(), GpuError> {
+    let algo = algo_from(algo).ok_or_else(|| GpuError::Backend("cuda: bad algorithm".into()))?;
     let (alpha, beta) = (1.0f32, 0.0f32);
     // SAFETY: descriptors match the buffers' sizes (from the plan); the workspace holds ws_size
     // bytes.
@@ -1092,19 +1092,19 @@ const HOLD_NETWORK_NS: i64 = 50_000_000;
 /// Puts `spin` on the stream for `ns`: the work queued after it starts only when all of it is
 /// queued, so CUDA events around it measure the GPU, not the host's launch rate (which, for
 /// layers of a few microseconds, is the larger figure).
-fn spin(gpu: &Gpu, ns: i64) -> Result<(), DetectError> {
+fn spin(gpu: &Gpu, ns: i64) -> Result<(), GpuError> {
     gpu.launch_grid("spin", (1, 1, 1), 1, 0, &[&ns])
 }
 
 /// `spin` long enough for a whole frame's work to be queued behind it.
-pub fn hold_gpu(gpu: &Gpu) -> Result<(), DetectError> {
+pub fn hold_gpu(gpu: &Gpu) -> Result<(), GpuError> {
     spin(gpu, HOLD_NETWORK_NS)
 }
 
 /// Device time of one `launch`, ms: the mean of TIMED_LAUNCHES back-to-back launches queued
 /// behind `hold_gpu`, best of TIMINGS. Timing runs only write the layer's own output buffer,
 /// which every frame rewrites.
-fn time_layer(gpu: &Gpu, launch: impl Fn() -> Result<(), DetectError>) -> Result<f32, DetectError> {
+fn time_layer(gpu: &Gpu, launch: impl Fn() -> Result<(), GpuError>) -> Result<f32, GpuError> {
     use cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT;
     let event = || {
         gpu.stream
@@ -1196,7 +1196,7 @@ fn launch_depthwise(
     stream: &CudaStream,
     c: &ConvStep,
     io: &ConvIo,
-) -> Result<(), DetectError> {
+) -> Result<(), GpuError> {
     let args = conv_args(c, io);
     let refs: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
     let threads = c.n * c.oh * c.ow * c.k.div_ceil(2);
@@ -1261,7 +1261,7 @@ fn launch_expand_dw(
     e: &ConvStep,
     e_io: ConvIo,
     d_io: ConvIo,
-) -> Result<(), DetectError> {
+) -> Result<(), GpuError> {
     let args = expand_dw_args(d, e, e_io, d_io, (d_io.1, d.y_at.pitch));
     let args: Vec<&dyn Arg> = args.iter().map(|a| a.as_ref()).collect();
     let grid = (expand_dw_tiles(d), d.c.div_ceil(EXPAND_CHANNELS) as u32, 1);
@@ -1280,7 +1280,7 @@ fn launch_inverted(
     e: &ConvStep,
     p: &ConvStep,
     [e_io, d_io, (_, y, w3, b3, residual)]: [ConvIo; 3],
-) -> Result<(), DetectError> {
+) -> Result<(), GpuError> {
     let (act3, a3, c3) = p.act.code();
     let mut args = expand_dw_args(d, e, e_io, d_io, (y, p.y_at.pitch));
     args.push(Box::new(w3));
@@ -1306,7 +1306,7 @@ fn launch_own(
     c: &ConvStep,
     io: ConvIo,
     partials: DevPtr,
-) -> Result<(), DetectError> {
+) -> Result<(), GpuError> {
     let mut args = conv_args(c, &io);
     if own.tensor_cores() {
         args.push(Box::new(partials));
@@ -1388,7 +1388,7 @@ pub fn launch_permute(
     x: DevPtr,
     dims: &[usize],
     axes: &[usize],
-) -> Result<(), DetectError> {
+) -> Result<(), GpuError> {
     let (out_dims, strides) = permute_args(dims, axes)?;
     let total: usize = dims.iter().product();
     let args: [&dyn Arg; 6] = [&y, &x, &i(dims.len()), &(total as i64), &out_dims, &strides];
@@ -1396,9 +1396,9 @@ pub fn launch_permute(
 }
 
 /// Kernel arguments of a permute: output dims and the input stride of each output axis.
-fn permute_args(dims: &[usize], axes: &[usize]) -> Result<(Dims6, Dims6), DetectError> {
+fn permute_args(dims: &[usize], axes: &[usize]) -> Result<(Dims6, Dims6), GpuError> {
     if dims.len() > 6 || axes.len() != dims.len() {
-        return Err(DetectError::Backend(
+        return Err(GpuError::Backend(
             "cuda: permute of more than 6 axes".into(),
         ));
     }
@@ -1415,9 +1415,9 @@ fn permute_args(dims: &[usize], axes: &[usize]) -> Result<(Dims6, Dims6), Detect
 }
 
 fn conv_descriptors(
-    c: &crate::detect::engine::plan::ConvStep,
+    c: &crate::engine::plan::ConvStep,
     half: bool,
-) -> Result<Descriptors, DetectError> {
+) -> Result<Descriptors, GpuError> {
     let dtype = if half {
         sys::cudnnDataType_t::CUDNN_DATA_HALF
     } else {
@@ -1480,7 +1480,7 @@ fn find(
     y: DevPtr,
     ws: DevPtr,
     node: &str,
-) -> Result<ConvChoice, DetectError> {
+) -> Result<ConvChoice, GpuError> {
     const N: usize = 8;
     // SAFETY: zeroed plain-old-data structs, filled by cuDNN.
     let mut perf: [sys::cudnnConvolutionFwdAlgoPerf_t; N] = unsafe { std::mem::zeroed() };

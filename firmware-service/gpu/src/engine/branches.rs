@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn the_shipped_models_keep_every_dependency_and_gain_lanes() {
-        use crate::detect::engine::{expand_dw, in_place, onnx, plan};
+        use crate::engine::{expand_dw, in_place, onnx, plan};
         use adas_plugins::manifest::{Layout, Manifest};
         let models = std::path::Path::new(env!("ADAS_REPO_ROOT")).join("models");
         for name in [

@@ -6,10 +6,10 @@
 #![cfg(feature = "cuda")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use adas_detect::cuda::{CudaBackend, CudaOptions, PlanSource, OWN_CONVS};
+use adas_detect::{Backend, BackendKind, BackendOptions, Detector, FrameResult, Precision};
 use adas_plugins::manifest::Layout;
 use adas_plugins::{nms, preprocess, Decoder, Detection, Manifest, Tensor};
-use adasd::detect::cuda::{CudaBackend, CudaOptions, PlanSource, OWN_CONVS};
-use adasd::detect::{Backend, BackendKind, BackendOptions, Detector, FrameResult, Precision};
 use std::path::{Path, PathBuf};
 
 /// Every head and NMS the engine has kernels for: SSD with generated TF anchors and per-class
@@ -70,7 +70,7 @@ fn network_input(m: &Manifest, img: &image::RgbImage) -> adas_plugins::Tensor {
 
 /// The preprocessed person photo and tract's network outputs for it: the reference.
 fn tract_outputs(m: &Manifest) -> (adas_plugins::Tensor, Vec<adas_plugins::Tensor>) {
-    let mut tract = adasd::detect::TractBackend::load(m).unwrap();
+    let mut tract = adas_detect::TractBackend::load(m).unwrap();
     let input = network_input(m, &media()[1].1);
     let want = tract.infer_owned(&input).unwrap();
     (input, want)
@@ -135,7 +135,7 @@ fn preprocess_kernel_matches_cpu_twin() {
 fn decode_and_nms_kernels_match_cpu_twins() {
     for name in MODELS {
         let m = manifest(name);
-        let mut tract = adasd::detect::TractBackend::load(&m).unwrap();
+        let mut tract = adas_detect::TractBackend::load(&m).unwrap();
         let mut gpu =
             CudaBackend::load(&m, m.score_threshold, &options(Precision::Fp32, None)).unwrap();
         let decoder = Decoder::new(&m).unwrap();
@@ -197,7 +197,7 @@ fn a_batch_matches_tract_image_by_image() {
     const BATCH: usize = 3;
     for name in MODELS {
         let m = manifest(name);
-        let mut tract = adasd::detect::TractBackend::load(&m).unwrap();
+        let mut tract = adas_detect::TractBackend::load(&m).unwrap();
         let inputs: Vec<Tensor> = media()
             .iter()
             .take(BATCH)
