@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = adasd::record::reader::parse(data, std::path::Path::new("fuzz.mcap"));
+    let _ = adas_record::reader::parse(data, std::path::Path::new("fuzz.mcap"));
 });

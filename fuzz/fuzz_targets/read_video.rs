@@ -2,7 +2,7 @@
 //! first frames values or frame errors, never panic or hang.
 #![no_main]
 
-use adasd::source::{FrameSource, Timing, VideoFile, VideoKind};
+use adas_io::source::{FrameSource, Timing, VideoFile, VideoKind};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,7 +1,7 @@
 //! GPU twins of the CPU plugins: the CUDA C sources of preprocessing and decode + NMS (compiled
 //! at run time by NVRTC in the daemon's `cuda` backend) and their launch parameters, derived from
 //! the same manifest as the CPU code. This crate stays free of CUDA: it describes what to launch;
-//! `firmware-service/src/detect/cuda` launches it.
+//! `firmware-service/gpu/src/cuda` launches it.
 //!
 //! Every kernel has a CPU twin ([`crate::preprocess`], [`crate::decode`], [`crate::nms`]) and a
 //! parity test on the GPU test machine (`tests/gpu/run.sh`).

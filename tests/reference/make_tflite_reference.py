@@ -5,7 +5,7 @@ mobilenet_ssd_v2_coco_quant_postprocess.tflite, with its own post-processing
 (TFLite_Detection_PostProcess: decode against the stored anchors, best class per anchor,
 class-agnostic NMS, 20 detections), on real street frames, the sample photos and COCO val2017
 images. Our detector (models/ssd_mobilenet_v2_coco_300*.toml) is compared with it by
-tests/tests/detector_reference.rs (tract, float form) and firmware-service/tests/ort_parity.rs
+tests/tests/detector_reference.rs (tract, float form) and firmware-service/detect/tests/ort_parity.rs
 (ONNX Runtime, QDQ and float forms).
 
 The .tflite takes a uint8 300x300 image, so this script makes one the way the manifest says our

@@ -56,7 +56,7 @@ def cmd_modules(kmoddir, dest, names):
     print(" ".join(order))
 
 
-# --- E2E (must match firmware-service/src/can/e2e.rs and the DBC) -----------------------------
+# --- E2E (must match firmware-service/core/src/can/e2e.rs and the DBC) -----------------------------
 def crc8_sae_j1850(data):
     crc = 0xFF
     for b in data:

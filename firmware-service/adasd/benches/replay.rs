@@ -10,11 +10,11 @@
 //!   repeating its frames (`LONG_REPEATS` × 40 frames) to separate start-up from per-frame time;
 //! - the recorder's encode and write time per frame, with and without the car's fsync.
 
+use adas_record::compare::Tolerances;
+use adas_record::schema::{encode_frame, FrameRecord};
+use adas_record::writer::McapFile;
+use adas_record::Recording;
 use adasd::record::cli::{self, Replay};
-use adasd::record::compare::Tolerances;
-use adasd::record::schema::{encode_frame, FrameRecord};
-use adasd::record::writer::McapFile;
-use adasd::record::Recording;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

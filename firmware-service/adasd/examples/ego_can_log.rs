@@ -7,7 +7,7 @@
 
 use adas_core::can::dbc::{DriverInput, VehicleSpeed, YawRate};
 use adas_core::can::e2e::Protector;
-use adasd::can::candump::format_line;
+use adas_io::can::candump::format_line;
 
 const USAGE: &str = "usage: ego_can_log --speed-kph V --seconds S [--interface can0]";
 /// The log's first frame time: 2023-11-14 22:13:20 UTC, as in the other sample logs.

@@ -46,7 +46,7 @@ pub struct Config {
     pub output: OutputConfig,
     /// MCAP recording: off, continuous or event (black box); `docs/RECORDING.md`.
     #[serde(default)]
-    pub record: crate::record::RecordConfig,
+    pub record: adas_record::RecordConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,7 +63,7 @@ pub struct SourceConfig {
     pub timestamps: Option<PathBuf>,
     /// Camera only: pixel format (`yuyv`, `uyvy`, `rgb24`, `mjpeg`; default: the first of
     /// these the device offers at the requested size). See docs/CAMERA.md.
-    pub format: Option<crate::source::PixelFormat>,
+    pub format: Option<adas_io::source::PixelFormat>,
     /// Camera only: image size to request (default: the calibration's image size).
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -76,17 +76,17 @@ pub struct SourceConfig {
 }
 
 fn default_camera_timeout_ms() -> u64 {
-    crate::source::CameraOptions::default().timeout_ms
+    adas_io::source::CameraOptions::default().timeout_ms
 }
 
 fn default_camera_reconnect_ms() -> u64 {
-    crate::source::CameraOptions::default().reconnect_ms
+    adas_io::source::CameraOptions::default().reconnect_ms
 }
 
 impl SourceConfig {
     /// The camera settings; the size defaults to `calibrated` (the calibration's image size).
-    pub fn camera_options(&self, calibrated: Option<(u32, u32)>) -> crate::source::CameraOptions {
-        crate::source::CameraOptions {
+    pub fn camera_options(&self, calibrated: Option<(u32, u32)>) -> adas_io::source::CameraOptions {
+        adas_io::source::CameraOptions {
             format: self.format,
             size: self.width.zip(self.height).or(calibrated),
             fps: self.fps,
@@ -624,7 +624,7 @@ speed_kph = 30
         let c = Config::parse(&cam, Path::new("/etc/a.toml")).unwrap();
         assert_eq!(c.source.uri, "v4l2:///dev/video0");
         let o = c.source.camera_options(Some((640, 480)));
-        assert_eq!(o.format, Some(crate::source::PixelFormat::Mjpeg));
+        assert_eq!(o.format, Some(adas_io::source::PixelFormat::Mjpeg));
         assert_eq!(
             (o.size, o.fps, o.timeout_ms, o.reconnect_ms),
             (Some((640, 480)), Some(10.0), 1000, 500)

@@ -1,14 +1,10 @@
-//! adasd: camera → detector → bird's-eye view → decision → CAN.
-//!
-//! The pure core (`perception`, `aeb`, `can::messages`) takes time from the data and does no
-//! I/O; `source`, `detect` backends, `can::candump` and `service` are the imperative shell.
+//! adasd: camera → detector → bird's-eye view → decision → CAN, as a daemon and its command
+//! line. The parts are crates of their own (`adas-types`, `adas-core`, `adas-detect`,
+//! `adas-gpu`, `adas-record`, `adas-io`, `adas-render`); this crate maps the config onto them
+//! and runs the loop.
 
 pub mod benchmark;
-pub mod can;
 pub mod config;
 pub mod eval;
-pub mod notify;
 pub mod record;
-pub mod render;
 pub mod service;
-pub mod source;

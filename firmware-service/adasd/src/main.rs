@@ -1,8 +1,8 @@
 //! `adasd` command line: the daemon's main job and its tools.
 
 use adas_detect::{BackendKind, Detector, ImageDetection};
+use adas_render::Renderer;
 use adasd::config::Config;
-use adasd::render::Renderer;
 use adasd::service::{self, box_json, round, RunOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -550,8 +550,8 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
     let source = config.source.clone();
     let source_uri = source.uri.clone();
     let pipeline = adasd::service::Pipeline::new(config)?;
-    let timing = adasd::source::Timing::FromSource { fallback_fps: 10.0 };
-    adasd::source::open_with(
+    let timing = adas_io::source::Timing::FromSource { fallback_fps: 10.0 };
+    adas_io::source::open_with(
         &source_uri,
         timing,
         &source.camera_options(Some(pipeline.image_size())),
@@ -792,7 +792,7 @@ impl From<Box<ReplayArgs>> for adasd::record::cli::Replay {
             compare: a.compare,
             update_reference: a.update_reference,
             force: a.force,
-            tolerances: adasd::record::compare::Tolerances {
+            tolerances: adas_record::compare::Tolerances {
                 time_s: a.tol_time,
                 distance_m: a.tol_distance,
                 iou: a.iou,

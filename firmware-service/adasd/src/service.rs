@@ -4,12 +4,7 @@
 //! around it (files, logs, pictures). A bad frame is skipped, counted and reported on CAN as a
 //! fault; the loop never stops on one.
 
-use crate::can::candump::CandumpWriter;
-use crate::can::replay::CandumpReplay;
 use crate::config::{CanMode, Config};
-use crate::record::{FrameRecord, RecordMode, Recorder};
-use crate::render::{FrameView, Renderer};
-use crate::source::{self, Frame, FrameError, Timing};
 use adas_calibration::{CalibrationFile, Homography};
 use adas_core::aeb::decider::{AebDecider, Decision, Stage};
 use adas_core::aeb::{EgoState, InhibitReason};
@@ -17,7 +12,12 @@ use adas_core::can::messages::{fault, status_message, warning_message, Encoder, 
 use adas_core::can::supervision::EgoInput;
 use adas_core::perception::{project_detections_in_image, BevProjection, Track, Tracker};
 use adas_detect::{Detector, ImageDetection, StageTimes};
+use adas_io::can::candump::CandumpWriter;
+use adas_io::can::replay::CandumpReplay;
+use adas_io::source::{self, Frame, FrameError, Timing};
 use adas_plugins::manifest::{Manifest, RoadUser};
+use adas_record::{FrameRecord, RecordMode, Recorder};
+use adas_render::{FrameView, Renderer};
 use adas_types::CanFrame;
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -301,7 +301,7 @@ pub struct Summary {
     pub first_t_ns: Option<u64>,
     pub last_t_ns: Option<u64>,
     /// What the recorder wrote, when recording.
-    pub recording: Option<crate::record::RecorderStats>,
+    pub recording: Option<adas_record::RecorderStats>,
 }
 
 impl Summary {
@@ -325,7 +325,7 @@ pub struct RunOptions {
     pub config_path: Option<PathBuf>,
     /// Record everything into this one file (replay) instead of following `[record]`.
     pub record_to: Option<PathBuf>,
-    /// The recording's identity ([`crate::record::metadata`]) when the caller has it already
+    /// The recording's identity ([`crate::record::identity::metadata`]) when the caller has it already
     /// (replays: hashing the model again would only cost start-up time).
     pub identity: Option<BTreeMap<String, String>>,
     /// Extra metadata for the recording (e.g. what was replayed).
@@ -397,8 +397,8 @@ impl Inputs {
     /// `recorded_detections`: take the detections from the recording instead of running the
     /// detector (object-list replay).
     pub fn from_recording(
-        reader: crate::record::reader::FrameReader<std::io::BufReader<File>>,
-        window: crate::record::source::Window,
+        reader: adas_record::reader::FrameReader<std::io::BufReader<File>>,
+        window: adas_io::source::recording::Window,
         recorded_detections: bool,
         config: &Config,
     ) -> anyhow::Result<Inputs> {
@@ -407,7 +407,7 @@ impl Inputs {
         } else {
             reader.require_camera()?;
         }
-        let link = if crate::record::reader::has_can_input(reader.path())? {
+        let link = if adas_record::reader::has_can_input(reader.path())? {
             CanLink::Recorded {
                 input: EgoInput::new(config.can.supervision()),
             }
@@ -415,7 +415,7 @@ impl Inputs {
             CanLink::Fixed
         };
         Ok(Inputs {
-            source: Box::new(crate::record::source::RecordingSource::new(
+            source: Box::new(adas_io::source::recording::RecordingSource::new(
                 reader,
                 window,
                 !recorded_detections,
@@ -437,7 +437,7 @@ enum CanLink {
     /// Live SocketCAN (own thread): status/warnings out, supervised ego input in.
     #[cfg(target_os = "linux")]
     Bus {
-        bus: crate::can::socketcan::CanBus,
+        bus: adas_io::can::socketcan::CanBus,
         input: EgoInput,
     },
 }
@@ -454,8 +454,8 @@ impl CanLink {
             },
             #[cfg(target_os = "linux")]
             CanMode::Socketcan => Ok(CanLink::Bus {
-                bus: crate::can::socketcan::CanBus::start(
-                    crate::can::socketcan::CanBusConfig {
+                bus: adas_io::can::socketcan::CanBus::start(
+                    adas_io::can::socketcan::CanBusConfig {
                         interface: config.interface.clone(),
                         status_period_ms: config.status_period_ms,
                         warning_period_ms: config.warning_period_ms,
@@ -529,7 +529,7 @@ pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
 fn recorder(config: &Config, options: &RunOptions) -> anyhow::Result<Option<Recorder>> {
     let mut metadata = match &options.identity {
         Some(identity) => identity.clone(),
-        None => crate::record::metadata(config, options.config_path.as_deref()),
+        None => crate::record::identity::metadata(config, options.config_path.as_deref()),
     };
     metadata.extend(options.record_metadata.clone());
     if let Some(path) = &options.record_to {
@@ -574,7 +574,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
     let pace_start = Instant::now();
     let model = pipeline.detections_from();
     tracing::info!(%model, "pipeline ready");
-    let mut notifier = crate::notify::Notifier::from_env();
+    let mut notifier = adas_io::notify::Notifier::from_env();
     notifier.ready(&format!("running {model}"));
 
     let out = &options.out_dir;
@@ -871,10 +871,10 @@ fn recorded_outcome(
     frame: &Frame,
     o: &FrameOutcome,
     ego_speed_mps: Option<f64>,
-) -> crate::record::Outcome {
-    use crate::record::schema::{DecisionMsg, DetectionsMsg};
+) -> adas_record::Outcome {
+    use adas_record::schema::{DecisionMsg, DetectionsMsg};
     let (width, height) = o.image_size;
-    crate::record::Outcome {
+    adas_record::Outcome {
         detections: DetectionsMsg {
             seq: frame.seq,
             width,
@@ -907,7 +907,7 @@ fn process_one(
     frame: Frame,
     ego: Option<Option<EgoState>>,
     can_inhibit: Option<InhibitReason>,
-    recorded: Option<Option<crate::record::schema::DetectionsMsg>>,
+    recorded: Option<Option<adas_record::schema::DetectionsMsg>>,
 ) -> Result<(Frame, FrameOutcome), FrameFault> {
     let ego = ego.unwrap_or_else(|| {
         // Without a CAN input: the configured speed, stamped with the frame's time.

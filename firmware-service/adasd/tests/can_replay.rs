@@ -4,7 +4,7 @@
 
 use adas_core::can::dbc::{AebStatus, VehicleSpeed};
 use adas_core::can::e2e::{crc_ok, Protector};
-use adasd::can::candump::{format_line, parse_line};
+use adas_io::can::candump::{format_line, parse_line};
 use std::path::Path;
 use std::process::Command;
 

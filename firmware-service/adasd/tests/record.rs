@@ -5,8 +5,8 @@
 
 use adas_core::can::dbc::VehicleSpeed;
 use adas_core::can::e2e::Protector;
-use adasd::can::candump::format_line;
-use adasd::record::Recording;
+use adas_io::can::candump::format_line;
+use adas_record::Recording;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -461,10 +461,10 @@ fn bad_input_gives_clear_errors() {
     let rec = imported(dir.path(), 4);
     let bytes = std::fs::read(&rec).unwrap();
     // Truncated in the middle of the second frame: one frame readable, with a note.
-    let r = adasd::record::reader::parse(&bytes[..bytes.len() / 3], &rec).unwrap();
+    let r = adas_record::reader::parse(&bytes[..bytes.len() / 3], &rec).unwrap();
     assert!(r.damage.is_some() && !r.frames.is_empty() && r.frames.len() < 4);
     // Truncated in the header: unusable.
-    let err = adasd::record::reader::parse(&bytes[..40], &rec).unwrap_err();
+    let err = adas_record::reader::parse(&bytes[..40], &rec).unwrap_err();
     assert!(
         err.to_string().contains("damaged before any frame"),
         "{err}"
@@ -473,7 +473,7 @@ fn bad_input_gives_clear_errors() {
     let mut corrupt = bytes.clone();
     let k = bytes.len() * 2 / 3;
     corrupt[k] ^= 0xFF;
-    let r = adasd::record::reader::parse(&corrupt, &rec).unwrap();
+    let r = adas_record::reader::parse(&corrupt, &rec).unwrap();
     assert!(r.damage.as_ref().unwrap().contains("CRC"), "{:?}", r.damage);
 
     // An imported recording has no decisions: compare and render say what to do.
@@ -484,9 +484,9 @@ fn bad_input_gives_clear_errors() {
     assert!(text(&o).contains("/adas/decision"), "{}", text(&o));
 
     // Out-of-order camera times.
-    use adasd::record::schema::{encode_frame, FrameRecord};
+    use adas_record::schema::{encode_frame, FrameRecord};
     let path = dir.path().join("ooo.mcap");
-    let mut w = adasd::record::writer::McapFile::create(&path, &Default::default(), 0).unwrap();
+    let mut w = adas_record::writer::McapFile::create(&path, &Default::default(), 0).unwrap();
     for t in [0u64, 200_000_000, 100_000_000] {
         let m = encode_frame(&FrameRecord {
             seq: 0,

@@ -112,7 +112,7 @@ fn real_main() -> Result<bool, String> {
 
 /// Seed 0 of a variant as an MCAP recording (detections, BEV, tracks, decisions; no camera).
 fn write_recording(path: &std::path::Path, label: &str, r: &sim::RunResult) -> Result<(), String> {
-    use adasd::record::schema::{encode_frame, FrameRecord};
+    use adas_record::schema::{encode_frame, FrameRecord};
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -126,7 +126,7 @@ fn write_recording(path: &std::path::Path, label: &str, r: &sim::RunResult) -> R
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let mut file =
-        adasd::record::writer::McapFile::create(path, &metadata, 0).map_err(|e| e.to_string())?;
+        adas_record::writer::McapFile::create(path, &metadata, 0).map_err(|e| e.to_string())?;
     for (t_ns, outcome) in &r.outcomes {
         let messages = encode_frame(&FrameRecord {
             seq: outcome.decision.seq,

@@ -148,7 +148,7 @@ pub struct RunResult {
     pub samples: Vec<Sample>,
     /// What the pipeline decided per frame (capture time, outcome), when recording: written as
     /// an MCAP recording by `scenario run --record DIR`.
-    pub outcomes: Vec<(u64, adasd::record::Outcome)>,
+    pub outcomes: Vec<(u64, adas_record::Outcome)>,
 }
 
 impl RunResult {
@@ -423,11 +423,11 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
             tracker.step(capture_ns, &bev.objects, &ego);
             let decision = decider.step(capture_ns, tracker.tracks(), Some(&ego));
             if record {
-                use adasd::record::schema::{DecisionMsg, DetectionsMsg};
+                use adas_record::schema::{DecisionMsg, DetectionsMsg};
                 let seq = result.outcomes.len() as u64;
                 result.outcomes.push((
                     capture_ns,
-                    adasd::record::Outcome {
+                    adas_record::Outcome {
                         detections: DetectionsMsg {
                             seq,
                             width: setup.image_width,

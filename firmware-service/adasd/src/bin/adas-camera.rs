@@ -9,7 +9,7 @@
 //! Prints one line per frame (`frame SEQ T_NS WxH`) or lost frame (`lost SEQ T_NS MESSAGE`) on
 //! stdout, and a summary at the end. SIGTERM/SIGINT end it; exit status 1 when no frame came.
 
-use adasd::source::{CameraOptions, FrameSource, PixelFormat, Timing};
+use adas_io::source::{CameraOptions, FrameSource, PixelFormat, Timing};
 use anyhow::Context;
 use std::io::Write;
 use std::process::ExitCode;
@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<ExitCode> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
 
     let mut source: Box<dyn FrameSource> =
-        adasd::source::open_with(&uri, Timing::FromSource { fallback_fps: 10.0 }, &options)?;
+        adas_io::source::open_with(&uri, Timing::FromSource { fallback_fps: 10.0 }, &options)?;
     let started = Instant::now();
     let deadline = seconds.map(|s| started + Duration::from_secs_f64(s));
     let (mut frames, mut lost) = (0u64, 0u64);

@@ -11,7 +11,7 @@
 
 use adas_core::can::dbc::AebStatus;
 use adas_core::can::supervision::{EgoInput, EgoInputParams};
-use adasd::can::socketcan::{CanBus, CanBusConfig};
+use adas_io::can::socketcan::{CanBus, CanBusConfig};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +51,7 @@ fn main() -> anyhow::Result<()> {
         origin,
     )?;
     let mut ego = EgoInput::new(EgoInputParams::default());
-    let mut notifier = adasd::notify::Notifier::from_env();
+    let mut notifier = adas_io::notify::Notifier::from_env();
     notifier.ready(&format!("CAN on {interface}"));
     let deadline = seconds.map(|s| origin + Duration::from_secs_f64(s));
     let mut last_inhibit = None;

@@ -1,12 +1,12 @@
 //! The command-line shell of recording: `replay` (with `--compare`), `record import`,
 //! `record info` and `render`. Everything decided lives in the modules next to this one.
 
-use super::compare::{self, Tolerances};
-use super::reader::{FrameReader, Images, Recording};
-use super::source::Window;
 use crate::config::Config;
-use crate::render::{timeline, FrameView, Renderer};
 use crate::service::{self, Inputs, RunOptions};
+use adas_io::source::recording::Window;
+use adas_record::compare::{self, Tolerances};
+use adas_record::reader::{FrameReader, Images, Recording};
+use adas_render::{timeline, FrameView, Renderer};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -102,7 +102,7 @@ fn print_identity_warnings(what: &Path, diffs: &[String]) {
     }
 }
 
-pub fn print_recording_stats(r: &super::RecorderStats) {
+pub fn print_recording_stats(r: &adas_record::RecorderStats) {
     println!(
         "recording: {} frames into {} file(s) ({}), {:.0} µs/frame encode+write{}{}",
         r.frames,
@@ -139,11 +139,14 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     let config_path = replay_config(&a.recording, &recorded, a.config.as_deref())?;
     let config = Config::load(&config_path)?;
     let mine = if a.recorded_detections {
-        super::metadata_object_list(&config, Some(&config_path), &recorded)
+        super::identity::metadata_object_list(&config, Some(&config_path), &recorded)
     } else {
-        super::metadata(&config, Some(&config_path))
+        super::identity::metadata(&config, Some(&config_path))
     };
-    print_identity_warnings(&a.recording, &super::identity_differences(&recorded, &mine));
+    print_identity_warnings(
+        &a.recording,
+        &super::identity::identity_differences(&recorded, &mine),
+    );
     let window = Window {
         from_s: a.from_s,
         to_s: a.to_s,
@@ -152,7 +155,7 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         Some(p) => {
             let r = open_without_images(p)?;
             r.require_outcomes()?;
-            let diffs = super::identity_differences(&r.metadata, &mine);
+            let diffs = super::identity::identity_differences(&r.metadata, &mine);
             if !diffs.is_empty() && !a.force && !a.update_reference {
                 print_identity_warnings(p, &diffs);
                 anyhow::bail!(
@@ -214,9 +217,10 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     options
         .record_metadata
         .insert("replay_of".into(), a.recording.display().to_string());
-    options
-        .record_metadata
-        .insert("replay_of_sha256".into(), super::sha256_file(&a.recording));
+    options.record_metadata.insert(
+        "replay_of_sha256".into(),
+        super::identity::sha256_file(&a.recording),
+    );
     let inputs = Inputs::from_recording(recording, window, a.recorded_detections, &config)?;
     let summary = service::run_with(config, inputs, &options)?;
     let wall = started.elapsed().as_secs_f64();
@@ -336,7 +340,7 @@ pub fn import(
     let mut metadata = std::collections::BTreeMap::new();
     if let Some(c) = config {
         let cfg = Config::load(c)?;
-        metadata = super::metadata(&cfg, Some(c));
+        metadata = super::identity::metadata(&cfg, Some(c));
         let dir = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

@@ -2,9 +2,9 @@
 //! decoded by adasd itself) plus a candump log become a recording with camera frames and CAN
 //! input, ready to replay.
 
-use super::schema::FrameRecord;
-use super::writer::McapFile;
-use crate::can::replay::CandumpReplay;
+use adas_io::can::replay::CandumpReplay;
+use adas_record::schema::FrameRecord;
+use adas_record::writer::McapFile;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -97,7 +97,7 @@ fn video_frames(
     fps: f64,
     quality: Option<u8>,
 ) -> anyhow::Result<Box<dyn Iterator<Item = ImportFrame>>> {
-    use crate::source::{Frame, FrameSource, Timing, VideoFile};
+    use adas_io::source::{Frame, FrameSource, Timing, VideoFile};
 
     struct Resampled {
         source: VideoFile,
@@ -255,7 +255,7 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
         };
         let rx = &can[next_can..end];
         next_can = end;
-        let messages = super::schema::encode_frame(&FrameRecord {
+        let messages = adas_record::schema::encode_frame(&FrameRecord {
             seq: written as u64,
             t_ns,
             jpeg: Some(jpeg),
@@ -290,7 +290,7 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::record::reader::{FrameReader, Images};
+    use adas_record::reader::{FrameReader, Images};
 
     fn options(video: PathBuf, fps: f64, out: PathBuf) -> ImportOptions {
         ImportOptions {

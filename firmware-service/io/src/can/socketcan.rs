@@ -7,7 +7,7 @@
 //! - `AEB_Warning` at once when its content changes, and every period while a stage is active.
 //!
 //! Received frames are stamped (monotonic ns since [`CanBus::origin`]) and queued for the
-//! [`super::supervision::EgoInput`]. Bus errors — ENOBUFS (queue full), ENETDOWN (interface down),
+//! [`adas_core::can::supervision::EgoInput`]. Bus errors — ENOBUFS (queue full), ENETDOWN (interface down),
 //! ENODEV/ENXIO (interface gone), bus-off error frames — are counted and reported in the status
 //! message; a write is retried within the period and otherwise dropped, and a socket whose
 //! interface vanished is reopened every `reconnect_ms` until it is back.

@@ -520,7 +520,7 @@ pub fn render_episodes(episodes: &[JudgedEpisode]) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::record::schema::{DecisionMsg, DetectionsMsg, Outcome};
+    use crate::schema::{DecisionMsg, DetectionsMsg, Outcome};
     use adas_core::aeb::{Decision, Threat};
     use adas_plugins::manifest::RoadUser;
 

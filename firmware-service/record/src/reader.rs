@@ -734,8 +734,8 @@ pub fn has_can_input(path: &Path) -> Result<bool, ReadError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::record::schema::{encode_frame, FrameRecord};
-    use crate::record::writer::McapFile;
+    use crate::schema::{encode_frame, FrameRecord};
+    use crate::writer::McapFile;
     use proptest::prelude::*;
 
     /// A small valid recording: 3 frames with a fake JPEG and CAN input.

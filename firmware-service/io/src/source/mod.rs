@@ -4,6 +4,7 @@
 
 pub mod camera;
 mod images;
+pub mod recording;
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 mod v4l2;
 #[cfg(feature = "video")]
@@ -76,7 +77,7 @@ pub trait FrameSource {
     }
 
     /// The last frame's detections as a recording holds them (object-list replays).
-    fn take_recorded_detections(&mut self) -> Option<crate::record::schema::DetectionsMsg> {
+    fn take_recorded_detections(&mut self) -> Option<adas_record::schema::DetectionsMsg> {
         None
     }
 
@@ -152,20 +153,20 @@ pub fn open_with(
         open_camera(uri, camera)
     } else if let Some(path) = uri.strip_prefix("mcap://") {
         let open = || {
-            let reader = crate::record::reader::FrameReader::open(
+            let reader = adas_record::reader::FrameReader::open(
                 Path::new(path),
-                crate::record::reader::Images::Keep,
+                adas_record::reader::Images::Keep,
             )?;
             reader.require_camera()?;
             Ok(reader)
         };
-        let reader = open().map_err(|e: crate::record::ReadError| SourceError::Open {
+        let reader = open().map_err(|e: adas_record::ReadError| SourceError::Open {
             path: PathBuf::from(path),
             message: e.to_string(),
         })?;
-        Ok(Box::new(crate::record::source::RecordingSource::new(
+        Ok(Box::new(crate::source::recording::RecordingSource::new(
             reader,
-            crate::record::source::Window::default(),
+            crate::source::recording::Window::default(),
             true,
         )))
     } else {

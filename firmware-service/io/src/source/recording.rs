@@ -1,10 +1,10 @@
 //! A recording as a frame source (`mcap://FILE`, `adasd replay`): frames in recorded time
 //! order, with their recorded capture times, optionally limited to a time window.
 
-use super::reader::{summary_counts, FrameReader};
-use super::schema::{self, DetectionsMsg};
-use super::{ReadError, RecordedFrame};
 use crate::source::{Frame, FrameError, FrameSource};
+use adas_record::reader::{summary_counts, FrameReader};
+use adas_record::schema::{self, DetectionsMsg};
+use adas_record::{ReadError, RecordedFrame};
 use adas_types::CanFrame;
 use std::fs::File;
 use std::io::BufReader;
