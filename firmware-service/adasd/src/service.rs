@@ -6,11 +6,12 @@
 
 use crate::config::{CanMode, Config};
 use adas_calibration::{CalibrationFile, Homography};
-use adas_core::aeb::decider::{AebDecider, Decision, Stage};
+use adas_core::aeb::decider::{Decision, Stage};
 use adas_core::aeb::{EgoState, InhibitReason};
-use adas_core::can::messages::{fault, status_message, warning_message, Encoder, Mode, Status};
+use adas_core::can::messages::{fault, status_message, warning_message, Encoder, Status};
 use adas_core::can::supervision::EgoInput;
-use adas_core::perception::{project_detections_in_image, BevProjection, Track, Tracker};
+use adas_core::perception::{BevProjection, Track};
+use adas_core::{Core, Outcome};
 use adas_detect::{Detector, ImageDetection, StageTimes};
 use adas_io::can::candump::CandumpWriter;
 use adas_io::can::replay::CandumpReplay;
@@ -84,10 +85,7 @@ pub struct Pipeline {
     /// `None` in object-list replays, which take the detections from a recording.
     detector: Option<Detector>,
     detector_failures: u32,
-    homography: Homography,
-    image_size: (u32, u32),
-    tracker: Tracker,
-    decider: AebDecider,
+    core: Core,
     config: Config,
 }
 
@@ -134,13 +132,16 @@ impl Pipeline {
             };
             tracker.for_detector_scale(image_px_per_input_px(image_size, input))
         };
+        let core = Core::new(
+            calibration.homography()?,
+            image_size,
+            tracker,
+            config.aeb.clone(),
+        );
         Ok(Pipeline {
             detector,
             detector_failures: 0,
-            homography: calibration.homography()?,
-            image_size,
-            tracker: Tracker::new(tracker),
-            decider: AebDecider::new(config.aeb.clone()),
+            core,
             config,
         })
     }
@@ -174,12 +175,12 @@ impl Pipeline {
     }
 
     pub fn homography(&self) -> &Homography {
-        &self.homography
+        self.core.homography()
     }
 
     /// The image size the calibration was made for (cameras are asked for it).
     pub fn image_size(&self) -> (u32, u32) {
-        self.image_size
+        self.core.image_size()
     }
 
     pub fn ego_speed_mps(&self) -> f64 {
@@ -238,13 +239,14 @@ impl Pipeline {
     }
 
     fn check_size(&self, seq: u64, (w, h): (u32, u32)) -> Result<(), FrameFault> {
-        if (w, h) != self.image_size {
+        let (want_w, want_h) = self.core.image_size();
+        if (w, h) != (want_w, want_h) {
             return Err(FrameFault::SizeMismatch {
                 seq,
                 got_w: w,
                 got_h: h,
-                want_w: self.image_size.0,
-                want_h: self.image_size.1,
+                want_w,
+                want_h,
             });
         }
         Ok(())
@@ -262,19 +264,16 @@ impl Pipeline {
         ego: Option<EgoState>,
     ) -> Result<FrameOutcome, FrameFault> {
         self.check_size(seq, (w, h))?;
-        let bev = project_detections_in_image(&self.homography, &detections, (w, h));
-        let fallback = EgoState {
-            valid: false,
-            ..EgoState::with_speed(t_ns, 0.0)
-        };
-        self.tracker
-            .step(t_ns, &bev.objects, ego.as_ref().unwrap_or(&fallback));
-        let decision = self.decider.step(t_ns, self.tracker.tracks(), ego.as_ref());
+        let Outcome {
+            bev,
+            tracks,
+            decision,
+        } = self.core.step(t_ns, &detections, ego.as_ref());
         Ok(FrameOutcome {
             image_size: (w, h),
             detections,
             bev,
-            tracks: self.tracker.tracks().to_vec(),
+            tracks,
             decision,
             times,
         })
@@ -691,20 +690,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
                         tracing::warn!(path = %path.display(), error = %e, "cannot write annotated frame");
                     }
                 }
-                Status {
-                    mode: if inhibited {
-                        Mode::Unavailable
-                    } else if braking {
-                        Mode::Braking
-                    } else if warning {
-                        Mode::Warning
-                    } else {
-                        Mode::Standby
-                    },
-                    faults: if inhibited { fault::EGO } else { 0 },
-                    fps,
-                    latency_ms,
-                }
+                Status::of_decision(&outcome.decision, fps, latency_ms)
             }
             Err(fault) => {
                 summary.skipped += 1;
@@ -717,12 +703,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
                 } else {
                     0
                 };
-                Status {
-                    mode: Mode::Unavailable,
-                    faults: fault.bits() | camera,
-                    fps,
-                    latency_ms,
-                }
+                Status::unavailable(fault.bits() | camera, fps, latency_ms)
             }
         };
         if t_ns >= next_status_ns {
@@ -797,12 +778,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
     }
     if let Some(t_ns) = last_t_ns {
         // Final status: the service is going off.
-        let off = encoder.status(&Status {
-            mode: Mode::Off,
-            faults: 0,
-            fps: 0.0,
-            latency_ms: 0.0,
-        });
+        let off = encoder.status(&Status::off());
         can.write(t_ns, &off)?;
     }
     notifier.stopping();
@@ -820,18 +796,7 @@ pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow:
             rx_overflow = bus.stats().rx_overflow.load(Ordering::Relaxed),
             "ego speed input"
         );
-        bus.shutdown(
-            status_message(
-                &Status {
-                    mode: Mode::Off,
-                    faults: 0,
-                    fps: 0.0,
-                    latency_ms: 0.0,
-                },
-                0,
-            )
-            .encode(),
-        );
+        bus.shutdown(status_message(&Status::off(), 0).encode());
     }
     can.flush()?;
     events.flush()?;

@@ -6,7 +6,12 @@
 //! - [`aeb`]: tracks + ego state → corridor, threat, staged warning and braking decision.
 //! - [`can`]: the CAN messages (generated from the DBC), their E2E protection, the supervision
 //!   of the vehicle's inputs and the decision → message mapping.
+//! - [`Core`]: the three in a row, one frame at a time — what the daemon runs and the scenario
+//!   simulator drives.
 
 pub mod aeb;
 pub mod can;
 pub mod perception;
+mod step;
+
+pub use step::{Core, Outcome};

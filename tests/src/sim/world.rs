@@ -1,8 +1,7 @@
 //! The simulated world: ego and target kinematics, the camera that turns each target's 3-D
 //! cuboid into the image box a detector would report (with noise, dropouts, false positives and
-//! latency), the brake actuator, and the daemon's real pipeline in the loop:
-//! `adas_core::perception::project_detections_in_image` (BEV with the camera's homography) →
-//! `adas_core::perception::Tracker` → `adas_core::aeb::decider::AebDecider`.
+//! latency), the brake actuator, and the daemon's own core in the loop: `adas_core::Core::step`
+//! (BEV with the camera's homography → tracker → decider), the function the daemon runs per frame.
 //!
 //! # Brake model
 //! The decider's request (0 / `partial_brake_mps2` / `full_brake_mps2`) reaches the wheels after
@@ -18,10 +17,11 @@
 use super::rng::Rng;
 use super::scenario::{default_dims, Scenario, Target};
 use adas_calibration::{Homography, Intrinsics, Mounting, PinholeCamera};
-use adas_core::aeb::decider::{AebDecider, AebParams, Stage};
+use adas_core::aeb::decider::{AebParams, Stage};
 use adas_core::aeb::episodes::{judge_episodes, EpisodeFrame, JudgedEpisode};
 use adas_core::aeb::EgoState;
-use adas_core::perception::{project_detections_in_image, Tracker, TrackerParams};
+use adas_core::perception::TrackerParams;
+use adas_core::Core;
 use adas_plugins::manifest::RoadUser;
 use adas_plugins::BBox;
 use adas_types::ImageDetection;
@@ -294,8 +294,13 @@ fn ns(s: f64) -> u64 {
 /// Runs one scenario variant with one noise seed. `record` keeps the time series.
 pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult {
     let mut rng = Rng::new(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5EED);
-    let mut tracker = Tracker::new(setup.tracker.clone());
-    let mut decider = AebDecider::new(setup.aeb.clone());
+    let mut core = Core::new(
+        setup.homography,
+        (setup.image_width, setup.image_height),
+        setup.tracker.clone(),
+        setup.aeb.clone(),
+    );
+    let mut confirmed_tracks = 0;
     let noise = &s.noise;
     let step_ns: u64 = 5_000_000;
     let dt = step_ns as f64 * 1e-9;
@@ -415,13 +420,9 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
             let Some((_, capture_ns, dets, ego)) = pipeline_queue.pop_front() else {
                 break;
             };
-            let bev = project_detections_in_image(
-                &setup.homography,
-                &dets,
-                (setup.image_width, setup.image_height),
-            );
-            tracker.step(capture_ns, &bev.objects, &ego);
-            let decision = decider.step(capture_ns, tracker.tracks(), Some(&ego));
+            let step = core.step(capture_ns, &dets, Some(&ego));
+            let decision = step.decision;
+            confirmed_tracks = step.tracks.iter().filter(|t| t.confirmed).count();
             if record {
                 use adas_record::schema::{DecisionMsg, DetectionsMsg};
                 let seq = result.outcomes.len() as u64;
@@ -434,8 +435,8 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
                             height: setup.image_height,
                             detections: dets.clone(),
                         },
-                        bev: bev.clone(),
-                        tracks: tracker.tracks().to_vec(),
+                        bev: step.bev,
+                        tracks: step.tracks,
                         decision: DecisionMsg {
                             seq,
                             ego_speed_mps: Some(ego.speed_mps),
@@ -530,7 +531,7 @@ pub fn run(s: &Scenario, seed: u64, setup: &SimSetup, record: bool) -> RunResult
                 ttc_s: th.map_or(f64::NAN, |t| t.ttc_s),
                 required_decel_mps2: th.map_or(f64::NAN, |t| t.required_decel_mps2),
                 threat_distance_m: th.map_or(f64::NAN, |t| t.distance_m),
-                tracks: tracker.tracks().iter().filter(|t| t.confirmed).count(),
+                tracks: confirmed_tracks,
                 detections: last_detections,
             });
         }

@@ -58,6 +58,49 @@ pub struct Status {
     pub latency_ms: f64,
 }
 
+impl Status {
+    /// A frame that produced `decision`: braking over warning over standby, and unavailable
+    /// (with the ego fault) while the decider is inhibited.
+    pub fn of_decision(decision: &Decision, fps: f64, latency_ms: f64) -> Status {
+        let inhibited = decision.inhibit.is_some();
+        let mode = if inhibited {
+            Mode::Unavailable
+        } else if decision.stage.is_braking() {
+            Mode::Braking
+        } else if decision.warning() {
+            Mode::Warning
+        } else {
+            Mode::Standby
+        };
+        Status {
+            mode,
+            faults: if inhibited { fault::EGO } else { 0 },
+            fps,
+            latency_ms,
+        }
+    }
+
+    /// A frame that produced no decision, for the reasons in `faults` ([`fault`] bits).
+    pub fn unavailable(faults: u8, fps: f64, latency_ms: f64) -> Status {
+        Status {
+            mode: Mode::Unavailable,
+            faults,
+            fps,
+            latency_ms,
+        }
+    }
+
+    /// The service is going off.
+    pub fn off() -> Status {
+        Status {
+            mode: Mode::Off,
+            faults: 0,
+            fps: 0.0,
+            latency_ms: 0.0,
+        }
+    }
+}
+
 pub fn class_code(class: RoadUser) -> u8 {
     match class {
         RoadUser::Pedestrian => 1,
@@ -171,6 +214,29 @@ mod tests {
     use super::*;
     use crate::aeb::decider::{Stage, Threat};
     use crate::aeb::InhibitReason;
+
+    #[test]
+    fn status_follows_the_decision_and_the_faults() {
+        let at = |stage| Status::of_decision(&Decision::for_test(0, stage, None), 20.0, 5.0);
+        assert_eq!(at(Stage::None).mode, Mode::Standby);
+        assert_eq!(at(Stage::Fcw).mode, Mode::Warning);
+        assert_eq!(at(Stage::PartialBrake).mode, Mode::Braking);
+        assert_eq!(at(Stage::FullBrake).mode, Mode::Braking);
+        assert_eq!(
+            (at(Stage::FullBrake).fps, at(Stage::FullBrake).latency_ms),
+            (20.0, 5.0)
+        );
+        assert_eq!(at(Stage::Fcw).faults, 0);
+        // Inhibited: unavailable with the ego fault, whatever the stage says.
+        let mut d = Decision::for_test(0, Stage::FullBrake, None);
+        d.inhibit = Some(InhibitReason::EgoStale);
+        let s = Status::of_decision(&d, 20.0, 5.0);
+        assert_eq!((s.mode, s.faults), (Mode::Unavailable, fault::EGO));
+        let lost = Status::unavailable(fault::FRAME_LOST | fault::CAMERA, 0.0, 0.0);
+        assert_eq!(lost.mode, Mode::Unavailable);
+        assert_eq!(lost.faults, fault::FRAME_LOST | fault::CAMERA);
+        assert_eq!(Status::off().mode, Mode::Off);
+    }
 
     #[test]
     fn crc_matches_the_published_check_value() {
