@@ -208,10 +208,15 @@ pub fn preprocess_into(
         };
         let (top, bottom) = (&rows[top], &rows[bottom]);
         let start = (oy + dy) * mw + ox;
+        let out = RowFormat {
+            norm: &norm,
+            layout: spec.layout,
+            plane,
+        };
         if swap_rb {
-            blend_row::<true>(top, bottom, fy, &norm, spec.layout, data, start, plane);
+            blend_row::<true>(top, bottom, fy, &out, data, start);
         } else {
-            blend_row::<false>(top, bottom, fy, &norm, spec.layout, data, start, plane);
+            blend_row::<false>(top, bottom, fy, &out, data, start);
         }
     }
 
@@ -295,21 +300,31 @@ struct Normalise {
     add: [f32; 4],
 }
 
+/// How model-input values are written: normalisation, layout, and the size of one channel
+/// plane (NCHW).
+struct RowFormat<'a> {
+    norm: &'a Normalise,
+    layout: Layout,
+    plane: usize,
+}
+
 /// Output row starting at pixel `start` of the model input: per pixel and channel
 /// `(top + (bottom − top) · fy) · mul + add`, stored in the model's layout and channel order
 /// (`BGR`: R and B swapped).
-#[allow(clippy::too_many_arguments)]
 #[inline]
 fn blend_row<const BGR: bool>(
     top: &[[f32; 4]],
     bottom: &[[f32; 4]],
     fy: f32,
-    norm: &Normalise,
-    layout: Layout,
+    out: &RowFormat<'_>,
     data: &mut [f32],
     start: usize,
-    plane: usize,
 ) {
+    let RowFormat {
+        norm,
+        layout,
+        plane,
+    } = *out;
     let (first, last) = if BGR { (2, 0) } else { (0, 2) };
     let blend = |t: &[f32; 4], b: &[f32; 4]| -> [f32; 4] {
         std::array::from_fn(|c| (t[c] + (b[c] - t[c]) * fy) * norm.mul[c] + norm.add[c])

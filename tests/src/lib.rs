@@ -102,3 +102,20 @@ pub fn iou(a: &[f64; 4], b: &[f64; 4]) -> f64 {
         0.0
     }
 }
+
+/// Whether ONNX Runtime's library can be loaded (`ORT_DYLIB_PATH`, docs/ORT.md). Tests that need
+/// it skip without it, saying so; under CI (`CI` set) its absence is a failure instead.
+#[cfg(feature = "ort")]
+pub fn ort_library_present(test: &str) -> bool {
+    match adas_detect::load_ort_library(None) {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but ONNX Runtime cannot be loaded: {e}"
+            );
+            eprintln!("SKIPPED: {test} needs libonnxruntime.so (ORT_DYLIB_PATH, docs/ORT.md): {e}");
+            false
+        }
+    }
+}

@@ -146,24 +146,11 @@ mod onnx_runtime {
 
     const INT8: &str = "models/ssd_mobilenet_v2_coco_300_int8.toml";
 
-    fn library_present() -> bool {
-        match adas_detect::load_ort_library(None) {
-            Ok(_) => true,
-            Err(e) => {
-                if std::env::var_os("CI").is_some() {
-                    panic!("CI is set but ONNX Runtime cannot be loaded: {e}");
-                }
-                eprintln!("SKIPPED: needs libonnxruntime.so (ORT_DYLIB_PATH, docs/ORT.md): {e}");
-                false
-            }
-        }
-    }
-
     /// The uint8 network (QDQ) in ONNX Runtime's integer kernels agrees with tflite-runtime at
     /// least as well as TensorFlow's own TensorFlow Lite does.
     #[test]
     fn int8_ssd_on_onnx_runtime_matches_tensorflow_lite() {
-        if !library_present() {
+        if !adas_system_tests::ort_library_present("tflite parity (ONNX Runtime rows)") {
             return;
         }
         let Some(a) = agreement(INT8, BackendKind::Ort) else {
@@ -179,7 +166,7 @@ mod onnx_runtime {
 
     #[test]
     fn float_ssd_on_onnx_runtime_matches_tensorflow_lite() {
-        if !library_present() {
+        if !adas_system_tests::ort_library_present("tflite parity (ONNX Runtime rows)") {
             return;
         }
         let Some(a) = agreement(FLOAT, BackendKind::Ort) else {

@@ -162,18 +162,29 @@ impl CudaConfig {
 impl DetectorConfig {
     /// The backend settings for [`adas_detect::Detector::load_with`].
     pub fn backend_options(&self) -> adas_detect::BackendOptions {
-        adas_detect::BackendOptions {
-            ort_library: self.ort_library.clone(),
-            ort: self.ort.clone(),
-            #[cfg(feature = "cuda")]
-            cuda: adas_detect::cuda::CudaOptions {
-                precision: self.cuda.precision,
-                batch: 1,
-                device: self.cuda.device,
-                cache_dir: self.cuda.cache_dir(),
-                streams: self.cuda.streams,
-            },
-        }
+        backend_options(self.ort_library.clone(), self.ort.clone(), &self.cuda)
+    }
+}
+
+/// Backend settings for [`adas_detect::Detector::load_with`]: ONNX Runtime's library and
+/// options, and the cuda engine's (batch 1) where the build has it.
+#[cfg_attr(not(feature = "cuda"), allow(unused_variables))]
+pub fn backend_options(
+    ort_library: Option<PathBuf>,
+    ort: adas_detect::OrtConfig,
+    cuda: &CudaConfig,
+) -> adas_detect::BackendOptions {
+    adas_detect::BackendOptions {
+        ort_library,
+        ort,
+        #[cfg(feature = "cuda")]
+        cuda: adas_detect::cuda::CudaOptions {
+            precision: cuda.precision,
+            batch: 1,
+            device: cuda.device,
+            cache_dir: cuda.cache_dir(),
+            streams: cuda.streams,
+        },
     }
 }
 

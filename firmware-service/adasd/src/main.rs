@@ -296,14 +296,17 @@ fn main() -> ExitCode {
                     out,
                 },
         } => adasd::record::cli::import(
-            frames,
-            video,
-            can,
-            fps,
+            adasd::record::import::ImportOptions {
+                frames,
+                video,
+                can,
+                fps,
+                jpeg_quality,
+                max_frames,
+                out,
+                metadata: Default::default(),
+            },
             config.as_deref(),
-            jpeg_quality,
-            max_frames,
-            &out,
         ),
         Command::Record {
             command: RecordCommand::Info { recording },
@@ -324,9 +327,17 @@ fn main() -> ExitCode {
         } => eval(
             &model,
             backend,
-            precision,
+            &adasd::config::backend_options(
+                None,
+                adas_detect::OrtConfig::default(),
+                &adasd::config::CudaConfig {
+                    precision,
+                    ..Default::default()
+                },
+            ),
             threshold,
-            (&annotations, &images),
+            &annotations,
+            &images,
             &out,
         ),
         Command::Bench {
@@ -345,7 +356,19 @@ fn main() -> ExitCode {
             backend,
             &batch,
             iterations,
-            (threads, precision, cache_dir, streams),
+            &adasd::config::backend_options(
+                None,
+                adas_detect::OrtConfig {
+                    threads,
+                    ..Default::default()
+                },
+                &adasd::config::CudaConfig {
+                    precision,
+                    device: 0,
+                    cache_dir,
+                    streams,
+                },
+            ),
             json.as_deref(),
             &image,
         ),
@@ -567,24 +590,13 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
 fn eval(
     model: &Path,
     backend: BackendKind,
-    precision: adas_detect::Precision,
+    options: &adas_detect::BackendOptions,
     threshold: f32,
-    (annotations, images): (&Path, &Path),
+    annotations: &Path,
+    images: &Path,
     out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    #[cfg(not(feature = "cuda"))]
-    let _ = precision;
-    let options = adas_detect::BackendOptions {
-        #[cfg(feature = "cuda")]
-        cuda: adas_detect::cuda::CudaOptions {
-            precision,
-            batch: 1,
-            cache_dir: adasd::config::CudaConfig::default().cache_dir(),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let mut detector = Detector::load_with(model, backend, Some(threshold), &options)?;
+    let mut detector = Detector::load_with(model, backend, Some(threshold), options)?;
     let s = adasd::eval::run(&mut detector, annotations, images, out)?;
     let dropped: Vec<String> = s.dropped.iter().map(|(l, n)| format!("{l} {n}")).collect();
     println!(
@@ -679,39 +691,11 @@ fn bench_sweep(
     backend: BackendKind,
     batches: &[usize],
     iterations: usize,
-    (threads, precision, cache_dir, streams): (
-        usize,
-        adas_detect::Precision,
-        Option<PathBuf>,
-        usize,
-    ),
+    options: &adas_detect::BackendOptions,
     json: Option<&Path>,
     image: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let cuda = adasd::config::CudaConfig {
-        precision,
-        device: 0,
-        cache_dir,
-        streams,
-    };
-    #[cfg(not(feature = "cuda"))]
-    let _ = &cuda;
-    let options = adas_detect::BackendOptions {
-        ort: adas_detect::OrtConfig {
-            threads,
-            ..Default::default()
-        },
-        #[cfg(feature = "cuda")]
-        cuda: adas_detect::cuda::CudaOptions {
-            precision: cuda.precision,
-            batch: 1,
-            device: cuda.device,
-            cache_dir: cuda.cache_dir(),
-            streams: cuda.streams,
-        },
-        ..Default::default()
-    };
-    let report = adasd::benchmark::sweep(model, backend, &options, batches, iterations, image)?;
+    let report = adasd::benchmark::sweep(model, backend, options, batches, iterations, image)?;
     adasd::benchmark::print(&report);
     if let Some(path) = json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
@@ -730,17 +714,7 @@ fn calibrate_int8(
 ) -> anyhow::Result<ExitCode> {
     use adas_detect::int8;
     let manifest = adas_plugins::manifest::Manifest::load(model)?;
-    let mut files: Vec<PathBuf> = std::fs::read_dir(images)
-        .with_context(|| format!("cannot read calibration image folder {}", images.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-        })
-        .collect();
-    files.sort();
+    let mut files = adas_io::source::image_files(images)?;
     if files.len() < count {
         eprintln!(
             "warning: {} has {} images, fewer than --count {count}; calibrating with all {}",

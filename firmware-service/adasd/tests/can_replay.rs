@@ -2,9 +2,11 @@
 //! valid while it flows, "ego state stale" on the decision and on AEB_Status once it stops.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use adas_core::can::dbc::{AebStatus, VehicleSpeed};
-use adas_core::can::e2e::{crc_ok, Protector};
-use adas_io::can::candump::{format_line, parse_line};
+mod common;
+
+use adas_core::can::dbc::AebStatus;
+use adas_core::can::e2e::crc_ok;
+use adas_io::can::candump::parse_line;
 use std::path::Path;
 use std::process::Command;
 
@@ -24,43 +26,12 @@ fn replayed_speed_feeds_the_decider_and_its_loss_inhibits_it() {
     }
     // 36 km/h every 20 ms from 0 to 140 ms (E2E protected), then nothing. Frames at 10 fps:
     // 0, 100, 200 ms see a fresh speed; at 300 ms the last one is 160 ms old > 100 ms timeout.
-    let mut p = Protector::default();
-    let mut log = String::new();
-    for i in 0..8u64 {
-        let mut f = VehicleSpeed {
-            vs_speed: 36.0,
-            vs_speed_valid: 1,
-            ..Default::default()
-        }
-        .encode();
-        p.protect(&mut f, VehicleSpeed::E2E);
-        log += &format_line(1_700_000_000_000_000_000 + i * 20_000_000, "vcan0", &f);
-        log.push('\n');
-    }
     let can_log = dir.path().join("speed.log");
-    std::fs::write(&can_log, log).unwrap();
-    let config =
-        std::fs::read_to_string(Path::new(env!("ADAS_REPO_ROOT")).join("samples/vtest.toml"))
-            .unwrap()
-            .replace(
-                "dir://vtest/frames",
-                &format!("dir://{}", frames_dir.display()),
-            )
-            .replace(
-                "../models/",
-                &format!("{}/models/", Path::new(env!("ADAS_REPO_ROOT")).display()),
-            )
-            .replace(
-                "\"vtest_calibration.toml\"",
-                &format!(
-                    "\"{}/samples/vtest_calibration.toml\"",
-                    Path::new(env!("ADAS_REPO_ROOT")).display()
-                ),
-            )
-            .replace(
-                "[can]\n",
-                &format!("[can]\ninput_log = \"{}\"\n", can_log.display()),
-            );
+    std::fs::write(&can_log, common::speed_log(8)).unwrap();
+    let config = common::vtest_config(&format!("dir://{}", frames_dir.display())).replace(
+        "[can]\n",
+        &format!("[can]\ninput_log = \"{}\"\n", can_log.display()),
+    );
     let path = dir.path().join("adasd.toml");
     std::fs::write(&path, config).unwrap();
     let out = dir.path().join("out");
@@ -111,27 +82,10 @@ fn replayed_speed_feeds_the_decider_and_its_loss_inhibits_it() {
 #[test]
 fn sigterm_stops_the_run_in_order_with_a_final_off_status() {
     let dir = tempfile::tempdir().unwrap();
-    let config =
-        std::fs::read_to_string(Path::new(env!("ADAS_REPO_ROOT")).join("samples/vtest.toml"))
-            .unwrap()
-            .replace(
-                "dir://vtest/frames",
-                &format!(
-                    "dir://{}/samples/vtest/frames",
-                    Path::new(env!("ADAS_REPO_ROOT")).display()
-                ),
-            )
-            .replace(
-                "../models/",
-                &format!("{}/models/", Path::new(env!("ADAS_REPO_ROOT")).display()),
-            )
-            .replace(
-                "\"vtest_calibration.toml\"",
-                &format!(
-                    "\"{}/samples/vtest_calibration.toml\"",
-                    Path::new(env!("ADAS_REPO_ROOT")).display()
-                ),
-            );
+    let config = common::vtest_config(&format!(
+        "dir://{}",
+        common::repo().join("samples/vtest/frames").display()
+    ));
     let path = dir.path().join("adasd.toml");
     std::fs::write(&path, config).unwrap();
     let out = dir.path().join("out");

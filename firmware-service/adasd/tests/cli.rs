@@ -1,6 +1,8 @@
 //! The `adasd` command line, end to end on the shipped models and sample media.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -208,24 +210,7 @@ fn sample_subset(dir: &Path, frames: usize) -> PathBuf {
         b"\xff\xd8 not really a jpeg",
     )
     .unwrap();
-    let config =
-        std::fs::read_to_string(Path::new(env!("ADAS_REPO_ROOT")).join("samples/vtest.toml"))
-            .unwrap()
-            .replace(
-                "dir://vtest/frames",
-                &format!("dir://{}", frames_dir.display()),
-            )
-            .replace(
-                "../models/",
-                &format!("{}/models/", Path::new(env!("ADAS_REPO_ROOT")).display()),
-            )
-            .replace(
-                "\"vtest_calibration.toml\"",
-                &format!(
-                    "\"{}/samples/vtest_calibration.toml\"",
-                    Path::new(env!("ADAS_REPO_ROOT")).display()
-                ),
-            );
+    let config = common::vtest_config(&format!("dir://{}", frames_dir.display()));
     let path = dir.join("adasd.toml");
     std::fs::write(&path, config).unwrap();
     path

@@ -3,9 +3,8 @@
 //! input gives clear errors; the official Python `mcap` reader validates what we write.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use adas_core::can::dbc::VehicleSpeed;
-use adas_core::can::e2e::Protector;
-use adas_io::can::candump::format_line;
+mod common;
+
 use adas_record::Recording;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,21 +41,8 @@ fn sample_inputs(dir: &Path, n: usize) -> (PathBuf, PathBuf) {
     for name in names.iter().take(n) {
         std::fs::copy(src.join(name), frames.join(name)).unwrap();
     }
-    let mut p = Protector::default();
-    let mut log = String::new();
-    for i in 0..(n as u64 * 5 + 5) {
-        let mut f = VehicleSpeed {
-            vs_speed: 36.0,
-            vs_speed_valid: 1,
-            ..Default::default()
-        }
-        .encode();
-        p.protect(&mut f, VehicleSpeed::E2E);
-        log += &format_line(1_700_000_000_000_000_000 + i * 20_000_000, "vcan0", &f);
-        log.push('\n');
-    }
     let can = dir.join("speed.log");
-    std::fs::write(&can, log).unwrap();
+    std::fs::write(&can, common::speed_log(n as u64 * 5 + 5)).unwrap();
     (frames, can)
 }
 
@@ -382,26 +368,12 @@ fn interrupted_recordings_stay_readable() {
     }
     // The daemon itself (`adasd run`, [record] continuous into the small disk; its other
     // outputs elsewhere), on the recorded frames with the detector.
-    let config =
-        std::fs::read_to_string(Path::new(env!("ADAS_REPO_ROOT")).join("samples/vtest.toml"))
-            .unwrap()
-            .replace("dir://vtest/frames", &format!("mcap://{}", full.display()))
-            .replace(
-                "../models/",
-                &format!("{}/models/", Path::new(env!("ADAS_REPO_ROOT")).display()),
-            )
-            .replace(
-                "\"vtest_calibration.toml\"",
-                &format!(
-                    "\"{}/samples/vtest_calibration.toml\"",
-                    Path::new(env!("ADAS_REPO_ROOT")).display()
-                ),
-            )
-            .replace("annotated_frames = true", "annotated_frames = false")
-            + &format!(
-                "\n[record]\nmode = \"continuous\"\ndir = \"{}\"\n",
-                mnt.display()
-            );
+    let config = common::vtest_config(&format!("mcap://{}", full.display()))
+        .replace("annotated_frames = true", "annotated_frames = false")
+        + &format!(
+            "\n[record]\nmode = \"continuous\"\ndir = \"{}\"\n",
+            mnt.display()
+        );
     let cfg = dir.path().join("disk.toml");
     std::fs::write(&cfg, config).unwrap();
     let o = adasd(&[

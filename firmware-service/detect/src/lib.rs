@@ -361,6 +361,18 @@ impl Detector {
     }
 }
 
+/// A backend's input must have the model's shape exactly (batch included).
+fn check_input_shape(input: &Tensor, model: &[usize]) -> Result<(), DetectError> {
+    if input.shape == model {
+        Ok(())
+    } else {
+        Err(DetectError::Inference(format!(
+            "input shape {:?} does not match the model's {:?}",
+            input.shape, model
+        )))
+    }
+}
+
 /// Refuses an ONNX file whose hash differs from the manifest's: a manifest describes one exact
 /// set of weights (anchors, labels and normalisation silently break otherwise).
 fn verify_model_hash(manifest: &Manifest) -> Result<(), DetectError> {

@@ -6,7 +6,7 @@ use super::ort_config::{
     find_gpu_name, find_library, find_tensorrt_version, plan_providers, standard_library_dirs,
     OrtConfig, PlanContext, ProviderKind, ProviderPlan,
 };
-use super::{Backend, DetectError};
+use super::{check_input_shape, Backend, DetectError};
 use adas_plugins::manifest::Manifest;
 use adas_plugins::{Tensor, TensorView};
 use ort::ep::{ArbitrarilyConfigurableExecutionProvider, ExecutionProvider};
@@ -270,12 +270,7 @@ impl Backend for OrtBackend {
         input: &Tensor,
         consume: &mut dyn FnMut(&[TensorView<'_>]),
     ) -> Result<(), DetectError> {
-        if input.shape != self.input_shape {
-            return Err(DetectError::Inference(format!(
-                "input shape {:?} does not match the model's {:?}",
-                input.shape, self.input_shape
-            )));
-        }
+        check_input_shape(input, &self.input_shape)?;
         // The input is borrowed too (no copy into ONNX Runtime).
         let value = TensorRef::from_array_view((input.shape.clone(), input.data.as_slice()))
             .map_err(ort_err)?;

@@ -1,6 +1,6 @@
 //! tract: pure-Rust ONNX inference, no native dependencies — the embedded default.
 
-use super::{Backend, DetectError};
+use super::{check_input_shape, Backend, DetectError};
 use adas_plugins::manifest::Manifest;
 use adas_plugins::{Tensor, TensorView};
 use std::path::Path;
@@ -56,12 +56,7 @@ impl Backend for TractBackend {
         input: &Tensor,
         consume: &mut dyn FnMut(&[TensorView<'_>]),
     ) -> Result<(), DetectError> {
-        if input.shape != self.input_shape {
-            return Err(DetectError::Inference(format!(
-                "input shape {:?} does not match the model's {:?}",
-                input.shape, self.input_shape
-            )));
-        }
+        check_input_shape(input, &self.input_shape)?;
         let tensor = tract_onnx::prelude::Tensor::from_shape(&input.shape, &input.data)
             .map_err(|e| DetectError::Inference(format!("{e:#}")))?;
         let outputs = self

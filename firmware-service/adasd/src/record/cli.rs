@@ -321,26 +321,21 @@ fn replay_episodes(path: &Path) -> anyhow::Result<Vec<adas_core::aeb::JudgedEpis
     Ok(adas_core::aeb::judge_episodes(&frames))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// `record import`: `options` as given; `config` (the config the recording is meant for) adds
+/// its identity to the metadata, with the config's path relative to the recording.
 pub fn import(
-    frames: Option<PathBuf>,
-    video: Option<PathBuf>,
-    can: Option<PathBuf>,
-    fps: f64,
+    mut options: super::import::ImportOptions,
     config: Option<&Path>,
-    jpeg_quality: Option<u8>,
-    max_frames: Option<usize>,
-    out: &Path,
 ) -> anyhow::Result<ExitCode> {
-    if let Some(q) = jpeg_quality {
+    let out = options.out.clone();
+    if let Some(q) = options.jpeg_quality {
         if !(1..=100).contains(&q) {
             anyhow::bail!("--jpeg-quality {q}: use 1–100");
         }
     }
-    let mut metadata = std::collections::BTreeMap::new();
     if let Some(c) = config {
         let cfg = Config::load(c)?;
-        metadata = super::identity::metadata(&cfg, Some(c));
+        options.metadata = super::identity::metadata(&cfg, Some(c));
         let dir = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -349,21 +344,12 @@ pub fn import(
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        metadata.insert(
+        options.metadata.insert(
             "config_relative".into(),
             relative_to(c, dir).display().to_string(),
         );
     }
-    let imported = super::import::import(&super::import::ImportOptions {
-        frames,
-        video,
-        can,
-        fps,
-        jpeg_quality,
-        max_frames,
-        out: out.to_path_buf(),
-        metadata,
-    })?;
+    let imported = super::import::import(&options)?;
     println!(
         "{}: {} frames, {} CAN frames, {:.2} MB",
         out.display(),

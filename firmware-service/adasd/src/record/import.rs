@@ -27,24 +27,6 @@ pub struct Imported {
     pub bytes: u64,
 }
 
-fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list the frames folder {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png"))
-        })
-        .collect();
-    files.sort();
-    if files.is_empty() {
-        anyhow::bail!("{}: no .jpg/.jpeg/.png files", dir.display());
-    }
-    Ok(files)
-}
-
 /// JPEG bytes of an image file: as they are when already JPEG (and no quality asked),
 /// otherwise decoded and encoded.
 fn jpeg_of(path: &Path, quality: Option<u8>) -> anyhow::Result<Vec<u8>> {
@@ -75,7 +57,7 @@ fn folder_frames(
     fps: f64,
     quality: Option<u8>,
 ) -> anyhow::Result<Box<dyn Iterator<Item = ImportFrame>>> {
-    let files = image_files(dir)?;
+    let files = adas_io::source::image_files(dir)?;
     let period = 1e9 / fps;
     Ok(Box::new(files.into_iter().enumerate().map(
         move |(i, path)| {

@@ -519,6 +519,11 @@ impl Network {
                 let search = gpu.alloc(SEARCH_WORKSPACE)?;
                 let search_partials = gpu.alloc(MAX_PARTIALS_BYTES)?;
                 let io_of = |c: &ConvStep| conv_io(c, elem, &|b| buffers[b].1, &|w| weights[w].1);
+                let on = ConvLane {
+                    gpu,
+                    stream: &gpu.stream,
+                    handle: handle.0,
+                };
                 let mut out = Choices::default();
                 for (step, descriptors) in plan.steps.iter().zip(&convs) {
                     let Step::Conv(step) = step else { continue };
@@ -527,9 +532,11 @@ impl Network {
                     for (c, d) in measured.iter().zip(descriptors) {
                         let io = io_of(c);
                         let run = |algo: u32, workspace: usize| {
-                            let scratch = ((search.1, workspace), search_partials.1);
-                            let d = d.as_ref();
-                            launch_conv(gpu, &gpu.stream, handle.0, d, algo, scratch, c, io)
+                            let scratch = Scratch {
+                                workspace: (search.1, workspace),
+                                partials: search_partials.1,
+                            };
+                            launch_conv(on, d.as_ref(), algo, scratch, c, io)
                         };
                         // cuDNN's best (dense layers only) against our own kernels, each timed
                         // the same way with its epilogue (cuDNN's own figure leaves the epilogue
@@ -571,9 +578,11 @@ impl Network {
                                 c.node
                             )));
                         };
-                        let scratch = ((search.1, choice.workspace), search_partials.1);
-                        let (d, io) = (d.as_ref(), io_of(c));
-                        launch_conv(gpu, &gpu.stream, handle.0, d, choice.algo, scratch, c, io)
+                        let scratch = Scratch {
+                            workspace: (search.1, choice.workspace),
+                            partials: search_partials.1,
+                        };
+                        launch_conv(on, d.as_ref(), choice.algo, scratch, c, io_of(c))
                     };
                     let as_chosen = |fused: (bool, bool)| {
                         launch_conv_step(gpu, &gpu.stream, step, fused, &io_of, &conv)
@@ -795,19 +804,17 @@ impl Network {
         let choice = self.choice_of[index]
             .and_then(|first| self.choices.convs.get(first + k))
             .ok_or_else(|| GpuError::Backend("cuda: conv without a plan".into()))?;
-        let scratch = ((lane.workspace.1, lane.workspace.2), lane.partials.1);
-        let d = self.convs[index].get(k).and_then(Option::as_ref);
-        let io = self.conv_io(c);
-        launch_conv(
+        let scratch = Scratch {
+            workspace: (lane.workspace.1, lane.workspace.2),
+            partials: lane.partials.1,
+        };
+        let on = ConvLane {
             gpu,
-            &lane.stream,
-            lane.handle.0,
-            d,
-            choice.algo,
-            scratch,
-            c,
-            io,
-        )
+            stream: &lane.stream,
+            handle: lane.handle.0,
+        };
+        let d = self.convs[index].get(k).and_then(Option::as_ref);
+        launch_conv(on, d, choice.algo, scratch, c, self.conv_io(c))
     }
 
     /// Puts step `index` on `lane`.
@@ -1015,22 +1022,35 @@ fn launch_conv_step(
     }
 }
 
-/// Convolution `c` on `algo`: one of the engine's own kernels (split-K partial sums in
-/// `partials`), or cuDNN's algorithm with the descriptors `d` and a workspace.
-#[allow(clippy::too_many_arguments)]
-fn launch_conv(
-    gpu: &Gpu,
-    stream: &CudaStream,
+/// Where a convolution runs: the device, one of its streams and that stream's cuDNN handle.
+#[derive(Clone, Copy)]
+struct ConvLane<'a> {
+    gpu: &'a Gpu,
+    stream: &'a CudaStream,
     handle: sys::cudnnHandle_t,
+}
+
+/// A convolution's scratch memory: cuDNN's workspace (pointer, bytes) and our kernels' split-K
+/// partial sums.
+#[derive(Clone, Copy)]
+struct Scratch {
+    workspace: (DevPtr, usize),
+    partials: DevPtr,
+}
+
+/// Convolution `c` on `algo`: one of the engine's own kernels (split-K partial sums in
+/// `scratch.partials`), or cuDNN's algorithm with the descriptors `d` and the workspace.
+fn launch_conv(
+    on: ConvLane<'_>,
     d: Option<&Descriptors>,
     algo: u32,
-    (workspace, partials): ((DevPtr, usize), DevPtr),
+    scratch: Scratch,
     c: &ConvStep,
     io: ConvIo,
 ) -> Result<(), GpuError> {
     match (own_conv(algo), d) {
-        (Some(own), _) => launch_own(gpu, stream, own, c, io, partials),
-        (None, Some(d)) => launch_cudnn(gpu, stream, handle, d, algo, workspace, c, io),
+        (Some(own), _) => launch_own(on.gpu, on.stream, own, c, io, scratch.partials),
+        (None, Some(d)) => launch_cudnn(on, d, algo, scratch.workspace, c, io),
         (None, None) => Err(GpuError::Backend(format!(
             "cuda: convolution {} has cuDNN algorithm {algo} but no descriptors",
             c.node
@@ -1039,17 +1059,20 @@ fn launch_conv(
 }
 
 /// A cuDNN convolution followed by the epilogue kernel (bias, residual, activation).
-#[allow(clippy::too_many_arguments)]
 fn launch_cudnn(
-    gpu: &Gpu,
-    stream: &CudaStream,
-    handle: sys::cudnnHandle_t,
+    on: ConvLane<'_>,
     d: &Descriptors,
     algo: u32,
     (ws, ws_size): (DevPtr, usize),
     c: &ConvStep,
-    (x, y, w, bias, residual): (DevPtr, DevPtr, DevPtr, DevPtr, DevPtr),
+    io: ConvIo,
 ) -> Result<(), GpuError> {
+    let ConvLane {
+        gpu,
+        stream,
+        handle,
+    } = on;
+    let (x, y, w, bias, residual) = io;
     let algo = algo_from(algo).ok_or_else(|| GpuError::Backend("cuda: bad algorithm".into()))?;
     let (alpha, beta) = (1.0f32, 0.0f32);
     // SAFETY: descriptors match the buffers' sizes (from the plan); the workspace holds ws_size

@@ -16,22 +16,7 @@ pub struct ImageSequence {
 impl ImageSequence {
     /// All JPEG/PNG files of a folder, in file-name order.
     pub fn from_dir(dir: &Path, timing: Timing) -> Result<Self, SourceError> {
-        let entries = std::fs::read_dir(dir).map_err(|e| SourceError::Open {
-            path: dir.to_path_buf(),
-            message: format!("cannot list folder: {e}"),
-        })?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && has_image_extension(p))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            return Err(SourceError::Open {
-                path: dir.to_path_buf(),
-                message: "no .jpg/.jpeg/.png files in this folder".into(),
-            });
-        }
-        Self::from_files(files, timing)
+        Self::from_files(image_files(dir)?, timing)
     }
 
     pub fn from_files(files: Vec<PathBuf>, timing: Timing) -> Result<Self, SourceError> {
@@ -48,6 +33,27 @@ impl ImageSequence {
             last_jpeg: None,
         })
     }
+}
+
+/// The JPEG and PNG files of a folder, in file-name order; an error names the folder when it
+/// cannot be listed or holds none.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, SourceError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| SourceError::Open {
+        path: dir.to_path_buf(),
+        message: format!("cannot list folder: {e}"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && has_image_extension(p))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(SourceError::Open {
+            path: dir.to_path_buf(),
+            message: "no .jpg/.jpeg/.png files in this folder".into(),
+        });
+    }
+    Ok(files)
 }
 
 fn has_image_extension(path: &Path) -> bool {

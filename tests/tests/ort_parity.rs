@@ -13,19 +13,6 @@ use std::path::{Path, PathBuf};
 const IOU_MIN: f32 = 0.99;
 const SCORE_TOL: f32 = 0.005;
 
-fn library_present() -> bool {
-    match adas_detect::load_ort_library(None) {
-        Ok(_) => true,
-        Err(e) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set but ONNX Runtime cannot be loaded: {e}");
-            }
-            eprintln!("SKIPPED: ort parity test: {e}");
-            false
-        }
-    }
-}
-
 fn iou(a: &ImageDetection, b: &ImageDetection) -> f32 {
     let (a, b) = (&a.bbox, &b.bbox);
     let ix = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
@@ -83,7 +70,7 @@ fn images() -> Vec<PathBuf> {
 }
 
 fn parity(manifest: &str) {
-    if !library_present() {
+    if !adas_system_tests::ort_library_present("ort parity") {
         return;
     }
     let path = Path::new(env!("ADAS_REPO_ROOT"))
