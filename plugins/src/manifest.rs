@@ -4,6 +4,7 @@
 //! input tensor and preprocessing, output names, head type and parameters, labels, and how labels
 //! map to the road-user classes the rest of the pipeline reasons about.
 
+pub use crate::anchors::{AnchorSpec, FileAnchors, TfAnchors, TorchvisionAnchors};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -207,85 +208,8 @@ pub struct SsdHead {
     pub anchors: AnchorSpec,
 }
 
-/// How SSD anchors are generated.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "style", rename_all = "lowercase")]
-pub enum AnchorSpec {
-    /// TF Object Detection API `ssd_anchor_generator` (multiple_grid_anchor_generator).
-    Tf(TfAnchors),
-    /// torchvision `DefaultBoxGenerator` (SSD300 / SSDLite320).
-    Torchvision(TorchvisionAnchors),
-    /// A table of anchors shipped beside the model (e.g. the constant tensor a TensorFlow Lite
-    /// file stores, already quantized): generated anchors would differ from it by up to half a
-    /// quantization step.
-    File(FileAnchors),
-}
-
-/// Anchors read from a text file: one `cy cx h w` line per anchor (normalised to the model input,
-/// in output order); blank lines and lines starting with `#` are skipped.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileAnchors {
-    /// Resolved against the manifest's folder by [`Manifest::load`].
-    pub path: PathBuf,
-    /// Expected sha256 of the file (lower-case hex).
-    pub sha256: Option<String>,
-    /// The table, filled by [`Manifest::load`]; empty after [`Manifest::parse`] alone.
-    #[serde(skip)]
-    pub anchors: Vec<crate::anchors::Anchor>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TfAnchors {
-    /// Square feature-map sizes, finest first (e.g. `[19, 10, 5, 3, 2, 1]`).
-    pub feature_maps: Vec<usize>,
-    pub min_scale: f32,
-    pub max_scale: f32,
-    pub aspect_ratios: Vec<f32>,
-    /// Aspect ratio of the extra box at scale sqrt(s_i · s_{i+1}); ≤ 0 disables it.
-    #[serde(default = "one")]
-    pub interpolated_scale_aspect_ratio: f32,
-    /// The finest layer has only (0.1, 1.0), (s0, 2.0), (s0, 0.5).
-    #[serde(default)]
-    pub reduce_boxes_in_lowest_layer: bool,
-}
-
 fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit())
-}
-
-fn one() -> f32 {
-    1.0
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TorchvisionAnchors {
-    /// Square feature-map sizes, finest first.
-    pub feature_maps: Vec<usize>,
-    /// Extra aspect ratios per feature map (each r adds r and 1/r).
-    pub aspect_ratios: Vec<Vec<f32>>,
-    #[serde(default = "tv_min_ratio")]
-    pub min_ratio: f32,
-    #[serde(default = "tv_max_ratio")]
-    pub max_ratio: f32,
-    /// Explicit scales (one per feature map plus one); overrides min/max ratio.
-    pub scales: Option<Vec<f32>>,
-    /// Explicit steps in input pixels per feature map; default input size / feature-map size.
-    pub steps: Option<Vec<usize>>,
-    #[serde(default = "yes")]
-    pub clip: bool,
-}
-
-fn tv_min_ratio() -> f32 {
-    0.15
-}
-fn tv_max_ratio() -> f32 {
-    0.9
-}
-fn yes() -> bool {
-    true
 }
 
 /// NanoDet-style generalised focal loss head: per-level class scores and box-side distributions.

@@ -19,7 +19,7 @@ pub use cache::PlanSource;
 pub use device::check_libraries;
 pub use network::{OwnConv, OWN_CONVS};
 
-use crate::engine::{expand_dw, in_place, onnx, plan};
+use crate::engine::{self, onnx};
 use crate::{FrameResult, GpuError, GpuStageTimes, Precision};
 use adas_plugins::gpu::{self as plugins, GpuHead};
 use adas_plugins::manifest::{Layout, Manifest, NmsMode};
@@ -167,20 +167,13 @@ impl CudaBackend {
         let mut shape = manifest.input.shape.to_vec();
         shape[0] = batch;
         let nchw = manifest.input.layout == Layout::Nchw;
-        let mut lowered = plan::lower(&graph, &shape, nchw, &manifest.output_names())
-            .map_err(|e| model_error(e.to_string()))?;
-
         let mut gpu = Gpu::new(options.device)?;
         let cache = options.cache_dir.as_deref();
         // mma.sync needs compute capability 8.0 (Jetson Orin, Ampere) or newer.
         let tensor_cores = half && gpu.identity.compute_capability >= (8, 0);
-        if tensor_cores {
-            // Concats written in place force their producers onto the own kernels, which only
-            // beat cuDNN where they run on tensor cores.
-            in_place::write_concats_in_place(&mut lowered);
-            // The fused expansion + depthwise kernels run on tensor cores too.
-            expand_dw::fuse(&mut lowered);
-        }
+        let target = engine::Target { tensor_cores };
+        let lowered = engine::compile(&graph, &shape, nchw, &manifest.output_names(), target)
+            .map_err(|e| model_error(e.to_string()))?;
         tracing::info!(model = %manifest.name, steps = lowered.steps.len(), "cuda engine plan: {}", lowered.summary());
         let mut engine_names = ENGINE_NAMES.to_vec();
         if half {

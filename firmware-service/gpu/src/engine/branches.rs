@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn the_shipped_models_keep_every_dependency_and_gain_lanes() {
-        use crate::engine::{expand_dw, in_place, onnx, plan};
+        use crate::engine::onnx;
         use adas_plugins::manifest::{Layout, Manifest};
         let models = std::path::Path::new(env!("ADAS_REPO_ROOT")).join("models");
         for name in [
@@ -327,10 +327,10 @@ mod tests {
             let m = Manifest::load(&models.join(name)).unwrap();
             let graph = onnx::load(&m.onnx).unwrap();
             let nchw = m.input.layout == Layout::Nchw;
-            let mut p = plan::lower(&graph, &m.input.shape, nchw, &m.output_names()).unwrap();
             // As the FP16 tensor-core engine runs it.
-            in_place::write_concats_in_place(&mut p);
-            expand_dw::fuse(&mut p);
+            let target = crate::engine::Target { tensor_cores: true };
+            let p = crate::engine::compile(&graph, &m.input.shape, nchw, &m.output_names(), target)
+                .unwrap();
             let s = schedule(&p.steps, 4);
             check(&p.steps, &s);
             assert!(s.lanes > 1, "{name}: no independent branches found");

@@ -163,7 +163,7 @@ fn is_expansion(e: &ConvStep, d: &ConvStep) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::{in_place, onnx, plan, reference};
+    use super::super::{in_place, onnx, reference};
     use super::*;
     use adas_plugins::Manifest;
     use std::path::Path;
@@ -175,7 +175,10 @@ mod tests {
         shape[0] = batch;
         let nchw = m.input.layout == adas_plugins::manifest::Layout::Nchw;
         let g = onnx::load(&m.onnx).unwrap();
-        let mut p = plan::lower(&g, &shape, nchw, &m.output_names()).unwrap();
+        let target = super::super::Target {
+            tensor_cores: false,
+        };
+        let mut p = super::super::compile(&g, &shape, nchw, &m.output_names(), target).unwrap();
         in_place::write_concats_in_place(&mut p);
         p
     }

@@ -16,7 +16,6 @@
 //! without a GPU.
 
 use super::onnx::{attr_float, attr_int, attr_ints, attr_str, Const, OnnxGraph};
-use super::resize_add;
 use adas_plugins::gpu::Act;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -460,7 +459,6 @@ pub fn lower(
         let v = l.materialize(v, &identity(rank));
         l.plan.outputs.push((v.buf, v.shape));
     }
-    resize_add::fuse(&mut l.plan);
     Ok(l.plan)
 }
 
@@ -1432,7 +1430,10 @@ mod tests {
             "Identity_4:0",
             "Identity_5:0",
         ];
-        let mut plan = lower(&g, &[1, 3, 416, 416], true, &outs).unwrap();
+        let target = super::super::Target {
+            tensor_cores: false,
+        };
+        let mut plan = super::super::compile(&g, &[1, 3, 416, 416], true, &outs, target).unwrap();
         let copies = |p: &Plan| {
             p.steps
                 .iter()

@@ -282,7 +282,7 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::super::{onnx, plan};
+    use super::super::onnx;
     use super::*;
     use adas_plugins::Manifest;
     use std::path::Path;
@@ -303,10 +303,9 @@ mod tests {
         .unwrap();
         let nchw = m.input.layout == adas_plugins::manifest::Layout::Nchw;
         let g = onnx::load(&m.onnx).unwrap();
-        let mut p = plan::lower(&g, &input.shape, nchw, &m.output_names()).unwrap();
         // As the FP16 tensor-core engine runs it (the plain plan is a subset of its steps).
-        super::super::in_place::write_concats_in_place(&mut p);
-        super::super::expand_dw::fuse(&mut p);
+        let target = super::super::Target { tensor_cores: true };
+        let p = super::super::compile(&g, &input.shape, nchw, &m.output_names(), target).unwrap();
         // The engine's input buffer is NHWC.
         let nhwc: Vec<f32> = if nchw {
             let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3]);
