@@ -373,148 +373,173 @@ impl Config {
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |table: &str, key: &str, message: String| {
-            Err(ConfigError::Invalid {
-                path: path.to_path_buf(),
-                key: format!("{table}.{key}"),
-                line: line_of(text, table, key),
-                message,
-            })
-        };
-        let positive = |v: f64| v.is_finite() && v > 0.0;
-        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
-
-        if let Some(fps) = self.source.fps {
-            if !positive(fps) {
-                return invalid("source", "fps", format!("{fps} must be a positive number"));
-            }
+        let checks = [
+            check_source(&self.source),
+            check_detector(&self.detector),
+            check_calibration(&self.calibration),
+            check_ego(&self.ego),
+            self.aeb
+                .validate()
+                .map_err(|(k, m)| Refused::new("aeb", &k, m)),
+            self.tracker
+                .validate()
+                .map_err(|(k, m)| Refused::new("tracker", &k, m)),
+            check_can(&self.can),
+        ];
+        match checks.into_iter().find_map(Result::err) {
+            Some(refused) => Err(refused.into_error(text, path)),
+            None => Ok(()),
         }
-        if !self.source.uri.starts_with("v4l2://") {
-            let camera_keys = [
-                ("format", self.source.format.is_some()),
-                ("width", self.source.width.is_some()),
-                ("height", self.source.height.is_some()),
-            ];
-            if let Some((key, _)) = camera_keys.iter().find(|(_, set)| *set) {
-                return invalid(
-                    "source",
-                    key,
-                    "applies to v4l2:// cameras only; remove it".into(),
-                );
-            }
-        }
-        match (self.source.width, self.source.height) {
-            (Some(0), _) | (_, Some(0)) => {
-                return invalid("source", "width", "width and height must be > 0".into())
-            }
-            (Some(_), None) | (None, Some(_)) => {
-                return invalid(
-                    "source",
-                    "width",
-                    "give both width and height, or neither".into(),
-                )
-            }
-            _ => {}
-        }
-        for (key, v) in [
-            ("timeout_ms", self.source.timeout_ms),
-            ("reconnect_ms", self.source.reconnect_ms),
-        ] {
-            if v == 0 {
-                return invalid("source", key, "must be at least 1 ms".into());
-            }
-        }
-        if self.source.fps.is_some() && self.source.timestamps.is_some() {
-            return invalid(
-                "source",
-                "timestamps",
-                "give either `fps` or `timestamps`, not both".into(),
-            );
-        }
-        if let Some(t) = self.detector.score_threshold {
-            if !(0.0..=1.0).contains(&t) {
-                return invalid(
-                    "detector",
-                    "score_threshold",
-                    format!("{t} is outside [0, 1]"),
-                );
-            }
-        }
-        if !(1..=32).contains(&self.detector.cuda.streams) {
-            return invalid(
-                "detector.cuda",
-                "streams",
-                format!(
-                    "{} must be within 1–32 (1 runs every step in order)",
-                    self.detector.cuda.streams
-                ),
-            );
-        }
-        if !positive(self.calibration.max_reprojection_rms_px) {
-            return invalid(
-                "calibration",
-                "max_reprojection_rms_px",
-                "must be a positive number of pixels".into(),
-            );
-        }
-        let speed = self.ego.speed_kph;
-        if !(non_negative(speed) && speed <= 300.0) {
-            return invalid(
-                "ego",
-                "speed_kph",
-                format!("{speed} must be within 0–300 km/h"),
-            );
-        }
-        for (table, result) in [
-            ("aeb", self.aeb.validate()),
-            ("tracker", self.tracker.validate()),
-        ] {
-            if let Err((key, message)) = result {
-                // Nested keys (`target_half_width_m.car`) live in sub-tables.
-                let (sub, leaf) = match key.rsplit_once('.') {
-                    Some((sub, leaf)) => (format!("{table}.{sub}"), leaf.to_string()),
-                    None => (table.to_string(), key.clone()),
-                };
-                return Err(ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    key: format!("{table}.{key}"),
-                    line: line_of(text, &sub, &leaf),
-                    message,
-                });
-            }
-        }
-        if self.can.interface.is_empty() || self.can.interface.contains(char::is_whitespace) {
-            return invalid(
-                "can",
-                "interface",
-                "must be a non-empty name without spaces".into(),
-            );
-        }
-        for (key, v) in [
-            ("status_period_ms", self.can.status_period_ms),
-            ("warning_period_ms", self.can.warning_period_ms),
-            ("reconnect_ms", self.can.reconnect_ms),
-            ("speed_period_ms", self.can.speed_period_ms),
-            ("speed_timeout_ms", self.can.speed_timeout_ms),
-            ("driver_timeout_ms", self.can.driver_timeout_ms),
-            ("yaw_rate_timeout_ms", self.can.yaw_rate_timeout_ms),
-        ] {
-            if v == 0 {
-                return invalid("can", key, "must be at least 1 ms".into());
-            }
-        }
-        if !(1..=14).contains(&self.can.max_delta_counter) {
-            return invalid("can", "max_delta_counter", "must be within 1–14".into());
-        }
-        if self.can.max_errors == 0 || self.can.recovery_frames == 0 {
-            return invalid(
-                "can",
-                "max_errors",
-                "max_errors and recovery_frames must be at least 1".into(),
-            );
-        }
-        Ok(())
     }
+}
+
+/// A value the checks refuse: its table, its key there (nested keys such as
+/// `target_half_width_m.car` live in sub-tables) and why.
+struct Refused {
+    table: String,
+    key: String,
+    message: String,
+}
+
+impl Refused {
+    fn new(table: &str, key: &str, message: impl Into<String>) -> Refused {
+        Refused {
+            table: table.into(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The error naming the file, the full key and the line it is on.
+    fn into_error(self, text: &str, path: &Path) -> ConfigError {
+        let (table, leaf) = match self.key.rsplit_once('.') {
+            Some((sub, leaf)) => (format!("{}.{sub}", self.table), leaf.to_string()),
+            None => (self.table.clone(), self.key.clone()),
+        };
+        ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: format!("{}.{}", self.table, self.key),
+            line: line_of(text, &table, &leaf),
+            message: self.message,
+        }
+    }
+}
+
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
+fn check_source(s: &SourceConfig) -> Result<(), Refused> {
+    let refuse = |key: &str, message: String| Err(Refused::new("source", key, message));
+    if let Some(fps) = s.fps {
+        if !positive(fps) {
+            return refuse("fps", format!("{fps} must be a positive number"));
+        }
+    }
+    if !s.uri.starts_with("v4l2://") {
+        let camera_keys = [
+            ("format", s.format.is_some()),
+            ("width", s.width.is_some()),
+            ("height", s.height.is_some()),
+        ];
+        if let Some((key, _)) = camera_keys.iter().find(|(_, set)| *set) {
+            return refuse(key, "applies to v4l2:// cameras only; remove it".into());
+        }
+    }
+    match (s.width, s.height) {
+        (Some(0), _) | (_, Some(0)) => {
+            return refuse("width", "width and height must be > 0".into())
+        }
+        (Some(_), None) | (None, Some(_)) => {
+            return refuse("width", "give both width and height, or neither".into())
+        }
+        _ => {}
+    }
+    for (key, v) in [
+        ("timeout_ms", s.timeout_ms),
+        ("reconnect_ms", s.reconnect_ms),
+    ] {
+        if v == 0 {
+            return refuse(key, "must be at least 1 ms".into());
+        }
+    }
+    if s.fps.is_some() && s.timestamps.is_some() {
+        return refuse(
+            "timestamps",
+            "give either `fps` or `timestamps`, not both".into(),
+        );
+    }
+    Ok(())
+}
+
+fn check_detector(d: &DetectorConfig) -> Result<(), Refused> {
+    if let Some(t) = d.score_threshold {
+        if !(0.0..=1.0).contains(&t) {
+            let message = format!("{t} is outside [0, 1]");
+            return Err(Refused::new("detector", "score_threshold", message));
+        }
+    }
+    if !(1..=32).contains(&d.cuda.streams) {
+        let message = format!(
+            "{} must be within 1–32 (1 runs every step in order)",
+            d.cuda.streams
+        );
+        return Err(Refused::new("detector.cuda", "streams", message));
+    }
+    Ok(())
+}
+
+fn check_calibration(c: &CalibrationConfig) -> Result<(), Refused> {
+    if positive(c.max_reprojection_rms_px) {
+        Ok(())
+    } else {
+        let message = "must be a positive number of pixels";
+        Err(Refused::new(
+            "calibration",
+            "max_reprojection_rms_px",
+            message,
+        ))
+    }
+}
+
+fn check_ego(e: &EgoConfig) -> Result<(), Refused> {
+    let speed = e.speed_kph;
+    if speed.is_finite() && (0.0..=300.0).contains(&speed) {
+        Ok(())
+    } else {
+        let message = format!("{speed} must be within 0–300 km/h");
+        Err(Refused::new("ego", "speed_kph", message))
+    }
+}
+
+fn check_can(c: &CanConfig) -> Result<(), Refused> {
+    let refuse = |key: &str, message: &str| Err(Refused::new("can", key, message));
+    if c.interface.is_empty() || c.interface.contains(char::is_whitespace) {
+        return refuse("interface", "must be a non-empty name without spaces");
+    }
+    for (key, v) in [
+        ("status_period_ms", c.status_period_ms),
+        ("warning_period_ms", c.warning_period_ms),
+        ("reconnect_ms", c.reconnect_ms),
+        ("speed_period_ms", c.speed_period_ms),
+        ("speed_timeout_ms", c.speed_timeout_ms),
+        ("driver_timeout_ms", c.driver_timeout_ms),
+        ("yaw_rate_timeout_ms", c.yaw_rate_timeout_ms),
+    ] {
+        if v == 0 {
+            return refuse(key, "must be at least 1 ms");
+        }
+    }
+    if !(1..=14).contains(&c.max_delta_counter) {
+        return refuse("max_delta_counter", "must be within 1–14");
+    }
+    if c.max_errors == 0 || c.recovery_frames == 0 {
+        return refuse(
+            "max_errors",
+            "max_errors and recovery_frames must be at least 1",
+        );
+    }
+    Ok(())
 }
 
 fn join_uri_path(base: &Path, rest: &str) -> String {

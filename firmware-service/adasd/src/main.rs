@@ -82,58 +82,9 @@ enum Command {
     },
     /// Detector accuracy: detect on every image of a COCO annotation file and write the
     /// detections in the COCO results format (for tests/eval/coco_map.py).
-    Eval {
-        /// Model manifest.
-        #[arg(long)]
-        model: PathBuf,
-        /// COCO instances JSON (its images and categories are used).
-        #[arg(long)]
-        annotations: PathBuf,
-        /// Folder holding the annotation file's images.
-        #[arg(long)]
-        images: PathBuf,
-        #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
-        backend: BackendKind,
-        /// Engine precision (cuda backend).
-        #[arg(long, default_value_t = adas_detect::Precision::Fp16)]
-        precision: adas_detect::Precision,
-        /// Minimum score. Low, because mAP integrates over the whole precision/recall curve.
-        #[arg(long, default_value_t = 0.001)]
-        threshold: f32,
-        /// Results file (JSON array of {image_id, category_id, bbox, score}).
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Eval(EvalArgs),
     /// Time the detector stages on an image.
-    Bench {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
-        backend: BackendKind,
-        /// Timed runs after 3 warm-up runs.
-        #[arg(long, default_value_t = 20)]
-        iterations: usize,
-        /// Inference threads for the ort backend (tract runs on one).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Sweep batch sizes, e.g. 1,2,4,8,16,32,64: latency, throughput and device stages per
-        /// batch (GPU backends batch on the device; CPU backends run the images in sequence).
-        #[arg(long, value_delimiter = ',')]
-        batch: Vec<usize>,
-        /// Engine precision (cuda backend).
-        #[arg(long, default_value_t = adas_detect::Precision::Fp16)]
-        precision: adas_detect::Precision,
-        /// Plan/kernel cache directory (cuda backend; default as `detector.cuda.cache_dir`).
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
-        /// Streams for the network's independent branches (cuda backend; 1 = in order).
-        #[arg(long, default_value_t = adas_detect::DEFAULT_CUDA_STREAMS)]
-        streams: usize,
-        /// Also write the sweep as JSON (for tests/gpu/plot.py).
-        #[arg(long)]
-        json: Option<PathBuf>,
-        image: PathBuf,
-    },
+    Bench(BenchArgs),
     /// INT8 calibration for TensorRT: run the model (tract, CPU) over images, collect per-tensor
     /// activation ranges and write the table ONNX Runtime's TensorRT provider reads
     /// (`detector.ort.tensorrt.int8_calibration_table`), plus `.cache` and `.json` copies.
@@ -220,30 +171,7 @@ struct ReplayArgs {
 #[derive(Subcommand)]
 enum RecordCommand {
     /// Build a recording from an image sequence or a video file and a candump log.
-    Import {
-        /// Folder of JPEG/PNG frames, in file-name order.
-        #[arg(long)]
-        frames: Option<PathBuf>,
-        /// A video file: MP4/MOV with H.264, or raw .h264 (decoded by adasd; resampled to
-        /// --fps: each output frame is the latest video frame at or before its time).
-        #[arg(long)]
-        video: Option<PathBuf>,
-        /// CAN input (candump -L log), times rebased to the first frame.
-        #[arg(long)]
-        can: Option<PathBuf>,
-        #[arg(long, default_value_t = 10.0)]
-        fps: f64,
-        /// Config the recording is meant for (named in its metadata, with hashes).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Re-encode frames at this JPEG quality (1–100) for smaller files.
-        #[arg(long)]
-        jpeg_quality: Option<u8>,
-        #[arg(long)]
-        max_frames: Option<usize>,
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Import(ImportArgs),
     /// Print what a recording holds (channels, frames, metadata, damage).
     Info { recording: PathBuf },
 }
@@ -252,6 +180,102 @@ enum RecordCommand {
 enum ConfigCommand {
     /// Validate a config and everything it refers to (model, calibration, source).
     Check { file: PathBuf },
+}
+
+#[derive(clap::Args)]
+struct EvalArgs {
+    /// Model manifest.
+    #[arg(long)]
+    model: PathBuf,
+    /// COCO instances JSON (its images and categories are used).
+    #[arg(long)]
+    annotations: PathBuf,
+    /// Folder holding the annotation file's images.
+    #[arg(long)]
+    images: PathBuf,
+    #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
+    backend: BackendKind,
+    /// Engine precision (cuda backend).
+    #[arg(long, default_value_t = adas_detect::Precision::Fp16)]
+    precision: adas_detect::Precision,
+    /// Minimum score. Low, because mAP integrates over the whole precision/recall curve.
+    #[arg(long, default_value_t = 0.001)]
+    threshold: f32,
+    /// Results file (JSON array of {image_id, category_id, bbox, score}).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
+    backend: BackendKind,
+    /// Timed runs after 3 warm-up runs.
+    #[arg(long, default_value_t = 20)]
+    iterations: usize,
+    /// Inference threads for the ort backend (tract runs on one).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Sweep batch sizes, e.g. 1,2,4,8,16,32,64: latency, throughput and device stages per
+    /// batch (GPU backends batch on the device; CPU backends run the images in sequence).
+    #[arg(long, value_delimiter = ',')]
+    batch: Vec<usize>,
+    /// Engine precision (cuda backend).
+    #[arg(long, default_value_t = adas_detect::Precision::Fp16)]
+    precision: adas_detect::Precision,
+    /// Plan/kernel cache directory (cuda backend; default as `detector.cuda.cache_dir`).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Streams for the network's independent branches (cuda backend; 1 = in order).
+    #[arg(long, default_value_t = adas_detect::DEFAULT_CUDA_STREAMS)]
+    streams: usize,
+    /// Also write the sweep as JSON (for tests/gpu/plot.py).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    image: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// Folder of JPEG/PNG frames, in file-name order.
+    #[arg(long)]
+    frames: Option<PathBuf>,
+    /// A video file: MP4/MOV with H.264, or raw .h264 (decoded by adasd; resampled to
+    /// --fps: each output frame is the latest video frame at or before its time).
+    #[arg(long)]
+    video: Option<PathBuf>,
+    /// CAN input (candump -L log), times rebased to the first frame.
+    #[arg(long)]
+    can: Option<PathBuf>,
+    #[arg(long, default_value_t = 10.0)]
+    fps: f64,
+    /// Config the recording is meant for (named in its metadata, with hashes).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Re-encode frames at this JPEG quality (1–100) for smaller files.
+    #[arg(long)]
+    jpeg_quality: Option<u8>,
+    #[arg(long)]
+    max_frames: Option<usize>,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+impl ImportArgs {
+    fn options(&self) -> adasd::record::import::ImportOptions {
+        adasd::record::import::ImportOptions {
+            frames: self.frames.clone(),
+            video: self.video.clone(),
+            can: self.can.clone(),
+            fps: self.fps,
+            jpeg_quality: self.jpeg_quality,
+            max_frames: self.max_frames,
+            out: self.out.clone(),
+            metadata: Default::default(),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -284,30 +308,8 @@ fn main() -> ExitCode {
         } => config_check(&file),
         Command::Replay(args) => adasd::record::cli::replay(&args.into()),
         Command::Record {
-            command:
-                RecordCommand::Import {
-                    frames,
-                    video,
-                    can,
-                    fps,
-                    config,
-                    jpeg_quality,
-                    max_frames,
-                    out,
-                },
-        } => adasd::record::cli::import(
-            adasd::record::import::ImportOptions {
-                frames,
-                video,
-                can,
-                fps,
-                jpeg_quality,
-                max_frames,
-                out,
-                metadata: Default::default(),
-            },
-            config.as_deref(),
-        ),
+            command: RecordCommand::Import(a),
+        } => adasd::record::cli::import(a.options(), a.config.as_deref()),
         Command::Record {
             command: RecordCommand::Info { recording },
         } => adasd::record::cli::info(&recording),
@@ -316,70 +318,9 @@ fn main() -> ExitCode {
             out,
             timeline_only,
         } => adasd::record::cli::render(&recording, &out, timeline_only),
-        Command::Eval {
-            model,
-            annotations,
-            images,
-            backend,
-            precision,
-            threshold,
-            out,
-        } => eval(
-            &model,
-            backend,
-            &adasd::config::backend_options(
-                None,
-                adas_detect::OrtConfig::default(),
-                &adasd::config::CudaConfig {
-                    precision,
-                    ..Default::default()
-                },
-            ),
-            threshold,
-            &annotations,
-            &images,
-            &out,
-        ),
-        Command::Bench {
-            model,
-            backend,
-            iterations,
-            threads,
-            batch,
-            precision,
-            cache_dir,
-            streams,
-            json,
-            image,
-        } if !batch.is_empty() => bench_sweep(
-            &model,
-            backend,
-            &batch,
-            iterations,
-            &adasd::config::backend_options(
-                None,
-                adas_detect::OrtConfig {
-                    threads,
-                    ..Default::default()
-                },
-                &adasd::config::CudaConfig {
-                    precision,
-                    device: 0,
-                    cache_dir,
-                    streams,
-                },
-            ),
-            json.as_deref(),
-            &image,
-        ),
-        Command::Bench {
-            model,
-            backend,
-            iterations,
-            threads,
-            image,
-            ..
-        } => bench(&model, backend, iterations, threads, &image),
+        Command::Eval(a) => eval(&a),
+        Command::Bench(a) if !a.batch.is_empty() => bench_sweep(&a),
+        Command::Bench(a) => bench(&a.model, a.backend, a.iterations, a.threads, &a.image),
         Command::CalibrateInt8 {
             model,
             images,
@@ -587,16 +528,17 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn eval(
-    model: &Path,
-    backend: BackendKind,
-    options: &adas_detect::BackendOptions,
-    threshold: f32,
-    annotations: &Path,
-    images: &Path,
-    out: &Path,
-) -> anyhow::Result<ExitCode> {
-    let mut detector = Detector::load_with(model, backend, Some(threshold), options)?;
+fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let (model, annotations, images, out) = (&a.model, &a.annotations, &a.images, &a.out);
+    let options = adasd::config::backend_options(
+        None,
+        adas_detect::OrtConfig::default(),
+        &adasd::config::CudaConfig {
+            precision: a.precision,
+            ..Default::default()
+        },
+    );
+    let mut detector = Detector::load_with(model, a.backend, Some(a.threshold), &options)?;
     let s = adasd::eval::run(&mut detector, annotations, images, out)?;
     let dropped: Vec<String> = s.dropped.iter().map(|(l, n)| format!("{l} {n}")).collect();
     println!(
@@ -686,18 +628,30 @@ fn bench(
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench_sweep(
-    model: &Path,
-    backend: BackendKind,
-    batches: &[usize],
-    iterations: usize,
-    options: &adas_detect::BackendOptions,
-    json: Option<&Path>,
-    image: &Path,
-) -> anyhow::Result<ExitCode> {
-    let report = adasd::benchmark::sweep(model, backend, options, batches, iterations, image)?;
+fn bench_sweep(a: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let options = adasd::config::backend_options(
+        None,
+        adas_detect::OrtConfig {
+            threads: a.threads,
+            ..Default::default()
+        },
+        &adasd::config::CudaConfig {
+            precision: a.precision,
+            device: 0,
+            cache_dir: a.cache_dir.clone(),
+            streams: a.streams,
+        },
+    );
+    let report = adasd::benchmark::sweep(
+        &a.model,
+        a.backend,
+        &options,
+        &a.batch,
+        a.iterations,
+        &a.image,
+    )?;
     adasd::benchmark::print(&report);
-    if let Some(path) = json {
+    if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::service::{self, Inputs, RunOptions};
+use adas_calibration::Homography;
 use adas_io::source::recording::Window;
 use adas_record::compare::{self, Tolerances};
 use adas_record::reader::{FrameReader, Images, Recording};
@@ -151,11 +152,42 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         from_s: a.from_s,
         to_s: a.to_s,
     };
-    let reference = match &a.compare {
+    let reference = open_reference(a, &mine)?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create output folder {}", a.out.display()))?;
+    let out_file = a.out.join(REPLAY_FILE);
+    let options = replay_options(a, &config_path, mine, reference.as_ref())?;
+    let inputs = Inputs::from_recording(recording, window, a.recorded_detections, &config)?;
+    let summary = service::run_with(config, inputs, &options)?;
+    print_replay(a, &summary, started.elapsed().as_secs_f64());
+    match reference {
+        Some(reference) => compare_with(a, &reference, &out_file, window),
+        None => {
+            // Read back from what was just written, decisions only: the pipeline keeps no history.
+            match replay_episodes(&out_file) {
+                Ok(e) => print!("{}", compare::render_episodes(&e)),
+                Err(e) => eprintln!("warning: braking episodes not reported: {e:#}"),
+            }
+            Ok(if summary.frames == 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+/// The reference to compare with (`--compare`), refused when it was made with another
+/// calibration or model unless `--force` or `--update-reference`.
+fn open_reference(
+    a: &Replay,
+    mine: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<Option<Recording>> {
+    Ok(match &a.compare {
         Some(p) => {
             let r = open_without_images(p)?;
             r.require_outcomes()?;
-            let diffs = super::identity::identity_differences(&r.metadata, &mine);
+            let diffs = super::identity::identity_differences(&r.metadata, mine);
             if !diffs.is_empty() && !a.force && !a.update_reference {
                 print_identity_warnings(p, &diffs);
                 anyhow::bail!(
@@ -168,7 +200,17 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         }
         None if a.update_reference => anyhow::bail!("--update-reference needs --compare REFERENCE"),
         None => None,
-    };
+    })
+}
+
+/// What the replay run writes and how: one recording (`replay.mcap`), no wall clock in it, the
+/// config named relative to where the file will live.
+fn replay_options(
+    a: &Replay,
+    config_path: &Path,
+    identity: std::collections::BTreeMap<String, String>,
+    reference: Option<&Recording>,
+) -> anyhow::Result<RunOptions> {
     let speed = match a.speed.as_str() {
         "max" => None,
         s => Some(
@@ -178,14 +220,11 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--speed {s}: use a positive number or `max`"))?,
         ),
     };
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create output folder {}", a.out.display()))?;
-    let out_file = a.out.join(REPLAY_FILE);
     let mut options = RunOptions::new(a.out.clone());
     options.per_frame_lines = a.verbose;
-    options.config_path = Some(config_path.clone());
-    options.identity = Some(mine);
-    options.record_to = Some(out_file.clone());
+    options.config_path = Some(config_path.to_path_buf());
+    options.identity = Some(identity);
+    options.record_to = Some(a.out.join(REPLAY_FILE));
     options.speed = speed;
     options.wall_clock_telemetry = false;
     options.annotate = Some(a.frames);
@@ -201,7 +240,7 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     );
     // The config relative to where the file will live, so that a committed reference replays
     // from any checkout without --config (`config_path` stays: absolute, as before).
-    let home = match (&reference, a.update_reference) {
+    let home = match (reference, a.update_reference) {
         (Some(r), true) => r
             .path
             .parent()
@@ -212,7 +251,7 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     };
     options.record_metadata.insert(
         "config_relative".into(),
-        relative_to(&config_path, &home).display().to_string(),
+        relative_to(config_path, &home).display().to_string(),
     );
     options
         .record_metadata
@@ -221,9 +260,11 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         "replay_of_sha256".into(),
         super::identity::sha256_file(&a.recording),
     );
-    let inputs = Inputs::from_recording(recording, window, a.recorded_detections, &config)?;
-    let summary = service::run_with(config, inputs, &options)?;
-    let wall = started.elapsed().as_secs_f64();
+    Ok(options)
+}
+
+/// How fast the replay ran, on the wall clock and for the pipeline alone, and what it decided.
+fn print_replay(a: &Replay, summary: &service::Summary, wall: f64) {
     // Data time replayed: first to last frame plus one frame period.
     let n = summary.frames + summary.skipped;
     let data_s = match (summary.first_t_ns, summary.last_t_ns) {
@@ -268,19 +309,17 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         "output: {} (replay.mcap, decisions log frames.jsonl, can.log)",
         a.out.display()
     );
-    let Some(reference) = reference else {
-        // Read back from what was just written, decisions only: the pipeline keeps no history.
-        match replay_episodes(&out_file) {
-            Ok(e) => print!("{}", compare::render_episodes(&e)),
-            Err(e) => eprintln!("warning: braking episodes not reported: {e:#}"),
-        }
-        return Ok(if summary.frames == 0 {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        });
-    };
-    let new = open_without_images(&out_file)?;
+}
+
+/// `--compare`: the new replay against the reference, over the replayed window; with
+/// `--update-reference` the new file replaces the reference.
+fn compare_with(
+    a: &Replay,
+    reference: &Recording,
+    out_file: &Path,
+    window: Window,
+) -> anyhow::Result<ExitCode> {
+    let new = open_without_images(out_file)?;
     let ref_frames: Vec<_> = reference
         .frames
         .iter()
@@ -291,7 +330,7 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     println!("--- compare with {}", reference.path.display());
     print!("{}", compare::render_text(&report));
     if a.update_reference {
-        std::fs::copy(&out_file, &reference.path)
+        std::fs::copy(out_file, &reference.path)
             .with_context(|| format!("cannot update the reference {}", reference.path.display()))?;
         println!("reference updated: {}", reference.path.display());
         return Ok(ExitCode::SUCCESS);
@@ -526,6 +565,26 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
     })?;
     let homography =
         adas_calibration::CalibrationFile::from_toml_str(calibration, path)?.homography()?;
+    let written = draw_frames(path, &homography, &frames_dir)?;
+    if mp4 {
+        let fps = r
+            .frames
+            .windows(2)
+            .map(|w| (w[1].t_ns - w[0].t_ns) as f64)
+            .next()
+            .filter(|d| *d > 0.0)
+            .map_or(10.0, |d| 1e9 / d);
+        encode_video(&frames_dir, fps, out)?;
+        println!("video: {} ({written} frames)", out.display());
+    } else {
+        println!("frames: {written} PNGs in {}", frames_dir.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every recorded frame with its outcome drawn as the daemon draws it, as numbered PNGs in `dir`
+/// (streamed: one image in memory). Returns how many were written.
+fn draw_frames(path: &Path, homography: &Homography, dir: &Path) -> anyhow::Result<usize> {
     let renderer = Renderer::default();
     let mut written = 0usize;
     let mut frames = FrameReader::open(path, Images::Keep)?;
@@ -549,7 +608,7 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
                 detections: &o.detections.detections,
                 bev: &o.bev,
                 decision: &o.decision.decision,
-                homography: &homography,
+                homography,
                 tracks: &o.tracks,
                 caption: format!(
                     "frame {} t={:.2}s ego {}",
@@ -561,47 +620,40 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
                 ),
             },
         );
-        let p = frames_dir.join(format!("frame_{written:05}.png"));
+        let p = dir.join(format!("frame_{written:05}.png"));
         img.save(&p)
             .with_context(|| format!("cannot write {}", p.display()))?;
         written += 1;
     }
-    if mp4 {
-        let fps = r
-            .frames
-            .windows(2)
-            .map(|w| (w[1].t_ns - w[0].t_ns) as f64)
-            .next()
-            .filter(|d| *d > 0.0)
-            .map_or(10.0, |d| 1e9 / d);
-        let status = std::process::Command::new("ffmpeg")
-            .args([
-                "-loglevel",
-                "error",
-                "-y",
-                "-framerate",
-                &format!("{fps:.3}"),
-                "-i",
-            ])
-            .arg(frames_dir.join("frame_%05d.png"))
-            .args([
-                "-pix_fmt",
-                "yuv420p",
-                "-vf",
-                "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-            ])
-            .arg(out)
-            .status();
-        let _ = std::fs::remove_dir_all(&frames_dir);
-        match status {
-            Ok(s) if s.success() => println!("video: {} ({written} frames)", out.display()),
-            Ok(s) => anyhow::bail!("ffmpeg failed ({s}) writing {}", out.display()),
-            Err(e) => anyhow::bail!(
-                "cannot run ffmpeg ({e}); render into a folder instead (--out DIR) for PNG frames"
-            ),
-        }
-    } else {
-        println!("frames: {written} PNGs in {}", frames_dir.display());
+    Ok(written)
+}
+
+/// `dir`'s numbered PNGs as an H.264 MP4 at `fps` (ffmpeg); the PNGs are removed either way.
+fn encode_video(dir: &Path, fps: f64, out: &Path) -> anyhow::Result<()> {
+    let status = std::process::Command::new("ffmpeg")
+        .args([
+            "-loglevel",
+            "error",
+            "-y",
+            "-framerate",
+            &format!("{fps:.3}"),
+            "-i",
+        ])
+        .arg(dir.join("frame_%05d.png"))
+        .args([
+            "-pix_fmt",
+            "yuv420p",
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+        ])
+        .arg(out)
+        .status();
+    let _ = std::fs::remove_dir_all(dir);
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => anyhow::bail!("ffmpeg failed ({s}) writing {}", out.display()),
+        Err(e) => anyhow::bail!(
+            "cannot run ffmpeg ({e}); render into a folder instead (--out DIR) for PNG frames"
+        ),
     }
-    Ok(ExitCode::SUCCESS)
 }

@@ -79,98 +79,7 @@ fn video_frames(
     fps: f64,
     quality: Option<u8>,
 ) -> anyhow::Result<Box<dyn Iterator<Item = ImportFrame>>> {
-    use adas_io::source::{Frame, FrameSource, Timing, VideoFile};
-
-    struct Resampled {
-        source: VideoFile,
-        name: String,
-        period: f64,
-        quality: u8,
-        tick: u64,
-        /// The latest decoded frame at or before the current tick.
-        held: Option<Frame>,
-        /// The next decoded frame, after the current tick.
-        ahead: Option<Frame>,
-        ended: bool,
-        decoded: usize,
-        skipped: usize,
-    }
-
-    impl Iterator for Resampled {
-        type Item = ImportFrame;
-
-        fn next(&mut self) -> Option<ImportFrame> {
-            loop {
-                let tick_ns = (self.tick as f64 * self.period).round() as u64;
-                if self.ahead.is_none() && !self.ended {
-                    match self.source.next_frame() {
-                        Some(Ok(frame)) => {
-                            self.decoded += 1;
-                            self.ahead = Some(frame);
-                        }
-                        Some(Err(e)) => {
-                            self.skipped += 1;
-                            tracing::warn!("{e}");
-                            continue;
-                        }
-                        None => {
-                            self.ended = true;
-                            self.report();
-                            if self.decoded == 0 {
-                                return Some(Err(anyhow::anyhow!(
-                                    "{}: no frame could be decoded",
-                                    self.name
-                                )));
-                            }
-                        }
-                    }
-                }
-                if self
-                    .ahead
-                    .as_ref()
-                    .is_some_and(|f| f.t_capture_ns <= tick_ns)
-                {
-                    self.held = self.ahead.take();
-                    continue;
-                }
-                let Some(held) = &self.held else {
-                    if self.ended {
-                        return None;
-                    }
-                    // The first frame comes after this tick.
-                    self.tick += 1;
-                    continue;
-                };
-                if self.ended && self.ahead.is_none() && tick_ns > held.t_capture_ns {
-                    return None;
-                }
-                self.tick += 1;
-                let mut jpeg = Vec::new();
-                let encoded = held
-                    .image
-                    .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
-                        &mut jpeg,
-                        self.quality,
-                    ))
-                    .with_context(|| format!("cannot encode {} as JPEG", held.origin));
-                return Some(encoded.map(|()| (tick_ns, jpeg)));
-            }
-        }
-    }
-
-    impl Resampled {
-        fn report(&self) {
-            if self.skipped > 0 {
-                tracing::warn!(
-                    "{}: {} of {} frames could not be decoded and were skipped",
-                    self.name,
-                    self.skipped,
-                    self.skipped + self.decoded
-                );
-            }
-        }
-    }
-
+    use adas_io::source::{Timing, VideoFile};
     let source = VideoFile::open(video, Timing::FromSource { fallback_fps: fps })?;
     Ok(Box::new(Resampled {
         source,
@@ -184,6 +93,100 @@ fn video_frames(
         decoded: 0,
         skipped: 0,
     }))
+}
+
+#[cfg(feature = "video")]
+/// A video's frames resampled to a fixed rate (see [`video_frames`]).
+struct Resampled {
+    source: adas_io::source::VideoFile,
+    name: String,
+    period: f64,
+    quality: u8,
+    tick: u64,
+    /// The latest decoded frame at or before the current tick.
+    held: Option<adas_io::source::Frame>,
+    /// The next decoded frame, after the current tick.
+    ahead: Option<adas_io::source::Frame>,
+    ended: bool,
+    decoded: usize,
+    skipped: usize,
+}
+
+#[cfg(feature = "video")]
+impl Iterator for Resampled {
+    type Item = ImportFrame;
+
+    fn next(&mut self) -> Option<ImportFrame> {
+        loop {
+            let tick_ns = (self.tick as f64 * self.period).round() as u64;
+            if self.ahead.is_none() && !self.ended {
+                match adas_io::source::FrameSource::next_frame(&mut self.source) {
+                    Some(Ok(frame)) => {
+                        self.decoded += 1;
+                        self.ahead = Some(frame);
+                    }
+                    Some(Err(e)) => {
+                        self.skipped += 1;
+                        tracing::warn!("{e}");
+                        continue;
+                    }
+                    None => {
+                        self.ended = true;
+                        self.report();
+                        if self.decoded == 0 {
+                            return Some(Err(anyhow::anyhow!(
+                                "{}: no frame could be decoded",
+                                self.name
+                            )));
+                        }
+                    }
+                }
+            }
+            if self
+                .ahead
+                .as_ref()
+                .is_some_and(|f| f.t_capture_ns <= tick_ns)
+            {
+                self.held = self.ahead.take();
+                continue;
+            }
+            let Some(held) = &self.held else {
+                if self.ended {
+                    return None;
+                }
+                // The first frame comes after this tick.
+                self.tick += 1;
+                continue;
+            };
+            if self.ended && self.ahead.is_none() && tick_ns > held.t_capture_ns {
+                return None;
+            }
+            self.tick += 1;
+            let mut jpeg = Vec::new();
+            let encoded = held
+                .image
+                .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                    &mut jpeg,
+                    self.quality,
+                ))
+                .with_context(|| format!("cannot encode {} as JPEG", held.origin));
+            return Some(encoded.map(|()| (tick_ns, jpeg)));
+        }
+    }
+}
+
+#[cfg(feature = "video")]
+impl Resampled {
+    fn report(&self) {
+        if self.skipped > 0 {
+            tracing::warn!(
+                "{}: {} of {} frames could not be decoded and were skipped",
+                self.name,
+                self.skipped,
+                self.skipped + self.decoded
+            );
+        }
+    }
 }
 
 #[cfg(not(feature = "video"))]
