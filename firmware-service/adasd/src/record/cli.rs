@@ -157,8 +157,14 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create output folder {}", a.out.display()))?;
     let out_file = a.out.join(REPLAY_FILE);
     let options = replay_options(a, &config_path, mine, reference.as_ref())?;
-    let inputs = Inputs::from_recording(recording, window, a.recorded_detections, &config)?;
-    let summary = service::run_with(config, inputs, &options)?;
+    let pipeline = if a.recorded_detections {
+        service::Pipeline::object_list(config)?
+    } else {
+        service::Pipeline::new(config)?
+    };
+    let inputs =
+        Inputs::from_recording(recording, window, a.recorded_detections, pipeline.config())?;
+    let summary = service::run_with(pipeline, inputs, &options)?;
     print_replay(a, &summary, started.elapsed().as_secs_f64());
     match reference {
         Some(reference) => compare_with(a, &reference, &out_file, window),

@@ -2,7 +2,6 @@
 //! recording. The live SocketCAN link also takes the status and warnings out.
 
 use crate::config::{CanMode, Config};
-use adas_calibration::CalibrationFile;
 use adas_core::aeb::decider::Decision;
 #[cfg(target_os = "linux")]
 use adas_core::aeb::decider::Stage;
@@ -27,21 +26,19 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// The config's source and CAN link.
-    pub fn from_config(config: &Config) -> anyhow::Result<Inputs> {
+    /// The config's source and CAN link; a camera is asked for `image_size` (the
+    /// calibration's).
+    pub fn from_config(config: &Config, image_size: (u32, u32)) -> anyhow::Result<Inputs> {
         let timing = match (&config.source.timestamps, config.source.fps) {
             (Some(file), _) => Timing::File(file.clone()),
             (None, Some(fps)) => Timing::FixedRate(fps),
             (None, None) => Timing::FromSource { fallback_fps: 10.0 },
         };
-        // A camera is asked for the calibration's image size.
-        let calibration = CalibrationFile::load(&config.calibration.file)?;
-        let size = (calibration.image_width, calibration.image_height);
         Ok(Inputs {
             source: source::open_with(
                 &config.source.uri,
                 timing,
-                &config.source.camera_options(Some(size)),
+                &config.source.camera_options(Some(image_size)),
             )?,
             link: CanLink::open(&config.can)?,
             recorded_detections: false,

@@ -156,24 +156,25 @@ impl RunOptions {
 
 /// Runs the configured pipeline over its source until the source ends or SIGTERM/SIGINT.
 pub fn run(config: Config, options: &RunOptions) -> anyhow::Result<Summary> {
-    let inputs = Inputs::from_config(&config)?;
-    run_with(config, inputs, options)
+    let pipeline = Pipeline::new(config)?;
+    let inputs = Inputs::from_config(pipeline.config(), pipeline.image_size())?;
+    run_with(pipeline, inputs, options)
 }
 
-/// [`run`] with given inputs (a live source, or a recording for replays).
-pub fn run_with(config: Config, inputs: Inputs, options: &RunOptions) -> anyhow::Result<Summary> {
+/// [`run`] with a given pipeline and inputs (a live source, or a recording for replays: an
+/// object-list replay gives [`Pipeline::object_list`] and the recording's detections).
+pub fn run_with(
+    mut pipeline: Pipeline,
+    inputs: Inputs,
+    options: &RunOptions,
+) -> anyhow::Result<Summary> {
     let stop = stop_on_signals()?;
     let Inputs {
         mut source,
         mut link,
         recorded_detections,
     } = inputs;
-    let mut can_tx = CanTx::new(config.can.status_period_ms);
-    let mut pipeline = if recorded_detections {
-        Pipeline::object_list(config)?
-    } else {
-        Pipeline::new(config)?
-    };
+    let mut can_tx = CanTx::new(pipeline.config().can.status_period_ms);
     let mut outputs = Outputs::open(pipeline.config(), pipeline.homography(), options)?;
     let mut telemetry = Telemetry::start(&pipeline.detections_from(), options, source.len_hint());
     let mut pacer = Pacer::new(options.speed);
