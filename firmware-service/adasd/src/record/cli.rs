@@ -444,39 +444,49 @@ pub fn info(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The timeline PNG of a recording's decisions.
-pub fn timeline_image(r: &Recording) -> image::RgbImage {
-    let mut speed = Vec::new();
-    let mut nearest = Vec::new();
-    let mut threat = Vec::new();
-    let mut ttc = Vec::new();
-    let mut stage = Vec::new();
-    let t0 = r.frames.first().map_or(0, |f| f.t_ns);
-    let mut t_end = 0.0;
-    for f in &r.frames {
-        let Some(o) = &f.outcome else { continue };
-        let t = (f.t_ns - t0) as f64 / 1e9;
-        t_end = t;
-        let d = &o.decision.decision;
-        speed.push((t, o.decision.ego_speed_mps.map(|v| v * 3.6)));
-        nearest.push((
-            t,
-            o.tracks
-                .iter()
-                .filter(|t| t.confirmed && t.x_m >= 0.0)
-                .map(|t| t.x_m)
-                .min_by(f64::total_cmp),
-        ));
-        threat.push((t, d.threat.map(|t| t.distance_m)));
-        ttc.push((
-            t,
-            d.threat
-                .map(|t| t.ttc_s)
-                .filter(|v| v.is_finite())
-                .map(|v| v.min(10.0)),
-        ));
-        stage.push((t, Some(f64::from(d.stage.code()))));
+/// The timeline's series, one point per frame with an outcome (seconds from the first frame).
+#[derive(Default)]
+struct TimelineSeries {
+    speed: Vec<(f64, Option<f64>)>,
+    nearest: Vec<(f64, Option<f64>)>,
+    threat: Vec<(f64, Option<f64>)>,
+    ttc: Vec<(f64, Option<f64>)>,
+    stage: Vec<(f64, Option<f64>)>,
+    t_end: f64,
+}
+
+impl TimelineSeries {
+    fn of(r: &Recording) -> TimelineSeries {
+        let mut s = TimelineSeries::default();
+        let t0 = r.frames.first().map_or(0, |f| f.t_ns);
+        for f in &r.frames {
+            let Some(o) = &f.outcome else { continue };
+            let t = (f.t_ns - t0) as f64 / 1e9;
+            s.t_end = t;
+            let d = &o.decision.decision;
+            s.speed.push((t, o.decision.ego_speed_mps.map(|v| v * 3.6)));
+            let ahead = o.tracks.iter().filter(|t| t.confirmed && t.x_m >= 0.0);
+            s.nearest
+                .push((t, ahead.map(|t| t.x_m).min_by(f64::total_cmp)));
+            s.threat.push((t, d.threat.map(|t| t.distance_m)));
+            let ttc = d.threat.map(|t| t.ttc_s).filter(|v| v.is_finite());
+            s.ttc.push((t, ttc.map(|v| v.min(10.0))));
+            s.stage.push((t, Some(f64::from(d.stage.code()))));
+        }
+        s
     }
+}
+
+/// The timeline PNG of a recording's decisions: ego speed, distances, TTC and the AEB stage.
+pub fn timeline_image(r: &Recording) -> image::RgbImage {
+    let TimelineSeries {
+        speed,
+        nearest,
+        threat,
+        ttc,
+        stage,
+        t_end,
+    } = TimelineSeries::of(r);
     let max_speed = speed
         .iter()
         .filter_map(|p| p.1)
