@@ -28,43 +28,13 @@ fn main() -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut uri = None;
-    let mut seconds: Option<f64> = None;
-    let mut max_frames: Option<u64> = None;
-    let mut save = None;
-    let mut options = CameraOptions::default();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1);
-        match (args[i].as_str(), value) {
-            ("--seconds", Some(v)) => seconds = Some(v.parse().context("--seconds")?),
-            ("--frames", Some(v)) => max_frames = Some(v.parse().context("--frames")?),
-            ("--fps", Some(v)) => options.fps = Some(v.parse().context("--fps")?),
-            ("--save", Some(v)) => save = Some(std::path::PathBuf::from(v)),
-            ("--format", Some(v)) => {
-                options.format = Some(
-                    PixelFormat::from_name(v)
-                        .with_context(|| format!("--format {v}: use yuyv, uyvy, rgb24 or mjpeg"))?,
-                )
-            }
-            ("--size", Some(v)) => {
-                let (w, h) = v
-                    .split_once('x')
-                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-                    .with_context(|| format!("--size {v}: use WIDTHxHEIGHT"))?;
-                options.size = Some((w, h));
-            }
-            (a, _) if uri.is_none() && !a.starts_with("--") => {
-                uri = Some(a.to_string());
-                i += 1;
-                continue;
-            }
-            _ => anyhow::bail!(USAGE),
-        }
-        i += 2;
-    }
-    let uri = uri.context(USAGE)?;
+    let Args {
+        uri,
+        seconds,
+        max_frames,
+        save,
+        options,
+    } = parse_args(std::env::args().skip(1).collect())?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
@@ -111,5 +81,59 @@ fn main() -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// The command line, parsed.
+struct Args {
+    uri: String,
+    seconds: Option<f64>,
+    max_frames: Option<u64>,
+    save: Option<std::path::PathBuf>,
+    options: CameraOptions,
+}
+
+fn parse_args(args: Vec<String>) -> anyhow::Result<Args> {
+    let mut uri = None;
+    let mut seconds: Option<f64> = None;
+    let mut max_frames: Option<u64> = None;
+    let mut save = None;
+    let mut options = CameraOptions::default();
+    let mut i = 0;
+    while i < args.len() {
+        let value = args.get(i + 1);
+        match (args[i].as_str(), value) {
+            ("--seconds", Some(v)) => seconds = Some(v.parse().context("--seconds")?),
+            ("--frames", Some(v)) => max_frames = Some(v.parse().context("--frames")?),
+            ("--fps", Some(v)) => options.fps = Some(v.parse().context("--fps")?),
+            ("--save", Some(v)) => save = Some(std::path::PathBuf::from(v)),
+            ("--format", Some(v)) => {
+                options.format = Some(
+                    PixelFormat::from_name(v)
+                        .with_context(|| format!("--format {v}: use yuyv, uyvy, rgb24 or mjpeg"))?,
+                )
+            }
+            ("--size", Some(v)) => {
+                let (w, h) = v
+                    .split_once('x')
+                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                    .with_context(|| format!("--size {v}: use WIDTHxHEIGHT"))?;
+                options.size = Some((w, h));
+            }
+            (a, _) if uri.is_none() && !a.starts_with("--") => {
+                uri = Some(a.to_string());
+                i += 1;
+                continue;
+            }
+            _ => anyhow::bail!(USAGE),
+        }
+        i += 2;
+    }
+    Ok(Args {
+        uri: uri.context(USAGE)?,
+        seconds,
+        max_frames,
+        save,
+        options,
     })
 }
