@@ -4,7 +4,6 @@
 # - can-utils and iproute2 (copied into the guest with their libraries), busybox-static,
 # - Debian's linux-image-amd64 kernel + modules, *downloaded and unpacked* (not installed) into
 #   $VM_WORK/kernel,
-# - the x86_64-unknown-linux-musl Rust target (the daemon runs statically linked in the guest),
 # - python cantools (decodes the captured frames on the host against our DBC).
 set -euo pipefail
 VM_WORK=${VM_WORK:-/tmp/adas-vm}
@@ -24,7 +23,7 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
     APT_UPDATED=""
 fi
 need=()
-for p in busybox-static can-utils iproute2 cpio musl-tools; do
+for p in busybox-static can-utils iproute2 cpio; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 need_qemu=""
@@ -55,10 +54,6 @@ if [[ ! -d $VM_WORK/kernel/boot ]]; then
         rm -rf ../kernel && mkdir ../kernel
         dpkg-deb -x ./*.deb ../kernel
     )
-fi
-if command -v rustup >/dev/null; then
-    rustup target list --installed | grep -qx x86_64-unknown-linux-musl \
-        || rustup target add x86_64-unknown-linux-musl
 fi
 python3 -c 'import cantools' 2>/dev/null \
     || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "cantools==45.*" \

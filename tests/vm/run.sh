@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The VM test bed: boots Debian's stock kernel under qemu (TCG, no KVM) with a busybox initramfs,
-# can-utils, iproute2 and the statically linked daemon, runs the CAN scenario of guest-init.sh
-# against the real kernel SocketCAN stack, and checks the capture on the host with cantools.
+# can-utils, iproute2 and the daemon's binaries with their shared libraries, runs the CAN scenario
+# of guest-init.sh against the real kernel SocketCAN stack, and checks the capture with cantools.
 # Usage: bash tests/vm/run.sh   (runs tests/vm/prepare.sh first; VM_WORK=/tmp/adas-vm by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,13 +12,11 @@ KDIR=$(ls -d "$VM_WORK"/kernel/lib/modules/*/ | head -1)
 KVER=$(basename "$KDIR")
 VMLINUZ=$VM_WORK/kernel/boot/vmlinuz-$KVER
 
-echo "--- static daemon (x86_64-unknown-linux-musl)"
-MUSL_TARGET_DIR=${MUSL_TARGET_DIR:-/tmp/t-musl}
-# Without the default `video` feature: its decoder (OpenH264) is C++, and musl-tools has a C
-# compiler wrapper only (no musl g++); the VM tests read cameras and CAN, not video files.
-CC_x86_64_unknown_linux_musl=musl-gcc CARGO_TARGET_DIR=$MUSL_TARGET_DIR \
-    cargo build -q -p adasd --target x86_64-unknown-linux-musl --bins --no-default-features --features v4l2
-BIN=$MUSL_TARGET_DIR/x86_64-unknown-linux-musl/debug
+echo "--- the daemon's binaries (the host's debug build; they run on the guest's copy of its glibc)"
+# The same build `cargo test` made (default features: v4l2 and video), so CI compiles nothing
+# more here; the guest gets the binaries' shared libraries next to can-utils'.
+cargo build -q -p adasd --bins
+BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
 
 echo "--- initramfs"
 IR=$VM_WORK/initramfs
@@ -26,7 +24,8 @@ rm -rf "$IR" && mkdir -p "$IR"/{bin,usr/bin,lib,lib64,modules,proc,sys,dev,share
 cp /bin/busybox "$IR/bin/busybox"
 python3 tests/vm/vmtool.py modules "$KDIR" "$IR/modules" virtio_pci 9pnet_virtio 9p can can-raw can-dev vcan vivid >"$IR/modules.order"
 copy_with_libs() {
-    cp "$1" "$IR/usr/bin/"
+    # $2: strip on the way (debug symbols would only fill the guest's RAM)
+    if [[ ${2:-} == strip ]]; then strip -o "$IR/usr/bin/$(basename "$1")" "$1"; else cp "$1" "$IR/usr/bin/"; fi
     ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/lib/{print $1}' | while read -r lib; do
         mkdir -p "$IR$(dirname "$lib")"
         cp -L "$lib" "$IR$lib"
@@ -35,8 +34,7 @@ copy_with_libs() {
 for b in candump cansend canplayer; do copy_with_libs "/usr/bin/$b"; done
 copy_with_libs "$(command -v ip)"   # busybox ip cannot create vcan links
 copy_with_libs "$(command -v tc)"   # the ENOBUFS step (a pfifo of length 0); busybox has a tc of its own: call /usr/bin/tc
-# Debug symbols stripped: the initramfs lives in the guest's RAM.
-for b in adas-canio adas-camera adasd; do strip -o "$IR/usr/bin/$b" "$BIN/$b"; done
+for b in adas-canio adas-camera adasd; do copy_with_libs "$BIN/$b" strip; done
 mkdir -p "$IR/e2e" "$IR/models"
 cp tests/vm/camera/adasd.toml tests/vm/camera/calibration_640x480.toml "$IR/e2e/"
 cp models/ssdlite_mobilenet_v2_pedestrian_300.toml models/ssdlite_mobilenet_v2_pedestrian_300.onnx "$IR/models/"
