@@ -502,6 +502,11 @@ fn run(
     if let Some(r) = &summary.recording {
         adasd::record::cli::print_recording_stats(r);
     }
+    for (output, frames) in &summary.output_failures {
+        println!(
+            "output failed: {output} could not be written for {frames} frame(s); see the log above"
+        );
+    }
     Ok(if summary.frames == 0 {
         ExitCode::FAILURE
     } else {

@@ -92,7 +92,12 @@ pub struct RecorderStats {
     pub deleted: Vec<PathBuf>,
     /// Time spent encoding and writing (wall clock, telemetry).
     pub busy: Duration,
+    /// Write failures (each one costs the file in hand; the next attempt opens a new one).
+    pub errors: u64,
+    /// The last failure.
     pub error: Option<String>,
+    /// Frames not recorded because writing had failed and was waiting to be retried.
+    pub lost_frames: u64,
 }
 
 impl RecorderStats {
@@ -120,18 +125,26 @@ pub struct Recorder {
     ring: Option<EventRing>,
     file: Option<McapFile>,
     file_no: u32,
+    /// After a failure: no attempt before this data time (ns).
+    retry_at_ns: Option<u64>,
     pub stats: RecorderStats,
 }
 
+/// After a write failure the recorder waits this much data time before it tries a new file: a
+/// full or read-only disk is not hammered every frame, and recording resumes by itself once
+/// the disk takes data again.
+pub const RETRY_AFTER_NS: u64 = 1_000_000_000;
+
 impl Recorder {
-    /// Rotated files in `dir` (`config.mode` continuous or event).
+    /// Rotated files in `dir` (`config.mode` continuous or event). The folder is created with
+    /// the first file, so that a folder that cannot be created yet is a recording failure
+    /// (reported and retried), not a reason for the daemon not to start.
     pub fn in_dir(
         config: RecordConfig,
         dir: &Path,
         metadata: BTreeMap<String, String>,
-    ) -> std::io::Result<Recorder> {
-        std::fs::create_dir_all(dir)?;
-        Ok(Self::new(config, Target::Dir(dir.to_path_buf()), metadata))
+    ) -> Recorder {
+        Self::new(config, Target::Dir(dir.to_path_buf()), metadata)
     }
 
     /// Everything into one file, no rotation and no fsync (replays on the desk: a crash of the
@@ -158,6 +171,7 @@ impl Recorder {
             ring,
             file: None,
             file_no: 0,
+            retry_at_ns: None,
             stats: RecorderStats::default(),
         }
     }
@@ -185,6 +199,12 @@ impl Recorder {
 
     fn open(&mut self, label: &str) -> Result<(), writer::WriteError> {
         let path = self.next_path(label);
+        if let Target::Dir(dir) = &self.target {
+            std::fs::create_dir_all(dir).map_err(|source| writer::WriteError::Create {
+                path: dir.clone(),
+                source,
+            })?;
+        }
         let file = McapFile::create(&path, &self.metadata, self.config.sync_every_frames)?;
         tracing::info!(path = %path.display(), "recording to");
         self.stats.files.push(path);
@@ -229,21 +249,37 @@ impl Recorder {
         Ok(())
     }
 
-    /// Records one frame; `event`: FCW or braking in it (for the black box). Errors are logged
-    /// once and end the recording, never the run.
-    pub fn record(&mut self, record: &FrameRecord, event: bool) {
-        if self.stats.error.is_some() {
-            return;
+    /// Records one frame; `event`: FCW or braking in it (for the black box). A failure costs
+    /// the file in hand (what it holds so far stays readable) and the frames of the next
+    /// [`RETRY_AFTER_NS`]; then a new file is tried. Never ends the run: the caller reports
+    /// [`Recorder::failing`].
+    pub fn record(&mut self, record: &FrameRecord, event: bool) -> Result<(), writer::WriteError> {
+        if self.retry_at_ns.is_some_and(|t| record.t_ns < t) {
+            self.stats.lost_frames += 1;
+            return Ok(());
         }
         let started = Instant::now();
         let result = self.record_inner(record, event);
         self.stats.busy += started.elapsed();
-        self.stats.frames += 1;
-        if let Err(e) = result {
-            tracing::error!("{e}; recording stopped, the pipeline goes on");
-            self.stats.error = Some(e.to_string());
-            self.file = None;
+        match &result {
+            Ok(()) => {
+                self.stats.frames += 1;
+                self.retry_at_ns = None;
+            }
+            Err(e) => {
+                self.stats.lost_frames += 1;
+                self.stats.errors += 1;
+                self.stats.error = Some(e.to_string());
+                self.file = None;
+                self.retry_at_ns = Some(record.t_ns.saturating_add(RETRY_AFTER_NS));
+            }
         }
+        result
+    }
+
+    /// The last attempt failed and the recorder is waiting to try again.
+    pub fn failing(&self) -> bool {
+        self.retry_at_ns.is_some()
     }
 
     fn record_inner(
@@ -287,5 +323,52 @@ impl Recorder {
             self.stats.error.get_or_insert(e.to_string());
         }
         self.stats
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64) -> FrameRecord<'static> {
+        FrameRecord {
+            seq,
+            t_ns: seq * 100_000_000,
+            jpeg: Some(&[0xFF, 0xD8, 0xFF, 0xD9]),
+            outcome: None,
+            can_rx: &[],
+            can_tx: &[],
+        }
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_written_is_retried_after_a_second_of_data() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A file where the folder should be, until frame 5.
+        let dir = tmp.path().join("recordings");
+        std::fs::write(&dir, b"").unwrap();
+        let config = RecordConfig {
+            mode: RecordMode::Continuous,
+            ..Default::default()
+        };
+        let mut recorder = Recorder::in_dir(config, &dir, BTreeMap::new());
+        let err = recorder.record(&frame(0), false).unwrap_err();
+        assert!(err.to_string().contains("cannot create"), "{err}");
+        assert!(recorder.failing());
+        std::fs::remove_file(&dir).unwrap();
+        // 0.1 s apart: frames 1..=9 fall into the second of waiting, frame 10 tries again.
+        for seq in 1..10 {
+            recorder.record(&frame(seq), false).unwrap();
+            assert!(recorder.failing(), "frame {seq}");
+        }
+        recorder.record(&frame(10), false).unwrap();
+        assert!(!recorder.failing());
+        recorder.record(&frame(11), false).unwrap();
+        let stats = recorder.finish();
+        assert_eq!((stats.frames, stats.lost_frames, stats.errors), (2, 10, 1));
+        let written = reader::Recording::open(&stats.files[0]).unwrap();
+        let times: Vec<u64> = written.frames.iter().map(|f| f.t_ns).collect();
+        assert_eq!(times, [1_000_000_000, 1_100_000_000]);
     }
 }

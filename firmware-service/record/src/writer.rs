@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("recording {path}: cannot create it: {source}")]
+    #[error("recording {path}: cannot create it: {source} (is the folder writable and its disk mounted? see [record] dir)")]
     Create {
         path: PathBuf,
         source: std::io::Error,

@@ -51,6 +51,8 @@ pub struct Summary {
     pub last_t_ns: Option<u64>,
     /// What the recorder wrote, when recording.
     pub recording: Option<adas_record::RecorderStats>,
+    /// Frames each output could not write (outputs that failed at least once).
+    pub output_failures: Vec<(&'static str, u64)>,
     /// The last processed frame warned (for the rising edges).
     was_warning: bool,
 }
@@ -175,7 +177,7 @@ pub fn run_with(
         recorded_detections,
     } = inputs;
     let mut can_tx = CanTx::new(pipeline.config().can.status_period_ms);
-    let mut outputs = Outputs::open(pipeline.config(), pipeline.homography(), options)?;
+    let mut outputs = Outputs::open(pipeline.config(), pipeline.homography(), options);
     let mut telemetry = Telemetry::start(&pipeline.detections_from(), options, source.len_hint());
     let mut pacer = Pacer::new(options.speed);
     let mut summary = Summary::default();
@@ -210,6 +212,7 @@ pub fn run_with(
             summary.rate_to(t_ns),
             latency_ms,
             source.disconnected(),
+            outputs.failing(),
         );
         summary.count(t_ns, &result, elapsed);
         let decision = result.as_ref().ok().map(|(_, o)| &o.decision);
@@ -224,15 +227,16 @@ pub fn run_with(
             can_rx: &can_rx,
             can_tx: &sent,
             elapsed,
-        })?;
+        });
         telemetry.frame(&summary);
     }
 
     telemetry.finish();
     link.shutdown();
-    let written = outputs.finish(summary.last_t_ns, &[can_tx.off()])?;
+    let written = outputs.finish(summary.last_t_ns, &[can_tx.off()]);
     summary.can_frames = written.can_frames;
     summary.recording = written.recording;
+    summary.output_failures = written.failures;
     if let Some(e) = source.take_error() {
         return Err(e.context(format!(
             "the run stopped after {} frames ({} skipped); what was written so far is complete",
@@ -242,30 +246,43 @@ pub fn run_with(
     Ok(summary)
 }
 
-/// SIGTERM and SIGINT set the returned flag; the loop ends after the frame in hand.
+/// SIGTERM, SIGINT and SIGHUP set the returned flag; the loop ends after the frame in hand and
+/// the bus hears status Off. (SIGHUP: a lost terminal or a stray `kill -HUP` ends the run
+/// cleanly instead of by the default action, which would skip the Off status.)
 fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+    for signal in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(signal, stop.clone())
             .context("cannot install the signal handler")?;
     }
     Ok(stop)
 }
 
-/// The CAN status of a frame (pure): the decision's, or unavailable with the fault's bits.
+/// The CAN status of a frame (pure): the decision's, or unavailable with the fault's bits. A
+/// failing output (log, recording) adds its fault bit but never changes the mode: only the
+/// decision path can make AEB unavailable.
 fn status_of(
     result: &Result<(Frame, FrameOutcome), FrameFault>,
     fps: f64,
     latency_ms: f64,
     camera_gone: bool,
+    output_failing: bool,
 ) -> Status {
-    match result {
+    let mut status = match result {
         Ok((_, o)) => Status::of_decision(&o.decision, fps, latency_ms),
         Err(f) => {
             let camera = if camera_gone { fault::CAMERA } else { 0 };
             Status::unavailable(f.bits() | camera, fps, latency_ms)
         }
+    };
+    if output_failing {
+        status.faults |= fault::OUTPUT;
     }
+    status
 }
 
 /// The inhibit code the status message carries: the decider's, or the CAN supervision's when

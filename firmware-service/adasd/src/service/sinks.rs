@@ -5,16 +5,16 @@ use super::events::{frame_event_json, frame_line, EgoUsed};
 use super::pipeline::{FrameFault, FrameOutcome};
 use crate::config::Config;
 use adas_calibration::Homography;
-use adas_io::can::candump::CandumpWriter;
+use adas_io::can::candump;
+use adas_io::line_file::{LineFile, DEFAULT_BACKLOG_BYTES};
 use adas_io::source::Frame;
 use adas_record::{FrameRecord, RecordMode, Recorder, RecorderStats};
 use adas_render::{FrameView, Renderer};
 use adas_types::CanFrame;
 use anyhow::Context;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything the outputs learn about one frame.
@@ -41,7 +41,9 @@ pub(crate) struct FrameReport<'a> {
 ///
 /// Contract: [`Sink::frame`] is called once per frame, processed or skipped, in capture order;
 /// [`Sink::finish`] once after the last, with the CAN frames that end the run (status off). An
-/// error ends the run: what a sink wrote before it stays readable.
+/// error is the sink's alone: [`Outputs`] logs and counts it, the status on CAN carries
+/// `AEB_FaultOutput`, and the sink is called again with the next frame — it must recover by
+/// itself once the disk takes data again. The decision path never waits for a sink's success.
 pub(crate) trait Sink {
     fn frame(&mut self, report: &FrameReport<'_>) -> anyhow::Result<()>;
 
@@ -51,10 +53,10 @@ pub(crate) trait Sink {
     }
 }
 
-/// `can.log`: every CAN frame sent, in can-utils' candump format.
+/// `can.log`: every CAN frame sent, in can-utils' candump format, committed once per frame.
 struct CanLog {
-    writer: CandumpWriter<BufWriter<File>>,
-    path: PathBuf,
+    file: LineFile,
+    interface: String,
 }
 
 impl Sink for CanLog {
@@ -63,29 +65,27 @@ impl Sink for CanLog {
     }
 
     fn finish(&mut self, t_ns: Option<u64>, can_tx: &[CanFrame]) -> anyhow::Result<()> {
-        if let Some(t) = t_ns {
-            self.write(t, can_tx)?;
+        match t_ns {
+            Some(t) => self.write(t, can_tx),
+            None => commit(&mut self.file),
         }
-        self.writer
-            .flush()
-            .with_context(|| format!("cannot write {}", self.path.display()))
     }
 }
 
 impl CanLog {
     fn write(&mut self, t_ns: u64, frames: &[CanFrame]) -> anyhow::Result<()> {
         for f in frames {
-            self.writer
-                .write(t_ns, f)
-                .with_context(|| format!("cannot write {}", self.path.display()))?;
+            self.file
+                .push(candump::format_line(t_ns, &self.interface, f).as_bytes());
         }
-        Ok(())
+        commit(&mut self.file)
     }
 }
 
-/// `frames.jsonl` (one line per processed frame) and, on request, one stdout line per frame.
+/// `frames.jsonl` (one line per processed frame, committed once per frame) and, on request,
+/// one stdout line per frame.
 struct EventLog {
-    file: BufWriter<File>,
+    file: LineFile,
     per_frame_lines: bool,
 }
 
@@ -93,29 +93,49 @@ impl Sink for EventLog {
     fn frame(&mut self, r: &FrameReport<'_>) -> anyhow::Result<()> {
         match r.result {
             Ok((frame, outcome)) => {
-                serde_json::to_writer(&mut self.file, &frame_event_json(frame, outcome, r.ego))?;
-                self.file.write_all(b"\n")?;
-                if self.per_frame_lines {
-                    println!("{}", frame_line(frame, outcome, r.elapsed));
-                }
+                let line = serde_json::to_vec(&frame_event_json(frame, outcome, r.ego))?;
+                self.file.push(&line);
+                self.print(|| frame_line(frame, outcome, r.elapsed));
             }
             Err(fault) => {
                 tracing::warn!("skipping {fault}");
-                if self.per_frame_lines {
-                    println!("skipped: {fault}");
-                }
+                self.print(|| format!("skipped: {fault}"));
             }
         }
-        Ok(())
+        commit(&mut self.file)
     }
 
     fn finish(&mut self, _: Option<u64>, _: &[CanFrame]) -> anyhow::Result<()> {
-        Ok(self.file.flush()?)
+        commit(&mut self.file)
     }
 }
 
+impl EventLog {
+    /// One stdout line, when asked for. A closed stdout (`adasd run … | head`) ends the lines,
+    /// not the run.
+    fn print(&mut self, line: impl FnOnce() -> String) {
+        if !self.per_frame_lines {
+            return;
+        }
+        if let Err(e) = writeln!(std::io::stdout().lock(), "{}", line()) {
+            tracing::warn!("stdout: {e}; no more per-frame lines");
+            self.per_frame_lines = false;
+        }
+    }
+}
+
+fn commit(file: &mut LineFile) -> anyhow::Result<()> {
+    file.commit().with_context(|| {
+        format!(
+            "cannot write {} ({} bytes wait for the disk; is it full or read-only?)",
+            file.path().display(),
+            file.backlog_bytes()
+        )
+    })
+}
+
 /// `frames/frame_NNNNN.jpg`: each processed frame with boxes, ground distances, the corridor
-/// and the BEV inset. A picture that cannot be written is logged, never fatal.
+/// and the BEV inset.
 struct AnnotatedFrames {
     dir: PathBuf,
     renderer: Renderer,
@@ -147,11 +167,12 @@ impl Sink for AnnotatedFrames {
                 ),
             },
         );
+        // The folder may be gone (removed, unmounted) or not creatable yet: try each frame.
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
         let path = self.dir.join(format!("frame_{:05}.jpg", frame.seq));
-        if let Err(e) = img.save(&path) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write annotated frame");
-        }
-        Ok(())
+        img.save(&path)
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
@@ -191,114 +212,197 @@ impl Sink for Recording {
                 can_tx: &can_tx,
             },
             event,
-        );
-        Ok(())
+        )?;
+        match (&self.recorder.stats.error, self.recorder.failing()) {
+            // Waiting to retry: still failing, with the error that started it.
+            (Some(e), true) => anyhow::bail!("{e} (retrying every second of data)"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A sink and what the run loop knows of its health.
+struct Guarded<S> {
+    name: &'static str,
+    sink: S,
+    /// Frames whose output failed.
+    failures: u64,
+    /// Consecutive failed frames (0: the last frame went through).
+    failing_for: u64,
+}
+
+/// How often a sink that keeps failing is logged again (frames).
+const RELOG_EVERY_FRAMES: u64 = 300;
+
+impl<S: Sink> Guarded<S> {
+    fn new(name: &'static str, sink: S) -> Guarded<S> {
+        Guarded {
+            name,
+            sink,
+            failures: 0,
+            failing_for: 0,
+        }
+    }
+
+    fn frame(&mut self, report: &FrameReport<'_>) {
+        let result = self.sink.frame(report);
+        self.note(result);
+    }
+
+    fn finish(&mut self, t_ns: Option<u64>, can_tx: &[CanFrame]) {
+        let result = self.sink.finish(t_ns, can_tx);
+        self.note(result);
+    }
+
+    fn failing(&self) -> bool {
+        self.failing_for > 0
+    }
+
+    /// Logs a change of health, and a reminder every [`RELOG_EVERY_FRAMES`] while failing.
+    fn note(&mut self, result: anyhow::Result<()>) {
+        match result {
+            Ok(()) if self.failing_for > 0 => {
+                tracing::warn!(
+                    output = self.name,
+                    failed_frames = self.failing_for,
+                    "writing again"
+                );
+                self.failing_for = 0;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                self.failures += 1;
+                self.failing_for += 1;
+                if self.failing_for == 1 {
+                    tracing::error!(output = self.name, "{e:#}; the pipeline goes on");
+                } else if self.failing_for.is_multiple_of(RELOG_EVERY_FRAMES) {
+                    tracing::error!(
+                        output = self.name,
+                        failed_frames = self.failing_for,
+                        "still failing: {e:#}"
+                    );
+                }
+            }
+        }
     }
 }
 
 /// Every output of a run, fed in this order: CAN log, event log, pictures, recording.
 pub(crate) struct Outputs {
-    can: CanLog,
-    events: EventLog,
-    frames: Option<AnnotatedFrames>,
-    recording: Option<Recording>,
+    can: Guarded<CanLog>,
+    events: Guarded<EventLog>,
+    frames: Option<Guarded<AnnotatedFrames>>,
+    recording: Option<Guarded<Recording>>,
 }
 
 /// What the outputs report when the run is over.
 pub(crate) struct Written {
     pub can_frames: u64,
     pub recording: Option<RecorderStats>,
+    /// Frames each output could not write (only outputs that failed at least once).
+    pub failures: Vec<(&'static str, u64)>,
 }
 
 impl Outputs {
-    /// Creates `can.log`, `frames.jsonl`, `frames/` and the recording (per `[record]` or the
-    /// options) under the output folder.
-    pub fn open(
-        config: &Config,
-        homography: &Homography,
-        options: &super::RunOptions,
-    ) -> anyhow::Result<Outputs> {
+    /// `can.log`, `frames.jsonl`, `frames/` and the recording (per `[record]` or the options)
+    /// under the output folder. Nothing is opened yet: a folder that cannot be written is a
+    /// failing output, reported and retried frame by frame, never a reason not to start.
+    pub fn open(config: &Config, homography: &Homography, options: &super::RunOptions) -> Outputs {
         let out = &options.out_dir;
-        let dir = out.join("frames");
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-        let path = out.join("can.log");
+        let sync_every = config.record.sync_every_frames;
+        let log = |name: &str| LineFile::new(&out.join(name), sync_every, DEFAULT_BACKLOG_BYTES);
         let can = CanLog {
-            writer: CandumpWriter::new(BufWriter::new(create(&path)?), &config.can.interface),
-            path,
+            file: log("can.log"),
+            interface: config.can.interface.clone(),
         };
         let events = EventLog {
-            file: BufWriter::new(create(&out.join("frames.jsonl"))?),
+            file: log("frames.jsonl"),
             per_frame_lines: options.per_frame_lines,
         };
         let annotate = options.annotate.unwrap_or(config.output.annotated_frames);
         let frames = annotate.then(|| AnnotatedFrames {
-            dir,
+            dir: out.join("frames"),
             renderer: Renderer::default(),
             homography: *homography,
         });
-        let recording = recorder(config, options)?.map(|recorder| Recording {
+        let recording = recorder(config, options).map(|recorder| Recording {
             recorder,
             images: options.record_images,
         });
-        Ok(Outputs {
-            can,
-            events,
-            frames,
+        Outputs {
+            can: Guarded::new("can.log", can),
+            events: Guarded::new("frames.jsonl", events),
+            frames: frames.map(|f| Guarded::new("annotated frames", f)),
+            recording: recording.map(|r| Guarded::new("recording", r)),
+        }
+    }
+
+    /// Hands the frame to every output; one that fails is logged and counted, and the others
+    /// still get the frame.
+    pub fn frame(&mut self, report: &FrameReport<'_>) {
+        self.can.frame(report);
+        self.events.frame(report);
+        if let Some(g) = self.frames.as_mut() {
+            g.frame(report);
+        }
+        if let Some(g) = self.recording.as_mut() {
+            g.frame(report);
+        }
+    }
+
+    /// An output failed on the last frame (the status's `AEB_FaultOutput`).
+    pub fn failing(&self) -> bool {
+        self.can.failing()
+            || self.events.failing()
+            || self.frames.as_ref().is_some_and(Guarded::failing)
+            || self.recording.as_ref().is_some_and(Guarded::failing)
+    }
+
+    /// Writes the closing frames and closes every output; failures are logged and counted.
+    pub fn finish(mut self, t_ns: Option<u64>, can_tx: &[CanFrame]) -> Written {
+        self.can.finish(t_ns, can_tx);
+        self.events.finish(t_ns, can_tx);
+        let mut failures = vec![
+            (self.can.name, self.can.failures),
+            (self.events.name, self.events.failures),
+        ];
+        failures.extend(self.frames.as_ref().map(|g| (g.name, g.failures)));
+        let recording = self.recording.map(|g| {
+            failures.push((g.name, g.failures));
+            let stats = g.sink.recorder.finish();
+            if let Some(e) = &stats.error {
+                tracing::error!(output = g.name, "{e}");
+            }
+            stats
+        });
+        failures.retain(|(_, n)| *n > 0);
+        Written {
+            can_frames: self.can.sink.file.stats().lines,
             recording,
-        })
-    }
-
-    pub fn frame(&mut self, report: &FrameReport<'_>) -> anyhow::Result<()> {
-        for sink in self.sinks() {
-            sink.frame(report)?;
+            failures,
         }
-        Ok(())
-    }
-
-    pub fn finish(mut self, t_ns: Option<u64>, can_tx: &[CanFrame]) -> anyhow::Result<Written> {
-        for sink in self.sinks() {
-            sink.finish(t_ns, can_tx)?;
-        }
-        Ok(Written {
-            can_frames: self.can.writer.frames(),
-            recording: self.recording.map(|r| r.recorder.finish()),
-        })
-    }
-
-    fn sinks(&mut self) -> Vec<&mut dyn Sink> {
-        let mut sinks: Vec<&mut dyn Sink> = vec![&mut self.can, &mut self.events];
-        if let Some(f) = self.frames.as_mut() {
-            sinks.push(f);
-        }
-        if let Some(r) = self.recording.as_mut() {
-            sinks.push(r);
-        }
-        sinks
     }
 }
 
 /// The recorder this run writes to, if any.
-fn recorder(config: &Config, options: &super::RunOptions) -> anyhow::Result<Option<Recorder>> {
+fn recorder(config: &Config, options: &super::RunOptions) -> Option<Recorder> {
     let mut metadata: BTreeMap<String, String> = match &options.identity {
         Some(identity) => identity.clone(),
         None => crate::record::identity::metadata(config, options.config_path.as_deref()),
     };
     metadata.extend(options.record_metadata.clone());
     if let Some(path) = &options.record_to {
-        return Ok(Some(Recorder::to_file(path, metadata)));
+        return Some(Recorder::to_file(path, metadata));
     }
     if config.record.mode == RecordMode::Off {
-        return Ok(None);
+        return None;
     }
     let dir = config
         .record
         .dir
         .clone()
         .unwrap_or_else(|| options.out_dir.join("recordings"));
-    Recorder::in_dir(config.record.clone(), &dir, metadata)
-        .map(Some)
-        .with_context(|| format!("cannot create the recording folder {}", dir.display()))
+    Some(Recorder::in_dir(config.record.clone(), &dir, metadata))
 }
 
 /// What the recorder stores about a processed frame.
@@ -335,8 +439,4 @@ fn encode_jpeg(image: &image::RgbImage, quality: u8) -> Option<Vec<u8>> {
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
     image.write_with_encoder(encoder).ok()?;
     Some(out)
-}
-
-fn create(path: &Path) -> anyhow::Result<File> {
-    File::create(path).with_context(|| format!("cannot create {}", path.display()))
 }

@@ -47,6 +47,9 @@ pub mod fault {
     pub const CAN_BUS: u8 = 1 << 4;
     /// The camera is gone (reconnecting).
     pub const CAMERA: u8 = 1 << 5;
+    /// An output (CAN log, decision log, pictures, recording) could not be written on the last
+    /// frame; decisions are unaffected and the output is retried.
+    pub const OUTPUT: u8 = 1 << 6;
 }
 
 /// What the status message reports.
@@ -164,6 +167,7 @@ pub fn status_message(status: &Status, inhibit: u8) -> AebStatus {
         aeb_fault_ego: bit(fault::EGO),
         aeb_fault_can_bus: bit(fault::CAN_BUS),
         aeb_fault_camera: bit(fault::CAMERA),
+        aeb_fault_output: bit(fault::OUTPUT),
         aeb_fps: status.fps,
         aeb_latency: status.latency_ms,
         aeb_status_counter: 0,
