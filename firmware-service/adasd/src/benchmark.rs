@@ -2,6 +2,7 @@
 //! (upload, preprocess, inference, decode + NMS, download) for backends that run the whole frame
 //! path on their device. Figures are printed, never asserted: they depend on the machine.
 
+use crate::outln;
 use adas_detect::{BackendKind, BackendOptions, Detector, GpuStageTimes};
 use std::path::Path;
 use std::time::Instant;
@@ -183,8 +184,8 @@ fn median_stages(s: &[GpuStageTimes]) -> GpuStageTimes {
 
 /// The report as tables: batch / latency / throughput / speed-up over batch 1 / network alone,
 /// then the stages.
-pub fn print(report: &Report) {
-    println!(
+pub fn print(report: &Report) -> std::io::Result<()> {
+    outln!(
         "model {} · backend {} · {} · {} · image {} · {} runs per batch",
         report.model,
         report.backend,
@@ -192,15 +193,21 @@ pub fn print(report: &Report) {
         report.device,
         report.image,
         report.iterations
-    );
-    println!(
+    )?;
+    outln!(
         "{:>6} {:>12} {:>10} {:>12} {:>10} {:>11} {:>12}",
-        "batch", "latency ms", "p99 ms", "images/s", "speed-up", "mode", "network ms"
-    );
+        "batch",
+        "latency ms",
+        "p99 ms",
+        "images/s",
+        "speed-up",
+        "mode",
+        "network ms"
+    )?;
     let base = report.rows.first().map_or(1.0, |r| r.images_per_s);
     for r in &report.rows {
         let network = r.network_ms.map_or("–".into(), |ms| format!("{ms:.3}"));
-        println!(
+        outln!(
             "{:>6} {:>12.3} {:>10.3} {:>12.1} {:>9.2}× {:>11} {:>12}",
             r.batch,
             r.latency_ms,
@@ -209,24 +216,30 @@ pub fn print(report: &Report) {
             r.images_per_s / base,
             r.mode,
             network
-        );
+        )?;
     }
     if report.rows.iter().any(|r| r.network_ms.is_some()) {
         // Two figures that answer different questions; say which is which next to them.
-        println!("latency: the whole frame (host copy → upload → preprocess → network → decode → NMS → download); network: the network alone as one CUDA graph, input already on the GPU, outputs left there (what the PyTorch peer times); medians of host wall time");
+        outln!("latency: the whole frame (host copy → upload → preprocess → network → decode → NMS → download); network: the network alone as one CUDA graph, input already on the GPU, outputs left there (what the PyTorch peer times); medians of host wall time")?;
     }
     if let (Some(f), Some(b)) = (report.flops_per_image, report.bytes_per_image) {
-        println!("per image: {:.3} GFLOP (convolutions), {:.1} MB moved (each buffer written and read once)", f / 1e9, b / 1e6);
+        outln!("per image: {:.3} GFLOP (convolutions), {:.1} MB moved (each buffer written and read once)", f / 1e9, b / 1e6)?;
     }
     if report.rows.iter().any(|r| r.stages.is_some()) {
-        println!("device stages per batch (ms, CUDA events, queued behind a spin kernel; eager wall: host included):");
-        println!(
+        outln!("device stages per batch (ms, CUDA events, queued behind a spin kernel; eager wall: host included):")?;
+        outln!(
             "{:>6} {:>9} {:>11} {:>10} {:>11} {:>9} {:>11}",
-            "batch", "upload", "preprocess", "inference", "decode+nms", "download", "eager wall"
-        );
+            "batch",
+            "upload",
+            "preprocess",
+            "inference",
+            "decode+nms",
+            "download",
+            "eager wall"
+        )?;
         for r in &report.rows {
             if let Some(s) = &r.stages {
-                println!(
+                outln!(
                     "{:>6} {:>9.3} {:>11.3} {:>10.3} {:>11.3} {:>9.3} {:>11.3}",
                     r.batch,
                     s.upload_ms,
@@ -235,10 +248,11 @@ pub fn print(report: &Report) {
                     s.decode_nms_ms,
                     s.download_ms,
                     s.eager_wall_ms
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use adas_detect::{BackendKind, Detector, ImageDetection};
 use adas_render::Renderer;
 use adasd::config::Config;
+use adasd::outln;
 use adasd::service::{self, box_json, round, RunOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -332,6 +333,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if adasd::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -368,9 +370,9 @@ fn detect(
             .detect(img.as_raw(), w as usize, h as usize)
             .with_context(|| format!("detecting in {}", path.display()))?;
         if json {
-            println!("{}", detections_json(path, w, h, &detections));
+            outln!("{}", detections_json(path, w, h, &detections))?;
         } else {
-            print_table(path, w, h, &detections);
+            print_table(path, w, h, &detections)?;
         }
         if let Some(dir) = draw {
             let mut canvas = img.clone();
@@ -417,22 +419,25 @@ fn detections_json(
     })
 }
 
-fn print_table(path: &Path, w: u32, h: u32, detections: &[ImageDetection]) {
-    println!(
+fn print_table(path: &Path, w: u32, h: u32, detections: &[ImageDetection]) -> std::io::Result<()> {
+    outln!(
         "{} ({w}×{h}): {} detections",
         path.display(),
         detections.len()
-    );
+    )?;
     if detections.is_empty() {
-        return;
+        return Ok(());
     }
-    println!(
+    outln!(
         "  {:<14} {:<11} {:>6}  {:>28}",
-        "label", "class", "score", "box x1,y1,x2,y2 (px)"
-    );
+        "label",
+        "class",
+        "score",
+        "box x1,y1,x2,y2 (px)"
+    )?;
     for d in detections {
         let b = d.bbox;
-        println!(
+        outln!(
             "  {:<14} {:<11} {:>6.3}  {:>6.1},{:>6.1},{:>6.1},{:>6.1}",
             d.label,
             d.class.as_str(),
@@ -441,8 +446,9 @@ fn print_table(path: &Path, w: u32, h: u32, detections: &[ImageDetection]) {
             b.y1,
             b.x2,
             b.y2
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn run(
@@ -470,42 +476,42 @@ fn run(
         .iter()
         .map(|(c, n)| format!("{c} {n}"))
         .collect();
-    println!("---");
-    println!(
+    outln!("---")?;
+    outln!(
         "frames: {} processed, {} skipped; {:.1} frames/s ({:.1} s wall)",
         summary.frames,
         summary.skipped,
         summary.fps(),
         started.elapsed().as_secs_f64()
-    );
-    println!(
+    )?;
+    outln!(
         "detections: {}",
         if classes.is_empty() {
             "none".into()
         } else {
             classes.join(", ")
         }
-    );
-    println!(
+    )?;
+    outln!(
         "warnings: {} (in {} frames); braking in {} frames; AEB inhibited in {} frames; {} detections above the horizon ignored",
         summary.warnings,
         summary.warning_frames,
         summary.braking_frames,
         summary.inhibited_frames,
         summary.above_horizon
-    );
-    println!(
+    )?;
+    outln!(
         "output: {} (annotated frames in frames/, CAN log can.log with {} frames, events frames.jsonl)",
         out_dir.display(),
         summary.can_frames
-    );
+    )?;
     if let Some(r) = &summary.recording {
         adasd::record::cli::print_recording_stats(r);
     }
     for (output, frames) in &summary.output_failures {
-        println!(
+        outln!(
             "output failed: {output} could not be written for {frames} frame(s); see the log above"
-        );
+        )?;
     }
     Ok(if summary.frames == 0 {
         ExitCode::FAILURE
@@ -525,11 +531,11 @@ fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
         timing,
         &source.camera_options(Some(pipeline.image_size())),
     )?;
-    println!(
+    outln!(
         "{}: ok (model {}, source {source_uri})",
         path.display(),
         pipeline.detections_from()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -546,7 +552,7 @@ fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
     let mut detector = Detector::load_with(model, a.backend, Some(a.threshold), &options)?;
     let s = adasd::eval::run(&mut detector, annotations, images, out)?;
     let dropped: Vec<String> = s.dropped.iter().map(|(l, n)| format!("{l} {n}")).collect();
-    println!(
+    outln!(
         "eval {} ({}): {} images, {} detections written to {}, {} dropped (labels not in the annotations{}), {:.1} s",
         detector.manifest().name,
         detector.backend_name(),
@@ -560,7 +566,7 @@ fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
             format!(": {}", dropped.join(", "))
         },
         s.seconds
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -601,7 +607,7 @@ fn bench(
         };
         (mean, pct(0.5), pct(0.99))
     };
-    println!(
+    outln!(
         "model {} backend {} image {} ({w}×{h}), {iterations} runs, inference threads: {}, cores: {}",
         detector.manifest().name,
         detector.backend_name(),
@@ -614,11 +620,14 @@ fn bench(
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-    );
-    println!(
+    )?;
+    outln!(
         "{:<12} {:>10} {:>10} {:>10}",
-        "stage", "mean ms", "p50 ms", "p99 ms"
-    );
+        "stage",
+        "mean ms",
+        "p50 ms",
+        "p99 ms"
+    )?;
     type Stage<'a> = (&'a str, &'a dyn Fn(&adas_detect::StageTimes) -> f64);
     let rows: [Stage; 4] = [
         ("preprocess", &|t| t.preprocess.as_secs_f64() * 1e3),
@@ -628,7 +637,7 @@ fn bench(
     ];
     for (name, f) in rows {
         let (mean, p50, p99) = stat(f);
-        println!("{name:<12} {mean:>10.2} {p50:>10.2} {p99:>10.2}");
+        outln!("{name:<12} {mean:>10.2} {p50:>10.2} {p99:>10.2}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -655,7 +664,7 @@ fn bench_sweep(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         a.iterations,
         &a.image,
     )?;
-    adasd::benchmark::print(&report);
+    adasd::benchmark::print(&report)?;
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -696,7 +705,7 @@ fn calibrate_int8(
     }
     let written = int8::write_table(&calibration.ranges, out)
         .with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
+    outln!(
         "calibrated {} on {} images ({:?}): {} tensors → {}",
         manifest.name,
         calibration.images_used,
@@ -707,7 +716,7 @@ fn calibrate_int8(
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

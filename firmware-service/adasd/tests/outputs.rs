@@ -182,3 +182,22 @@ fn a_recording_folder_that_cannot_be_created_leaves_the_logs_complete() {
         "{can_log}"
     );
 }
+
+/// `adasd detect … | head -1`: the reader goes away; the command ends quietly, no panic.
+#[test]
+fn a_closed_stdout_ends_a_command_without_a_panic() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_adasd"))
+        .args(["detect", "--model"])
+        .arg(common::repo().join("models/nanodet_m_coco_416.toml"))
+        .arg(common::repo().join("samples/images/dog.jpg"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the model has even loaded: every line the command prints meets EPIPE.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(o.status.success(), "{stderr}");
+}
