@@ -426,3 +426,46 @@ fn progress_bar(wanted: bool, len: Option<usize>) -> Option<indicatif::ProgressB
     }
     Some(bar)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adas_core::can::messages::Mode;
+
+    fn detector_failed() -> Result<(Frame, FrameOutcome), FrameFault> {
+        Err(FrameFault::Detector {
+            seq: 7,
+            message: "CUDA context lost".into(),
+        })
+    }
+
+    #[test]
+    fn a_fault_makes_aeb_unavailable_with_its_bit_and_an_output_only_adds_its_own() {
+        let s = status_of(&detector_failed(), 10.0, 50.0, false, false);
+        assert_eq!((s.mode, s.faults), (Mode::Unavailable, fault::DETECTOR));
+        assert_eq!((s.fps, s.latency_ms), (10.0, 50.0));
+        let s = status_of(&detector_failed(), 10.0, 50.0, true, true);
+        assert_eq!(
+            s.faults,
+            fault::DETECTOR | fault::CAMERA | fault::OUTPUT,
+            "camera gone and an output failing add their bits"
+        );
+        let lost = Err(FrameFault::SizeMismatch {
+            seq: 1,
+            got_w: 640,
+            got_h: 480,
+            want_w: 768,
+            want_h: 576,
+        });
+        assert_eq!(
+            status_of(&lost, 0.0, 0.0, false, false).faults,
+            fault::CALIBRATION
+        );
+    }
+
+    #[test]
+    fn the_inhibit_code_is_the_deciders_else_the_supervisions() {
+        assert_eq!(inhibit_code(None, Some(InhibitReason::EgoStale)), 3);
+        assert_eq!(inhibit_code(None, None), 0);
+    }
+}
