@@ -55,7 +55,7 @@ fn replayed_speed_feeds_the_decider_and_its_loss_inhibits_it() {
     let log = std::fs::read_to_string(out.join("can.log")).unwrap();
     let status: Vec<_> = log
         .lines()
-        .filter_map(parse_line)
+        .filter_map(|l| parse_line(l).ok())
         .map(|(_, _, f)| f)
         .filter(|f| f.id == AebStatus::ID)
         .collect();

@@ -257,10 +257,13 @@ fn run_processes_frames_skips_a_bad_one_and_logs_can() {
     let statuses: Vec<_> = lines.iter().filter(|l| l.contains(" 121#")).collect();
     assert_eq!(warnings.len(), 3, "{log}");
     assert_eq!(statuses.len(), 5, "{log}");
-    assert!(lines[0].starts_with("(0.000000) can0 120#"), "{log}");
+    assert!(
+        lines[0].starts_with("(0000000000.000000) can0 120#"),
+        "{log}"
+    );
     let lost = statuses[3];
     assert!(
-        lost.starts_with("(0.300000) can0 121#0301"),
+        lost.starts_with("(0000000000.300000) can0 121#0301"),
         "unavailable + FRAME_LOST: {lost}"
     );
     assert!(statuses[4].contains("121#00"), "final status off: {log}");

@@ -268,7 +268,7 @@ impl Collector {
                 let m: CanMsg = json(self, &topic, index, t_ns, data)?;
                 let f = m
                     .to_frame()
-                    .ok_or_else(|| self.bad(&topic, index, t_ns, "payload is not 0–8 hex bytes"))?;
+                    .map_err(|why| self.bad(&topic, index, t_ns, why))?;
                 if topic == schema::CAN_RX {
                     self.can_rx.push((t_ns, f));
                 } else {

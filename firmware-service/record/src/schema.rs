@@ -127,6 +127,11 @@ pub struct DecisionMsg {
 }
 
 /// `/can/rx`, `/can/tx` payload.
+///
+/// `id` is [`CanFrame::id`] as it is, Linux's convention: a standard frame is its 11-bit id
+/// (`{"id":160,…}` for 0x0A0), an extended frame its 29-bit id with bit 31 set
+/// (`CanFrame::EFF_FLAG`: `{"id":2147483808,…}` for extended 0x0A0). So recordings of standard
+/// frames are what they always were, and the schema text (in every file) is unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CanMsg {
     pub id: u32,
@@ -142,18 +147,31 @@ impl CanMsg {
         }
     }
 
-    pub fn to_frame(&self) -> Option<CanFrame> {
+    /// The frame, or why the message holds none.
+    pub fn to_frame(&self) -> Result<CanFrame, &'static str> {
         let hex = self.data.as_bytes();
+        let bad_data = "payload is not 0–8 hex bytes";
         if !hex.len().is_multiple_of(2) || hex.len() > 16 {
-            return None;
+            return Err(bad_data);
         }
         let mut data = [0u8; 8];
-        for (i, pair) in hex.chunks(2).enumerate() {
-            data[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        for (byte, pair) in data.iter_mut().zip(hex.chunks(2)) {
+            let pair = std::str::from_utf8(pair).map_err(|_| bad_data)?;
+            *byte = u8::from_str_radix(pair, 16).map_err(|_| bad_data)?;
         }
-        Some(CanFrame {
-            id: self.id,
-            len: u8::try_from(hex.len() / 2).ok()?,
+        // Recordings made before the id kept its width stored an extended id without the flag;
+        // one above 0x7FF can only have been extended. (One at or below 0x7FF is
+        // indistinguishable from a standard id and is read as one.)
+        let id = match self.id {
+            id @ 0x800..=CanFrame::EFF_MASK => id | CanFrame::EFF_FLAG,
+            id => id,
+        };
+        if !CanFrame::is_valid_id(id) {
+            return Err("id is neither 11-bit nor 29-bit with bit 31 (extended) set");
+        }
+        Ok(CanFrame {
+            id,
+            len: u8::try_from(hex.len() / 2).map_err(|_| bad_data)?,
             data,
         })
     }
@@ -499,6 +517,41 @@ mod tests {
         };
         let m = CanMsg::from_frame(&f);
         assert_eq!(m.data, "01ABFF");
-        assert_eq!(m.to_frame(), Some(f));
+        assert_eq!(m.to_frame(), Ok(f));
+        // Standard frames are written as they always were.
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"id":416,"data":"01ABFF"}"#
+        );
+        let ext = CanFrame {
+            id: 0x0A0 | CanFrame::EFF_FLAG,
+            ..f
+        };
+        let m = CanMsg::from_frame(&ext);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"id":2147483808,"data":"01ABFF"}"#
+        );
+        assert_eq!(m.to_frame(), Ok(ext));
+        // An old recording's flagless extended id, and ids no frame has.
+        let old = CanMsg {
+            id: 0x18DA_F110,
+            data: String::new(),
+        };
+        assert_eq!(old.to_frame().unwrap().id, 0x18DA_F110 | CanFrame::EFF_FLAG);
+        for id in [0x2000_0000, 0x4000_00A0 | CanFrame::EFF_FLAG] {
+            assert!(CanMsg {
+                id,
+                data: String::new()
+            }
+            .to_frame()
+            .is_err());
+        }
+        assert!(CanMsg {
+            id: 1,
+            data: "0".into()
+        }
+        .to_frame()
+        .is_err());
     }
 }

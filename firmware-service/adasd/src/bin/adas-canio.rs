@@ -89,12 +89,14 @@ fn main() -> anyhow::Result<()> {
         s.frames, s.accepted, s.crc_errors, s.sequence_errors, s.dlc_errors, s.range_errors, s.timeouts
     );
     eprintln!(
-        "can: tx {} tx_errors {} dropped {} rx {} reconnects {}",
+        "can: tx {} tx_errors {} dropped {} rx {} reconnects {} rx_remote {} other_ids {}",
         st.tx_frames.load(Ordering::Relaxed),
         st.tx_errors.load(Ordering::Relaxed),
         st.tx_dropped.load(Ordering::Relaxed),
         st.rx_frames.load(Ordering::Relaxed),
-        st.reconnects.load(Ordering::Relaxed)
+        st.reconnects.load(Ordering::Relaxed),
+        st.rx_remote.load(Ordering::Relaxed),
+        ego.other_frames
     );
     bus.shutdown(AebStatus::default().encode());
     Ok(())

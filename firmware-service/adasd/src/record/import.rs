@@ -215,10 +215,12 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
         _ => anyhow::bail!("give exactly one of --frames DIR and --video FILE"),
     };
     let frames = frames.take(o.max_frames.unwrap_or(usize::MAX));
-    let can = match &o.can {
-        Some(path) => CandumpReplay::open(path, 0)?.until(u64::MAX),
-        None => Vec::new(),
-    };
+    // Streamed: a drive's log is read as the frames' times advance, never whole.
+    let mut can = o
+        .can
+        .as_deref()
+        .map(|path| CandumpReplay::open(path, 0))
+        .transpose()?;
     let mut metadata = o.metadata.clone();
     metadata.insert("source".into(), "import".into());
     metadata.insert("import_fps".into(), o.fps.to_string());
@@ -230,22 +232,19 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
     }
     let mut file = McapFile::create(&o.out, &metadata, 0)?;
     let mut written = 0usize;
-    let mut next_can = 0usize;
+    let mut can_frames = 0usize;
     let mut write = |t_ns: u64, jpeg: &[u8], last: bool| -> anyhow::Result<()> {
         // CAN frames up to this frame's time go with it; the rest with the last frame.
-        let end = if last {
-            can.len()
-        } else {
-            next_can + can[next_can..].partition_point(|(t, _)| *t <= t_ns)
-        };
-        let rx = &can[next_can..end];
-        next_can = end;
+        let rx = can.as_mut().map_or_else(Vec::new, |log| {
+            log.until(if last { u64::MAX } else { t_ns })
+        });
+        can_frames += rx.len();
         let messages = adas_record::schema::encode_frame(&FrameRecord {
             seq: written as u64,
             t_ns,
             jpeg: Some(jpeg),
             outcome: None,
-            can_rx: rx,
+            can_rx: &rx,
             can_tx: &[],
         })
         .with_context(|| format!("cannot encode frame {written}"))?;
@@ -266,7 +265,7 @@ pub fn import(o: &ImportOptions) -> anyhow::Result<Imported> {
     let out = file.finish()?;
     Ok(Imported {
         frames: written,
-        can_frames: can.len(),
+        can_frames,
         bytes: std::fs::metadata(&out).map_or(0, |m| m.len()),
     })
 }

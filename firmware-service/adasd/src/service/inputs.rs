@@ -188,29 +188,39 @@ impl CanLink {
     #[cfg(not(target_os = "linux"))]
     pub(crate) fn publish(&self, _status: &Status, _inhibit: u8, _decision: Option<&Decision>) {}
 
-    /// The run is over: the bus says so (status off) and its input counters are logged.
-    #[cfg(target_os = "linux")]
+    /// The run is over: the bus says so (status off) and the input's counters are logged.
     pub(crate) fn shutdown(self) {
-        if let CanLink::Bus { bus, input } = self {
-            let c = &input.speed.counters;
-            tracing::info!(
-                frames = c.frames,
-                accepted = c.accepted,
-                crc_errors = c.crc_errors,
-                sequence_errors = c.sequence_errors,
-                dlc_errors = c.dlc_errors,
-                range_errors = c.range_errors,
-                timeouts = c.timeouts,
-                rx_overflow = bus
-                    .stats()
-                    .rx_overflow
-                    .load(std::sync::atomic::Ordering::Relaxed),
-                "ego speed input"
-            );
-            bus.shutdown(status_message(&Status::off(), 0).encode());
+        match self {
+            CanLink::Replay { log, input } => {
+                let s = log.stats();
+                tracing::info!(
+                    frames = s.frames,
+                    bad_lines = s.bad_lines,
+                    not_data = s.ignored,
+                    other_ids = input.other_frames,
+                    "CAN input log"
+                );
+            }
+            #[cfg(target_os = "linux")]
+            CanLink::Bus { bus, input } => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let c = &input.speed.counters;
+                tracing::info!(
+                    frames = c.frames,
+                    accepted = c.accepted,
+                    crc_errors = c.crc_errors,
+                    sequence_errors = c.sequence_errors,
+                    dlc_errors = c.dlc_errors,
+                    range_errors = c.range_errors,
+                    timeouts = c.timeouts,
+                    other_ids = input.other_frames,
+                    rx_remote = bus.stats().rx_remote.load(Relaxed),
+                    rx_overflow = bus.stats().rx_overflow.load(Relaxed),
+                    "ego speed input"
+                );
+                bus.shutdown(status_message(&Status::off(), 0).encode());
+            }
+            CanLink::Fixed | CanLink::Recorded { .. } => {}
         }
     }
-
-    #[cfg(not(target_os = "linux"))]
-    pub(crate) fn shutdown(self) {}
 }

@@ -39,7 +39,8 @@ impl SupervisionParams {
     pub fn for_period(period_ms: u64) -> SupervisionParams {
         SupervisionParams {
             period_ms,
-            timeout_ms: period_ms * 5,
+            // Saturating: a period so long that five of them overflow means "never times out".
+            timeout_ms: period_ms.saturating_mul(5),
             max_delta_counter: 2,
             max_errors: 3,
             recovery_frames: 2,
@@ -160,7 +161,9 @@ impl Supervisor {
     }
 
     fn expired(&self, last_ns: u64, now_ns: u64) -> bool {
-        now_ns.saturating_sub(last_ns) > self.params.timeout_ms * 1_000_000
+        // Saturating: a frame from the future (clock went back) is not expired, and a timeout
+        // beyond u64 nanoseconds (585 years) is never reached.
+        now_ns.saturating_sub(last_ns) > self.params.timeout_ms.saturating_mul(1_000_000)
     }
 
     /// The state at `now_ns` (counts a timeout once per occurrence).
@@ -213,7 +216,7 @@ pub struct EgoInput {
     last_speed: Option<VehicleSpeed>,
     last_driver: Option<DriverInput>,
     last_yaw: Option<YawRate>,
-    /// Frames with an id that is not an input (ignored).
+    /// Frames that are not an input (ignored): other ids, and every extended-id frame.
     pub other_frames: u64,
 }
 
@@ -244,6 +247,9 @@ impl EgoInput {
 
     /// Feeds one received frame (any id; the inputs are picked out).
     pub fn on_frame(&mut self, t_ns: u64, frame: &CanFrame) {
+        // The inputs are standard-id messages (the DBC has no other), and `frame.id` carries the
+        // width (`CanFrame::EFF_FLAG`): an extended frame whose 29-bit number equals an input's
+        // id falls through to `other_frames`, never taken for ego speed.
         match frame.id {
             VehicleSpeed::ID => {
                 let decoded = VehicleSpeed::decode(frame.payload()).ok();
@@ -406,6 +412,22 @@ mod tests {
             input.on_frame(t, &speed_frame(&mut p, 50.0));
         }
         assert_eq!(input.inhibit(t), None);
+    }
+
+    #[test]
+    fn an_extended_frame_is_never_ego_speed() {
+        let mut input = EgoInput::new(EgoInputParams::default());
+        let mut p = Protector::default();
+        for i in 0..5 {
+            // VehicleSpeed's content, E2E and all, but under the extended id 0x0A0.
+            let mut f = speed_frame(&mut p, 36.0);
+            f.id |= CanFrame::EFF_FLAG;
+            input.on_frame(i * 20 * MS, &f);
+        }
+        assert_eq!(input.other_frames, 5);
+        assert_eq!(input.speed.counters.frames, 0);
+        assert!(input.ego_state(100 * MS).is_none());
+        assert_eq!(input.inhibit(100 * MS), Some(InhibitReason::NoEgo));
     }
 
     #[test]

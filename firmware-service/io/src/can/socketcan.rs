@@ -15,7 +15,9 @@
 use adas_core::can::dbc::{AebStatus, AebWarning};
 use adas_core::can::e2e::Protector;
 use adas_types::CanFrame;
-use socketcan::{CanSocket, EmbeddedFrame, Frame as _, Socket, SocketOptions, StandardId};
+use socketcan::{
+    CanDataFrame, CanSocket, EmbeddedFrame, ExtendedId, Id, Socket, SocketOptions, StandardId,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,8 @@ pub struct CanStats {
     /// Frames given up after the retries.
     pub tx_dropped: AtomicU64,
     pub rx_frames: AtomicU64,
+    /// Remote (RTR) frames received: no input carries data that way, so they are dropped here.
+    pub rx_remote: AtomicU64,
     pub bus_off: AtomicU64,
     pub error_frames: AtomicU64,
     pub reconnects: AtomicU64,
@@ -109,7 +113,7 @@ impl CanBus {
 
     /// Monotonic ns since the origin (the receive-time clock).
     pub fn now_ns(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        ns_since(self.origin)
     }
 
     pub fn stats(&self) -> &CanStats {
@@ -170,6 +174,41 @@ struct Worker {
     socket: Option<CanSocket>,
     status_counter: Protector,
     warning_counter: Protector,
+}
+
+/// Monotonic ns since `origin`; saturates after 584 years of uptime rather than wrapping to 0,
+/// which would make every input look fresh.
+fn ns_since(origin: Instant) -> u64 {
+    u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Our frame as SocketCAN's, with its id's width (`None` for an id that fits neither width,
+/// which no message of ours has: such a frame is not sent).
+fn to_socketcan(frame: &CanFrame) -> Option<socketcan::CanFrame> {
+    let id = if frame.is_extended() {
+        Id::Extended(ExtendedId::new(frame.raw_id())?)
+    } else {
+        Id::Standard(StandardId::new(u16::try_from(frame.id).ok()?)?)
+    };
+    socketcan::CanFrame::new(id, frame.payload())
+}
+
+/// A received data frame as ours: an extended id keeps [`CanFrame::EFF_FLAG`], so it is never
+/// taken for the standard-id input with the same number.
+fn from_socketcan(frame: &CanDataFrame) -> CanFrame {
+    let id = match frame.id() {
+        Id::Standard(id) => u32::from(id.as_raw()),
+        Id::Extended(id) => id.as_raw() | CanFrame::EFF_FLAG,
+    };
+    let payload = frame.data();
+    let len = payload.len().min(8);
+    let mut data = [0u8; 8];
+    data[..len].copy_from_slice(&payload[..len]);
+    CanFrame {
+        id,
+        len: len as u8,
+        data,
+    }
 }
 
 fn is_gone(e: &std::io::Error) -> bool {
@@ -273,10 +312,9 @@ impl Worker {
     }
 
     fn send(&mut self, frame: &CanFrame) {
-        let Some(id) = StandardId::new(frame.id as u16) else {
-            return;
-        };
-        let Some(out) = socketcan::CanFrame::new(id, frame.payload()) else {
+        let Some(out) = to_socketcan(frame) else {
+            tracing::warn!(id = frame.id, "CAN frame with an invalid id not sent");
+            self.stats.tx_dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let Some(socket) = &self.socket else {
@@ -318,16 +356,8 @@ impl Worker {
             };
             match socket.read_frame() {
                 Ok(socketcan::CanFrame::Data(f)) => {
-                    let t = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    let mut data = [0u8; 8];
-                    let payload = f.data();
-                    let n = payload.len().min(8);
-                    data[..n].copy_from_slice(&payload[..n]);
-                    let frame = CanFrame {
-                        id: f.raw_id(),
-                        len: n as u8,
-                        data,
-                    };
+                    let t = ns_since(self.origin);
+                    let frame = from_socketcan(&f);
                     self.stats.rx_frames.fetch_add(1, Ordering::Relaxed);
                     if let Ok(mut queue) = self.rx_queue.lock() {
                         // A stalled pipeline must find the *newest* inputs when it comes back
@@ -347,7 +377,9 @@ impl Worker {
                         tracing::warn!("CAN bus-off");
                     }
                 }
-                Ok(socketcan::CanFrame::Remote(_)) => {}
+                Ok(socketcan::CanFrame::Remote(_)) => {
+                    self.stats.rx_remote.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(e) => {
                     if is_gone(&e) {
                         self.socket = None;
@@ -364,5 +396,39 @@ impl Worker {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use socketcan::Frame as _;
+
+    #[test]
+    fn both_id_widths_cross_the_socket_boundary() {
+        let standard = CanFrame {
+            id: 0x0A0,
+            len: 2,
+            data: [1, 2, 0, 0, 0, 0, 0, 0],
+        };
+        let extended = CanFrame {
+            id: 0x0A0 | CanFrame::EFF_FLAG,
+            ..standard
+        };
+        for ours in [standard, extended] {
+            let socketcan::CanFrame::Data(theirs) = to_socketcan(&ours).unwrap() else {
+                panic!("not a data frame");
+            };
+            assert_eq!(theirs.is_extended(), ours.is_extended());
+            assert_eq!(theirs.raw_id(), 0x0A0);
+            assert_eq!(from_socketcan(&theirs), ours);
+        }
+        // A standard id above 11 bits is not truncated onto another id: it is not sent.
+        assert!(to_socketcan(&CanFrame {
+            id: 0x10A0,
+            ..standard
+        })
+        .is_none());
     }
 }
