@@ -8,7 +8,6 @@ mod common;
 use adas_core::can::dbc::AebStatus;
 use adas_core::can::messages::AEB_STATUS_ID;
 use adas_io::can::candump::parse_line;
-use adas_types::CanFrame;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -55,8 +54,7 @@ fn run(config: &Path, out: &Path) -> (Output, String, String) {
 fn output_fault_bits(can_log: &str) -> Vec<bool> {
     can_log
         .lines()
-        .filter_map(parse_line)
-        .map(|(_, _, f): (u64, String, CanFrame)| f)
+        .map(|l| parse_line(l).unwrap().2)
         .filter(|f| f.id == AEB_STATUS_ID)
         .map(|f| AebStatus::decode(f.payload()).unwrap())
         .filter(|s| s.aeb_mode != 0)

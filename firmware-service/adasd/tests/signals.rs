@@ -1,7 +1,7 @@
 //! Signals: SIGHUP ends a run like SIGTERM (status Off last on CAN); after SIGKILL every frame
 //! that was completed is in the logs and the recording, and nothing is torn.
 #![cfg(target_os = "linux")]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -52,7 +52,11 @@ fn wait_for_frames(dir: &Path, n: usize) {
 fn can_log(dir: &Path) -> Vec<adas_types::CanFrame> {
     let text = std::fs::read_to_string(dir.join("out/can.log")).unwrap();
     text.lines()
-        .map(|l| parse_line(l).unwrap_or_else(|| panic!("torn line {l:?}")).2)
+        .map(|l| {
+            parse_line(l)
+                .unwrap_or_else(|e| panic!("torn line {l:?}: {e}"))
+                .2
+        })
         .collect()
 }
 

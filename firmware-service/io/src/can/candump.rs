@@ -8,7 +8,6 @@
 //! [`parse_line`] says so with its own error ([`LineError::is_not_data`]).
 
 use adas_types::CanFrame;
-use std::io::Write;
 
 /// `CAN_ERR_FLAG` of `linux/can.h`: can-utils writes error frames as 8-digit ids with it set.
 const ERR_FLAG: u32 = 0x2000_0000;
@@ -136,37 +135,6 @@ fn parse_frame(field: &str) -> Result<CanFrame, LineError> {
     }
     let len = u8::try_from(hex.len() / 2).map_err(|_| LineError::Data)?;
     Ok(CanFrame { id, len, data })
-}
-
-/// Appends frames to a candump log.
-pub struct CandumpWriter<W: Write> {
-    out: W,
-    interface: String,
-    frames: u64,
-}
-
-impl<W: Write> CandumpWriter<W> {
-    pub fn new(out: W, interface: &str) -> Self {
-        Self {
-            out,
-            interface: interface.to_string(),
-            frames: 0,
-        }
-    }
-
-    pub fn write(&mut self, t_ns: u64, frame: &CanFrame) -> std::io::Result<()> {
-        writeln!(self.out, "{}", format_line(t_ns, &self.interface, frame))?;
-        self.frames += 1;
-        Ok(())
-    }
-
-    pub fn frames(&self) -> u64 {
-        self.frames
-    }
-
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
 }
 
 #[cfg(test)]
