@@ -1,8 +1,24 @@
 //! SSD anchor (default box) generators: TF Object Detection API `ssd_anchor_generator` and
 //! torchvision `DefaultBoxGenerator`. Anchors are `(cy, cx, h, w)`, normalised to the model input.
 
+use crate::range::{Bound, Numbers, Range};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+
+/// Most anchors a model may have: 16 B each, so a table is at most 16 MB, and an anchor file at
+/// most [`MAX_TABLE_BYTES`]. SSD300 has 1917, SSD512 24 564; a million is far beyond any SSD.
+pub const MAX_ANCHORS: usize = 1_000_000;
+
+/// Largest anchor file read: 64 bytes a line for [`MAX_ANCHORS`] lines, checked before reading.
+pub const MAX_TABLE_BYTES: u64 = 64 * MAX_ANCHORS as u64;
+
+/// The feature-map rows shared by both generators: square grids, finest first.
+const FEATURE_MAP_COUNT: Range = Range::new(1.0, 16.0, "maps");
+const FEATURE_MAP_SIZE: Range = Range::new(1.0, 1024.0, "cells each");
+const FEATURE_MAPS_WHY: &str = "SSDs use 6 maps of 1–64 cells; together with the anchors \
+     per cell they make at most 1 000 000 anchors";
+const ASPECT_RATIO: Range = Range::new(0.05, 20.0, "each");
+const ASPECT_RATIO_WHY: &str = "box width ÷ height; SSDs use 1/3–3";
 
 /// How SSD anchors are generated.
 #[derive(Debug, Clone, Deserialize)]
@@ -40,12 +56,145 @@ pub struct TfAnchors {
     pub min_scale: f32,
     pub max_scale: f32,
     pub aspect_ratios: Vec<f32>,
-    /// Aspect ratio of the extra box at scale sqrt(s_i · s_{i+1}); ≤ 0 disables it.
+    /// Aspect ratio of the extra box at scale sqrt(s_i · s_{i+1}); 0 leaves it out.
     #[serde(default = "one")]
     pub interpolated_scale_aspect_ratio: f32,
     /// The finest layer has only (0.1, 1.0), (s0, 2.0), (s0, 0.5).
     #[serde(default)]
     pub reduce_boxes_in_lowest_layer: bool,
+}
+
+impl TfAnchors {
+    pub const RANGES: &'static [Bound<TfAnchors>] = &[
+        Bound::new(
+            "feature_maps",
+            FEATURE_MAP_COUNT,
+            |a| a.feature_maps.len().numbers(),
+            FEATURE_MAPS_WHY,
+        ),
+        Bound::new(
+            "feature_maps",
+            FEATURE_MAP_SIZE,
+            |a| a.feature_maps.numbers(),
+            FEATURE_MAPS_WHY,
+        ),
+        Bound::new(
+            "min_scale",
+            Range::new(0.01, 1.0, "of the input"),
+            |a| a.min_scale.numbers(),
+            "a box side as a share of the input; also min_scale ≤ max_scale",
+        ),
+        Bound::new(
+            "max_scale",
+            Range::new(0.01, 1.0, "of the input"),
+            |a| a.max_scale.numbers(),
+            "a box side as a share of the input",
+        ),
+        Bound::new(
+            "aspect_ratios",
+            Range::new(1.0, 16.0, "ratios"),
+            |a| a.aspect_ratios.len().numbers(),
+            "anchors per cell",
+        ),
+        Bound::new(
+            "aspect_ratios",
+            ASPECT_RATIO,
+            |a| a.aspect_ratios.numbers(),
+            ASPECT_RATIO_WHY,
+        ),
+        Bound::new(
+            "interpolated_scale_aspect_ratio",
+            Range::new(0.0, 20.0, ""),
+            |a| a.interpolated_scale_aspect_ratio.numbers(),
+            "an aspect ratio; 0 leaves the extra box out",
+        ),
+    ];
+}
+
+impl TorchvisionAnchors {
+    pub const RANGES: &'static [Bound<TorchvisionAnchors>] = &[
+        Bound::new(
+            "feature_maps",
+            FEATURE_MAP_COUNT,
+            |a| a.feature_maps.len().numbers(),
+            FEATURE_MAPS_WHY,
+        ),
+        Bound::new(
+            "feature_maps",
+            FEATURE_MAP_SIZE,
+            |a| a.feature_maps.numbers(),
+            FEATURE_MAPS_WHY,
+        ),
+        Bound::new(
+            "aspect_ratios",
+            Range::new(0.0, 16.0, "ratios per map"),
+            |a| {
+                a.aspect_ratios
+                    .iter()
+                    .map(Vec::len)
+                    .collect::<Vec<_>>()
+                    .numbers()
+            },
+            "each ratio adds two anchors per cell; also one list per feature map",
+        ),
+        Bound::new(
+            "aspect_ratios",
+            ASPECT_RATIO,
+            |a| a.aspect_ratios.numbers(),
+            ASPECT_RATIO_WHY,
+        ),
+        Bound::new(
+            "min_ratio",
+            Range::new(0.01, 1.0, "of the input"),
+            |a| a.min_ratio.numbers(),
+            "a box side as a share of the input; also min_ratio ≤ max_ratio",
+        ),
+        Bound::new(
+            "max_ratio",
+            Range::new(0.01, 1.0, "of the input"),
+            |a| a.max_ratio.numbers(),
+            "a box side as a share of the input",
+        ),
+        Bound::new(
+            "scales",
+            Range::new(0.01, 2.0, "of the input each"),
+            |a| a.scales.numbers(),
+            "box sides as shares of the input; SSD300's last is 1.05",
+        ),
+        Bound::new(
+            "steps",
+            Range::new(1.0, 1024.0, "px each"),
+            |a| a.steps.numbers(),
+            "input pixels per cell",
+        ),
+    ];
+}
+
+/// How many anchors `spec` generates (saturating, so an absurd spec counts as too many
+/// instead of overflowing); `None` for a table, whose size is known once it is read.
+pub fn count(spec: &AnchorSpec) -> Option<usize> {
+    let cells = |maps: &[usize], per_map: &dyn Fn(usize) -> usize| {
+        maps.iter().enumerate().fold(0usize, |sum, (k, &fm)| {
+            sum.saturating_add(fm.saturating_mul(fm).saturating_mul(per_map(k)))
+        })
+    };
+    match spec {
+        AnchorSpec::Tf(a) => {
+            let extra = usize::from(a.interpolated_scale_aspect_ratio > 0.0);
+            let per_cell = a.aspect_ratios.len() + extra;
+            Some(cells(&a.feature_maps, &|k| {
+                if k == 0 && a.reduce_boxes_in_lowest_layer {
+                    3
+                } else {
+                    per_cell
+                }
+            }))
+        }
+        AnchorSpec::Torchvision(a) => Some(cells(&a.feature_maps, &|k| {
+            2 + 2 * a.aspect_ratios.get(k).map_or(0, Vec::len)
+        })),
+        AnchorSpec::File(_) => None,
+    }
 }
 
 fn one() -> f32 {
@@ -98,8 +247,18 @@ pub enum AnchorError {
 
 /// Reads an anchor table (see [`crate::manifest::FileAnchors`]), checking its sha256 when given.
 pub fn read_table(path: &Path, sha256: Option<&str>) -> Result<Vec<Anchor>, AnchorError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| AnchorError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    let cannot_read =
+        |e: std::io::Error| AnchorError::Invalid(format!("cannot read {}: {e}", path.display()));
+    // Sized before it is read: a wrong path (a video, a disk image) must not fill the memory.
+    let len = std::fs::metadata(path).map_err(cannot_read)?.len();
+    if len > MAX_TABLE_BYTES {
+        return Err(AnchorError::Invalid(format!(
+            "{}: {len} bytes is more than an anchor table of at most {MAX_ANCHORS} anchors \
+             ({MAX_TABLE_BYTES} bytes)",
+            path.display()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(cannot_read)?;
     if let Some(expected) = sha256 {
         let actual = crate::sha256_hex(&bytes);
         if !actual.eq_ignore_ascii_case(expected) {
@@ -131,6 +290,9 @@ pub fn parse_table(text: &str) -> Result<Vec<Anchor>, String> {
             [cy, cx, h, w]
                 if [cy, cx, h, w].iter().all(|v| v.is_finite()) && h > 0.0 && w > 0.0 =>
             {
+                if anchors.len() == MAX_ANCHORS {
+                    return Err(format!("line {}: more than {MAX_ANCHORS} anchors", i + 1));
+                }
                 anchors.push(Anchor { cy, cx, h, w });
             }
             _ => {

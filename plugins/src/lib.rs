@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod manifest;
 pub mod nms;
 pub mod preprocess;
+pub mod range;
 pub mod tensor;
 
 pub use anchors::Anchor;

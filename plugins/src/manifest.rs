@@ -5,8 +5,9 @@
 //! map to the road-user classes the rest of the pipeline reasons about.
 
 pub use crate::anchors::{AnchorSpec, FileAnchors, TfAnchors, TorchvisionAnchors};
+use crate::range::{self, Bound, Numbers, Range, Refused, Row};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,13 +19,34 @@ pub enum ManifestError {
     },
     #[error("model manifest {path}: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("model manifest {path}: key `{key}`: {message}")]
+    #[error("model manifest {path}{line}: key `{key}`: {message}", line = line.map(|l| format!(" line {l}")).unwrap_or_default())]
     Invalid {
         path: PathBuf,
         key: String,
+        line: Option<usize>,
         message: String,
     },
 }
+
+impl ManifestError {
+    /// A refused value of the manifest `text` read from `path`, with the line it is on.
+    fn refused(refused: Refused, text: &str, path: &Path) -> ManifestError {
+        ManifestError::Invalid {
+            path: path.to_path_buf(),
+            line: refused.line(text),
+            key: refused.key,
+            message: refused.message,
+        }
+    }
+}
+
+/// Longest side of a model input, px. With batch 1 and 3 channels the f32 input tensor is at
+/// most 3 × 4096 × 4096 × 4 B = 192 MiB: a manifest cannot make the daemon allocate more for it
+/// (nor for its preprocessing buffers, which are the same size).
+pub const MAX_INPUT_SIDE: usize = 4096;
+
+/// Shortest side of a model input, px: below this no road user is more than a few pixels.
+pub const MIN_INPUT_SIDE: usize = 16;
 
 /// A detector model: an ONNX file plus how to feed it and read it.
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +93,54 @@ pub enum NmsMode {
 
 fn default_max_detections() -> usize {
     100
+}
+
+impl Manifest {
+    /// The top-level keys' ranges.
+    pub const RANGES: &'static [Bound<Manifest>] = &[
+        Bound::new(
+            "labels",
+            Range::new(1.0, 2000.0, "labels"),
+            |m| m.labels.len().numbers(),
+            "the largest detection vocabularies (LVIS) have about 1200 classes",
+        ),
+        Bound::new(
+            "score_threshold",
+            Range::new(0.0, 1.0, ""),
+            |m| m.score_threshold.numbers(),
+            "a probability",
+        ),
+        Bound::new(
+            "nms_iou",
+            Range::new(0.01, 1.0, ""),
+            |m| m.nms_iou.numbers(),
+            "an overlap ratio; 0 would let one box suppress every other one",
+        ),
+        Bound::new(
+            "max_detections",
+            Range::new(1.0, 1000.0, "detections"),
+            |m| m.max_detections.numbers(),
+            "the tracker keeps at most 1024 tracks; more boxes per frame are noise",
+        ),
+    ];
+
+    /// Every range a manifest's keys have, for the documentation (`[table]` as in the file).
+    pub fn range_rows() -> Vec<Row> {
+        [
+            range::rows("manifest (top level)", Manifest::RANGES),
+            range::rows("manifest `[input]`", InputSpec::RANGES),
+            range::rows("manifest `[head]` ssd", SsdHead::RANGES),
+            range::rows("manifest `[head.anchors]` tf", TfAnchors::RANGES),
+            range::rows(
+                "manifest `[head.anchors]` torchvision",
+                TorchvisionAnchors::RANGES,
+            ),
+            range::rows("manifest `[head]` gfl", GflHead::RANGES),
+            range::rows("manifest `[[head.levels]]` gfl", GflLevel::RANGES),
+            range::rows("manifest `[head]` decoded", DecodedHead::RANGES),
+        ]
+        .concat()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -145,6 +215,34 @@ pub struct InputSpec {
 }
 
 impl InputSpec {
+    pub const RANGES: &'static [Bound<InputSpec>] = &[
+        Bound::new(
+            "shape",
+            Range::new(1.0, MAX_INPUT_SIDE as f64, "each"),
+            |i| i.shape.numbers(),
+            "also: batch 1, 3 channels, height and width 16–4096 px, so the f32 input tensor \
+             is at most 192 MiB",
+        ),
+        Bound::new(
+            "pad_value",
+            Range::new(0.0, 255.0, "pixel value"),
+            |i| i.pad_value.numbers(),
+            "an 8-bit pixel",
+        ),
+        Bound::new(
+            "mean",
+            Range::new(0.0, 255.0, "pixel value"),
+            |i| i.mean.numbers(),
+            "the mean of 8-bit pixels",
+        ),
+        Bound::new(
+            "std",
+            Range::new(0.1, 1000.0, "pixel value"),
+            |i| i.std.numbers(),
+            "a divisor: 1 keeps 0–255, 255 maps to 0–1; near 0 the input explodes",
+        ),
+    ];
+
     /// Model input width and height in pixels.
     pub fn size(&self) -> (usize, usize) {
         match self.layout {
@@ -208,6 +306,15 @@ pub struct SsdHead {
     pub anchors: AnchorSpec,
 }
 
+impl SsdHead {
+    pub const RANGES: &'static [Bound<SsdHead>] = &[Bound::new(
+        "box_coder_scales",
+        Range::new(0.1, 100.0, "each"),
+        |h| h.box_coder_scales.numbers(),
+        "divisors of the box encodings; TF and torchvision use 10 and 5",
+    )];
+}
+
 fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit())
 }
@@ -225,6 +332,29 @@ pub struct GflHead {
     pub levels: Vec<GflLevel>,
 }
 
+impl GflHead {
+    pub const RANGES: &'static [Bound<GflHead>] = &[
+        Bound::new(
+            "reg_max",
+            Range::new(1.0, 64.0, "bins − 1"),
+            |h| h.reg_max.numbers(),
+            "NanoDet uses 7 or 10; the distribution is read per box side",
+        ),
+        Bound::new(
+            "cell_offset",
+            Range::new(0.0, 1.0, "cells"),
+            |h| h.cell_offset.numbers(),
+            "a point inside its cell (0 corner, 0.5 centre)",
+        ),
+        Bound::new(
+            "levels",
+            Range::new(1.0, 8.0, "levels"),
+            |h| h.levels.len().numbers(),
+            "feature pyramids have 3–5 levels",
+        ),
+    ];
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GflLevel {
@@ -233,6 +363,15 @@ pub struct GflLevel {
     pub scores: String,
     /// Output `[1, N, 4·(reg_max+1)]` with box-side distributions (left, top, right, bottom).
     pub boxes: String,
+}
+
+impl GflLevel {
+    pub const RANGES: &'static [Bound<GflLevel>] = &[Bound::new(
+        "stride",
+        Range::new(2.0, 256.0, "px"),
+        |l| l.stride.numbers(),
+        "input pixels per cell; pyramids use 8–64",
+    )];
 }
 
 /// Coordinates of an already decoded box.
@@ -263,6 +402,15 @@ pub struct DecodedHead {
     /// Subtracted from the class id to get the label index (TF OD API: 1).
     #[serde(default)]
     pub class_offset: i64,
+}
+
+impl DecodedHead {
+    pub const RANGES: &'static [Bound<DecodedHead>] = &[Bound::new(
+        "class_offset",
+        Range::new(0.0, 100.0, ""),
+        |h| h.class_offset.numbers(),
+        "TF OD API ids start at 1 (background 0); a larger shift means another label list",
+    )];
 }
 
 /// What the rest of the pipeline cares about. Everything a decision could react to is one of
@@ -332,10 +480,9 @@ impl Manifest {
                 table.path = base.join(&table.path);
             }
             table.anchors = crate::anchors::read_table(&table.path, table.sha256.as_deref())
-                .map_err(|e| ManifestError::Invalid {
-                    path: path.to_path_buf(),
-                    key: "head.anchors.path".into(),
-                    message: e.to_string(),
+                .map_err(|e| {
+                    let refused = Refused::new("head.anchors.path", e.to_string());
+                    ManifestError::refused(refused, &text, path)
                 })?;
         }
         Ok(manifest)
@@ -347,7 +494,9 @@ impl Manifest {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        manifest.validate(path)?;
+        manifest
+            .check()
+            .map_err(|r| ManifestError::refused(r, text, path))?;
         Ok(manifest)
     }
 
@@ -382,130 +531,114 @@ impl Manifest {
         }
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ManifestError> {
-        let invalid = |key: &str, message: String| {
-            Err(ManifestError::Invalid {
-                path: path.to_path_buf(),
-                key: key.to_string(),
-                message,
-            })
-        };
+    /// The road users a decision can react to: the classes the labels map to, less `ignored`.
+    /// Empty means the detector reports nothing AEB acts on.
+    pub fn road_users(&self) -> BTreeSet<RoadUser> {
+        self.labels
+            .iter()
+            .filter_map(|label| self.classes.get(label))
+            .copied()
+            .filter(|c| *c != RoadUser::Ignored)
+            .collect()
+    }
+
+    /// The first value the manifest may not have: ranges first, then the rules between keys.
+    fn check(&self) -> Result<(), Refused> {
+        range::check(self, Manifest::RANGES)?;
         let input = &self.input;
-        if input.shape.contains(&0) {
-            return invalid(
-                "input.shape",
-                format!("{:?} has a zero dimension", input.shape),
-            );
-        }
+        range::check(input, InputSpec::RANGES).map_err(|r| r.within("input"))?;
+        let shape = |message: String| Err(Refused::new("input.shape", message));
         if input.shape[0] != 1 {
-            return invalid(
-                "input.shape",
-                format!("batch must be 1 in the manifest, got {}", input.shape[0]),
-            );
+            return shape(format!(
+                "batch must be 1 in the manifest, got {}",
+                input.shape[0]
+            ));
         }
         if input.channels() != 3 {
-            return invalid(
-                "input.shape",
-                format!(
-                    "{:?} has {} channels for layout {:?}; expected 3",
-                    input.shape,
-                    input.channels(),
-                    input.layout
-                ),
-            );
+            return shape(format!(
+                "{:?} has {} channels for layout {:?}; expected 3",
+                input.shape,
+                input.channels(),
+                input.layout
+            ));
         }
-        if input.mean.iter().any(|m| !m.is_finite()) {
-            return invalid("input.mean", "must be finite".into());
-        }
-        if input.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
-            return invalid("input.std", "must be finite and > 0".into());
-        }
-        if self.labels.is_empty() {
-            return invalid("labels", "must list at least one label".into());
-        }
-        if !(0.0..=1.0).contains(&self.score_threshold) {
-            return invalid(
-                "score_threshold",
-                format!("{} is outside [0, 1]", self.score_threshold),
-            );
-        }
-        if !(self.nms_iou > 0.0 && self.nms_iou <= 1.0) {
-            return invalid("nms_iou", format!("{} is outside (0, 1]", self.nms_iou));
-        }
-        if self.max_detections == 0 {
-            return invalid("max_detections", "must be at least 1".into());
+        let (w, h) = input.size();
+        if w.min(h) < MIN_INPUT_SIDE {
+            return shape(format!(
+                "{w}×{h} px: height and width must lie in {MIN_INPUT_SIDE}–{MAX_INPUT_SIDE} px"
+            ));
         }
         if let Some(unknown) = self.classes.keys().find(|k| !self.labels.contains(k)) {
-            return invalid("classes", format!("`{unknown}` is not one of the labels"));
+            return Err(Refused::new(
+                "classes",
+                format!("`{unknown}` is not one of the labels"),
+            ));
         }
-        if let Some(sha) = &self.sha256 {
-            if !is_sha256(sha) {
-                return invalid("sha256", "must be 64 hex digits".into());
-            }
+        if self.sha256.as_deref().is_some_and(|sha| !is_sha256(sha)) {
+            return Err(Refused::new("sha256", "must be 64 hex digits"));
         }
         if self.nms == NmsMode::BestClass && !matches!(self.head, HeadSpec::Ssd(_)) {
-            return invalid(
+            return Err(Refused::new(
                 "nms",
-                "\"best-class\" is only defined for `ssd` heads; use \"per-class\"".into(),
-            );
+                "\"best-class\" is only defined for `ssd` heads; use \"per-class\"",
+            ));
         }
         match &self.head {
             HeadSpec::Ssd(h) => {
-                if h.box_coder_scales
-                    .iter()
-                    .any(|s| !s.is_finite() || *s <= 0.0)
-                {
-                    return invalid("head.box_coder_scales", "must be finite and > 0".into());
-                }
-                let maps: &[usize] = match &h.anchors {
-                    AnchorSpec::Tf(a) => {
-                        if !(a.min_scale > 0.0 && a.min_scale <= a.max_scale) {
-                            return invalid(
-                                "head.anchors",
-                                "need 0 < min_scale ≤ max_scale".into(),
-                            );
-                        }
-                        if a.aspect_ratios.iter().any(|r| !r.is_finite() || *r <= 0.0) {
-                            return invalid("head.anchors.aspect_ratios", "must be > 0".into());
-                        }
-                        &a.feature_maps
-                    }
-                    AnchorSpec::Torchvision(a) => {
-                        if a.aspect_ratios.len() != a.feature_maps.len() {
-                            return invalid(
-                                "head.anchors.aspect_ratios",
-                                "needs one list per feature map".into(),
-                            );
-                        }
-                        &a.feature_maps
-                    }
-                    AnchorSpec::File(a) => {
-                        if a.sha256.as_deref().is_some_and(|sha| !is_sha256(sha)) {
-                            return invalid("head.anchors.sha256", "must be 64 hex digits".into());
-                        }
-                        &[]
-                    }
-                };
-                if !matches!(h.anchors, AnchorSpec::File(_))
-                    && (maps.is_empty() || maps.contains(&0))
-                {
-                    return invalid(
-                        "head.anchors.feature_maps",
-                        "must be non-empty sizes > 0".into(),
-                    );
-                }
+                range::check(h, SsdHead::RANGES).map_err(|r| r.within("head"))?;
+                check_anchors(&h.anchors).map_err(|r| r.within("head.anchors"))
             }
             HeadSpec::Gfl(h) => {
-                if h.levels.is_empty() {
-                    return invalid("head.levels", "must list at least one level".into());
-                }
-                if h.levels.iter().any(|l| l.stride == 0) {
-                    return invalid("head.levels.stride", "must be > 0".into());
-                }
+                range::check(h, GflHead::RANGES).map_err(|r| r.within("head"))?;
+                h.levels.iter().enumerate().try_for_each(|(i, level)| {
+                    range::check(level, GflLevel::RANGES)
+                        .map_err(|r| r.within(&format!("head.levels[{i}]")))
+                })
             }
-            HeadSpec::Decoded(_) => {}
+            HeadSpec::Decoded(h) => {
+                range::check(h, DecodedHead::RANGES).map_err(|r| r.within("head"))
+            }
         }
-        Ok(())
+    }
+}
+
+/// Generated anchors: each key in its range, the rules between keys, and no more anchors than
+/// [`crate::anchors::MAX_ANCHORS`] (checked before any is generated).
+fn check_anchors(spec: &AnchorSpec) -> Result<(), Refused> {
+    match spec {
+        AnchorSpec::Tf(a) => {
+            range::check(a, TfAnchors::RANGES)?;
+            if a.min_scale > a.max_scale {
+                return Err(Refused::new("min_scale", "must be ≤ max_scale"));
+            }
+        }
+        AnchorSpec::Torchvision(a) => {
+            range::check(a, TorchvisionAnchors::RANGES)?;
+            if a.aspect_ratios.len() != a.feature_maps.len() {
+                return Err(Refused::new(
+                    "aspect_ratios",
+                    "needs one list per feature map",
+                ));
+            }
+            if a.min_ratio > a.max_ratio {
+                return Err(Refused::new("min_ratio", "must be ≤ max_ratio"));
+            }
+        }
+        AnchorSpec::File(a) => {
+            if a.sha256.as_deref().is_some_and(|sha| !is_sha256(sha)) {
+                return Err(Refused::new("sha256", "must be 64 hex digits"));
+            }
+        }
+    }
+    match crate::anchors::count(spec) {
+        Some(n) if n > crate::anchors::MAX_ANCHORS => Err(Refused::new(
+            "feature_maps",
+            format!(
+                "these maps make {n} anchors; at most {} are allowed",
+                crate::anchors::MAX_ANCHORS
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -580,6 +713,164 @@ reduce_boxes_in_lowest_layer = true
             .unwrap_err()
             .to_string();
         assert!(err.contains("persn"), "{err}");
+    }
+
+    /// The error for `SSD` with `from` replaced by `to`.
+    fn refused(from: &str, to: &str) -> String {
+        assert!(SSD.contains(from), "{from}");
+        let text = SSD.replace(from, to);
+        Manifest::parse(&text, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// The 1-based line of `SSD` that starts with `prefix`.
+    fn line(prefix: &str) -> usize {
+        SSD.lines().position(|l| l.starts_with(prefix)).unwrap() + 1
+    }
+
+    #[test]
+    fn every_range_class_names_file_key_line_and_range() {
+        // Too large, negative, NaN and infinite, at the top, in a table and in an array.
+        let cases = [
+            (
+                "max_detections = 20",
+                "max_detections = 100000",
+                "max_detections",
+                "1–1000 detections",
+            ),
+            ("nms_iou = 0.6", "nms_iou = -0.5", "nms_iou", "0.01–1"),
+            ("nms_iou = 0.6", "nms_iou = nan", "nms_iou", "0.01–1"),
+            (
+                "score_threshold = 0.5",
+                "score_threshold = inf",
+                "score_threshold",
+                "0–1",
+            ),
+            (
+                "std = [127.5, 127.5, 127.5]",
+                "std = [127.5, -1.0, 127.5]",
+                "input.std",
+                "0.1–1000 pixel value",
+            ),
+            (
+                "mean = [127.5, 127.5, 127.5]",
+                "mean = [127.5, 127.5, nan]",
+                "input.mean",
+                "0–255 pixel value",
+            ),
+            (
+                "box_coder_scales = [10.0, 10.0, 5.0, 5.0]",
+                "box_coder_scales = [10.0, 10.0, 5.0, 1e9]",
+                "head.box_coder_scales",
+                "0.1–100 each",
+            ),
+            (
+                "min_scale = 0.2",
+                "min_scale = -0.2",
+                "head.anchors.min_scale",
+                "0.01–1 of the input",
+            ),
+            (
+                "aspect_ratios = [1.0, 2.0, 0.5, 3.0, 0.3333]",
+                "aspect_ratios = [1.0, inf]",
+                "head.anchors.aspect_ratios",
+                "0.05–20 each",
+            ),
+        ];
+        let text = SSD.replace("nms_iou = 0.6", "nms_iou = 0.6\nmax_detections = 20");
+        for (from, to, key, range) in cases {
+            let bad = text.replace(from, to);
+            assert_ne!(bad, text, "{from}");
+            let err = Manifest::parse(&bad, Path::new("m.toml"))
+                .unwrap_err()
+                .to_string();
+            let leaf = to.split(" =").next().unwrap();
+            let line = bad
+                .lines()
+                .position(|l| l.starts_with(&format!("{leaf} =")))
+                .unwrap()
+                + 1;
+            assert!(
+                err.contains("m.toml")
+                    && err.contains(&format!("line {line}:"))
+                    && err.contains(&format!("key `{key}`"))
+                    && err.contains(&format!("allowed range {range}")),
+                "{to}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_input_shape_bomb_is_refused_before_anything_is_allocated() {
+        // 3 × 100 000 × 100 000 f32 = 120 GB: refused by the parse, which allocates no tensor.
+        let err = refused("shape = [1, 300, 300, 3]", "shape = [1, 100000, 100000, 3]");
+        assert!(
+            err.contains(&format!("line {}:", line("shape")))
+                && err.contains("input.shape")
+                && err.contains("element 2: 100000 is outside the allowed range 1–4096 each"),
+            "{err}"
+        );
+        let err = refused("shape = [1, 300, 300, 3]", "shape = [1, 8, 300, 3]");
+        assert!(
+            err.contains("300×8 px") && err.contains("16–4096 px"),
+            "{err}"
+        );
+        let err = refused("shape = [1, 300, 300, 3]", "shape = [2, 300, 300, 3]");
+        assert!(err.contains("batch must be 1"), "{err}");
+        // Anchors are counted before they are generated.
+        let err = refused(
+            "feature_maps = [19, 10, 5, 3, 2, 1]",
+            "feature_maps = [1024, 1024, 1024, 1024]",
+        );
+        assert!(
+            err.contains("head.anchors.feature_maps") && err.contains("at most 1000000"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn gfl_levels_are_named_by_their_index_and_line() {
+        let start = SSD.find("[head]").unwrap();
+        let text = format!(
+            "{}[head]\ntype = \"gfl\"\nreg_max = 7\nscore_activation = \"sigmoid\"\n\
+             [[head.levels]]\nstride = 8\nscores = \"s8\"\nboxes = \"b8\"\n\
+             [[head.levels]]\nstride = 0\nscores = \"s16\"\nboxes = \"b16\"\n",
+            &SSD[..start]
+        );
+        let err = Manifest::parse(&text, Path::new("m.toml"))
+            .unwrap_err()
+            .to_string();
+        let line = text.lines().position(|l| l == "stride = 0").unwrap() + 1;
+        assert!(
+            err.contains("head.levels[1].stride")
+                && err.contains(&format!("line {line}:"))
+                && err.contains("2–256 px"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn road_users_are_the_mapped_classes_an_empty_map_has_none() {
+        let m = Manifest::parse(SSD, Path::new("t.toml")).unwrap();
+        assert_eq!(m.road_users(), BTreeSet::from([RoadUser::Pedestrian]));
+        let text = SSD.replace("person = \"pedestrian\"", "");
+        let m = Manifest::parse(&text, Path::new("t.toml")).unwrap();
+        assert!(m.classes.is_empty() && m.road_users().is_empty());
+        let text = SSD.replace("person = \"pedestrian\"", "person = \"ignored\"");
+        let m = Manifest::parse(&text, Path::new("t.toml")).unwrap();
+        assert!(m.road_users().is_empty());
+    }
+
+    #[test]
+    fn the_shipped_models_are_in_range() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+        for entry in std::fs::read_dir(&models).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Manifest::load(&path).unwrap();
+            }
+        }
     }
 
     #[test]

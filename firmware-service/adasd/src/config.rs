@@ -6,6 +6,8 @@
 use adas_core::aeb::decider::AebParams;
 use adas_core::perception::TrackerParams;
 use adas_detect::BackendKind;
+use adas_plugins::manifest::Manifest;
+use adas_plugins::range::{self, Bound, Numbers, Range, Refused, Row};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -83,7 +85,55 @@ fn default_camera_reconnect_ms() -> u64 {
     adas_io::source::CameraOptions::default().reconnect_ms
 }
 
+/// A camera image side, px: 8K UHD is 7680 × 4320; below 16 px nothing can be detected.
+const CAMERA_SIDE: Range = Range::new(16.0, 8192.0, "px");
+const CAMERA_SIDE_WHY: &str = "8K UHD is 7680 × 4320; below 16 px nothing is detected";
+
 impl SourceConfig {
+    pub const RANGES: &'static [Bound<SourceConfig>] = &[
+        Bound::new(
+            "fps",
+            Range::new(0.1, 1000.0, "frames/s"),
+            |s| s.fps.numbers(),
+            "frame times come from it: an absurd rate puts every frame at the same time and \
+             the tracker sees infinite speeds",
+        ),
+        Bound::new("width", CAMERA_SIDE, |s| s.width.numbers(), CAMERA_SIDE_WHY),
+        Bound::new(
+            "height",
+            CAMERA_SIDE,
+            |s| s.height.numbers(),
+            CAMERA_SIDE_WHY,
+        ),
+        Bound::new(
+            "timeout_ms",
+            Range::new(10.0, 10_000.0, "ms"),
+            |s| s.timeout_ms.numbers(),
+            "a frame is due every 16–100 ms; after 10 s a stalled camera must be restarted",
+        ),
+        Bound::new(
+            "reconnect_ms",
+            Range::new(10.0, 60_000.0, "ms"),
+            |s| s.reconnect_ms.numbers(),
+            "a replugged camera is back within a minute of retries",
+        ),
+    ];
+
+    /// Opens the source as a run does; a camera is asked for `calibrated` (the calibration's
+    /// image size) unless `width` and `height` say otherwise.
+    pub fn open(
+        &self,
+        calibrated: (u32, u32),
+    ) -> Result<Box<dyn adas_io::source::FrameSource>, adas_io::source::SourceError> {
+        use adas_io::source::Timing;
+        let timing = match (&self.timestamps, self.fps) {
+            (Some(file), _) => Timing::File(file.clone()),
+            (None, Some(fps)) => Timing::FixedRate(fps),
+            (None, None) => Timing::FromSource { fallback_fps: 10.0 },
+        };
+        adas_io::source::open_with(&self.uri, timing, &self.camera_options(Some(calibrated)))
+    }
+
     /// The camera settings; the size defaults to `calibrated` (the calibration's image size).
     pub fn camera_options(&self, calibrated: Option<(u32, u32)>) -> adas_io::source::CameraOptions {
         adas_io::source::CameraOptions {
@@ -144,6 +194,21 @@ impl Default for CudaConfig {
 }
 
 impl CudaConfig {
+    pub const RANGES: &'static [Bound<CudaConfig>] = &[
+        Bound::new(
+            "device",
+            Range::new(0.0, 15.0, ""),
+            |c| c.device.numbers(),
+            "a GPU ordinal; hosts carry at most 16 GPUs, Jetsons one",
+        ),
+        Bound::new(
+            "streams",
+            Range::new(1.0, 32.0, "streams"),
+            |c| c.streams.numbers(),
+            "1 runs every step in order; no network has more than 32 independent branches",
+        ),
+    ];
+
     /// The cache directory to use.
     pub fn cache_dir(&self) -> Option<PathBuf> {
         let env = |k: &str| {
@@ -160,6 +225,13 @@ impl CudaConfig {
 }
 
 impl DetectorConfig {
+    pub const RANGES: &'static [Bound<DetectorConfig>] = &[Bound::new(
+        "score_threshold",
+        Range::new(0.0, 1.0, ""),
+        |d| d.score_threshold.numbers(),
+        "a probability",
+    )];
+
     /// The backend settings for [`adas_detect::Detector::load_with`].
     pub fn backend_options(&self) -> adas_detect::BackendOptions {
         backend_options(self.ort_library.clone(), self.ort.clone(), &self.cuda)
@@ -201,12 +273,30 @@ fn default_max_rms_px() -> f64 {
     3.0
 }
 
+impl CalibrationConfig {
+    pub const RANGES: &'static [Bound<CalibrationConfig>] = &[Bound::new(
+        "max_reprojection_rms_px",
+        Range::new(0.1, 50.0, "px"),
+        |c| c.max_reprojection_rms_px.numbers(),
+        "a warning bound: solvers reach 0.2–2 px; at 50 px distances are off by metres",
+    )];
+}
+
 /// Ego vehicle state. Until the CAN input exists the speed is a fixed value from here.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EgoConfig {
     /// Vehicle speed, km/h.
     pub speed_kph: f64,
+}
+
+impl EgoConfig {
+    pub const RANGES: &'static [Bound<EgoConfig>] = &[Bound::new(
+        "speed_kph",
+        Range::new(0.0, 300.0, "km/h"),
+        |e| e.speed_kph.numbers(),
+        "a road vehicle's speed",
+    )];
 }
 
 /// Where CAN goes to and comes from.
@@ -271,7 +361,77 @@ impl Default for CanConfig {
     }
 }
 
+/// Period of the messages the daemon sends, ms.
+const CAN_PERIOD: Range = Range::new(10.0, 1000.0, "ms");
+const INPUT_TIMEOUT: Range = Range::new(10.0, 2000.0, "ms");
+const INPUT_TIMEOUT_WHY: &str = "inputs cycle every 10–100 ms; at 100 km/h 2 s is 56 m driven on \
+     an old value; also ≥ speed_period_ms";
+const FRAME_COUNT: Range = Range::new(1.0, 100.0, "frames");
+
 impl CanConfig {
+    pub const RANGES: &'static [Bound<CanConfig>] = &[
+        Bound::new(
+            "status_period_ms",
+            CAN_PERIOD,
+            |c| c.status_period_ms.numbers(),
+            "the vehicle supervises AEB_Status; a longer period reads as a dead ADAS",
+        ),
+        Bound::new(
+            "warning_period_ms",
+            CAN_PERIOD,
+            |c| c.warning_period_ms.numbers(),
+            "as status_period_ms",
+        ),
+        Bound::new(
+            "reconnect_ms",
+            Range::new(10.0, 60_000.0, "ms"),
+            |c| c.reconnect_ms.numbers(),
+            "a vanished interface is retried within a minute",
+        ),
+        Bound::new(
+            "speed_period_ms",
+            Range::new(1.0, 1000.0, "ms"),
+            |c| c.speed_period_ms.numbers(),
+            "vehicle signals cycle every 10–100 ms",
+        ),
+        Bound::new(
+            "speed_timeout_ms",
+            INPUT_TIMEOUT,
+            |c| c.speed_timeout_ms.numbers(),
+            INPUT_TIMEOUT_WHY,
+        ),
+        Bound::new(
+            "driver_timeout_ms",
+            INPUT_TIMEOUT,
+            |c| c.driver_timeout_ms.numbers(),
+            INPUT_TIMEOUT_WHY,
+        ),
+        Bound::new(
+            "yaw_rate_timeout_ms",
+            INPUT_TIMEOUT,
+            |c| c.yaw_rate_timeout_ms.numbers(),
+            INPUT_TIMEOUT_WHY,
+        ),
+        Bound::new(
+            "max_delta_counter",
+            Range::new(1.0, 14.0, ""),
+            |c| c.max_delta_counter.numbers(),
+            "the alive counter has 15 values (E2E profile 1)",
+        ),
+        Bound::new(
+            "max_errors",
+            FRAME_COUNT,
+            |c| c.max_errors.numbers(),
+            "at a 20 ms cycle 100 frames is 2 s of bad input accepted",
+        ),
+        Bound::new(
+            "recovery_frames",
+            FRAME_COUNT,
+            |c| c.recovery_frames.numbers(),
+            "as max_errors",
+        ),
+    ];
+
     /// The input supervision parameters.
     pub fn supervision(&self) -> adas_core::can::supervision::EgoInputParams {
         use adas_core::can::supervision::SupervisionParams;
@@ -373,69 +533,62 @@ impl Config {
     }
 
     fn validate(&self, text: &str, path: &Path) -> Result<(), ConfigError> {
-        let checks = [
-            check_source(&self.source),
-            check_detector(&self.detector),
-            check_calibration(&self.calibration),
-            check_ego(&self.ego),
-            self.aeb
-                .validate()
-                .map_err(|(k, m)| Refused::new("aeb", &k, m)),
-            self.tracker
-                .validate()
-                .map_err(|(k, m)| Refused::new("tracker", &k, m)),
-            check_can(&self.can),
-        ];
-        match checks.into_iter().find_map(Result::err) {
-            Some(refused) => Err(refused.into_error(text, path)),
-            None => Ok(()),
-        }
-    }
-}
-
-/// A value the checks refuse: its table, its key there (nested keys such as
-/// `target_half_width_m.car` live in sub-tables) and why.
-struct Refused {
-    table: String,
-    key: String,
-    message: String,
-}
-
-impl Refused {
-    fn new(table: &str, key: &str, message: impl Into<String>) -> Refused {
-        Refused {
-            table: table.into(),
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The error naming the file, the full key and the line it is on.
-    fn into_error(self, text: &str, path: &Path) -> ConfigError {
-        let (table, leaf) = match self.key.rsplit_once('.') {
-            Some((sub, leaf)) => (format!("{}.{sub}", self.table), leaf.to_string()),
-            None => (self.table.clone(), self.key.clone()),
-        };
-        ConfigError::Invalid {
+        self.check().map_err(|refused| ConfigError::Invalid {
             path: path.to_path_buf(),
-            key: format!("{}.{}", self.table, self.key),
-            line: line_of(text, &table, &leaf),
-            message: self.message,
-        }
+            line: refused.line(text),
+            key: refused.key,
+            message: refused.message,
+        })
+    }
+
+    /// The first value the file may not have: each table's ranges, then the rules between
+    /// keys. Keys are named from the file's top (`can.status_period_ms`).
+    fn check(&self) -> Result<(), Refused> {
+        range::check(&self.source, SourceConfig::RANGES).map_err(|r| r.within("source"))?;
+        check_source(&self.source).map_err(|r| r.within("source"))?;
+        range::check(&self.detector, DetectorConfig::RANGES).map_err(|r| r.within("detector"))?;
+        range::check(&self.detector.cuda, CudaConfig::RANGES)
+            .map_err(|r| r.within("detector.cuda"))?;
+        self.detector
+            .ort
+            .validate()
+            .map_err(|r| r.within("detector.ort"))?;
+        range::check(&self.calibration, CalibrationConfig::RANGES)
+            .map_err(|r| r.within("calibration"))?;
+        range::check(&self.ego, EgoConfig::RANGES).map_err(|r| r.within("ego"))?;
+        self.aeb.validate().map_err(|r| r.within("aeb"))?;
+        self.tracker.validate().map_err(|r| r.within("tracker"))?;
+        range::check(&self.can, CanConfig::RANGES).map_err(|r| r.within("can"))?;
+        check_can(&self.can).map_err(|r| r.within("can"))?;
+        self.record.validate().map_err(|r| r.within("record"))
     }
 }
 
-fn positive(v: f64) -> bool {
-    v.is_finite() && v > 0.0
+/// Every range of the config file and of a model manifest, in file order: the table of
+/// docs/RELIABILITY.md ("Configuration ranges"), which a test keeps equal to this.
+pub fn range_rows() -> Vec<Row> {
+    use adas_core::aeb::decider::ClassHalfWidths;
+    use adas_core::perception::track::ClassNoise;
+    [
+        range::rows("`[source]`", SourceConfig::RANGES),
+        range::rows("`[detector]`", DetectorConfig::RANGES),
+        range::rows("`[detector.cuda]`", CudaConfig::RANGES),
+        adas_detect::OrtConfig::range_rows(),
+        range::rows("`[calibration]`", CalibrationConfig::RANGES),
+        range::rows("`[ego]`", EgoConfig::RANGES),
+        range::rows("`[aeb]`", AebParams::RANGES),
+        range::rows("`[aeb.target_half_width_m]`", ClassHalfWidths::RANGES),
+        range::rows("`[tracker]`", TrackerParams::RANGES),
+        range::rows("`[tracker.process_noise.<class>]`", ClassNoise::RANGES),
+        range::rows("`[can]`", CanConfig::RANGES),
+        range::rows("`[record]`", adas_record::RecordConfig::RANGES),
+        Manifest::range_rows(),
+    ]
+    .concat()
 }
 
+/// The rules between `[source]` keys (ranges are [`SourceConfig::RANGES`]).
 fn check_source(s: &SourceConfig) -> Result<(), Refused> {
-    let refuse = |key: &str, message: String| Err(Refused::new("source", key, message));
-    if let Some(fps) = s.fps {
-        if !positive(fps) {
-            return refuse("fps", format!("{fps} must be a positive number"));
-        }
-    }
     if !s.uri.starts_with("v4l2://") {
         let camera_keys = [
             ("format", s.format.is_some()),
@@ -443,101 +596,50 @@ fn check_source(s: &SourceConfig) -> Result<(), Refused> {
             ("height", s.height.is_some()),
         ];
         if let Some((key, _)) = camera_keys.iter().find(|(_, set)| *set) {
-            return refuse(key, "applies to v4l2:// cameras only; remove it".into());
+            return Err(Refused::new(
+                *key,
+                "applies to v4l2:// cameras only; remove it",
+            ));
         }
     }
-    match (s.width, s.height) {
-        (Some(0), _) | (_, Some(0)) => {
-            return refuse("width", "width and height must be > 0".into())
-        }
-        (Some(_), None) | (None, Some(_)) => {
-            return refuse("width", "give both width and height, or neither".into())
-        }
-        _ => {}
-    }
-    for (key, v) in [
-        ("timeout_ms", s.timeout_ms),
-        ("reconnect_ms", s.reconnect_ms),
-    ] {
-        if v == 0 {
-            return refuse(key, "must be at least 1 ms".into());
-        }
+    if s.width.is_some() != s.height.is_some() {
+        return Err(Refused::new(
+            "width",
+            "give both width and height, or neither",
+        ));
     }
     if s.fps.is_some() && s.timestamps.is_some() {
-        return refuse(
+        return Err(Refused::new(
             "timestamps",
-            "give either `fps` or `timestamps`, not both".into(),
-        );
+            "give either `fps` or `timestamps`, not both",
+        ));
     }
     Ok(())
 }
 
-fn check_detector(d: &DetectorConfig) -> Result<(), Refused> {
-    if let Some(t) = d.score_threshold {
-        if !(0.0..=1.0).contains(&t) {
-            let message = format!("{t} is outside [0, 1]");
-            return Err(Refused::new("detector", "score_threshold", message));
-        }
-    }
-    if !(1..=32).contains(&d.cuda.streams) {
-        let message = format!(
-            "{} must be within 1–32 (1 runs every step in order)",
-            d.cuda.streams
-        );
-        return Err(Refused::new("detector.cuda", "streams", message));
-    }
-    Ok(())
-}
-
-fn check_calibration(c: &CalibrationConfig) -> Result<(), Refused> {
-    if positive(c.max_reprojection_rms_px) {
-        Ok(())
-    } else {
-        let message = "must be a positive number of pixels";
-        Err(Refused::new(
-            "calibration",
-            "max_reprojection_rms_px",
-            message,
-        ))
-    }
-}
-
-fn check_ego(e: &EgoConfig) -> Result<(), Refused> {
-    let speed = e.speed_kph;
-    if speed.is_finite() && (0.0..=300.0).contains(&speed) {
-        Ok(())
-    } else {
-        let message = format!("{speed} must be within 0–300 km/h");
-        Err(Refused::new("ego", "speed_kph", message))
-    }
-}
-
+/// The rules between `[can]` keys (ranges are [`CanConfig::RANGES`]).
 fn check_can(c: &CanConfig) -> Result<(), Refused> {
-    let refuse = |key: &str, message: &str| Err(Refused::new("can", key, message));
     if c.interface.is_empty() || c.interface.contains(char::is_whitespace) {
-        return refuse("interface", "must be a non-empty name without spaces");
+        return Err(Refused::new(
+            "interface",
+            "must be a non-empty name without spaces",
+        ));
     }
-    for (key, v) in [
-        ("status_period_ms", c.status_period_ms),
-        ("warning_period_ms", c.warning_period_ms),
-        ("reconnect_ms", c.reconnect_ms),
-        ("speed_period_ms", c.speed_period_ms),
+    // A timeout shorter than the cycle it supervises would call every input stale.
+    for (key, timeout) in [
         ("speed_timeout_ms", c.speed_timeout_ms),
         ("driver_timeout_ms", c.driver_timeout_ms),
         ("yaw_rate_timeout_ms", c.yaw_rate_timeout_ms),
     ] {
-        if v == 0 {
-            return refuse(key, "must be at least 1 ms");
+        if timeout < c.speed_period_ms {
+            return Err(Refused::new(
+                key,
+                format!(
+                    "{timeout} ms is shorter than the input cycle speed_period_ms ({} ms)",
+                    c.speed_period_ms
+                ),
+            ));
         }
-    }
-    if !(1..=14).contains(&c.max_delta_counter) {
-        return refuse("max_delta_counter", "must be within 1–14");
-    }
-    if c.max_errors == 0 || c.recovery_frames == 0 {
-        return refuse(
-            "max_errors",
-            "max_errors and recovery_frames must be at least 1",
-        );
     }
     Ok(())
 }
@@ -549,24 +651,6 @@ fn join_uri_path(base: &Path, rest: &str) -> String {
     } else {
         rest.to_string()
     }
-}
-
-/// Line number (1-based) of `key = …` inside `[table]`, for error messages.
-fn line_of(text: &str, table: &str, key: &str) -> Option<usize> {
-    let mut current = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            current = name.trim().to_string();
-        } else if current == table {
-            if let Some((k, _)) = t.split_once('=') {
-                if k.trim() == key {
-                    return Some(i + 1);
-                }
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
@@ -696,6 +780,124 @@ speed_kph = 30
             .unwrap_err()
             .to_string();
         assert!(err.contains("source.reconnect_ms"), "{err}");
+    }
+
+    /// The error for `text`, which must be refused.
+    fn refused(text: &str) -> String {
+        Config::parse(text, Path::new("/etc/adas/a.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// `MINIMAL` with `line` (`key = value`) in `[table]`, instead of the key's line there
+    /// (a new table at the end when absent).
+    fn with(table: &str, line: &str) -> String {
+        let key = line.split(" =").next().unwrap();
+        let minimal: String = MINIMAL
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key} =")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let header = format!("[{table}]\n");
+        match minimal.find(&header) {
+            Some(at) => {
+                let at = at + header.len();
+                format!("{}{line}\n{}", &minimal[..at], &minimal[at..])
+            }
+            None => format!("{minimal}\n{header}{line}\n"),
+        }
+    }
+
+    #[test]
+    fn every_range_class_names_file_key_line_and_range() {
+        // For each table: a value too large, a negative one, and for floats NaN and infinity.
+        // (TOML integers are signed 64-bit: i64::MAX is the largest a file can hold.)
+        let cases = [
+            ("source", "fps = 1e9", "0.1–1000 frames/s"),
+            ("source", "fps = -10", "0.1–1000 frames/s"),
+            ("source", "fps = inf", "0.1–1000 frames/s"),
+            ("detector", "score_threshold = nan", "0–1"),
+            ("detector.cuda", "device = 99", "0–15"),
+            ("detector.ort", "threads = 100000", "0–256 threads"),
+            (
+                "detector.ort.cuda",
+                "memory_limit_mib = 9223372036854775807",
+                "64–262144 MiB",
+            ),
+            ("detector.ort.tensorrt", "dla_core = 7", "0–1"),
+            ("calibration", "max_reprojection_rms_px = -1", "0.1–50 px"),
+            ("ego", "speed_kph = 1000", "0–300 km/h"),
+            ("aeb", "max_range_m = 1e6", "5–250 m"),
+            ("aeb", "system_delay_s = -0.1", "0–2 s"),
+            ("aeb", "partial_decel_mps2 = nan", "0.5–12 m/s²"),
+            ("aeb.target_half_width_m", "car = -inf", "0–2 m"),
+            (
+                "tracker",
+                "max_tracks = 9223372036854775807",
+                "1–1024 tracks",
+            ),
+            ("tracker", "max_gap_s = -1", "0.01–10 s"),
+            (
+                "can",
+                "status_period_ms = 9223372036854775807",
+                "10–1000 ms",
+            ),
+            ("can", "status_period_ms = 0", "10–1000 ms"),
+            ("record", "pre_event_s = 3600", "0–60 s"),
+            ("record", "pre_event_s = -1", "0–60 s"),
+            ("record", "post_event_s = nan", "0–60 s"),
+            ("record", "jpeg_quality = 0", "1–100"),
+        ];
+        for (table, line, range) in cases {
+            let text = with(table, line);
+            let err = refused(&text);
+            let key = line.split(" =").next().unwrap();
+            let at = text.lines().position(|l| l == line).unwrap() + 1;
+            assert!(
+                err.contains("/etc/adas/a.toml")
+                    && err.contains(&format!("line {at}:"))
+                    && err.contains(&format!("key `{table}.{key}`"))
+                    && err.contains(&format!("allowed range {range}")),
+                "{line}: {err}"
+            );
+        }
+        // A negative number for an unsigned key is refused by the parser, with its line.
+        let err = refused(&with("can", "status_period_ms = -5"));
+        assert!(
+            err.contains("status_period_ms") && err.contains("line"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rules_between_keys_name_the_key() {
+        let err = refused(&with("can", "speed_timeout_ms = 10"));
+        assert!(
+            err.contains("can.speed_timeout_ms") && err.contains("speed_period_ms (20 ms)"),
+            "{err}"
+        );
+        let err = refused(&with("aeb", "full_ttc_s = 2"));
+        assert!(
+            err.contains("aeb.full_ttc_s") && err.contains("≤ partial_ttc_s"),
+            "{err}"
+        );
+        let err = refused(&with(
+            "tracker",
+            "max_position_std_m = 0.5\nmin_position_std_m = 1",
+        ));
+        assert!(err.contains("tracker.max_position_std_m"), "{err}");
+    }
+
+    #[test]
+    fn the_ranges_table_in_the_documentation_is_the_code_s() {
+        let doc =
+            std::fs::read_to_string(Path::new(env!("ADAS_REPO_ROOT")).join("docs/RELIABILITY.md"))
+                .unwrap();
+        let table = range::markdown(&range_rows());
+        assert!(
+            doc.contains(&table),
+            "docs/RELIABILITY.md must hold this table verbatim (\"Configuration ranges\"):\n{table}"
+        );
     }
 
     #[test]

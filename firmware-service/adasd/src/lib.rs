@@ -4,6 +4,7 @@
 //! and runs the loop.
 
 pub mod benchmark;
+pub mod check;
 pub mod config;
 pub mod eval;
 pub mod record;

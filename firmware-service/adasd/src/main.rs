@@ -521,20 +521,40 @@ fn run(
 }
 
 fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
-    let config = Config::load(path)?;
-    let source = config.source.clone();
-    let source_uri = source.uri.clone();
-    let pipeline = adasd::service::Pipeline::new(config)?;
-    let timing = adas_io::source::Timing::FromSource { fallback_fps: 10.0 };
-    adas_io::source::open_with(
-        &source_uri,
-        timing,
-        &source.camera_options(Some(pipeline.image_size())),
-    )?;
+    // What `run` does at start: the config, model and calibration, then the source.
+    let pipeline = adasd::service::Pipeline::new(Config::load(path)?)?;
+    let config = pipeline.config();
+    let source = config.source.open(pipeline.image_size())?;
+    let manifest = adas_plugins::manifest::Manifest::load(&config.detector.model)?;
+    // What `run` would only find frame by frame, or never.
+    let findings =
+        adasd::check::preflight(config, &manifest, pipeline.image_size(), source.as_ref());
+    for finding in &findings {
+        eprintln!("{finding}");
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == adasd::check::Severity::Error)
+        .count();
+    if errors > 0 {
+        eprintln!(
+            "{}: {errors} error(s); `adasd run` would reject frames",
+            path.display()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let road_users: Vec<&str> = manifest.road_users().iter().map(|c| c.as_str()).collect();
     outln!(
-        "{}: ok (model {}, source {source_uri})",
+        "{}: ok (model {}, source {}; AEB acts on: {}; {} warning(s))",
         path.display(),
-        pipeline.detections_from()
+        pipeline.detections_from(),
+        config.source.uri,
+        if road_users.is_empty() {
+            "nothing".into()
+        } else {
+            road_users.join(", ")
+        },
+        findings.len()
     )?;
     Ok(ExitCode::SUCCESS)
 }

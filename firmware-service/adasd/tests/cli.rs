@@ -192,6 +192,156 @@ fn config_check_accepts_the_sample_and_names_bad_keys() {
     );
 }
 
+#[test]
+fn config_check_passes_the_samples_and_says_what_aeb_acts_on() {
+    // vtest_cuda.toml is the same config on the GPU engine (cargo feature `cuda`).
+    for sample in ["samples/vtest.toml", "samples/udacity.toml"] {
+        let o = adasd(&["config", "check", sample]);
+        assert!(o.status.success(), "{sample}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(
+            out.contains("ok") && out.contains("AEB acts on: pedestrian, cyclist, car"),
+            "{sample}: {out}"
+        );
+        assert!(!stderr(&o).contains("error"), "{sample}: {}", stderr(&o));
+    }
+}
+
+/// Writes `config` into `dir` and runs `adasd config check` on it.
+fn check(dir: &Path, config: &str) -> Output {
+    let path = dir.join("adasd.toml");
+    std::fs::write(&path, config).unwrap();
+    adasd(&["config", "check", path.to_str().unwrap()])
+}
+
+/// A copy of the NanoDet manifest in `dir` (its ONNX file by absolute path), edited by `edit`.
+fn nanodet_copy(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let models = common::repo().join("models");
+    let text = std::fs::read_to_string(models.join("nanodet_m_coco_416.toml")).unwrap();
+    let onnx = models.join("nanodet_m_coco_416.onnx");
+    let text = text.replace(
+        "onnx = \"nanodet_m_coco_416.onnx\"",
+        &format!("onnx = {:?}", onnx.display().to_string()),
+    );
+    let path = dir.join("model.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+/// The vtest config with the model replaced by `manifest`.
+fn with_model(manifest: &Path) -> String {
+    let config = common::vtest_config(&format!(
+        "dir://{}",
+        common::repo().join("samples/vtest/frames").display()
+    ));
+    let root = common::repo().display().to_string();
+    config.replace(
+        &format!("{root}/models/nanodet_m_coco_416.toml"),
+        &manifest.display().to_string(),
+    )
+}
+
+#[test]
+fn config_check_refuses_what_run_would_reject_frame_by_frame() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // A file:// that is a folder: every frame would be lost.
+    let o = check(
+        dir.path(),
+        &common::vtest_config(&format!("file://{}", dir.path().display())),
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("is a folder") && stderr(&o).contains("dir://"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Frames of another size than the calibration's: every frame a calibration fault.
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).unwrap();
+    image::RgbImage::new(640, 480)
+        .save(frames.join("0001.png"))
+        .unwrap();
+    let o = check(
+        dir.path(),
+        &common::vtest_config(&format!("dir://{}", frames.display())),
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("640×480") && err.contains("768×576") && err.contains("calibration"),
+        "{err}"
+    );
+
+    // A manifest whose head does not fit the model's outputs (11 bins per side, not 8).
+    let manifest = nanodet_copy(dir.path(), |t| t.replace("reg_max = 10", "reg_max = 7"));
+    let o = check(dir.path(), &with_model(&manifest));
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("do not fit") && err.contains("Identity_3:0") && err.contains("44]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_check_warns_on_a_blind_aeb_and_a_missing_can_interface() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = nanodet_copy(dir.path(), |t| {
+        let start = t.find("[classes]").unwrap();
+        let end = t.find("[input]").unwrap();
+        format!("{}[classes]\n\n{}", &t[..start], &t[end..])
+    });
+    let config = with_model(&manifest).replace(
+        "interface = \"can0\"",
+        "mode = \"socketcan\"\ninterface = \"vcanzz9\"",
+    );
+    assert!(config.contains("vcanzz9"));
+    let o = check(dir.path(), &config);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning")
+            && err.contains("[classes] table is empty")
+            && err.contains("AEB is blind"),
+        "{err}"
+    );
+    assert!(
+        err.contains("vcanzz9") && err.contains("ip link add dev vcanzz9 type vcan"),
+        "{err}"
+    );
+    assert!(
+        stdout(&o).contains("AEB acts on: nothing; 2 warning(s)"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn a_manifest_input_shape_bomb_is_refused_before_anything_is_allocated() {
+    // 3 × 100 000 × 100 000 f32 = 120 GB: the process would abort if it tried.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = nanodet_copy(dir.path(), |t| {
+        t.replace("shape = [1, 3, 416, 416]", "shape = [1, 3, 100000, 100000]")
+    });
+    let o = adasd(&[
+        "detect",
+        "--model",
+        manifest.to_str().unwrap(),
+        "samples/images/dog.jpg",
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("model.toml line")
+            && err.contains("input.shape")
+            && err.contains("allowed range 1–4096")
+            && !err.contains("memory allocation"),
+        "{err}"
+    );
+}
+
 /// A small copy of the sample with one corrupt frame and one of the wrong size.
 fn sample_subset(dir: &Path, frames: usize) -> PathBuf {
     let src = Path::new(env!("ADAS_REPO_ROOT")).join("samples/vtest/frames");

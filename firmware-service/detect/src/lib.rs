@@ -361,6 +361,22 @@ impl Detector {
     }
 }
 
+/// The model file's outputs for the manifest's input (names, and shapes from tract's shape
+/// inference, whatever the backend: every backend loads the same file) are what the
+/// manifest's head decodes; nothing runs. A mismatch is [`DetectError::Decode`], found here
+/// instead of on every frame; a file tract cannot analyse is [`DetectError::Model`].
+pub fn check_model_outputs(manifest: &Manifest) -> Result<(), DetectError> {
+    let shapes = tract_backend::output_shapes(manifest)?;
+    let decoder = Decoder::new(manifest).map_err(|e| DetectError::Model {
+        path: manifest.onnx.clone(),
+        message: e.to_string(),
+    })?;
+    let shapes: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
+    decoder
+        .check_shapes(&shapes)
+        .map_err(|e| DetectError::Decode(e.to_string()))
+}
+
 /// A backend's input must have the model's shape exactly (batch included).
 fn check_input_shape(input: &Tensor, model: &[usize]) -> Result<(), DetectError> {
     if input.shape == model {

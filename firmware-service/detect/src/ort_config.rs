@@ -4,6 +4,7 @@
 //!
 //! Always compiled (also without the `ort` feature) so that configs validate the same everywhere.
 
+use adas_plugins::range::{self, Bound, Numbers, Range, Refused};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -29,6 +30,40 @@ impl Default for OrtConfig {
             cuda: CudaConfig::default(),
             tensorrt: TensorRtConfig::default(),
         }
+    }
+}
+
+/// A GPU ordinal: hosts carry at most 16 GPUs (Jetsons one).
+const DEVICE_ID: Range = Range::new(0.0, 15.0, "");
+const DEVICE_ID_WHY: &str = "a GPU ordinal; hosts carry at most 16 GPUs, Jetsons one";
+/// A memory size in MiB: from a workable minimum to the largest GPUs' memory (H200: 141 GB).
+const MEMORY_MIB: Range = Range::new(64.0, 262_144.0, "MiB");
+const MEMORY_MIB_WHY: &str = "below 64 MiB no detector runs; 256 GiB is beyond any GPU";
+
+impl OrtConfig {
+    pub const RANGES: &'static [Bound<OrtConfig>] = &[Bound::new(
+        "threads",
+        Range::new(0.0, 256.0, "threads"),
+        |c| c.threads.numbers(),
+        "0 is one per physical core; more threads than cores only contend",
+    )];
+
+    /// Checks every value against its range; the refusal names the key relative to
+    /// `[detector.ort]`.
+    pub fn validate(&self) -> Result<(), Refused> {
+        range::check(self, Self::RANGES)?;
+        range::check(&self.cuda, CudaConfig::RANGES).map_err(|r| r.within("cuda"))?;
+        range::check(&self.tensorrt, TensorRtConfig::RANGES).map_err(|r| r.within("tensorrt"))
+    }
+
+    /// The ranges of `[detector.ort]` and its sub-tables, for the documentation.
+    pub fn range_rows() -> Vec<range::Row> {
+        [
+            range::rows("`[detector.ort]`", Self::RANGES),
+            range::rows("`[detector.ort.cuda]`", CudaConfig::RANGES),
+            range::rows("`[detector.ort.tensorrt]`", TensorRtConfig::RANGES),
+        ]
+        .concat()
     }
 }
 
@@ -65,6 +100,23 @@ pub struct CudaConfig {
     pub device_id: u32,
     /// Arena limit in MiB (default: no limit).
     pub memory_limit_mib: Option<u64>,
+}
+
+impl CudaConfig {
+    pub const RANGES: &'static [Bound<CudaConfig>] = &[
+        Bound::new(
+            "device_id",
+            DEVICE_ID,
+            |c| c.device_id.numbers(),
+            DEVICE_ID_WHY,
+        ),
+        Bound::new(
+            "memory_limit_mib",
+            MEMORY_MIB,
+            |c| c.memory_limit_mib.numbers(),
+            MEMORY_MIB_WHY,
+        ),
+    ];
 }
 
 /// `[detector.ort.tensorrt]`.
@@ -114,6 +166,35 @@ impl Default for TensorRtConfig {
             gpu_name: None,
         }
     }
+}
+
+impl TensorRtConfig {
+    pub const RANGES: &'static [Bound<TensorRtConfig>] = &[
+        Bound::new(
+            "device_id",
+            DEVICE_ID,
+            |c| c.device_id.numbers(),
+            DEVICE_ID_WHY,
+        ),
+        Bound::new(
+            "workspace_mib",
+            MEMORY_MIB,
+            |c| c.workspace_mib.numbers(),
+            MEMORY_MIB_WHY,
+        ),
+        Bound::new(
+            "dla_core",
+            Range::new(0.0, 1.0, ""),
+            |c| c.dla_core.numbers(),
+            "Jetson AGX/NX Orin have DLA cores 0 and 1",
+        ),
+        Bound::new(
+            "max_batch",
+            Range::new(1.0, 256.0, "images"),
+            |c| c.max_batch.numbers(),
+            "the daemon runs batch 1; benchmarks sweep to 64",
+        ),
+    ];
 }
 
 /// What the session builder needs to know about the model and machine, besides the config.

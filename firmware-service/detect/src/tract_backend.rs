@@ -14,36 +14,73 @@ pub struct TractBackend {
 impl TractBackend {
     /// Loads and optimises the manifest's ONNX file with the manifest's input shape and outputs.
     pub fn load(manifest: &Manifest) -> Result<Self, DetectError> {
-        let path = manifest.onnx.as_path();
-        let model_error = |stage: &str, e: TractError| DetectError::Model {
-            path: path.to_path_buf(),
-            message: format!("{stage}: {e:#}"),
-        };
-        if !Path::new(path).is_file() {
-            return Err(DetectError::Model {
-                path: path.to_path_buf(),
-                message: "file not found".into(),
-            });
-        }
-        let shape = manifest.input.shape;
-        let plan = tract_onnx::onnx()
-            .model_for_path(path)
-            .map_err(|e| model_error("not a readable ONNX model", e))?
-            .with_input_names([manifest.input.name.as_str()])
-            .map_err(|e| model_error("input name from the manifest", e))?
-            .with_input_fact(0, f32::fact(shape).into())
-            .map_err(|e| model_error("input shape from the manifest", e))?
-            .with_outputs_by_name(manifest.output_names())
-            .map_err(|e| model_error("output names from the manifest", e))?
+        let model_error = model_error(manifest);
+        let plan = typed_model(manifest)?
             .into_optimized()
             .map_err(|e| model_error("optimising", e))?
             .into_runnable()
             .map_err(|e| model_error("preparing", e))?;
         Ok(TractBackend {
             plan,
-            input_shape: shape.to_vec(),
+            input_shape: manifest.input.shape.to_vec(),
         })
     }
+}
+
+fn model_error(manifest: &Manifest) -> impl Fn(&str, TractError) -> DetectError + '_ {
+    |stage, e| DetectError::Model {
+        path: manifest.onnx.clone(),
+        message: format!("{stage}: {e:#}"),
+    }
+}
+
+/// The manifest's ONNX file with the manifest's input (name, shape) and outputs (names), its
+/// shapes inferred: what every backend runs, before any optimisation.
+fn typed_model(manifest: &Manifest) -> Result<TypedModel, DetectError> {
+    let path = manifest.onnx.as_path();
+    let model_error = model_error(manifest);
+    if !Path::new(path).is_file() {
+        return Err(DetectError::Model {
+            path: path.to_path_buf(),
+            message: "file not found".into(),
+        });
+    }
+    tract_onnx::onnx()
+        .model_for_path(path)
+        .map_err(|e| model_error("not a readable ONNX model", e))?
+        .with_input_names([manifest.input.name.as_str()])
+        .map_err(|e| model_error("input name from the manifest", e))?
+        .with_input_fact(0, f32::fact(manifest.input.shape).into())
+        .map_err(|e| model_error("input shape from the manifest", e))?
+        .with_outputs_by_name(manifest.output_names())
+        .map_err(|e| model_error("output names from the manifest", e))?
+        .into_typed()
+        .map_err(|e| model_error("inferring shapes", e))
+}
+
+/// The shapes the model file gives the manifest's outputs (in [`Manifest::output_names`]
+/// order) for the manifest's input, by shape inference alone: nothing runs.
+pub fn output_shapes(manifest: &Manifest) -> Result<Vec<Vec<usize>>, DetectError> {
+    let model = typed_model(manifest)?;
+    let names = manifest.output_names();
+    (0..model.outputs.len())
+        .map(|i| {
+            let name = names.get(i).copied().unwrap_or("?");
+            let fact = model
+                .output_fact(i)
+                .map_err(|e| model_error(manifest)("reading the outputs", e))?;
+            fact.shape
+                .as_concrete()
+                .map(<[usize]>::to_vec)
+                .ok_or_else(|| DetectError::Model {
+                    path: manifest.onnx.clone(),
+                    message: format!(
+                        "output `{name}` has shape {:?}, which depends on the data",
+                        fact.shape
+                    ),
+                })
+        })
+        .collect()
 }
 
 impl Backend for TractBackend {

@@ -22,6 +22,7 @@ pub mod writer;
 pub use reader::{ReadError, RecordedFrame, Recording};
 pub use schema::{FrameRecord, Outcome};
 
+use adas_plugins::range::{self, Bound, Numbers, Range, Refused};
 use event_ring::{EventRing, Step};
 use schema::Encoded;
 use serde::Deserialize;
@@ -81,6 +82,66 @@ impl Default for RecordConfig {
             sync_every_frames: 10,
             jpeg_quality: 85,
         }
+    }
+}
+
+impl RecordConfig {
+    /// Every number's physical range, declared once (docs/RELIABILITY.md lists them).
+    pub const RANGES: &'static [Bound<RecordConfig>] = &[
+        Bound::new(
+            "pre_event_s",
+            Range::new(0.0, 60.0, "s"),
+            |c| c.pre_event_s.numbers(),
+            "the black box holds every frame of this window in memory: 60 s at 30 frames/s of \
+             150 kB JPEGs is 270 MB",
+        ),
+        Bound::new(
+            "post_event_s",
+            Range::new(0.0, 60.0, "s"),
+            |c| c.post_event_s.numbers(),
+            "an event's aftermath; longer is a continuous recording",
+        ),
+        Bound::new(
+            "max_file_mb",
+            Range::new(1.0, 65536.0, "MB"),
+            |c| c.max_file_mb.numbers(),
+            "a file a laptop can open; FAT32 cards end at 4 GB",
+        ),
+        Bound::new(
+            "max_file_s",
+            Range::new(1.0, 86400.0, "s"),
+            |c| c.max_file_s.numbers(),
+            "a day of driving",
+        ),
+        Bound::new(
+            "max_total_mb",
+            Range::new(1.0, 16_777_216.0, "MB"),
+            |c| c.max_total_mb.numbers(),
+            "16 TB, more than any disk in a vehicle",
+        ),
+        Bound::new(
+            "max_age_s",
+            Range::new(0.0, 31_536_000.0, "s"),
+            |c| c.max_age_s.numbers(),
+            "0 keeps files until the budget needs the space; at most a year",
+        ),
+        Bound::new(
+            "sync_every_frames",
+            Range::new(0.0, 10_000.0, "frames"),
+            |c| c.sync_every_frames.numbers(),
+            "0 never syncs; at 30 frames/s 10 000 frames is 5.5 min lost to a power cut",
+        ),
+        Bound::new(
+            "jpeg_quality",
+            Range::new(1.0, 100.0, ""),
+            |c| c.jpeg_quality.numbers(),
+            "the JPEG quality scale",
+        ),
+    ];
+
+    /// Checks every value against its range; the refusal names the key relative to `[record]`.
+    pub fn validate(&self) -> Result<(), Refused> {
+        range::check(self, Self::RANGES)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Models whose graph already decodes (and usually NMS-es) its detections.
 
-use super::{clip01, shape_error, DecodeError};
+use super::{clip01, shape_error, shapes_of, DecodeError};
 use crate::detection::{BBox, Detection};
 use crate::manifest::{BoxFormat, DecodedHead};
 use crate::tensor::TensorView;
@@ -40,44 +40,49 @@ impl DecodedDecoder {
         &self.names
     }
 
+    /// Boxes `[1, K, 4]`, scores and class ids `[1, K]`, a count of one element.
+    pub(super) fn check_shapes(&self, shapes: &[&[usize]]) -> Result<(), DecodeError> {
+        let [boxes, scores, classes, count @ ..] = shapes else {
+            return Ok(());
+        };
+        let k = match boxes {
+            [1, k, 4] => *k,
+            _ => return Err(shape_error(&self.names, 0, "[1, K, 4]".into(), boxes)),
+        };
+        for (i, shape) in [(1, scores), (2, classes)] {
+            if **shape != [1, k] {
+                return Err(shape_error(&self.names, i, format!("[1, {k}]"), shape));
+            }
+        }
+        match count {
+            [c] if c.iter().product::<usize>() != 1 => Err(shape_error(
+                &self.names,
+                3,
+                "one element, e.g. [1]".into(),
+                c,
+            )),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn decode_into(
         &self,
         outputs: &[TensorView<'_>],
         threshold: f32,
         out: &mut Vec<Detection>,
     ) -> Result<(), DecodeError> {
+        self.check_shapes(&shapes_of(&self.names, outputs)?)?;
         let (boxes, scores, classes) = match outputs {
             [b, s, c, ..] => (b, s, c),
             _ => return Ok(()),
         };
-        let k = match boxes.shape {
-            [1, k, 4] if boxes.data.len() == k * 4 => *k,
-            _ => return Err(shape_error(&self.names, 0, "[1, K, 4]".into(), boxes.shape)),
-        };
-        for (i, t) in [(1, scores), (2, classes)] {
-            if t.shape != [1, k] || t.data.len() != k {
-                return Err(shape_error(&self.names, i, format!("[1, {k}]"), t.shape));
-            }
-        }
-        let mut rows = k;
-        if let Some(count) = outputs.get(3) {
-            match count.data {
-                [n] => {
-                    rows = rows.min(if n.is_finite() && *n > 0.0 {
-                        *n as usize
-                    } else {
-                        0
-                    })
-                }
-                _ => {
-                    return Err(shape_error(
-                        &self.names,
-                        3,
-                        "one element, e.g. [1]".into(),
-                        count.shape,
-                    ))
-                }
-            }
+        let mut rows = scores.data.len();
+        if let Some([n]) = outputs.get(3).map(|count| count.data) {
+            rows = rows.min(if n.is_finite() && *n > 0.0 {
+                *n as usize
+            } else {
+                0
+            });
         }
         for ((b, &score), &class) in boxes
             .data

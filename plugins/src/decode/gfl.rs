@@ -1,6 +1,6 @@
 //! NanoDet-style GFL heads: per level, class scores and per-side box distributions.
 
-use super::{clip01, shape_error, DecodeError, RowActivation, RowFilter};
+use super::{clip01, shape_error, shapes_of, DecodeError, RowActivation, RowFilter};
 use crate::detection::{BBox, Detection};
 use crate::manifest::{Activation, GflHead};
 use crate::tensor::TensorView;
@@ -67,40 +67,41 @@ impl GflDecoder {
         &self.names
     }
 
+    /// Per level: scores `[1, N, C]` and box-side distributions `[1, N, 4·bins]` for the
+    /// level's `N` grid cells.
+    pub(super) fn check_shapes(&self, shapes: &[&[usize]]) -> Result<(), DecodeError> {
+        let (c, d) = (self.classes, 4 * self.bins);
+        for (i, (level, pair)) in self.levels.iter().zip(shapes.chunks_exact(2)).enumerate() {
+            let n = level.grid_w * level.grid_h;
+            if pair[0] != [1, n, c] {
+                let expected = format!(
+                    "[1, {n}, {c}] (stride {}, {}×{} grid)",
+                    level.stride, level.grid_w, level.grid_h
+                );
+                return Err(shape_error(&self.names, 2 * i, expected, pair[0]));
+            }
+            if pair[1] != [1, n, d] {
+                let expected = format!(
+                    "[1, {n}, {d}] (stride {}, 4 sides × {} bins)",
+                    level.stride, self.bins
+                );
+                return Err(shape_error(&self.names, 2 * i + 1, expected, pair[1]));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn decode_into(
         &self,
         outputs: &[TensorView<'_>],
         threshold: f32,
         out: &mut Vec<Detection>,
     ) -> Result<(), DecodeError> {
-        let c = self.classes;
-        let d = 4 * self.bins;
+        self.check_shapes(&shapes_of(&self.names, outputs)?)?;
+        let (c, d) = (self.classes, 4 * self.bins);
         let filter = RowFilter::new(self.activation, threshold);
-        for (i, (level, pair)) in self.levels.iter().zip(outputs.chunks_exact(2)).enumerate() {
+        for (level, pair) in self.levels.iter().zip(outputs.chunks_exact(2)) {
             let (scores, dists) = (&pair[0], &pair[1]);
-            let n = level.grid_w * level.grid_h;
-            if scores.shape != [1, n, c] || scores.data.len() != n * c {
-                return Err(shape_error(
-                    &self.names,
-                    2 * i,
-                    format!(
-                        "[1, {n}, {c}] (stride {}, {}×{} grid)",
-                        level.stride, level.grid_w, level.grid_h
-                    ),
-                    scores.shape,
-                ));
-            }
-            if dists.shape != [1, n, d] || dists.data.len() != n * d {
-                return Err(shape_error(
-                    &self.names,
-                    2 * i + 1,
-                    format!(
-                        "[1, {n}, {d}] (stride {}, 4 sides × {} bins)",
-                        level.stride, self.bins
-                    ),
-                    dists.shape,
-                ));
-            }
             for (cell, (row, dist)) in scores
                 .data
                 .chunks_exact(c)

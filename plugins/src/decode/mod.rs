@@ -113,6 +113,18 @@ impl Decoder {
         self.decode_views_into(&views, score_threshold, out)
     }
 
+    /// Checks output shapes (in [`Decoder::output_names`] order) exactly as decoding does,
+    /// without any data: how `adasd config check` compares the model file's outputs with the
+    /// manifest before a frame is run.
+    pub fn check_shapes(&self, shapes: &[&[usize]]) -> Result<(), DecodeError> {
+        check_count(self.output_names(), shapes.len())?;
+        match self {
+            Decoder::Ssd(d) => d.check_shapes(shapes),
+            Decoder::Gfl(d) => d.check_shapes(shapes),
+            Decoder::Decoded(d) => d.check_shapes(shapes),
+        }
+    }
+
     /// Like [`Decoder::decode_into`], on borrowed outputs (e.g. a runtime's own output buffers,
     /// read in place).
     pub fn decode_views_into(
@@ -122,7 +134,7 @@ impl Decoder {
         out: &mut Vec<Detection>,
     ) -> Result<(), DecodeError> {
         out.clear();
-        check_count(self.output_names(), outputs)?;
+        check_count(self.output_names(), outputs.len())?;
         match self {
             Decoder::Ssd(d) => d.decode_into(outputs, score_threshold, out),
             Decoder::Gfl(d) => d.decode_into(outputs, score_threshold, out),
@@ -131,16 +143,37 @@ impl Decoder {
     }
 }
 
-fn check_count(names: &[String], outputs: &[TensorView<'_>]) -> Result<(), DecodeError> {
-    if names.len() == outputs.len() {
+fn check_count(names: &[String], got: usize) -> Result<(), DecodeError> {
+    if names.len() == got {
         Ok(())
     } else {
         Err(DecodeError::OutputCount {
             expected: names.len(),
-            got: outputs.len(),
+            got,
             names: names.join(", "),
         })
     }
+}
+
+/// The outputs' shapes, once each view's data is known to fill its shape (the decoders index
+/// the data by the shape).
+fn shapes_of<'a>(
+    names: &[String],
+    outputs: &[TensorView<'a>],
+) -> Result<Vec<&'a [usize]>, DecodeError> {
+    outputs
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let values: usize = t.shape.iter().product();
+            if values == t.data.len() {
+                Ok(t.shape)
+            } else {
+                let expected = format!("one with {} values", t.data.len());
+                Err(shape_error(names, i, expected, t.shape))
+            }
+        })
+        .collect()
 }
 
 fn shape_error(names: &[String], index: usize, expected: String, got: &[usize]) -> DecodeError {

@@ -1,6 +1,6 @@
 //! Anchor-based SSD heads (TF OD API and torchvision box coders).
 
-use super::{clipped_box, shape_error, DecodeError, RowActivation, RowFilter};
+use super::{clipped_box, shape_error, shapes_of, DecodeError, RowActivation, RowFilter};
 use crate::anchors::{self, Anchor};
 use crate::detection::Detection;
 use crate::manifest::{Activation, BoxEncoding, SsdHead};
@@ -58,34 +58,39 @@ impl SsdDecoder {
         &self.anchors
     }
 
+    /// Boxes `[1, A, 4]` or `[1, A, 1, 4]` and scores `[1, A, C]` for the `A` anchors.
+    pub(super) fn check_shapes(&self, shapes: &[&[usize]]) -> Result<(), DecodeError> {
+        let [boxes, scores] = shapes else {
+            return Ok(());
+        };
+        let (a, c) = (self.anchors.len(), self.columns);
+        if !(*boxes == [1, a, 4] || *boxes == [1, a, 1, 4]) {
+            let expected = format!("[1, {a}, 4] or [1, {a}, 1, 4]");
+            return Err(shape_error(&self.names, 0, expected, boxes));
+        }
+        if *scores != [1, a, c] {
+            return Err(shape_error(
+                &self.names,
+                1,
+                format!("[1, {a}, {c}]"),
+                scores,
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn decode_into(
         &self,
         outputs: &[TensorView<'_>],
         threshold: f32,
         out: &mut Vec<Detection>,
     ) -> Result<(), DecodeError> {
+        self.check_shapes(&shapes_of(&self.names, outputs)?)?;
         let (boxes, scores) = match outputs {
             [b, s] => (b, s),
             _ => return Ok(()),
         };
-        let a = self.anchors.len();
         let c = self.columns;
-        if !(boxes.shape == [1, a, 4] || boxes.shape == [1, a, 1, 4]) || boxes.data.len() != a * 4 {
-            return Err(shape_error(
-                &self.names,
-                0,
-                format!("[1, {a}, 4] or [1, {a}, 1, 4]"),
-                boxes.shape,
-            ));
-        }
-        if scores.shape != [1, a, c] || scores.data.len() != a * c {
-            return Err(shape_error(
-                &self.names,
-                1,
-                format!("[1, {a}, {c}]"),
-                scores.shape,
-            ));
-        }
         let filter = RowFilter::new(self.activation, threshold);
         for ((anchor, enc), row) in self
             .anchors

@@ -11,7 +11,7 @@ use adas_core::can::messages::Status;
 use adas_core::can::messages::{status_message, warning_message};
 use adas_core::can::supervision::EgoInput;
 use adas_io::can::replay::CandumpReplay;
-use adas_io::source::{self, Timing};
+use adas_io::source;
 use adas_types::CanFrame;
 use anyhow::Context;
 use std::fs::File;
@@ -29,17 +29,8 @@ impl Inputs {
     /// The config's source and CAN link; a camera is asked for `image_size` (the
     /// calibration's).
     pub fn from_config(config: &Config, image_size: (u32, u32)) -> anyhow::Result<Inputs> {
-        let timing = match (&config.source.timestamps, config.source.fps) {
-            (Some(file), _) => Timing::File(file.clone()),
-            (None, Some(fps)) => Timing::FixedRate(fps),
-            (None, None) => Timing::FromSource { fallback_fps: 10.0 },
-        };
         Ok(Inputs {
-            source: source::open_with(
-                &config.source.uri,
-                timing,
-                &config.source.camera_options(Some(image_size)),
-            )?,
+            source: config.source.open(image_size)?,
             link: CanLink::open(&config.can)?,
             recorded_detections: false,
         })

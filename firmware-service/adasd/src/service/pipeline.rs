@@ -81,6 +81,9 @@ impl Pipeline {
             config.detector.score_threshold,
             &config.detector.backend_options(),
         )?;
+        for blind in crate::check::blind_spots(detector.manifest(), &config.detector.model) {
+            tracing::warn!("{blind}");
+        }
         Self::with_detector(config, Some(detector))
     }
 

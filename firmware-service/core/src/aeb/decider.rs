@@ -58,8 +58,12 @@
 
 use crate::perception::Track;
 use adas_plugins::manifest::RoadUser;
+use adas_plugins::range::{self, Bound, Numbers, Range, Refused};
 use adas_types::{EgoState, InhibitReason};
 use serde::Deserialize;
+
+const HALF_WIDTH: Range = Range::new(0.0, 2.0, "m");
+const HALF_WIDTH_WHY: &str = "half of the widest road user (a 2.55 m truck) plus mirrors";
 
 /// Share of a target's width counted towards lateral overlap, per class, m.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -91,6 +95,35 @@ impl Default for ClassHalfWidths {
 }
 
 impl ClassHalfWidths {
+    pub const RANGES: &'static [Bound<ClassHalfWidths>] = &[
+        Bound::new(
+            "pedestrian",
+            HALF_WIDTH,
+            |w| w.pedestrian.numbers(),
+            HALF_WIDTH_WHY,
+        ),
+        Bound::new(
+            "cyclist",
+            HALF_WIDTH,
+            |w| w.cyclist.numbers(),
+            HALF_WIDTH_WHY,
+        ),
+        Bound::new("car", HALF_WIDTH, |w| w.car.numbers(), HALF_WIDTH_WHY),
+        Bound::new(
+            "truck_bus",
+            HALF_WIDTH,
+            |w| w.truck_bus.numbers(),
+            HALF_WIDTH_WHY,
+        ),
+        Bound::new(
+            "motorcycle",
+            HALF_WIDTH,
+            |w| w.motorcycle.numbers(),
+            HALF_WIDTH_WHY,
+        ),
+        Bound::new("other", HALF_WIDTH, |w| w.other.numbers(), HALF_WIDTH_WHY),
+    ];
+
     pub fn get(&self, class: RoadUser) -> f64 {
         match class {
             RoadUser::Pedestrian => self.pedestrian,
@@ -228,196 +261,218 @@ impl Default for AebParams {
 }
 
 impl AebParams {
-    /// Checks every value; the error names the key (relative to the table) and the reason.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let pos = |v: f64| v.is_finite() && v > 0.0;
-        let nonneg = |v: f64| v.is_finite() && v >= 0.0;
-        let checks: [(&str, f64, bool, &str); 25] = [
-            (
-                "vehicle_width_m",
-                self.vehicle_width_m,
-                pos(self.vehicle_width_m),
-                "must be > 0",
-            ),
-            (
-                "corridor_margin_m",
-                self.corridor_margin_m,
-                nonneg(self.corridor_margin_m),
-                "must be ≥ 0",
-            ),
-            (
-                "max_range_m",
-                self.max_range_m,
-                pos(self.max_range_m),
-                "must be > 0",
-            ),
-            (
-                "lateral_horizon_s",
-                self.lateral_horizon_s,
-                nonneg(self.lateral_horizon_s),
-                "must be ≥ 0",
-            ),
-            (
-                "lateral_min_speed_mps",
-                self.lateral_min_speed_mps,
-                nonneg(self.lateral_min_speed_mps),
-                "must be ≥ 0",
-            ),
-            (
-                "lateral_speed_min_sigma",
-                self.lateral_speed_min_sigma,
-                nonneg(self.lateral_speed_min_sigma),
-                "must be ≥ 0",
-            ),
-            (
-                "max_speed_std_mps",
-                self.max_speed_std_mps,
-                pos(self.max_speed_std_mps),
-                "must be > 0",
-            ),
-            (
-                "min_speed_kph",
-                self.min_speed_kph,
-                nonneg(self.min_speed_kph),
-                "must be ≥ 0",
-            ),
-            (
-                "ego_timeout_ms",
-                self.ego_timeout_ms,
-                pos(self.ego_timeout_ms),
-                "must be > 0",
-            ),
-            (
-                "system_delay_s",
-                self.system_delay_s,
-                nonneg(self.system_delay_s),
-                "must be ≥ 0",
-            ),
-            (
-                "stop_margin_m",
-                self.stop_margin_m,
-                nonneg(self.stop_margin_m),
-                "must be ≥ 0",
-            ),
-            (
-                "min_closing_speed_mps",
-                self.min_closing_speed_mps,
-                pos(self.min_closing_speed_mps),
-                "must be > 0",
-            ),
-            (
-                "fcw_lead_s",
-                self.fcw_lead_s,
-                nonneg(self.fcw_lead_s),
-                "must be ≥ 0",
-            ),
-            (
-                "partial_decel_mps2",
-                self.partial_decel_mps2,
-                pos(self.partial_decel_mps2),
-                "must be > 0",
-            ),
-            (
-                "partial_ttc_s",
-                self.partial_ttc_s,
-                nonneg(self.partial_ttc_s),
-                "must be ≥ 0",
-            ),
+    /// Every number's physical range, declared once (docs/RELIABILITY.md lists them).
+    pub const RANGES: &'static [Bound<AebParams>] = &[
+        Bound::new(
+            "vehicle_width_m",
+            Range::new(1.0, 3.0, "m"),
+            |p| p.vehicle_width_m.numbers(),
+            "small cars are 1.5 m wide, trucks at most 2.55 m (EU)",
+        ),
+        Bound::new(
+            "corridor_margin_m",
+            Range::new(0.0, 2.0, "m"),
+            |p| p.corridor_margin_m.numbers(),
+            "beyond 2 m a side the corridor covers the next lane",
+        ),
+        Bound::new(
+            "max_range_m",
+            Range::new(5.0, 250.0, "m"),
+            |p| p.max_range_m.numbers(),
+            "a monocular projection is ±3 m per pixel row at 80 m; 250 m is stopping distance \
+             at 200 km/h",
+        ),
+        Bound::new(
+            "lateral_horizon_s",
+            Range::new(0.0, 5.0, "s"),
+            |p| p.lateral_horizon_s.numbers(),
+            "lateral motion is not predictable for longer",
+        ),
+        Bound::new(
+            "lateral_min_speed_mps",
+            Range::new(0.0, 5.0, "m/s"),
+            |p| p.lateral_min_speed_mps.numbers(),
+            "a running pedestrian crosses at about 5 m/s",
+        ),
+        Bound::new(
+            "lateral_speed_min_sigma",
+            Range::new(0.0, 10.0, "σ"),
+            |p| p.lateral_speed_min_sigma.numbers(),
+            "beyond 10 σ nothing ever counts as moving sideways",
+        ),
+        Bound::new(
+            "max_speed_std_mps",
+            Range::new(0.1, 20.0, "m/s"),
+            |p| p.max_speed_std_mps.numbers(),
+            "an uncertainty of 20 m/s (72 km/h) says nothing about the speed",
+        ),
+        Bound::new(
+            "min_speed_kph",
+            Range::new(0.0, 100.0, "km/h"),
+            |p| p.min_speed_kph.numbers(),
+            "AEB tests run from 10 km/h; above 100 km/h AEB would be off in town",
+        ),
+        Bound::new(
+            "ego_timeout_ms",
+            Range::new(10.0, 1000.0, "ms"),
+            |p| p.ego_timeout_ms.numbers(),
+            "ego samples come every 20 ms; at 100 km/h 1 s is 28 m driven on an old speed",
+        ),
+        Bound::new(
+            "system_delay_s",
+            Range::new(0.0, 2.0, "s"),
+            |p| p.system_delay_s.numbers(),
+            "detection + actuation + brake build-up is about 0.4 s",
+        ),
+        Bound::new(
+            "stop_margin_m",
+            Range::new(0.0, 10.0, "m"),
+            |p| p.stop_margin_m.numbers(),
+            "a gap to keep when stopping; more brakes for nothing",
+        ),
+        Bound::new(
+            "min_closing_speed_mps",
+            Range::new(0.01, 5.0, "m/s"),
+            |p| p.min_closing_speed_mps.numbers(),
+            "0 divides by zero in the TTC; above 5 m/s real threats get no TTC",
+        ),
+        Bound::new(
+            "fcw_lead_s",
+            Range::new(0.0, 5.0, "s"),
+            |p| p.fcw_lead_s.numbers(),
+            "a driver reacts within about 1.5 s; earlier warnings are false ones",
+        ),
+        Bound::new(
+            "partial_decel_mps2",
+            Range::new(0.5, 12.0, "m/s²"),
+            |p| p.partial_decel_mps2.numbers(),
+            "tyres on dry asphalt give at most about 1.2 g",
+        ),
+        Bound::new(
+            "partial_ttc_s",
+            Range::new(0.0, 10.0, "s"),
+            |p| p.partial_ttc_s.numbers(),
+            "braking 10 s ahead of a collision is a false activation",
+        ),
+        Bound::new(
+            "full_decel_mps2",
+            Range::new(0.5, 12.0, "m/s²"),
+            |p| p.full_decel_mps2.numbers(),
+            "tyre grip; also ≥ partial_decel_mps2",
+        ),
+        Bound::new(
+            "full_ttc_s",
+            Range::new(0.0, 10.0, "s"),
+            |p| p.full_ttc_s.numbers(),
+            "as partial_ttc_s; also ≤ partial_ttc_s",
+        ),
+        Bound::new(
+            "partial_brake_mps2",
+            Range::new(0.5, 12.0, "m/s²"),
+            |p| p.partial_brake_mps2.numbers(),
+            "tyre grip",
+        ),
+        Bound::new(
+            "full_brake_mps2",
+            Range::new(0.5, 12.0, "m/s²"),
+            |p| p.full_brake_mps2.numbers(),
+            "tyre grip; also ≥ partial_brake_mps2",
+        ),
+        Bound::new(
+            "fcw_persistence_frames",
+            Range::new(1.0, 50.0, "frames"),
+            |p| p.fcw_persistence_frames.numbers(),
+            "at 20 Hz 50 frames is 2.5 s: a warning that late is none",
+        ),
+        Bound::new(
+            "brake_persistence_frames",
+            Range::new(1.0, 50.0, "frames"),
+            |p| p.brake_persistence_frames.numbers(),
+            "as fcw_persistence_frames",
+        ),
+        Bound::new(
+            "release_frames",
+            Range::new(1.0, 100.0, "frames"),
+            |p| p.release_frames.numbers(),
+            "at 20 Hz 100 frames is 5 s of holding a stage without a threat",
+        ),
+        Bound::new(
+            "release_ratio",
+            Range::new(0.1, 1.0, ""),
+            |p| p.release_ratio.numbers(),
+            "a share of the escalation thresholds; above 1 there is no hysteresis",
+        ),
+        Bound::new(
+            "release_ttc_margin_s",
+            Range::new(0.0, 5.0, "s"),
+            |p| p.release_ttc_margin_s.numbers(),
+            "as lateral_horizon_s",
+        ),
+        Bound::new(
+            "fcw_cooldown_s",
+            Range::new(0.0, 60.0, "s"),
+            |p| p.fcw_cooldown_s.numbers(),
+            "a minute without a new warning is a blind minute",
+        ),
+        Bound::new(
+            "standstill_speed_mps",
+            Range::new(0.0, 2.0, "m/s"),
+            |p| p.standstill_speed_mps.numbers(),
+            "2 m/s (7 km/h) is walking pace, not standing",
+        ),
+        Bound::new(
+            "standstill_hold_s",
+            Range::new(0.0, 60.0, "s"),
+            |p| p.standstill_hold_s.numbers(),
+            "the driver takes over within seconds",
+        ),
+        Bound::new(
+            "min_warning_s",
+            Range::new(0.0, 5.0, "s"),
+            |p| p.min_warning_s.numbers(),
+            "UN R152 asks for 0.8 s; 5 s would never brake in time",
+        ),
+        Bound::new(
+            "unanticipated_decel_mps2",
+            Range::new(0.5, 12.0, "m/s²"),
+            |p| p.unanticipated_decel_mps2.numbers(),
+            "tyre grip; also between full_decel_mps2 and full_brake_mps2",
+        ),
+    ];
+
+    /// Checks every value against its range and the rules between them; the refusal names the
+    /// key relative to `[aeb]`.
+    pub fn validate(&self) -> Result<(), Refused> {
+        range::check(self, Self::RANGES)?;
+        range::check(&self.target_half_width_m, ClassHalfWidths::RANGES)
+            .map_err(|r| r.within("target_half_width_m"))?;
+        let rules = [
             (
                 "full_decel_mps2",
-                self.full_decel_mps2,
-                pos(self.full_decel_mps2) && self.full_decel_mps2 >= self.partial_decel_mps2,
-                "must be > 0 and ≥ partial_decel_mps2",
+                self.full_decel_mps2 >= self.partial_decel_mps2,
+                "must be ≥ partial_decel_mps2",
             ),
             (
                 "full_ttc_s",
-                self.full_ttc_s,
-                nonneg(self.full_ttc_s) && self.full_ttc_s <= self.partial_ttc_s,
-                "must be ≥ 0 and ≤ partial_ttc_s",
-            ),
-            (
-                "partial_brake_mps2",
-                self.partial_brake_mps2,
-                pos(self.partial_brake_mps2),
-                "must be > 0",
+                self.full_ttc_s <= self.partial_ttc_s,
+                "must be ≤ partial_ttc_s",
             ),
             (
                 "full_brake_mps2",
-                self.full_brake_mps2,
-                pos(self.full_brake_mps2) && self.full_brake_mps2 >= self.partial_brake_mps2,
-                "must be > 0 and ≥ partial_brake_mps2",
-            ),
-            (
-                "release_ratio",
-                self.release_ratio,
-                pos(self.release_ratio) && self.release_ratio <= 1.0,
-                "must be in (0, 1]",
-            ),
-            (
-                "release_ttc_margin_s",
-                self.release_ttc_margin_s,
-                nonneg(self.release_ttc_margin_s),
-                "must be ≥ 0",
-            ),
-            (
-                "fcw_cooldown_s",
-                self.fcw_cooldown_s,
-                nonneg(self.fcw_cooldown_s),
-                "must be ≥ 0",
-            ),
-            (
-                "standstill_hold_s",
-                self.standstill_hold_s,
-                nonneg(self.standstill_hold_s) && nonneg(self.standstill_speed_mps),
-                "must be ≥ 0",
-            ),
-            (
-                "min_warning_s",
-                self.min_warning_s,
-                nonneg(self.min_warning_s),
-                "must be ≥ 0",
+                self.full_brake_mps2 >= self.partial_brake_mps2,
+                "must be ≥ partial_brake_mps2",
             ),
             (
                 "unanticipated_decel_mps2",
-                self.unanticipated_decel_mps2,
-                pos(self.unanticipated_decel_mps2)
-                    && self.unanticipated_decel_mps2 >= self.full_decel_mps2
+                self.unanticipated_decel_mps2 >= self.full_decel_mps2
                     && self.unanticipated_decel_mps2 <= self.full_brake_mps2,
                 "must be ≥ full_decel_mps2 and ≤ full_brake_mps2",
             ),
         ];
-        for (key, value, ok, reason) in checks {
-            if !ok {
-                return Err((key.to_string(), format!("{value} {reason}")));
-            }
+        match rules.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, rule)) => Err(Refused::new(key, rule)),
+            None => Ok(()),
         }
-        let w = &self.target_half_width_m;
-        for (key, v) in [
-            ("target_half_width_m.pedestrian", w.pedestrian),
-            ("target_half_width_m.cyclist", w.cyclist),
-            ("target_half_width_m.car", w.car),
-            ("target_half_width_m.truck_bus", w.truck_bus),
-            ("target_half_width_m.motorcycle", w.motorcycle),
-            ("target_half_width_m.other", w.other),
-        ] {
-            if !nonneg(v) {
-                return Err((key.to_string(), format!("{v} must be ≥ 0")));
-            }
-        }
-        if self.fcw_persistence_frames == 0
-            || self.brake_persistence_frames == 0
-            || self.release_frames == 0
-        {
-            let key = if self.fcw_persistence_frames == 0 {
-                "fcw_persistence_frames"
-            } else if self.brake_persistence_frames == 0 {
-                "brake_persistence_frames"
-            } else {
-                "release_frames"
-            };
-            return Err((key.to_string(), "must be at least 1 frame".to_string()));
-        }
-        Ok(())
     }
 
     fn corridor_half_width(&self) -> f64 {

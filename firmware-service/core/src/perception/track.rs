@@ -42,6 +42,7 @@
 
 use super::BevObject;
 use adas_plugins::manifest::RoadUser;
+use adas_plugins::range::{self, Bound, Numbers, Range, Refused};
 use adas_types::EgoState;
 use serde::Deserialize;
 
@@ -66,6 +67,33 @@ pub struct ClassNoise {
 }
 
 impl ClassNoise {
+    pub const RANGES: &'static [Bound<ClassNoise>] = &[
+        Bound::new(
+            "lateral_accel_mps2",
+            Range::new(0.01, 20.0, "m/s²"),
+            |n| n.lateral_accel_mps2.numbers(),
+            "road users accelerate at most about 1 g; 0 freezes the track",
+        ),
+        Bound::new(
+            "longitudinal_accel_mps2",
+            Range::new(0.01, 20.0, "m/s²"),
+            |n| n.longitudinal_accel_mps2.numbers(),
+            "as lateral_accel_mps2",
+        ),
+        Bound::new(
+            "jerk_mps3",
+            Range::new(0.01, 100.0, "m/s³"),
+            |n| n.jerk_mps3.numbers(),
+            "emergency braking builds up at about 30 m/s³",
+        ),
+        Bound::new(
+            "init_speed_std_mps",
+            Range::new(0.1, 100.0, "m/s"),
+            |n| n.init_speed_std_mps.numbers(),
+            "about the class's top speed; 100 m/s is 360 km/h",
+        ),
+    ];
+
     const fn new(lat: f64, lon: f64, jerk: f64, speed: f64) -> Self {
         ClassNoise {
             lateral_accel_mps2: lat,
@@ -298,93 +326,105 @@ impl TrackerParams {
         self.pixel_sigma_px.unwrap_or(self.input_pixel_sigma_px)
     }
 
-    /// Checks every value; the error names the key (relative to `[tracker]`) and the reason.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let pos = |v: f64| v.is_finite() && v > 0.0;
-        let nonneg = |v: f64| v.is_finite() && v >= 0.0;
-        let checks: [(&str, f64, bool, &str); 9] = [
-            (
-                "gate_chi2",
-                self.gate_chi2,
-                pos(self.gate_chi2),
-                "must be > 0",
-            ),
-            (
-                "pixel_sigma_px",
-                self.pixel_sigma_px.unwrap_or(1.0),
-                self.pixel_sigma_px.is_none_or(pos),
-                "must be > 0",
-            ),
-            (
-                "input_pixel_sigma_px",
-                self.input_pixel_sigma_px,
-                pos(self.input_pixel_sigma_px),
-                "must be > 0",
-            ),
-            (
-                "min_position_std_m",
-                self.min_position_std_m,
-                nonneg(self.min_position_std_m),
-                "must be ≥ 0",
-            ),
-            (
+    /// Every number's physical range, declared once (docs/RELIABILITY.md lists them).
+    pub const RANGES: &'static [Bound<TrackerParams>] = &[
+        Bound::new(
+            "confirm_hits",
+            Range::new(1.0, 20.0, "hits"),
+            |p| p.confirm_hits.numbers(),
+            "at 20 Hz 20 hits is 1 s before anything reaches the decider",
+        ),
+        Bound::new(
+            "tentative_max_misses",
+            Range::new(0.0, 20.0, "frames"),
+            |p| p.tentative_max_misses.numbers(),
+            "as confirm_hits",
+        ),
+        Bound::new(
+            "delete_misses",
+            Range::new(0.0, 100.0, "frames"),
+            |p| p.delete_misses.numbers(),
+            "at 20 Hz 100 frames is 5 s of coasting on a prediction",
+        ),
+        Bound::new(
+            "gate_chi2",
+            Range::new(1.0, 100.0, "χ²"),
+            |p| p.gate_chi2.numbers(),
+            "χ²(2) is 13.8 at 99.9 %; beyond 100 every detection joins every track",
+        ),
+        Bound::new(
+            "pixel_sigma_px",
+            Range::new(0.1, 50.0, "px"),
+            |p| p.pixel_sigma_px.numbers(),
+            "box-edge noise of a detector; 50 px is a box that hits nothing",
+        ),
+        Bound::new(
+            "input_pixel_sigma_px",
+            Range::new(0.1, 20.0, "px"),
+            |p| p.input_pixel_sigma_px.numbers(),
+            "as pixel_sigma_px, in the detector's coarser input pixels",
+        ),
+        Bound::new(
+            "min_position_std_m",
+            Range::new(0.0, 5.0, "m"),
+            |p| p.min_position_std_m.numbers(),
+            "a floor larger than a car's length blurs every object",
+        ),
+        Bound::new(
+            "max_position_std_m",
+            Range::new(0.5, 100.0, "m"),
+            |p| p.max_position_std_m.numbers(),
+            "beyond 100 m the track says nothing; also > min_position_std_m",
+        ),
+        Bound::new(
+            "init_accel_std_mps2",
+            Range::new(0.1, 20.0, "m/s²"),
+            |p| p.init_accel_std_mps2.numbers(),
+            "road users accelerate at most about 1 g",
+        ),
+        Bound::new(
+            "accel_tau_s",
+            Range::new(0.1, 60.0, "s"),
+            |p| p.accel_tau_s.numbers(),
+            "manoeuvres last seconds",
+        ),
+        Bound::new(
+            "max_gap_s",
+            Range::new(0.01, 10.0, "s"),
+            |p| p.max_gap_s.numbers(),
+            "after 10 s without frames the scene is another one",
+        ),
+        Bound::new(
+            "max_tracks",
+            Range::new(1.0, 1024.0, "tracks"),
+            |p| p.max_tracks.numbers(),
+            "bounds the association's cost (tracks × detections)",
+        ),
+        Bound::new(
+            "max_range_m",
+            Range::new(5.0, 300.0, "m"),
+            |p| p.max_range_m.numbers(),
+            "beyond 300 m a camera sees nothing a decision needs",
+        ),
+    ];
+
+    /// Checks every value against its range and the rules between them; the refusal names the
+    /// key relative to `[tracker]`.
+    pub fn validate(&self) -> Result<(), Refused> {
+        range::check(self, Self::RANGES)?;
+        if self.max_position_std_m <= self.min_position_std_m {
+            return Err(Refused::new(
                 "max_position_std_m",
-                self.max_position_std_m,
-                pos(self.max_position_std_m) && self.max_position_std_m > self.min_position_std_m,
-                "must be > 0 and > min_position_std_m",
-            ),
-            (
-                "init_accel_std_mps2",
-                self.init_accel_std_mps2,
-                pos(self.init_accel_std_mps2),
-                "must be > 0",
-            ),
-            (
-                "accel_tau_s",
-                self.accel_tau_s,
-                pos(self.accel_tau_s),
-                "must be > 0",
-            ),
-            (
-                "max_gap_s",
-                self.max_gap_s,
-                pos(self.max_gap_s),
-                "must be > 0",
-            ),
-            (
-                "max_range_m",
-                self.max_range_m,
-                pos(self.max_range_m),
-                "must be > 0",
-            ),
-        ];
-        for (key, value, ok, reason) in checks {
-            if !ok {
-                return Err((key.to_string(), format!("{value} {reason}")));
-            }
+                "must be > min_position_std_m",
+            ));
         }
-        if self.confirm_hits == 0 {
-            return Err(("confirm_hits".into(), "must be at least 1".into()));
-        }
-        if self.max_tracks == 0 {
-            return Err(("max_tracks".into(), "must be at least 1".into()));
-        }
-        for (class, n) in self.process_noise.iter() {
-            for (field, v) in [
-                ("lateral_accel_mps2", n.lateral_accel_mps2),
-                ("longitudinal_accel_mps2", n.longitudinal_accel_mps2),
-                ("jerk_mps3", n.jerk_mps3),
-                ("init_speed_std_mps", n.init_speed_std_mps),
-            ] {
-                if !pos(v) {
-                    return Err((
-                        format!("process_noise.{class}.{field}"),
-                        format!("{v} must be > 0"),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        self.process_noise
+            .iter()
+            .into_iter()
+            .try_for_each(|(class, noise)| {
+                range::check(noise, ClassNoise::RANGES)
+                    .map_err(|r| r.within(&format!("process_noise.{class}")))
+            })
     }
 }
 
@@ -893,7 +933,9 @@ mod tests {
             pixel_sigma_px: Some(0.0),
             ..TrackerParams::default()
         };
-        assert_eq!(bad.validate().unwrap_err().0, "pixel_sigma_px");
+        let refused = bad.validate().unwrap_err();
+        assert_eq!(refused.key, "pixel_sigma_px");
+        assert!(refused.message.contains("0.1–50 px"), "{refused}");
     }
 
     #[test]

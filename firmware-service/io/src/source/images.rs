@@ -19,6 +19,26 @@ impl ImageSequence {
         Self::from_files(image_files(dir)?, timing)
     }
 
+    /// One image (`file://`): it must be a file, or every frame would be lost one by one.
+    pub fn from_file(path: &Path, timing: Timing) -> Result<Self, SourceError> {
+        let refuse = |message: String| SourceError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => Err(refuse(format!(
+                "is a folder; a folder of images is `dir://{}`",
+                path.display()
+            ))),
+            Ok(m) if !m.is_file() => Err(refuse("is not a regular file".into())),
+            Ok(_) => Self::from_files(vec![path.to_path_buf()], timing),
+            Err(e) => Err(refuse(format!(
+                "cannot open ({e}); check [source] uri (a relative path is resolved against \
+                 the config file's folder)"
+            ))),
+        }
+    }
+
     pub fn from_files(files: Vec<PathBuf>, timing: Timing) -> Result<Self, SourceError> {
         let times_ns = match timing {
             Timing::FixedRate(fps) | Timing::FromSource { fallback_fps: fps } => {
@@ -60,6 +80,18 @@ fn has_image_extension(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Whether a JPEG file is whole: an end-of-image marker (FF D9) follows the last start-of-scan
+/// (FF DA). Inside entropy-coded data an FF byte is always followed by 00 or a restart marker,
+/// so neither pair appears there; an EXIF thumbnail's own end marker comes before the main
+/// image's scans and does not count.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| bytes.windows(2).rposition(|w| w == [0xFF, marker]);
+    match (last(0xDA), last(0xD9)) {
+        (Some(scan), Some(end)) => end > scan,
+        _ => false,
+    }
 }
 
 /// Reads one non-negative, strictly increasing time in seconds per frame.
@@ -110,10 +142,25 @@ impl FrameSource for ImageSequence {
         let origin = path.display().to_string();
         self.last_jpeg = None;
         let decoded = std::fs::read(path)
-            .map_err(image::ImageError::IoError)
+            .map_err(|e| format!("cannot read image: {e}"))
             .and_then(|bytes| {
-                let format = image::guess_format(&bytes)?;
-                let img = image::load_from_memory_with_format(&bytes, format)?;
+                let format =
+                    image::guess_format(&bytes).map_err(|e| format!("cannot decode image: {e}"))?;
+                // The decoder fills a JPEG cut off mid-scan with grey and reports nothing, so
+                // the lower part of the frame (where the nearest road users are) would be
+                // searched for objects that cannot be there: a detector blind where it matters
+                // most, with the status saying all is well. Such a frame is skipped as lost
+                // instead, so CAN reports it (fault bit, mode unavailable) and the tracker
+                // coasts, as for any other missing frame.
+                if format == image::ImageFormat::Jpeg && !jpeg_is_complete(&bytes) {
+                    return Err(format!(
+                        "truncated JPEG ({} bytes, no end-of-image marker after the last scan): \
+                         skipped as lost rather than decoded with a grey lower part",
+                        bytes.len()
+                    ));
+                }
+                let img = image::load_from_memory_with_format(&bytes, format)
+                    .map_err(|e| format!("cannot decode image: {e}"))?;
                 if format == image::ImageFormat::Jpeg {
                     self.last_jpeg = Some(bytes);
                 }
@@ -126,17 +173,29 @@ impl FrameSource for ImageSequence {
                 image: img.to_rgb8(),
                 origin,
             }),
-            Err(e) => Err(FrameError {
+            Err(message) => Err(FrameError {
                 seq,
                 t_capture_ns,
                 origin,
-                message: format!("cannot decode image: {e}"),
+                message,
             }),
         })
     }
 
     fn len_hint(&self) -> Option<usize> {
         Some(self.files.len())
+    }
+
+    /// The first image's size from its header (a damaged first image says nothing; it is
+    /// reported as a lost frame when it is read).
+    fn frame_size(&self) -> Option<(u32, u32)> {
+        let first = self.files.first()?;
+        image::ImageReader::open(first)
+            .ok()?
+            .with_guessed_format()
+            .ok()?
+            .into_dimensions()
+            .ok()
     }
 
     fn last_jpeg(&self) -> Option<&[u8]> {
@@ -173,6 +232,63 @@ mod tests {
         assert_eq!((c.seq, c.t_capture_ns), (2, 500_000_000));
         assert!(c.to_string().contains("c.jpg"), "{c}");
         assert!(src.next_frame().is_none());
+    }
+
+    #[test]
+    fn a_truncated_jpeg_is_a_lost_frame_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut jpeg = Vec::new();
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(
+                &mut std::io::Cursor::new(&mut jpeg),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        std::fs::write(dir.path().join("a_whole.jpg"), &jpeg).unwrap();
+        std::fs::write(dir.path().join("b_cut.jpg"), &jpeg[..jpeg.len() * 2 / 3]).unwrap();
+        // Padding after the end marker (some cameras write it) is still a whole image.
+        let mut padded = jpeg.clone();
+        padded.extend_from_slice(&[0; 16]);
+        std::fs::write(dir.path().join("c_padded.jpg"), &padded).unwrap();
+        let mut src = ImageSequence::from_dir(dir.path(), Timing::FixedRate(10.0)).unwrap();
+        assert_eq!(src.frame_size(), Some((64, 48)));
+        assert_eq!(src.next_frame().unwrap().unwrap().image.width(), 64);
+        let cut = src.next_frame().unwrap().unwrap_err();
+        assert!(
+            cut.to_string().contains("b_cut.jpg") && cut.message.contains("truncated JPEG"),
+            "{cut}"
+        );
+        assert!(src.last_jpeg().is_none());
+        assert_eq!(src.next_frame().unwrap().unwrap().image.height(), 48);
+    }
+
+    #[test]
+    fn file_uri_must_name_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = super::super::open(
+            &format!("file://{}", dir.path().display()),
+            Timing::FixedRate(10.0),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("is a folder") && err.contains("dir://"),
+            "{err}"
+        );
+        let missing = dir.path().join("missing.jpg");
+        let err = super::super::open(
+            &format!("file://{}", missing.display()),
+            Timing::FixedRate(10.0),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("missing.jpg") && err.contains("cannot open"),
+            "{err}"
+        );
     }
 
     #[test]

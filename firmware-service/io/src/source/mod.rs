@@ -65,6 +65,13 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>>;
     /// Number of frames when known in advance (files), for progress reports.
     fn len_hint(&self) -> Option<usize>;
+
+    /// The size of the frames to come (width, height) when the source can say it without
+    /// decoding one: a folder's first image header, a video's container header, the size a
+    /// camera was set to. `adasd config check` compares it with the calibration's.
+    fn frame_size(&self) -> Option<(u32, u32)> {
+        None
+    }
     /// The device is gone and being reopened (cameras); reported as the CAMERA fault on CAN.
     fn disconnected(&self) -> bool {
         false
@@ -145,10 +152,7 @@ pub fn open_with(
     {
         open_video(uri, Path::new(path), timing)
     } else if let Some(path) = uri.strip_prefix("file://") {
-        Ok(Box::new(ImageSequence::from_files(
-            vec![PathBuf::from(path)],
-            timing,
-        )?))
+        Ok(Box::new(ImageSequence::from_file(Path::new(path), timing)?))
     } else if uri.starts_with("v4l2://") {
         open_camera(uri, camera)
     } else if let Some(path) = uri.strip_prefix("mcap://") {

@@ -232,6 +232,13 @@ impl FrameSource for V4l2Camera {
         None
     }
 
+    /// The size the driver accepted (it may differ from the one asked for).
+    fn frame_size(&self) -> Option<(u32, u32)> {
+        self.open
+            .as_ref()
+            .map(|o| (o.geometry.width, o.geometry.height))
+    }
+
     fn disconnected(&self) -> bool {
         self.open.is_none()
     }

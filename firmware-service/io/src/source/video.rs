@@ -86,6 +86,8 @@ pub struct VideoFile {
     input: Box<dyn Input>,
     input_len: u64,
     units: Vec<Unit>,
+    /// The container's picture size, when it has one.
+    size: Option<(u32, u32)>,
     /// MP4: bytes of each NAL unit's length prefix; `None`: Annex B as it is.
     nal_length_size: Option<usize>,
     times_ns: Vec<u64>,
@@ -255,6 +257,7 @@ impl VideoFile {
             input,
             input_len: len,
             units: demuxed.units,
+            size: demuxed.size,
             nal_length_size: demuxed.nal_length_size,
             times_ns,
             decoder,
@@ -422,6 +425,10 @@ impl FrameSource for VideoFile {
     fn len_hint(&self) -> Option<usize> {
         Some(self.units.len())
     }
+
+    fn frame_size(&self) -> Option<(u32, u32)> {
+        self.size
+    }
 }
 
 /// Size and strides of a decoded picture, checked so that reading its planes stays in bounds.
@@ -538,6 +545,8 @@ fn container_times(times: &(u64, Vec<i64>)) -> Result<Vec<u64>, String> {
 /// parameter sets to feed first, the NAL length size (MP4).
 struct Demuxed {
     units: Vec<Unit>,
+    /// The picture size the container declares (MP4 sample entry); raw H.264 has none.
+    size: Option<(u32, u32)>,
     profile_idc: Option<u8>,
     times: Option<(u64, Vec<i64>)>,
     parameter_sets: Vec<u8>,
@@ -764,6 +773,7 @@ fn mp4_track(input: &mut dyn Input, len: u64) -> Result<Demuxed, String> {
     }
     Ok(Demuxed {
         units,
+        size: Some((u32::from(entry.width), u32::from(entry.height))),
         profile_idc: Some(config.profile_idc),
         times: Some((timescale, ticks)),
         parameter_sets: config.parameter_sets,
@@ -1158,6 +1168,7 @@ fn annexb_units(input: &mut dyn Input, len: u64) -> Result<Demuxed, String> {
     }
     Ok(Demuxed {
         units,
+        size: None,
         profile_idc,
         times: None,
         parameter_sets: Vec::new(),

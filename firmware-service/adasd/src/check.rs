@@ -1,0 +1,229 @@
+//! `adasd config check` beyond loading: what `run` would refuse frame by frame, or do wrong
+//! without a word, found before a frame is run. Loading the config (ranges, rules between
+//! keys), the manifest, the model and the calibration, and opening the source (a `file://`
+//! that is a folder or missing) are the checks `run` itself makes at start; these are the rest.
+
+use crate::config::{CanConfig, CanMode, Config};
+use adas_detect::{BackendKind, DetectError};
+use adas_io::source::FrameSource;
+use adas_plugins::manifest::{Manifest, RoadUser};
+use std::fmt;
+use std::path::Path;
+
+/// How bad a finding is: an error fails the check (run would reject frames), a warning
+/// passes it (the configuration works but may not do what was meant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl Finding {
+    fn error(message: String) -> Finding {
+        Finding {
+            severity: Severity::Error,
+            message,
+        }
+    }
+
+    fn warning(message: String) -> Finding {
+        Finding {
+            severity: Severity::Warning,
+            message,
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{kind}: {}", self.message)
+    }
+}
+
+/// Everything `config check` finds beyond loading, given the loaded config, its manifest, the
+/// calibration's image size and the opened source.
+pub fn preflight(
+    config: &Config,
+    manifest: &Manifest,
+    calibrated: (u32, u32),
+    source: &dyn FrameSource,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    findings.extend(model_outputs(manifest, config.detector.backend));
+    findings.extend(frame_size(
+        source.frame_size(),
+        calibrated,
+        &config.source.uri,
+        &config.calibration.file,
+    ));
+    findings.extend(can_input(&config.can, Path::new("/sys/class/net")));
+    findings.extend(
+        blind_spots(manifest, &config.detector.model)
+            .into_iter()
+            .map(Finding::warning),
+    );
+    findings
+}
+
+/// The model file's outputs against the manifest's head (what every frame's decoding checks).
+/// A file that tract cannot analyse is an error for the tract backend (it could not run it
+/// either) and a warning for the others, which may run what tract does not.
+fn model_outputs(manifest: &Manifest, backend: BackendKind) -> Option<Finding> {
+    match adas_detect::check_model_outputs(manifest) {
+        Ok(()) => None,
+        Err(e @ DetectError::Decode(_)) => Some(Finding::error(format!(
+            "model {}: its outputs do not fit the manifest's head, every frame would fail: {e}",
+            manifest.onnx.display()
+        ))),
+        Err(e) if backend == BackendKind::Tract => Some(Finding::error(e.to_string())),
+        Err(e) => Some(Finding::warning(format!(
+            "the model's outputs were not checked against the manifest ({e}); the first frame \
+             will tell"
+        ))),
+    }
+}
+
+/// The source's frame size against the calibration's: a mismatch makes every frame a
+/// calibration fault. A source that cannot say its size (raw H.264, recordings) is not
+/// compared.
+fn frame_size(
+    frames: Option<(u32, u32)>,
+    calibrated: (u32, u32),
+    uri: &str,
+    calibration: &Path,
+) -> Option<Finding> {
+    let (w, h) = frames.filter(|size| *size != calibrated)?;
+    let (cw, ch) = calibrated;
+    Some(Finding::error(format!(
+        "source {uri} gives {w}×{h} frames but the calibration {} was made for {cw}×{ch}: \
+         every frame would be skipped as a calibration fault; calibrate for this camera or \
+         give [source] width and height",
+        calibration.display()
+    )))
+}
+
+/// The CAN input: a candump log must be readable (run opens it at start); a SocketCAN
+/// interface should exist. A missing interface is only a warning, since it may come up after
+/// the daemon (the link retries every `reconnect_ms`), but until then no warning reaches the
+/// vehicle. `sys_class_net` is /sys/class/net (a folder of its own in tests).
+fn can_input(can: &CanConfig, sys_class_net: &Path) -> Option<Finding> {
+    match can.mode {
+        CanMode::CandumpFile => {
+            let log = can.input_log.as_ref()?;
+            adas_io::can::replay::CandumpReplay::open(log, 0)
+                .err()
+                .map(|e| Finding::error(format!("[can] input_log: {e:#}")))
+        }
+        CanMode::Socketcan => {
+            let name = &can.interface;
+            if sys_class_net.join(name).exists() {
+                return None;
+            }
+            let create = if name.starts_with("vcan") {
+                format!("sudo ip link add dev {name} type vcan && sudo ip link set {name} up")
+            } else {
+                format!(
+                    "sudo ip link set {name} type can bitrate 500000 && sudo ip link set {name} \
+                     up (with the vehicle bus's bitrate)"
+                )
+            };
+            Some(Finding::warning(format!(
+                "[can] interface `{name}` does not exist (no {}): the daemon retries every \
+                 reconnect_ms, but until it exists no status or warning reaches the vehicle; \
+                 create it: {create}",
+                sys_class_net.join(name).display()
+            )))
+        }
+    }
+}
+
+/// Why AEB could never react with this model: its `[classes]` table is empty, or maps every
+/// label to `ignored`. `run` logs the same at start.
+pub fn blind_spots(manifest: &Manifest, path: &Path) -> Vec<String> {
+    let acted_on: Vec<&str> = RoadUser::ALL
+        .iter()
+        .filter(|c| **c != RoadUser::Ignored)
+        .map(|c| c.as_str())
+        .collect();
+    let why = if manifest.classes.is_empty() {
+        "its [classes] table is empty, so every detection is `ignored`"
+    } else if manifest.road_users().is_empty() {
+        "its [classes] table maps every label to `ignored`"
+    } else {
+        return Vec::new();
+    };
+    vec![format!(
+        "model manifest {}: {why}: AEB is blind and will never warn or brake; map the labels \
+         of road users to {}",
+        path.display(),
+        acted_on.join(", ")
+    )]
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_size_mismatch_is_an_error_and_unknown_sizes_pass() {
+        let calibration = Path::new("calib.toml");
+        assert_eq!(
+            frame_size(Some((768, 576)), (768, 576), "dir://f", calibration),
+            None
+        );
+        assert_eq!(
+            frame_size(None, (768, 576), "file://a.h264", calibration),
+            None
+        );
+        let f = frame_size(Some((640, 480)), (768, 576), "dir://f", calibration).unwrap();
+        assert_eq!(f.severity, Severity::Error);
+        assert!(
+            f.message.contains("640×480") && f.message.contains("768×576"),
+            "{f}"
+        );
+    }
+
+    #[test]
+    fn a_missing_socketcan_interface_is_a_warning_with_the_command() {
+        let sys = tempfile::tempdir().unwrap();
+        let can = CanConfig {
+            mode: CanMode::Socketcan,
+            interface: "vcan7".into(),
+            ..CanConfig::default()
+        };
+        let f = can_input(&can, sys.path()).unwrap();
+        assert_eq!(f.severity, Severity::Warning);
+        assert!(
+            f.message.contains("vcan7") && f.message.contains("ip link add dev vcan7 type vcan"),
+            "{f}"
+        );
+        std::fs::create_dir(sys.path().join("vcan7")).unwrap();
+        assert_eq!(can_input(&can, sys.path()), None);
+        let can0 = CanConfig {
+            interface: "can9".into(),
+            ..can
+        };
+        let f = can_input(&can0, sys.path()).unwrap();
+        assert!(f.message.contains("type can bitrate"), "{f}");
+        // The default candump-file mode without a log needs nothing.
+        assert_eq!(can_input(&CanConfig::default(), sys.path()), None);
+        let missing = CanConfig {
+            input_log: Some(sys.path().join("missing.log")),
+            ..CanConfig::default()
+        };
+        let f = can_input(&missing, sys.path()).unwrap();
+        assert_eq!(f.severity, Severity::Error);
+        assert!(f.message.contains("missing.log"), "{f}");
+    }
+}
