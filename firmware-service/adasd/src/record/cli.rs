@@ -6,7 +6,7 @@ use crate::service::{self, Inputs, RunOptions};
 use adas_calibration::Homography;
 use adas_io::source::recording::Window;
 use adas_record::compare::{self, Tolerances};
-use adas_record::reader::{FrameReader, Images, Recording};
+use adas_record::reader::{Damage, FrameReader, Images, Recording};
 use adas_render::{timeline, FrameView, Renderer};
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -33,15 +33,40 @@ pub struct Replay {
 /// Name of the replay's recording in its output folder.
 pub const REPLAY_FILE: &str = "replay.mcap";
 
-/// Decisions and detections only (compare).
-fn open_without_images(path: &Path) -> anyhow::Result<Recording> {
-    warn_damage(Recording::open_without_images(path)?)
+/// Exit status of `replay`, `record info`, `render` and `run` when a recording they read was
+/// damaged: everything intact was read and every output is complete, but parts were skipped.
+pub const EXIT_DAMAGED: u8 = 3;
+
+/// Reports on stderr what of the recording `path` was skipped: one line per damaged part, then
+/// how many. Returns whether there was any.
+pub fn report_damage(path: &Path, damage: &[Damage]) -> bool {
+    for d in damage {
+        eprintln!("damaged: {}: {d}", path.display());
+    }
+    if !damage.is_empty() {
+        eprintln!(
+            "damaged: {}: {} damaged part(s) skipped, everything else read (exit status {EXIT_DAMAGED}); use an intact copy if there is one",
+            path.display(),
+            damage.len(),
+        );
+    }
+    !damage.is_empty()
 }
 
-fn warn_damage(r: Recording) -> anyhow::Result<Recording> {
-    if let Some(d) = &r.damage {
-        eprintln!("warning: {}: {d}", r.path.display());
+/// The exit status: [`EXIT_DAMAGED`] when a recording read was damaged (first: whatever else
+/// was found, it was found in what was intact), else success or failure as the command `passed`.
+pub fn exit_status(damaged: bool, passed: bool) -> ExitCode {
+    match (damaged, passed) {
+        (true, _) => ExitCode::from(EXIT_DAMAGED),
+        (false, true) => ExitCode::SUCCESS,
+        (false, false) => ExitCode::FAILURE,
     }
+}
+
+/// Decisions and detections only (compare, render), with its damage reported.
+fn open_without_images(path: &Path) -> anyhow::Result<Recording> {
+    let r = Recording::open_without_images(path)?;
+    report_damage(path, &r.damage);
     Ok(r)
 }
 
@@ -166,21 +191,21 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
         Inputs::from_recording(recording, window, a.recorded_detections, pipeline.config())?;
     let summary = service::run_with(pipeline, inputs, &options)?;
     print_replay(a, &summary, started.elapsed().as_secs_f64());
-    match reference {
-        Some(reference) => compare_with(a, &reference, &out_file, window),
+    // The reference's damage was reported when it was opened.
+    let damaged = report_damage(&a.recording, &summary.source_damage)
+        || reference.as_ref().is_some_and(|r| !r.damage.is_empty());
+    let compared = match reference {
+        Some(reference) => compare_with(a, &reference, &out_file, window, damaged)?,
         None => {
             // Read back from what was just written, decisions only: the pipeline keeps no history.
             match replay_episodes(&out_file) {
                 Ok(e) => print!("{}", compare::render_episodes(&e)),
                 Err(e) => eprintln!("warning: braking episodes not reported: {e:#}"),
             }
-            Ok(if summary.frames == 0 {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
+            summary.frames > 0
         }
-    }
+    };
+    Ok(exit_status(damaged, compared))
 }
 
 /// The reference to compare with (`--compare`), refused when it was made with another
@@ -318,13 +343,15 @@ fn print_replay(a: &Replay, summary: &service::Summary, wall: f64) {
 }
 
 /// `--compare`: the new replay against the reference, over the replayed window; with
-/// `--update-reference` the new file replaces the reference.
+/// `--update-reference` the new file replaces the reference, unless a recording was
+/// `damaged`. Returns whether the comparison passed (or the reference was updated).
 fn compare_with(
     a: &Replay,
     reference: &Recording,
     out_file: &Path,
     window: Window,
-) -> anyhow::Result<ExitCode> {
+    damaged: bool,
+) -> anyhow::Result<bool> {
     let new = open_without_images(out_file)?;
     let ref_frames: Vec<_> = reference
         .frames
@@ -335,17 +362,21 @@ fn compare_with(
     let report = compare::compare(&ref_frames, &new.frames, &a.tolerances);
     println!("--- compare with {}", reference.path.display());
     print!("{}", compare::render_text(&report));
+    if a.update_reference && damaged {
+        // A reference made from what was left of a damaged recording would hide the loss.
+        eprintln!(
+            "reference not updated: {} (damaged parts listed above); replay an intact recording to update it",
+            reference.path.display()
+        );
+        return Ok(false);
+    }
     if a.update_reference {
         std::fs::copy(out_file, &reference.path)
             .with_context(|| format!("cannot update the reference {}", reference.path.display()))?;
         println!("reference updated: {}", reference.path.display());
-        return Ok(ExitCode::SUCCESS);
+        return Ok(true);
     }
-    Ok(if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report.passed())
 }
 
 /// The braking episodes of a recording's decisions, streamed (one frame in memory at a time).
@@ -438,10 +469,10 @@ pub fn info(path: &Path) -> anyhow::Result<ExitCode> {
             println!("  {k} = {v}");
         }
     }
-    if let Some(d) = r.damage() {
+    for d in r.damage() {
         println!("  damaged: {d}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_status(report_damage(path, r.damage()), true))
 }
 
 /// The timeline's series, one point per frame with an outcome (seconds from the first frame).
@@ -570,8 +601,10 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
     tl.save(&timeline_path)
         .with_context(|| format!("cannot write {}", timeline_path.display()))?;
     println!("timeline: {}", timeline_path.display());
+    // Its damage was reported when it was opened; the pictures below skip the same parts.
+    let damaged = !r.damage.is_empty();
     if timeline_only {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(exit_status(damaged, true));
     }
     let calibration = r.metadata.get("calibration_toml").with_context(|| {
         format!(
@@ -595,7 +628,7 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
     } else {
         println!("frames: {written} PNGs in {}", frames_dir.display());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_status(damaged, true))
 }
 
 /// Every recorded frame with its outcome drawn as the daemon draws it, as numbered PNGs in `dir`

@@ -51,6 +51,8 @@ pub struct Summary {
     pub last_t_ns: Option<u64>,
     /// What the recorder wrote, when recording.
     pub recording: Option<adas_record::RecorderStats>,
+    /// The parts of the source recording that were damaged and skipped (replays).
+    pub source_damage: Vec<adas_record::reader::Damage>,
     /// The last processed frame warned (for the rising edges).
     was_warning: bool,
 }
@@ -233,6 +235,7 @@ pub fn run_with(
     let written = outputs.finish(summary.last_t_ns, &[can_tx.off()])?;
     summary.can_frames = written.can_frames;
     summary.recording = written.recording;
+    summary.source_damage = source.damage().to_vec();
     if let Some(e) = source.take_error() {
         return Err(e.context(format!(
             "the run stopped after {} frames ({} skipped); what was written so far is complete",
