@@ -462,6 +462,7 @@ fn run(
         .or_else(|| config.output.dir.clone())
         .unwrap_or_else(|| PathBuf::from("adasd-out"));
     let started = std::time::Instant::now();
+    let source = config.source.uri.clone();
     let summary = service::run(
         config,
         &RunOptions {
@@ -506,18 +507,17 @@ fn run(
         summary.can_frames
     )?;
     if let Some(r) = &summary.recording {
-        adasd::record::cli::print_recording_stats(r);
+        adasd::record::cli::print_recording_stats(r)?;
     }
     for (output, frames) in &summary.output_failures {
         outln!(
             "output failed: {output} could not be written for {frames} frame(s); see the log above"
         )?;
     }
-    Ok(if summary.frames == 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    // A recording as the source (`mcap://FILE`): what of it was damaged and skipped.
+    let recording = source.strip_prefix("mcap://").unwrap_or(&source);
+    let damaged = adasd::record::cli::report_damage(Path::new(recording), &summary.source_damage);
+    Ok(adasd::record::cli::exit_status(damaged, summary.frames > 0))
 }
 
 fn config_check(path: &Path) -> anyhow::Result<ExitCode> {

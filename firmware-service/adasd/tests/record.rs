@@ -133,7 +133,7 @@ fn replay_is_bit_identical_and_object_list_replay_reproduces_the_decisions() {
         std::fs::read(b.join("replay.mcap")).unwrap()
     );
     let ra = Recording::open(&a.join("replay.mcap")).unwrap();
-    assert!(ra.damage.is_none());
+    assert!(ra.damage.is_empty(), "{:?}", ra.damage);
     assert_eq!(ra.frames.len(), 12);
     // The config is named relative to the file too, so the recording replays from anywhere.
     assert_eq!(
@@ -323,7 +323,7 @@ fn interrupted_recordings_stay_readable() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let r = Recording::open(&out.join("replay.mcap")).unwrap();
-    assert!(r.damage.is_none(), "{:?}", r.damage);
+    assert!(r.damage.is_empty(), "{:?}", r.damage);
     assert!(
         r.frames.len() > 3 && r.frames.len() < 40,
         "{}",
@@ -338,8 +338,8 @@ fn interrupted_recordings_stay_readable() {
     child.kill().unwrap();
     child.wait().unwrap();
     let r = Recording::open(&out.join("replay.mcap")).unwrap();
-    let damage = r.damage.clone().unwrap();
-    assert!(damage.contains("last complete chunk"), "{damage}");
+    let damage = r.damage.last().unwrap().to_string();
+    assert!(damage.contains("cut off"), "{damage}");
     assert!(
         r.frames.len() > 3 && r.frames.len() < 40,
         "{}",
@@ -402,10 +402,10 @@ fn interrupted_recordings_stay_readable() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("frames: 12 processed"), "{t}");
-    assert!(t.contains("STOPPED") && t.contains("disk full?"), "{t}");
+    assert!(t.contains("write failure(s)") && t.contains("disk full?"), "{t}");
     assert_eq!(copies.len(), 1, "{files:?}");
     let r = Recording::open(&copies[0]).unwrap();
-    assert!(r.damage.is_some());
+    assert!(!r.damage.is_empty());
     assert!(
         r.frames.len() >= 3 && r.frames.len() < 12,
         "{}",
@@ -434,19 +434,20 @@ fn bad_input_gives_clear_errors() {
     let bytes = std::fs::read(&rec).unwrap();
     // Truncated in the middle of the second frame: one frame readable, with a note.
     let r = adas_record::reader::parse(&bytes[..bytes.len() / 3], &rec).unwrap();
-    assert!(r.damage.is_some() && !r.frames.is_empty() && r.frames.len() < 4);
+    assert!(!r.damage.is_empty() && !r.frames.is_empty() && r.frames.len() < 4);
     // Truncated in the header: unusable.
     let err = adas_record::reader::parse(&bytes[..40], &rec).unwrap_err();
     assert!(
-        err.to_string().contains("damaged before any frame"),
+        err.to_string().contains("no frame in it could be read"),
         "{err}"
     );
-    // Corrupt chunk (a flipped byte in a JPEG): CRC names it, earlier frames survive.
+    // Corrupt chunk (a flipped byte in a JPEG): CRC names it, the frames around it survive.
     let mut corrupt = bytes.clone();
     let k = bytes.len() * 2 / 3;
     corrupt[k] ^= 0xFF;
     let r = adas_record::reader::parse(&corrupt, &rec).unwrap();
-    assert!(r.damage.as_ref().unwrap().contains("CRC"), "{:?}", r.damage);
+    assert!(r.damage[0].reason.contains("CRC"), "{:?}", r.damage);
+    assert_eq!(r.frames.len(), 3);
 
     // An imported recording has no decisions: compare and render say what to do.
     let o = adasd(&["render", s(&rec), "--out", s(&dir.path().join("p"))]);
@@ -484,6 +485,128 @@ fn bad_input_gives_clear_errors() {
     // Found half-way (the replay streams): the outputs are complete up to there, the run fails.
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("out of order") && t.contains("ooo.mcap"), "{t}");
+}
+
+/// The byte range `bytes A–B` a damage line names.
+fn damaged_bytes(line: &str) -> std::ops::Range<usize> {
+    let range = line
+        .split("bytes ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let (a, b) = range.split_once('–').unwrap();
+    a.parse().unwrap()..b.parse().unwrap()
+}
+
+#[test]
+fn damaged_recordings_are_read_past_the_damage_and_fail_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("ADAS_REPO_ROOT"));
+    let bytes = std::fs::read(root.join("samples/vtest.mcap")).unwrap();
+    // One byte a tenth into the file: inside the JPEG of frame 3 (t = 0.3 s) of 40.
+    let k = bytes.len() / 10;
+    let mut damaged = bytes.clone();
+    damaged[k] ^= 0xFF;
+    let rec = dir.path().join("damaged.mcap");
+    std::fs::write(&rec, &damaged).unwrap();
+
+    // record info: everything else, the damage in its output and on stderr, exit status 3.
+    let o = adasd(&["record", "info", s(&rec)]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert_eq!(o.status.code(), Some(3), "{out}{err}");
+    assert!(out.contains(": 39 frames, t = 0.000 … 3.900 s"), "{out}");
+    let listed = out.lines().find(|l| l.contains("damaged: bytes")).unwrap();
+    assert!(damaged_bytes(listed).contains(&k), "{listed} (byte {k})");
+    assert!(
+        listed.contains("chunk 5 of 41") && listed.contains("CRC"),
+        "{listed}"
+    );
+    let reported: Vec<_> = err.lines().filter(|l| l.starts_with("damaged: ")).collect();
+    assert_eq!(
+        reported.len(),
+        2,
+        "one line per damaged part and the count: {err}"
+    );
+    assert!(reported[0].contains("damaged.mcap: bytes"), "{err}");
+    assert!(reported[1].contains("1 damaged part(s) skipped"), "{err}");
+
+    // replay: the intact frames, outputs complete, exit status 3.
+    let config = root.join("samples/vtest.toml");
+    let out = dir.path().join("replay");
+    let o = replay(&rec, &out, &["--config", s(&config), "--to", "1.0"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("replayed 10 frames (0 skipped)"), "{t}");
+    assert!(t.contains("1 damaged part(s) skipped"), "{t}");
+    let replayed = Recording::open(&out.join("replay.mcap")).unwrap();
+    assert!(replayed.damage.is_empty(), "{:?}", replayed.damage);
+    let times: Vec<u64> = replayed
+        .frames
+        .iter()
+        .map(|f| f.t_ns / 100_000_000)
+        .collect();
+    assert_eq!(times, [0, 1, 2, 4, 5, 6, 7, 8, 9, 10]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("frames.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        10
+    );
+    assert!(out.join("can.log").is_file());
+    // … and the reference is not updated from it.
+    let reference = dir.path().join("reference.mcap");
+    std::fs::copy(out.join("replay.mcap"), &reference).unwrap();
+    let o = replay(
+        &rec,
+        &dir.path().join("update"),
+        &[
+            "--config",
+            s(&config),
+            "--to",
+            "1.0",
+            "--no-images",
+            "--compare",
+            s(&reference),
+            "--update-reference",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("reference not updated"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read(&reference).unwrap(),
+        std::fs::read(out.join("replay.mcap")).unwrap()
+    );
+
+    // render of a damaged replay: the timeline of what is intact, exit status 3.
+    let mut bytes = std::fs::read(out.join("replay.mcap")).unwrap();
+    let k = bytes.len() / 2;
+    bytes[k] ^= 0xFF;
+    let replay_damaged = dir.path().join("replay-damaged.mcap");
+    std::fs::write(&replay_damaged, &bytes).unwrap();
+    let pics = dir.path().join("pics");
+    let o = adasd(&[
+        "render",
+        s(&replay_damaged),
+        "--out",
+        s(&pics),
+        "--timeline-only",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(pics.join("timeline.png").is_file());
+
+    // A file cut short: read up to its last complete chunk, and said so.
+    let intact = std::fs::read(out.join("replay.mcap")).unwrap();
+    let cut = dir.path().join("cut.mcap");
+    std::fs::write(&cut, &intact[..intact.len() * 3 / 4]).unwrap();
+    let o = adasd(&["record", "info", s(&cut)]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("cut off"), "{}", text(&o));
 }
 
 fn first_jpeg() -> Vec<u8> {

@@ -3,8 +3,8 @@
 //! - [`schema`]: topics and message encodings (pure);
 //! - [`writer`]: MCAP files, one chunk per frame, rotation and disk budget;
 //! - [`event_ring`]: the black box's pre/post-event buffer (pure);
-//! - [`reader`]: recordings read back as a stream (one frame in memory) or collected, damaged
-//!   files up to their last complete chunk;
+//! - [`reader`]: recordings read back as a stream (one frame in memory) or collected; damaged
+//!   parts are skipped and reported, the rest read;
 //! - [`compare`]: decisions and detections of two recordings, with tolerances (pure).
 //!
 //! A recording as a frame source (`mcap://`) is `adas-io`'s; importing and the `record` command

@@ -2,19 +2,25 @@
 //! streamed front to back ([`FrameReader`]: one chunk in memory at a time) or collected
 //! ([`Recording`]).
 //!
-//! Damaged files are read up to their last complete chunk (a recording cut by a crash, power
-//! loss or a full disk), with a note saying so; foreign, empty or inconsistent files are errors
-//! that name the file and what to do. Nothing here panics on any input (fuzzed).
+//! Damage does not end the reading: a damaged chunk or record is skipped and reported
+//! ([`Damage`]: where, which chunks and times, why), and reading goes on with the next intact
+//! one ([`stream`] finds it); a file cut short (crash, power loss, full disk) is read up to its
+//! last complete chunk. Foreign, empty or inconsistent files are errors that name the file and
+//! what to do. Nothing here panics on any input (fuzzed).
+
+mod stream;
+
+pub use stream::{ChunkSpan, Damage};
 
 use super::schema::{self, CanMsg, DecisionMsg, DetectionsMsg, Outcome, TracksMsg};
 use adas_core::perception::BevProjection;
 use adas_types::CanFrame;
 use mcap::records::Record;
-use mcap::sans_io::linear_reader::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
+use stream::{RecordStream, Top};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -25,7 +31,7 @@ pub enum ReadError {
     },
     #[error("recording {path}: not an MCAP file (it does not start with the MCAP magic bytes); pass a recording made by `adasd run` with [record], `adasd replay` or `adasd record import`")]
     NotMcap { path: PathBuf },
-    #[error("recording {path}: damaged before any frame could be read ({detail}); the file is unusable — record again or use a copy")]
+    #[error("recording {path}: no frame in it could be read ({detail}); the file is unusable — record again or use a copy")]
     Unreadable { path: PathBuf, detail: String },
     #[error("recording {path}: no messages on {topic}: {hint}")]
     MissingChannel {
@@ -40,14 +46,6 @@ pub enum ReadError {
         index: usize,
         t_ns: u64,
         prev_ns: u64,
-    },
-    #[error("recording {path}: {topic} message {index} (t = {t_ns} ns) is malformed: {detail}; the recording was made by another version or is corrupt")]
-    BadMessage {
-        path: PathBuf,
-        topic: String,
-        index: usize,
-        t_ns: u64,
-        detail: String,
     },
 }
 
@@ -74,8 +72,8 @@ pub struct Recording {
     pub can_tx: Vec<(u64, CanFrame)>,
     /// Topics that carried at least one message.
     pub topics: BTreeMap<String, usize>,
-    /// Set when the file ended early or a chunk was damaged: what was lost.
-    pub damage: Option<String>,
+    /// What was skipped: damaged parts, or the end of a file cut short. Empty: all was read.
+    pub damage: Vec<Damage>,
 }
 
 impl Recording {
@@ -150,6 +148,34 @@ struct Partial {
     decision: Option<DecisionMsg>,
 }
 
+/// A message on one of the recording's topics, decoded but not yet taken in.
+enum Payload {
+    /// The JPEG, unless images are skipped.
+    Camera(Option<Vec<u8>>),
+    Detections(DetectionsMsg),
+    Bev(BevProjection),
+    Tracks(TracksMsg),
+    Decision(DecisionMsg),
+    CanRx(CanFrame),
+    CanTx(CanFrame),
+    /// A topic adasd does not read (only counted).
+    Foreign,
+}
+
+struct Message {
+    topic: String,
+    t_ns: u64,
+    payload: Payload,
+}
+
+/// Why a record was not taken in.
+enum Fault {
+    /// Its content is damaged: skipped, reported, and reading goes on.
+    Damaged(String),
+    /// The recording is inconsistent (times out of order): reading ends.
+    Fatal(ReadError),
+}
+
 /// What has been read but not yet handed out: frames by time (a frame is complete once a later
 /// frame time has been seen), CAN frames, metadata.
 struct Collector {
@@ -168,17 +194,13 @@ struct Collector {
     last_camera_t: Option<u64>,
     camera_count: usize,
     frames_out: usize,
-    chunk_no: usize,
 }
 
 impl Collector {
-    fn bad(&self, topic: &str, index: usize, t_ns: u64, detail: impl ToString) -> ReadError {
-        ReadError::BadMessage {
+    fn io_error(&self, source: std::io::Error) -> ReadError {
+        ReadError::Io {
             path: self.path.clone(),
-            topic: topic.to_string(),
-            index,
-            t_ns,
-            detail: detail.to_string(),
+            source,
         }
     }
 
@@ -202,123 +224,132 @@ impl Collector {
         Ok(self.pending.entry(t_ns).or_default())
     }
 
-    fn message(&mut self, channel_id: u16, t_ns: u64, data: &[u8]) -> Result<(), ReadError> {
-        let Some(topic) = self.channels.get(&channel_id).cloned() else {
-            return Ok(()); // unknown channel: a foreign topic, ignored
-        };
+    /// Decodes one message's payload (pure: nothing is taken in).
+    fn decode(&self, topic: &str, data: &[u8]) -> Result<Payload, String> {
+        fn json<T: serde::de::DeserializeOwned>(data: &[u8]) -> Result<T, String> {
+            serde_json::from_slice(data).map_err(|e| e.to_string())
+        }
+        Ok(match topic {
+            schema::CAMERA => {
+                let image = schema::decode_compressed_image(data)?;
+                Payload::Camera((self.images == Images::Keep).then_some(image.data))
+            }
+            schema::DETECTIONS => Payload::Detections(json(data)?),
+            schema::BEV => Payload::Bev(json(data)?),
+            schema::TRACKS => Payload::Tracks(json(data)?),
+            schema::DECISION => Payload::Decision(json(data)?),
+            schema::CAN_RX | schema::CAN_TX => {
+                let m: CanMsg = json(data)?;
+                let f = m.to_frame()?;
+                if topic == schema::CAN_RX {
+                    Payload::CanRx(f)
+                } else {
+                    Payload::CanTx(f)
+                }
+            }
+            _ => Payload::Foreign,
+        })
+    }
+
+    /// Takes in one top-level record (a chunk: one frame). Everything in it is parsed and
+    /// decoded first, so a damaged record adds nothing. Returns the data times of its
+    /// messages (first, last), if it has any.
+    fn take(&mut self, top: &Top) -> Result<Option<(u64, u64)>, Fault> {
+        let mut channels: Vec<(u16, String)> = Vec::new();
+        let mut metadata = Vec::new();
+        let mut messages = Vec::new();
+        for (opcode, body) in top.records() {
+            let record = mcap::parse_record(opcode, body).map_err(|e| {
+                Fault::Damaged(format!("a record (opcode {opcode:#04x}) is malformed: {e}"))
+            })?;
+            match record {
+                Record::Channel(c) => channels.push((c.id, c.topic)),
+                Record::Metadata(m) if m.name == schema::METADATA => metadata.push(m.metadata),
+                Record::Message { header, data } => {
+                    let (id, t_ns) = (header.channel_id, header.log_time);
+                    let topic = channels
+                        .iter()
+                        .rev()
+                        .find(|(i, _)| *i == id)
+                        .map(|(_, t)| t)
+                        .or_else(|| self.channels.get(&id))
+                        .ok_or_else(|| {
+                            Fault::Damaged(format!(
+                                "a message (t = {t_ns} ns) on channel {id}, which no channel record \
+                                 defines (defined in a damaged part?)"
+                            ))
+                        })?
+                        .clone();
+                    let payload = self.decode(&topic, &data).map_err(|e| {
+                        Fault::Damaged(format!(
+                            "its {topic} message (t = {t_ns} ns) is malformed: {e} (damaged, or \
+                             written by another version of adasd)"
+                        ))
+                    })?;
+                    messages.push(Message {
+                        topic,
+                        t_ns,
+                        payload,
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.channels.extend(channels);
+        for m in metadata {
+            self.metadata.extend(m);
+        }
+        let times = messages.iter().map(|m| m.t_ns).fold(None, |span, t| {
+            Some(span.map_or((t, t), |(a, b): (u64, u64)| (a.min(t), b.max(t))))
+        });
+        for m in messages {
+            self.apply(m).map_err(Fault::Fatal)?;
+        }
+        Ok(times)
+    }
+
+    /// Takes in one decoded message; fails on times out of order.
+    fn apply(&mut self, m: Message) -> Result<(), ReadError> {
+        let Message {
+            topic,
+            t_ns,
+            payload,
+        } = m;
         let index = {
             let n = self.topics.entry(topic.clone()).or_default();
             *n += 1;
             *n - 1
         };
-        fn json<T: serde::de::DeserializeOwned>(
-            this: &Collector,
-            topic: &str,
-            index: usize,
-            t_ns: u64,
-            data: &[u8],
-        ) -> Result<T, ReadError> {
-            serde_json::from_slice(data).map_err(|e| this.bad(topic, index, t_ns, e))
-        }
-        match topic.as_str() {
-            schema::CAMERA => {
-                if let Some(prev) = self.last_camera_t {
-                    if t_ns <= prev {
-                        return Err(ReadError::OutOfOrder {
-                            path: self.path.clone(),
-                            topic,
-                            index,
-                            t_ns,
-                            prev_ns: prev,
-                        });
-                    }
+        match payload {
+            Payload::Camera(jpeg) => {
+                if let Some(prev) = self.last_camera_t.filter(|&prev| t_ns <= prev) {
+                    return Err(ReadError::OutOfOrder {
+                        path: self.path.clone(),
+                        topic,
+                        index,
+                        t_ns,
+                        prev_ns: prev,
+                    });
                 }
                 self.last_camera_t = Some(t_ns);
-                let image = schema::decode_compressed_image(data)
-                    .map_err(|e| self.bad(&topic, index, t_ns, e))?;
                 let seq = self.camera_count as u64;
                 self.camera_count += 1;
-                let keep = self.images == Images::Keep;
                 let p = self.frame_at(&topic, index, t_ns)?;
                 p.camera = true;
-                if keep {
-                    p.jpeg = Some(image.data);
-                }
+                p.jpeg = jpeg;
                 p.seq.get_or_insert(seq);
             }
-            schema::DETECTIONS => {
-                let m: DetectionsMsg = json(self, &topic, index, t_ns, data)?;
+            Payload::Detections(m) => {
                 let p = self.frame_at(&topic, index, t_ns)?;
                 p.seq = Some(m.seq);
                 p.detections = Some(m);
             }
-            schema::BEV => {
-                let m: BevProjection = json(self, &topic, index, t_ns, data)?;
-                self.frame_at(&topic, index, t_ns)?.bev = Some(m);
-            }
-            schema::TRACKS => {
-                let m: TracksMsg = json(self, &topic, index, t_ns, data)?;
-                self.frame_at(&topic, index, t_ns)?.tracks = Some(m);
-            }
-            schema::DECISION => {
-                let m: DecisionMsg = json(self, &topic, index, t_ns, data)?;
-                self.frame_at(&topic, index, t_ns)?.decision = Some(m);
-            }
-            schema::CAN_RX | schema::CAN_TX => {
-                let m: CanMsg = json(self, &topic, index, t_ns, data)?;
-                let f = m
-                    .to_frame()
-                    .map_err(|why| self.bad(&topic, index, t_ns, why))?;
-                if topic == schema::CAN_RX {
-                    self.can_rx.push((t_ns, f));
-                } else {
-                    self.can_tx.push((t_ns, f));
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn record(&mut self, record: Record<'_>) -> Result<(), ReadError> {
-        match record {
-            Record::Channel(c) => {
-                self.channels.insert(c.id, c.topic);
-            }
-            Record::Message { header, data } => {
-                self.message(header.channel_id, header.log_time, &data)?;
-            }
-            Record::Metadata(m) if m.name == schema::METADATA => {
-                self.metadata.extend(m.metadata);
-            }
-            Record::Chunk { header, data } => {
-                self.chunk_no += 1;
-                let chunk_no = self.chunk_no;
-                let unreadable = |detail: String| ReadError::Unreadable {
-                    path: self.path.clone(),
-                    detail,
-                };
-                if header.compression.is_empty() && header.uncompressed_crc != 0 {
-                    let crc = crc32fast::hash(&data);
-                    if crc != header.uncompressed_crc {
-                        return Err(unreadable(format!(
-                            "chunk {chunk_no} (t = {} ns …) fails its CRC check",
-                            header.message_start_time
-                        )));
-                    }
-                }
-                let inner = mcap::read::ChunkReader::new(header, &data)
-                    .map_err(|e| unreadable(format!("chunk {chunk_no}: {e}")))?;
-                // Parse the whole chunk first, so a damaged chunk adds nothing.
-                let mut records = Vec::new();
-                for r in inner {
-                    records.push(r.map_err(|e| unreadable(format!("chunk {chunk_no}: {e}")))?);
-                }
-                for r in records {
-                    self.record(r)?;
-                }
-            }
-            _ => {}
+            Payload::Bev(m) => self.frame_at(&topic, index, t_ns)?.bev = Some(m),
+            Payload::Tracks(m) => self.frame_at(&topic, index, t_ns)?.tracks = Some(m),
+            Payload::Decision(m) => self.frame_at(&topic, index, t_ns)?.decision = Some(m),
+            Payload::CanRx(f) => self.can_rx.push((t_ns, f)),
+            Payload::CanTx(f) => self.can_tx.push((t_ns, f)),
+            Payload::Foreign => {}
         }
         Ok(())
     }
@@ -359,86 +390,44 @@ impl Collector {
 /// Size of one read from the file.
 const READ_BLOCK: usize = 256 * 1024;
 
-/// Answers the MCAP reader's request for `need` more bytes with one read from `input` (0 bytes
-/// read: the end of the file).
-fn feed(linear: &mut LinearReader, input: &mut impl Read, need: usize) -> std::io::Result<()> {
-    let buf = linear.insert(need.clamp(1, READ_BLOCK));
-    let n = loop {
-        match input.read(buf) {
-            Ok(n) => break n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    };
-    linear.notify_read(n);
-    Ok(())
-}
-
 /// Reads a recording front to back, one frame at a time: only the chunk being read and the
 /// frames not yet complete are in memory, so hours of driving replay in constant memory.
-pub struct FrameReader<R: Read> {
-    input: R,
-    linear: LinearReader,
+pub struct FrameReader<R: Read + Seek> {
+    stream: RecordStream<R>,
     c: Collector,
     /// The next frame, read ahead (the first one is read by `new`).
     ahead: Option<RecordedFrame>,
     ended: bool,
-    saw_footer: bool,
-    damage: Option<String>,
+    /// The summary's channels have been taken in (after the first damage: the chunk that
+    /// defines the channels may be the damaged one).
+    summary_channels: bool,
 }
 
 impl FrameReader<BufReader<File>> {
-    /// Opens `path` and reads up to its first frame (errors: not MCAP, damaged before any
-    /// frame, no frames at all).
+    /// Opens `path` and reads up to its first frame (errors: not MCAP, no intact frame in it,
+    /// no frames at all).
     pub fn open(path: &Path, images: Images) -> Result<Self, ReadError> {
-        let io = |source| ReadError::Io {
+        let file = File::open(path).map_err(|source| ReadError::Io {
             path: path.to_path_buf(),
             source,
-        };
-        let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        FrameReader::new(
-            BufReader::with_capacity(READ_BLOCK, file),
-            path,
-            usize::try_from(len).unwrap_or(usize::MAX),
-            images,
-        )
+        })?;
+        FrameReader::new(BufReader::with_capacity(READ_BLOCK, file), path, images)
     }
 }
 
-impl<R: Read> FrameReader<R> {
-    /// Reads a recording of `len` bytes from `input` (`path` only names it in messages).
-    pub fn new(mut input: R, path: &Path, len: usize, images: Images) -> Result<Self, ReadError> {
-        let mut magic = [0u8; 8];
-        match input.read_exact(&mut magic) {
-            Ok(()) if magic == *mcap::MAGIC => {}
-            Ok(()) => {
-                return Err(ReadError::NotMcap {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(ReadError::NotMcap {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(source) => {
-                return Err(ReadError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })
-            }
-        }
-        let options = LinearReaderOptions::default()
-            .with_skip_start_magic(true)
-            .with_skip_end_magic(true)
-            .with_emit_chunks(true)
-            // No record is longer than the file: a damaged length field cannot make the reader
-            // allocate more than that.
-            .with_record_length_limit(len);
+impl<R: Read + Seek> FrameReader<R> {
+    /// Reads a recording from `input` (`path` only names it in messages).
+    pub fn new(input: R, path: &Path, images: Images) -> Result<Self, ReadError> {
+        let stream = RecordStream::open(input)
+            .map_err(|source| ReadError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .ok_or_else(|| ReadError::NotMcap {
+                path: path.to_path_buf(),
+            })?;
         let mut reader = FrameReader {
-            input,
-            linear: LinearReader::new_with_options(options),
+            stream,
             c: Collector {
                 path: path.to_path_buf(),
                 images,
@@ -453,19 +442,21 @@ impl<R: Read> FrameReader<R> {
                 last_camera_t: None,
                 camera_count: 0,
                 frames_out: 0,
-                chunk_no: 0,
             },
             ahead: None,
             ended: false,
-            saw_footer: false,
-            damage: None,
+            summary_channels: false,
         };
         reader.ahead = reader.read_frame()?;
         if reader.ahead.is_none() {
-            return Err(match reader.damage.take() {
-                Some(detail) => ReadError::Unreadable {
+            let damage = reader.damage();
+            return Err(match damage.first() {
+                Some(first) => ReadError::Unreadable {
                     path: path.to_path_buf(),
-                    detail,
+                    detail: match damage.len() {
+                        1 => first.to_string(),
+                        n => format!("{first}; and {} more damaged parts", n - 1),
+                    },
                 },
                 None => ReadError::MissingChannel {
                     path: path.to_path_buf(),
@@ -523,23 +514,13 @@ impl<R: Read> FrameReader<R> {
         &self.c.topics
     }
 
-    /// What was lost, once the reader has come to a damaged part (see [`Recording::damage`]).
-    pub fn damage(&self) -> Option<String> {
-        if self.ahead.is_some() && !self.ended {
-            return None;
-        }
-        let detail = self
-            .damage
-            .clone()
-            .or_else(|| (!self.saw_footer).then(|| "the file ends without a footer".to_string()))?;
-        Some(format!(
-            "{detail}: read up to the last complete chunk, {} frames up to t = {:.3} s (interrupted recording: power loss, kill or full disk?)",
-            self.c.frames_out,
-            self.c.emitted.unwrap_or(0) as f64 / 1e9
-        ))
+    /// What was skipped so far (read ahead by one chunk): damaged parts, in file order, and
+    /// the end of a file cut short. Complete once [`Self::next_frame`] has returned `None`.
+    pub fn damage(&self) -> &[Damage] {
+        self.stream.damage()
     }
 
-    /// The next frame in time order; an error ends the recording (out of order, malformed).
+    /// The next frame in time order; an error (times out of order) ends the recording.
     pub fn next_frame(&mut self) -> Option<Result<RecordedFrame, ReadError>> {
         let next = match self.read_frame() {
             Ok(f) => f,
@@ -551,7 +532,7 @@ impl<R: Read> FrameReader<R> {
         std::mem::replace(&mut self.ahead, next).map(Ok)
     }
 
-    /// Reads until a frame is complete; `None` at the end (or the damaged part).
+    /// Reads until a frame is complete; `None` at the end.
     fn read_frame(&mut self) -> Result<Option<RecordedFrame>, ReadError> {
         loop {
             if let Some(f) = self.c.next_complete(self.ended) {
@@ -564,53 +545,39 @@ impl<R: Read> FrameReader<R> {
         }
     }
 
-    /// Reads and takes in one top-level record (a chunk: one frame); sets `ended` at the end of
-    /// the file or at the first damaged part.
+    /// Reads and takes in one top-level record that checks out (a chunk: one frame), skipping
+    /// and reporting damaged ones; sets `ended` at the end of the data.
     fn read_record(&mut self) -> Result<(), ReadError> {
-        loop {
-            let event = match self.linear.next_event() {
-                None => {
-                    self.ended = true;
-                    return Ok(());
-                }
-                Some(Err(e)) => {
-                    self.damage = Some(e.to_string());
-                    self.ended = true;
-                    return Ok(());
-                }
-                Some(Ok(event)) => event,
-            };
-            match event {
-                LinearReadEvent::ReadRequest(need) => {
-                    feed(&mut self.linear, &mut self.input, need).map_err(|source| {
-                        ReadError::Io {
-                            path: self.c.path.clone(),
-                            source,
-                        }
-                    })?;
-                }
-                LinearReadEvent::Record { opcode, data } => {
-                    let result = match mcap::parse_record(opcode, data) {
-                        Ok(Record::Footer(_)) => {
-                            self.saw_footer = true;
-                            Ok(())
-                        }
-                        Ok(r) => self.c.record(r),
-                        Err(e) => Err(ReadError::Unreadable {
-                            path: self.c.path.clone(),
-                            detail: e.to_string(),
-                        }),
-                    };
-                    match result {
-                        Ok(()) => {}
-                        Err(ReadError::Unreadable { detail, .. }) => {
-                            self.damage = Some(detail);
-                            self.ended = true;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    return Ok(());
-                }
+        let top = self.stream.next().map_err(|e| self.c.io_error(e))?;
+        self.take_summary_channels();
+        let Some(top) = top else {
+            self.ended = true;
+            return Ok(());
+        };
+        match self.c.take(&top) {
+            Ok(Some((first, last))) => self.stream.read_times(first, last),
+            Ok(None) => {}
+            Err(Fault::Damaged(reason)) => {
+                self.stream
+                    .report(&top, reason)
+                    .map_err(|e| self.c.io_error(e))?;
+                self.take_summary_channels();
+            }
+            Err(Fault::Fatal(e)) => return Err(e),
+        }
+        Ok(())
+    }
+
+    /// After the first damage, the channels the summary defines (the chunk that defines them
+    /// may be the damaged one, and the messages after it would be on unknown channels).
+    fn take_summary_channels(&mut self) {
+        if self.summary_channels || self.stream.damage().is_empty() {
+            return;
+        }
+        self.summary_channels = true;
+        if let Some(channels) = self.stream.summary_channels() {
+            for (id, topic) in channels {
+                self.c.channels.entry(*id).or_insert_with(|| topic.clone());
             }
         }
     }
@@ -623,7 +590,7 @@ impl<R: Read> FrameReader<R> {
         }
         let (can_rx, can_tx) = self.take_can_until(u64::MAX);
         Ok(Recording {
-            damage: self.damage(),
+            damage: self.stream.damage().to_vec(),
             path: self.c.path,
             metadata: self.c.metadata,
             frames,
@@ -636,59 +603,29 @@ impl<R: Read> FrameReader<R> {
 
 /// Parses a recording from its bytes (`path` only names it in messages).
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Recording, ReadError> {
-    FrameReader::new(bytes, path, bytes.len(), Images::Keep)?.collect_all()
+    FrameReader::new(std::io::Cursor::new(bytes), path, Images::Keep)?.collect_all()
 }
 
 /// Messages per topic from the summary section of a complete file (its Statistics record), read
-/// from the end of the file without touching the data; `None` for files cut short (no footer or
-/// summary) or without statistics.
+/// from the end of the file without touching the data; `None` for files cut short or with a
+/// damaged footer or summary, or without statistics.
 pub fn summary_counts(path: &Path) -> Option<BTreeMap<String, u64>> {
-    use std::io::{Seek, SeekFrom};
-    // Footer record (opcode, length, summary start, summary offset start, CRC) + end magic.
-    const FOOTER: usize = 1 + 8 + 8 + 8 + 4 + 8;
-    let mut file = File::open(path).ok()?;
+    let file = File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
-    let footer_at = len.checked_sub(FOOTER as u64)?;
-    file.seek(SeekFrom::Start(footer_at)).ok()?;
-    let mut footer = [0u8; FOOTER];
-    file.read_exact(&mut footer).ok()?;
-    if footer[0] != mcap::records::op::FOOTER || footer[FOOTER - 8..] != *mcap::MAGIC {
-        return None;
-    }
-    let summary_start = u64::from_le_bytes(footer[9..17].try_into().ok()?);
-    if summary_start < mcap::MAGIC.len() as u64 || summary_start >= footer_at {
-        return None;
-    }
-    let mut summary = vec![0u8; usize::try_from(footer_at - summary_start).ok()?];
-    file.seek(SeekFrom::Start(summary_start)).ok()?;
-    file.read_exact(&mut summary).ok()?;
-    let (mut topics, mut counts) = (HashMap::new(), None);
-    let mut rest = summary.as_slice();
-    while rest.len() >= 9 {
-        let opcode = rest[0];
-        let body_len = usize::try_from(u64::from_le_bytes(rest[1..9].try_into().ok()?)).ok()?;
-        let body = rest.get(9..9usize.checked_add(body_len)?)?;
-        match mcap::parse_record(opcode, body).ok()? {
-            Record::Channel(c) => {
-                topics.insert(c.id, c.topic);
-            }
-            Record::Statistics(st) => counts = Some(st.channel_message_counts),
-            _ => {}
-        }
-        rest = &rest[9 + body_len..];
-    }
+    let index = stream::read_index(file, len).ok()??;
+    let counts = index.counts?;
     Some(
-        counts?
+        counts
             .into_iter()
-            .filter_map(|(id, n)| Some((topics.get(&id)?.clone(), n)))
+            .filter_map(|(id, n)| Some((index.channels.get(&id)?.clone(), n)))
             .collect(),
     )
 }
 
 /// Whether the recording holds CAN input (`/can/rx`): decides whether a replay takes its ego
 /// speed from the recorded CAN or from the config. From the summary's statistics when the file is
-/// complete; otherwise read up to the first such message (to the end when there is none),
-/// decoding no payloads.
+/// complete; otherwise read (through damage) up to the first such message, to the end when
+/// there is none, decoding no payloads.
 pub fn has_can_input(path: &Path) -> Result<bool, ReadError> {
     if let Some(counts) = summary_counts(path) {
         return Ok(counts.get(schema::CAN_RX).is_some_and(|&n| n > 0));
@@ -697,34 +634,22 @@ pub fn has_can_input(path: &Path) -> Result<bool, ReadError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = BufReader::with_capacity(READ_BLOCK, File::open(path).map_err(io)?);
-    let mut linear = LinearReader::new_with_options(
-        LinearReaderOptions::default()
-            .with_skip_end_magic(true)
-            .with_record_length_limit(
-                usize::try_from(file.get_ref().metadata().map_err(io)?.len()).unwrap_or(usize::MAX),
-            ),
-    );
+    let file = BufReader::with_capacity(READ_BLOCK, File::open(path).map_err(io)?);
+    let mut stream = RecordStream::open(file)
+        .map_err(io)?
+        .ok_or_else(|| ReadError::NotMcap {
+            path: path.to_path_buf(),
+        })?;
     let mut rx_channels = Vec::new();
-    while let Some(event) = linear.next_event() {
-        match event {
-            Ok(LinearReadEvent::ReadRequest(need)) => {
-                feed(&mut linear, &mut file, need).map_err(io)?
-            }
-            Ok(LinearReadEvent::Record { opcode, data }) => {
-                match mcap::parse_record(opcode, data) {
-                    Ok(Record::Channel(c)) if c.topic == schema::CAN_RX => rx_channels.push(c.id),
-                    Ok(Record::Message { header, .. })
-                        if rx_channels.contains(&header.channel_id) =>
-                    {
-                        return Ok(true)
-                    }
-                    Ok(_) => {}
-                    Err(_) => return Ok(false),
+    while let Some(top) = stream.next().map_err(io)? {
+        for (opcode, body) in top.records() {
+            match mcap::parse_record(opcode, body) {
+                Ok(Record::Channel(c)) if c.topic == schema::CAN_RX => rx_channels.push(c.id),
+                Ok(Record::Message { header, .. }) if rx_channels.contains(&header.channel_id) => {
+                    return Ok(true)
                 }
+                _ => {}
             }
-            // Damaged from here on: what was read had none.
-            Err(_) => return Ok(false),
         }
     }
     Ok(false)
@@ -770,7 +695,7 @@ mod tests {
     #[test]
     fn reads_back_what_was_written() {
         let r = parse(&sample(), Path::new("s.mcap")).unwrap();
-        assert!(r.damage.is_none());
+        assert!(r.damage.is_empty(), "{:?}", r.damage);
         assert_eq!(r.frames.len(), 3);
         assert_eq!(
             r.frames[2].jpeg.as_deref(),
@@ -786,8 +711,8 @@ mod tests {
         for cut in 0..bytes.len() {
             match parse(&bytes[..cut], Path::new("t.mcap")) {
                 Ok(r) => {
-                    // Only the end magic missing: complete, nothing lost.
-                    assert!(r.damage.is_some() || cut >= bytes.len() - 8, "cut {cut}");
+                    // Every cut is reported, down to a missing byte of the end magic.
+                    assert!(!r.damage.is_empty(), "cut {cut}");
                     assert!(
                         r.frames.len() >= last,
                         "frames never disappear as the file grows"
@@ -857,7 +782,7 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 50);
-        assert!(r.damage().is_none());
+        assert!(r.damage().is_empty(), "{:?}", r.damage());
         // Complete files answer from their summary; files cut short are read (up to the first
         // CAN input message, or to the end).
         let counts = summary_counts(&path).unwrap();
@@ -882,6 +807,311 @@ mod tests {
         );
     }
 
+    /// `with_can(6, …)`'s bytes: 6 frames (t = 0.1 … 0.6 s), each with one CAN input frame.
+    fn six() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("six.mcap");
+        with_can(6, &path, true);
+        std::fs::read(&path).unwrap()
+    }
+
+    /// Byte ranges of the file's top-level records with `opcode` (header included), in order.
+    fn records_of(bytes: &[u8], opcode: u8) -> Vec<std::ops::Range<usize>> {
+        stream::split_records(&bytes[8..bytes.len() - 8])
+            .unwrap()
+            .into_iter()
+            .filter(|(o, _)| *o == opcode)
+            .map(|(_, r)| r.start - 9 + 8..r.end + 8)
+            .collect()
+    }
+
+    /// The frames' times, ms.
+    fn times_ms(r: &Recording) -> Vec<u64> {
+        r.frames.iter().map(|f| f.t_ns / 1_000_000).collect()
+    }
+
+    /// Damage as bytes (start, end).
+    fn regions(r: &Recording) -> Vec<(u64, u64)> {
+        r.damage.iter().map(|d| (d.start, d.end)).collect()
+    }
+
+    /// Breaks the end magic: no footer, so no index (resynchronising falls back to scanning).
+    fn without_footer(mut bytes: Vec<u8>) -> Vec<u8> {
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xFF;
+        bytes
+    }
+
+    use mcap::records::op;
+
+    #[test]
+    fn a_chunk_failing_its_crc_is_skipped_and_the_rest_read() {
+        let intact = six();
+        let chunks = records_of(&intact, op::CHUNK);
+        assert_eq!(chunks.len(), 7, "channels + 6 frames");
+        let third = chunks[3].clone(); // the frame at 0.3 s
+        for bytes in [intact.clone(), without_footer(intact.clone())] {
+            let mut bytes = bytes;
+            bytes[third.end - 3] ^= 0x40;
+            let r = parse(&bytes, Path::new("flip.mcap")).unwrap();
+            assert_eq!(times_ms(&r), [100, 200, 400, 500, 600]);
+            assert_eq!(r.can_rx.len(), 5, "the lost frame's CAN input went with it");
+            let d = &r.damage[0];
+            assert_eq!(d.start..d.end, third.start as u64..third.end as u64);
+            assert!(d.reason.contains("CRC"), "{d}");
+            assert_eq!(
+                (d.after_ns, d.before_ns),
+                (Some(200_000_000), Some(350_000_000))
+            );
+        }
+        // With the index: the chunk's number and times; without: the times around it.
+        let mut bytes = intact.clone();
+        bytes[third.end - 3] ^= 0x40;
+        let r = parse(&bytes, Path::new("flip.mcap")).unwrap();
+        assert_eq!(r.damage.len(), 1, "{:?}", r.damage);
+        let text = r.damage[0].to_string();
+        assert!(
+            text.starts_with(&format!("bytes {}–{}", third.start, third.end))
+                && text.contains("chunk 4 of 7 (messages at t = 0.250 … 0.300 s)"),
+            "{text}"
+        );
+        let mut bytes = without_footer(intact);
+        bytes[third.end - 3] ^= 0x40;
+        let r = parse(&bytes, Path::new("flip.mcap")).unwrap();
+        let text = r.damage[0].to_string();
+        assert!(text.contains("between t = 0.200 s and 0.350 s"), "{text}");
+        assert_eq!(r.damage.len(), 2, "and the footer: {:?}", r.damage);
+        assert!(r.damage[1].reason.contains("footer"), "{}", r.damage[1]);
+    }
+
+    #[test]
+    fn a_damaged_length_or_opcode_is_passed_by_the_index_or_by_scanning() {
+        let intact = six();
+        let chunks = records_of(&intact, op::CHUNK);
+        let (second, after) = (chunks[2].clone(), chunks[3].start as u64);
+        let len = u64::from_le_bytes(
+            intact[second.start + 1..second.start + 9]
+                .try_into()
+                .unwrap(),
+        );
+        for new_len in [len + 1, len - 1, len + 1000, 1 << 40, u64::MAX] {
+            for bytes in [intact.clone(), without_footer(intact.clone())] {
+                let mut bytes = bytes;
+                bytes[second.start + 1..second.start + 9].copy_from_slice(&new_len.to_le_bytes());
+                let r = parse(&bytes, Path::new("length.mcap")).unwrap();
+                assert_eq!(times_ms(&r), [100, 300, 400, 500, 600], "length {new_len}");
+                // From the damaged chunk to the next one (its message indexes are lost too).
+                assert_eq!(
+                    regions(&r)[0],
+                    (second.start as u64, after),
+                    "length {new_len}"
+                );
+            }
+        }
+        // The record lengths inside the chunk: its own lengths disagree.
+        let mut bytes = intact.clone();
+        let size_at = second.start + 9 + 32;
+        bytes[size_at] ^= 0x10;
+        let r = parse(&bytes, Path::new("size.mcap")).unwrap();
+        assert_eq!(times_ms(&r), [100, 300, 400, 500, 600]);
+        assert!(
+            r.damage[0].reason.contains("lengths disagree"),
+            "{}",
+            r.damage[0]
+        );
+        // A chunk's opcode damaged into a message index's, or into nothing.
+        for opcode in [op::MESSAGE_INDEX, op::SCHEMA, op::METADATA, 0x86, 0x00] {
+            for bytes in [intact.clone(), without_footer(intact.clone())] {
+                let mut bytes = bytes;
+                bytes[second.start] = opcode;
+                let r = parse(&bytes, Path::new("opcode.mcap")).unwrap();
+                assert_eq!(times_ms(&r), [100, 300, 400, 500, 600], "opcode {opcode}");
+                let (start, end) = regions(&r)[0];
+                assert_eq!(start, second.start as u64, "opcode {opcode}");
+                assert!(
+                    end == second.end as u64 || end == after,
+                    "opcode {opcode}: {end}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_of_a_chunk_damaged_loses_that_frame_at_most() {
+        let intact = six();
+        let whole = parse(&intact, Path::new("six.mcap")).unwrap();
+        let chunk = records_of(&intact, op::CHUNK)[4].clone(); // the frame at 0.4 s
+                                                               // Its start and end times are in no CRC: the data section's CRC finds them.
+        let times = chunk.start + 9..chunk.start + 9 + 16;
+        for footer in [true, false] {
+            for at in chunk.clone() {
+                for flip in [0x01, 0x80, 0xFF] {
+                    let mut bytes = intact.clone();
+                    bytes[at] ^= flip;
+                    if !footer {
+                        bytes = without_footer(bytes);
+                    }
+                    let r = parse(&bytes, Path::new("byte.mcap")).unwrap();
+                    let case = format!("byte {at} ^ {flip:#x}, footer {footer}: {:?}", r.damage);
+                    assert!(!r.damage.is_empty(), "{case}");
+                    // Frames are numbered as read (camera-only recordings): compare the rest.
+                    let content = |frames: &[RecordedFrame], all: bool| -> Vec<_> {
+                        frames
+                            .iter()
+                            .filter(|f| all || f.t_ns != 400_000_000)
+                            .map(|f| (f.t_ns, f.jpeg.clone()))
+                            .collect()
+                    };
+                    assert_eq!(
+                        content(&r.frames, false),
+                        content(&whole.frames, false),
+                        "{case}"
+                    );
+                    if times.contains(&at) {
+                        assert_eq!(
+                            content(&r.frames, true),
+                            content(&whole.frames, true),
+                            "{case}"
+                        );
+                        assert!(r.damage[0].reason.contains("data section"), "{case}");
+                    } else {
+                        assert_eq!(r.frames.len(), 5, "{case}");
+                        assert_eq!(r.damage[0].start, chunk.start as u64, "{case}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Replaces the first `from` in chunk `chunk` by `to` (same length) and fixes the chunk's
+    /// CRC: damage only the content checks can find.
+    fn rewrite_in_chunk(bytes: &mut [u8], chunk: std::ops::Range<usize>, from: &[u8], to: &[u8]) {
+        let records_at = chunk.start + 9 + 40;
+        let at = bytes[records_at..chunk.end]
+            .windows(from.len())
+            .position(|w| w == from)
+            .unwrap()
+            + records_at;
+        bytes[at..at + to.len()].copy_from_slice(to);
+        let crc = crc32fast::hash(&bytes[records_at..chunk.end]);
+        bytes[chunk.start + 9 + 24..chunk.start + 9 + 28].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    #[test]
+    fn malformed_messages_skip_their_chunk_and_damaged_indexes_are_reported() {
+        let intact = six();
+        let chunks = records_of(&intact, op::CHUNK);
+        // A CAN frame whose payload is not hex, in a chunk that passes its CRC.
+        let mut bytes = intact.clone();
+        rewrite_in_chunk(
+            &mut bytes,
+            chunks[5].clone(),
+            b"\"data\":\"",
+            b"\"data\":\"Z",
+        );
+        let r = parse(&bytes, Path::new("content.mcap")).unwrap();
+        assert_eq!(times_ms(&r), [100, 200, 300, 400, 600]);
+        assert_eq!(
+            regions(&r),
+            [(chunks[5].start as u64, chunks[5].end as u64)]
+        );
+        assert!(
+            r.damage[0]
+                .reason
+                .contains("/can/rx message (t = 450000000 ns) is malformed"),
+            "{}",
+            r.damage[0]
+        );
+        // The chunk that defines the channels: the summary defines them too.
+        let mut bytes = intact.clone();
+        bytes[chunks[0].end - 2] ^= 0x01;
+        let r = parse(&bytes, Path::new("channels.mcap")).unwrap();
+        assert_eq!(times_ms(&r), [100, 200, 300, 400, 500, 600]);
+        assert!(
+            r.damage[0].to_string().contains("chunk 1 of 7"),
+            "{}",
+            r.damage[0]
+        );
+        // … and without the summary, nothing can be read: an error that says why.
+        let err = parse(&without_footer(bytes), Path::new("channels.mcap")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("channels.mcap: no frame in it could be read")
+                && text.contains("CRC")
+                && text.contains("more damaged parts"),
+            "{text}"
+        );
+        // A message index (covered by no chunk's CRC): the data section's CRC finds it.
+        let mut bytes = intact.clone();
+        let index = records_of(&intact, op::MESSAGE_INDEX)[3].clone();
+        bytes[index.end - 1] ^= 0x01;
+        let r = parse(&bytes, Path::new("index.mcap")).unwrap();
+        assert_eq!(r.frames, parse(&intact, Path::new("i")).unwrap().frames);
+        let data_end = records_of(&intact, op::DATA_END)[0].start as u64;
+        assert_eq!(regions(&r), [(data_end, data_end)]);
+        assert!(
+            r.damage[0].reason.contains("data section fails its CRC"),
+            "{}",
+            r.damage[0]
+        );
+    }
+
+    #[test]
+    fn a_damaged_summary_or_footer_is_reported_and_everything_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("six.mcap");
+        with_can(6, &path, true);
+        let intact = std::fs::read(&path).unwrap();
+        let data_end = records_of(&intact, op::DATA_END)[0].end as u64;
+        let n = intact.len();
+        let chunk_index = records_of(&intact, op::CHUNK_INDEX)[2].clone();
+        // A chunk index entry, the footer's summary offset, the end magic.
+        for at in [chunk_index.start + 20, n - 8 - 20, n - 3] {
+            let mut bytes = intact.clone();
+            bytes[at] ^= 0x04;
+            let r = parse(&bytes, Path::new("summary.mcap")).unwrap();
+            assert_eq!(times_ms(&r), [100, 200, 300, 400, 500, 600], "byte {at}");
+            assert_eq!(regions(&r), [(data_end, n as u64)], "byte {at}");
+            let text = r.damage[0].to_string();
+            assert!(text.contains("summary and footer are damaged"), "{text}");
+            // The statistics are not trusted either; reading the data finds the CAN input.
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(summary_counts(&path).is_none(), "byte {at}");
+            assert!(has_can_input(&path).unwrap(), "byte {at}");
+        }
+    }
+
+    #[test]
+    fn a_crafted_file_of_false_chunks_is_given_up_in_bounded_time() {
+        // Chunk headers every 64 bytes, each claiming the rest of the file and failing its CRC:
+        // trying each in turn would read the file about len / 128 times over.
+        let len = 4 << 20;
+        let mut bytes = mcap::MAGIC.to_vec();
+        bytes.push(0); // no record starts at the first byte: search from there
+        while bytes.len() + 64 <= len {
+            let at = bytes.len();
+            let size = (len - at - 9 - 40) as u64;
+            bytes.push(op::CHUNK);
+            bytes.extend_from_slice(&(size + 40).to_le_bytes());
+            bytes.extend_from_slice(&[0; 16]); // start and end time
+            bytes.extend_from_slice(&size.to_le_bytes()); // uncompressed size
+            bytes.extend_from_slice(&1u32.to_le_bytes()); // a CRC that does not match
+            bytes.extend_from_slice(&0u32.to_le_bytes()); // no compression
+            bytes.extend_from_slice(&size.to_le_bytes());
+            bytes.resize(at + 64, 0xAA);
+        }
+        bytes.resize(len, 0xAA);
+        let started = std::time::Instant::now();
+        let err = parse(&bytes, Path::new("crafted.mcap"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("search for intact records after it stopped"),
+            "{err}"
+        );
+        assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -894,17 +1124,35 @@ mod tests {
         }
 
         #[test]
-        fn mutated_recordings_never_panic(
+        fn mutated_recordings_never_panic_nor_invent_frames(
             flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
             cut in any::<prop::sample::Index>(),
         ) {
-            let mut bytes = sample();
+            let intact = sample();
+            let whole = parse(&intact, Path::new("intact.mcap")).unwrap();
+            let mut bytes = intact.clone();
             for (at, v) in flips {
                 let k = at.index(bytes.len());
                 bytes[k] = v;
             }
             let n = cut.index(bytes.len() + 1);
-            let _ = parse(&bytes[..n], Path::new("mutated.mcap"));
+            if let Ok(r) = parse(&bytes[..n], Path::new("mutated.mcap")) {
+                // Whatever is read is what was written: no frame, message or CAN frame more.
+                for f in &r.frames {
+                    prop_assert!(
+                        whole.frames.iter().any(|w| w.t_ns == f.t_ns && w.jpeg == f.jpeg && w.outcome == f.outcome),
+                        "a frame the intact file does not have: {f:?}"
+                    );
+                }
+                for (topic, count) in &r.topics {
+                    prop_assert!(whole.topics.get(topic).is_some_and(|w| count <= w), "{topic}: {count}");
+                }
+                prop_assert!(r.can_rx.iter().all(|c| whole.can_rx.contains(c)));
+                // Anything changed or cut is reported, unless the change left the bytes as they were.
+                if bytes[..n] != intact[..] {
+                    prop_assert!(!r.damage.is_empty());
+                }
+            }
         }
     }
 }

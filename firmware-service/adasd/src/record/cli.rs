@@ -2,14 +2,16 @@
 //! `record info` and `render`. Everything decided lives in the modules next to this one.
 
 use crate::config::Config;
+use crate::outln;
 use crate::service::{self, Inputs, RunOptions};
 use adas_calibration::Homography;
 use adas_io::source::recording::Window;
 use adas_record::compare::{self, Tolerances};
-use adas_record::reader::{FrameReader, Images, Recording};
+use adas_record::reader::{Damage, FrameReader, Images, Recording};
 use adas_render::{timeline, FrameView, Renderer};
 use anyhow::Context;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
@@ -33,15 +35,40 @@ pub struct Replay {
 /// Name of the replay's recording in its output folder.
 pub const REPLAY_FILE: &str = "replay.mcap";
 
-/// Decisions and detections only (compare).
-fn open_without_images(path: &Path) -> anyhow::Result<Recording> {
-    warn_damage(Recording::open_without_images(path)?)
+/// Exit status of `replay`, `record info`, `render` and `run` when a recording they read was
+/// damaged: everything intact was read and every output is complete, but parts were skipped.
+pub const EXIT_DAMAGED: u8 = 3;
+
+/// Reports on stderr what of the recording `path` was skipped: one line per damaged part, then
+/// how many. Returns whether there was any.
+pub fn report_damage(path: &Path, damage: &[Damage]) -> bool {
+    for d in damage {
+        eprintln!("damaged: {}: {d}", path.display());
+    }
+    if !damage.is_empty() {
+        eprintln!(
+            "damaged: {}: {} damaged part(s) skipped, everything else read (exit status {EXIT_DAMAGED}); use an intact copy if there is one",
+            path.display(),
+            damage.len(),
+        );
+    }
+    !damage.is_empty()
 }
 
-fn warn_damage(r: Recording) -> anyhow::Result<Recording> {
-    if let Some(d) = &r.damage {
-        eprintln!("warning: {}: {d}", r.path.display());
+/// The exit status: [`EXIT_DAMAGED`] when a recording read was damaged (first: whatever else
+/// was found, it was found in what was intact), else success or failure as the command `passed`.
+pub fn exit_status(damaged: bool, passed: bool) -> ExitCode {
+    match (damaged, passed) {
+        (true, _) => ExitCode::from(EXIT_DAMAGED),
+        (false, true) => ExitCode::SUCCESS,
+        (false, false) => ExitCode::FAILURE,
     }
+}
+
+/// Decisions and detections only (compare, render), with its damage reported.
+fn open_without_images(path: &Path) -> anyhow::Result<Recording> {
+    let r = Recording::open_without_images(path)?;
+    report_damage(path, &r.damage);
     Ok(r)
 }
 
@@ -103,8 +130,8 @@ fn print_identity_warnings(what: &Path, diffs: &[String]) {
     }
 }
 
-pub fn print_recording_stats(r: &adas_record::RecorderStats) {
-    println!(
+pub fn print_recording_stats(r: &adas_record::RecorderStats) -> std::io::Result<()> {
+    outln!(
         "recording: {} frames into {} file(s) ({}), {:.0} µs/frame encode+write{}{}",
         r.frames,
         r.files.len(),
@@ -121,9 +148,13 @@ pub fn print_recording_stats(r: &adas_record::RecorderStats) {
         },
         r.error
             .as_ref()
-            .map(|e| format!("; STOPPED: {e}"))
+            .map(|e| format!(
+                "; {} write failure(s), {} frame(s) not recorded, the last: {e}",
+                r.errors, r.lost_frames
+            ))
             .unwrap_or_default()
-    );
+    )?;
+    Ok(())
 }
 
 pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
@@ -165,22 +196,22 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     let inputs =
         Inputs::from_recording(recording, window, a.recorded_detections, pipeline.config())?;
     let summary = service::run_with(pipeline, inputs, &options)?;
-    print_replay(a, &summary, started.elapsed().as_secs_f64());
-    match reference {
-        Some(reference) => compare_with(a, &reference, &out_file, window),
+    print_replay(a, &summary, started.elapsed().as_secs_f64())?;
+    // The reference's damage was reported when it was opened.
+    let damaged = report_damage(&a.recording, &summary.source_damage)
+        || reference.as_ref().is_some_and(|r| !r.damage.is_empty());
+    let compared = match reference {
+        Some(reference) => compare_with(a, &reference, &out_file, window, damaged)?,
         None => {
             // Read back from what was just written, decisions only: the pipeline keeps no history.
             match replay_episodes(&out_file) {
-                Ok(e) => print!("{}", compare::render_episodes(&e)),
+                Ok(e) => write!(std::io::stdout().lock(), "{}", compare::render_episodes(&e))?,
                 Err(e) => eprintln!("warning: braking episodes not reported: {e:#}"),
             }
-            Ok(if summary.frames == 0 {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            })
+            summary.frames > 0
         }
-    }
+    };
+    Ok(exit_status(damaged, compared))
 }
 
 /// The reference to compare with (`--compare`), refused when it was made with another
@@ -270,14 +301,14 @@ fn replay_options(
 }
 
 /// How fast the replay ran, on the wall clock and for the pipeline alone, and what it decided.
-fn print_replay(a: &Replay, summary: &service::Summary, wall: f64) {
+fn print_replay(a: &Replay, summary: &service::Summary, wall: f64) -> std::io::Result<()> {
     // Data time replayed: first to last frame plus one frame period.
     let n = summary.frames + summary.skipped;
     let data_s = match (summary.first_t_ns, summary.last_t_ns) {
         (Some(a), Some(b)) if n > 1 => b.saturating_sub(a) as f64 / 1e9 * n as f64 / (n - 1) as f64,
         _ => 0.0,
     };
-    println!(
+    outln!(
         "replayed {} frames ({} skipped) of {} in {:.2} s: {:.1} frames/s, {:.1}× real time{}",
         summary.frames,
         summary.skipped,
@@ -290,11 +321,11 @@ fn print_replay(a: &Replay, summary: &service::Summary, wall: f64) {
         } else {
             " (detector on)"
         }
-    );
+    )?;
     // The pipeline alone (detector or not, tracker, decider), without start-up, JPEG decoding
     // and recording: the figure for "how much faster than real time".
     let per_frame_s = summary.busy.as_secs_f64() / summary.frames.max(1) as f64;
-    println!(
+    outln!(
         "pipeline alone: {:.2} ms/frame, {:.0} frames/s, {:.1}× real time",
         per_frame_s * 1e3,
         summary.fps(),
@@ -303,28 +334,33 @@ fn print_replay(a: &Replay, summary: &service::Summary, wall: f64) {
         } else {
             0.0
         }
-    );
-    println!(
+    )?;
+    outln!(
         "warnings: {} (in {} frames); braking in {} frames",
-        summary.warnings, summary.warning_frames, summary.braking_frames
-    );
+        summary.warnings,
+        summary.warning_frames,
+        summary.braking_frames
+    )?;
     if let Some(r) = &summary.recording {
-        print_recording_stats(r);
+        print_recording_stats(r)?;
     }
-    println!(
+    outln!(
         "output: {} (replay.mcap, decisions log frames.jsonl, can.log)",
         a.out.display()
-    );
+    )?;
+    Ok(())
 }
 
 /// `--compare`: the new replay against the reference, over the replayed window; with
-/// `--update-reference` the new file replaces the reference.
+/// `--update-reference` the new file replaces the reference, unless a recording was
+/// `damaged`. Returns whether the comparison passed (or the reference was updated).
 fn compare_with(
     a: &Replay,
     reference: &Recording,
     out_file: &Path,
     window: Window,
-) -> anyhow::Result<ExitCode> {
+    damaged: bool,
+) -> anyhow::Result<bool> {
     let new = open_without_images(out_file)?;
     let ref_frames: Vec<_> = reference
         .frames
@@ -333,19 +369,27 @@ fn compare_with(
         .cloned()
         .collect();
     let report = compare::compare(&ref_frames, &new.frames, &a.tolerances);
-    println!("--- compare with {}", reference.path.display());
-    print!("{}", compare::render_text(&report));
+    outln!("--- compare with {}", reference.path.display())?;
+    write!(
+        std::io::stdout().lock(),
+        "{}",
+        compare::render_text(&report)
+    )?;
+    if a.update_reference && damaged {
+        // A reference made from what was left of a damaged recording would hide the loss.
+        eprintln!(
+            "reference not updated: {} (damaged parts listed above); replay an intact recording to update it",
+            reference.path.display()
+        );
+        return Ok(false);
+    }
     if a.update_reference {
         std::fs::copy(out_file, &reference.path)
             .with_context(|| format!("cannot update the reference {}", reference.path.display()))?;
-        println!("reference updated: {}", reference.path.display());
-        return Ok(ExitCode::SUCCESS);
+        outln!("reference updated: {}", reference.path.display())?;
+        return Ok(true);
     }
-    Ok(if report.passed() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(report.passed())
 }
 
 /// The braking episodes of a recording's decisions, streamed (one frame in memory at a time).
@@ -395,13 +439,13 @@ pub fn import(
         );
     }
     let imported = super::import::import(&options)?;
-    println!(
+    outln!(
         "{}: {} frames, {} CAN frames, {:.2} MB",
         out.display(),
         imported.frames,
         imported.can_frames,
         imported.bytes as f64 / 1e6
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -424,24 +468,24 @@ pub fn info(path: &Path) -> anyhow::Result<ExitCode> {
     let (rx, tx) = r.take_can_until(u64::MAX);
     can_rx += rx.len();
     can_tx += tx.len();
-    println!(
+    outln!(
         "{}: {frames} frames, t = {:.3} … {:.3} s; camera {camera}, decisions {decisions}; CAN rx {can_rx}, tx {can_tx}",
         path.display(),
         first.unwrap_or(0) as f64 / 1e9,
         last as f64 / 1e9,
-    );
+    )?;
     for (topic, n) in r.topics() {
-        println!("  {topic:<22} {n} messages");
+        outln!("  {topic:<22} {n} messages")?;
     }
     for (k, v) in r.metadata() {
         if !k.ends_with("_toml") {
-            println!("  {k} = {v}");
+            outln!("  {k} = {v}")?;
         }
     }
-    if let Some(d) = r.damage() {
-        println!("  damaged: {d}");
+    for d in r.damage() {
+        outln!("  damaged: {d}")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_status(report_damage(path, r.damage()), true))
 }
 
 /// The timeline's series, one point per frame with an outcome (seconds from the first frame).
@@ -569,9 +613,11 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
     let tl = timeline_image(&r);
     tl.save(&timeline_path)
         .with_context(|| format!("cannot write {}", timeline_path.display()))?;
-    println!("timeline: {}", timeline_path.display());
+    outln!("timeline: {}", timeline_path.display())?;
+    // Its damage was reported when it was opened; the pictures below skip the same parts.
+    let damaged = !r.damage.is_empty();
     if timeline_only {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(exit_status(damaged, true));
     }
     let calibration = r.metadata.get("calibration_toml").with_context(|| {
         format!(
@@ -591,11 +637,11 @@ pub fn render(path: &Path, out: &Path, timeline_only: bool) -> anyhow::Result<Ex
             .filter(|d| *d > 0.0)
             .map_or(10.0, |d| 1e9 / d);
         encode_video(&frames_dir, fps, out)?;
-        println!("video: {} ({written} frames)", out.display());
+        outln!("video: {} ({written} frames)", out.display())?;
     } else {
-        println!("frames: {written} PNGs in {}", frames_dir.display());
+        outln!("frames: {written} PNGs in {}", frames_dir.display())?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(exit_status(damaged, true))
 }
 
 /// Every recorded frame with its outcome drawn as the daemon draws it, as numbered PNGs in `dir`

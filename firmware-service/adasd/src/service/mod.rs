@@ -53,6 +53,8 @@ pub struct Summary {
     pub recording: Option<adas_record::RecorderStats>,
     /// Frames each output could not write (outputs that failed at least once).
     pub output_failures: Vec<(&'static str, u64)>,
+    /// The parts of the source recording that were damaged and skipped (replays).
+    pub source_damage: Vec<adas_record::reader::Damage>,
     /// The last processed frame warned (for the rising edges).
     was_warning: bool,
 }
@@ -237,6 +239,7 @@ pub fn run_with(
     summary.can_frames = written.can_frames;
     summary.recording = written.recording;
     summary.output_failures = written.failures;
+    summary.source_damage = source.damage().to_vec();
     if let Some(e) = source.take_error() {
         return Err(e.context(format!(
             "the run stopped after {} frames ({} skipped); what was written so far is complete",

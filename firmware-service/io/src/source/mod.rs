@@ -94,10 +94,16 @@ pub trait FrameSource {
         Vec::new()
     }
 
-    /// Why the source ended early, when that is an error (a recording found damaged or out of
-    /// order half-way): the run stops in order and then fails with it.
+    /// Why the source ended early, when that is an error (a recording found out of order
+    /// half-way): the run stops in order and then fails with it.
     fn take_error(&mut self) -> Option<anyhow::Error> {
         None
+    }
+
+    /// The parts of a recording that were damaged and skipped (complete once the source has
+    /// ended): the run goes on past them, and the command reports them at its end.
+    fn damage(&self) -> &[adas_record::reader::Damage] {
+        &[]
     }
 }
 

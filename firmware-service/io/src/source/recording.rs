@@ -66,13 +66,7 @@ impl RecordingSource {
     /// The next recorded frame in the window (CAN input of skipped frames is kept for it).
     fn next_recorded(&mut self) -> Option<RecordedFrame> {
         loop {
-            let next = self.reader.next_frame();
-            if next.is_none() {
-                if let Some(damage) = self.reader.damage() {
-                    tracing::warn!(path = %self.reader.path().display(), "{damage}");
-                }
-            }
-            let f = match next? {
+            let f = match self.reader.next_frame()? {
                 Ok(f) => f,
                 Err(e) => {
                     self.error = Some(e);
@@ -153,5 +147,9 @@ impl FrameSource for RecordingSource {
 
     fn take_error(&mut self) -> Option<anyhow::Error> {
         self.error.take().map(anyhow::Error::from)
+    }
+
+    fn damage(&self) -> &[adas_record::reader::Damage] {
+        self.reader.damage()
     }
 }
