@@ -327,6 +327,9 @@ pub struct CanConfig {
     pub warning_period_ms: u64,
     /// Reopen a vanished interface this often, ms.
     pub reconnect_ms: u64,
+    /// No frame decided for this long: the CAN thread reports AEB unavailable by itself (the
+    /// pipeline stalled) and stops repeating an active warning, ms.
+    pub stale_after_ms: u64,
     /// Expected cycle of VehicleSpeed / DriverInput / YawRate, ms (from the DBC by default).
     pub speed_period_ms: u64,
     /// No valid ego speed for this long → decider inhibited (ego stale). See docs/CAN.md.
@@ -350,6 +353,7 @@ impl Default for CanConfig {
             status_period_ms: 100,
             warning_period_ms: 100,
             reconnect_ms: 200,
+            stale_after_ms: 1000,
             speed_period_ms: 20,
             speed_timeout_ms: 100,
             driver_timeout_ms: 100,
@@ -387,6 +391,12 @@ impl CanConfig {
             Range::new(10.0, 60_000.0, "ms"),
             |c| c.reconnect_ms.numbers(),
             "a vanished interface is retried within a minute",
+        ),
+        Bound::new(
+            "stale_after_ms",
+            Range::new(100.0, 60_000.0, "ms"),
+            |c| c.stale_after_ms.numbers(),
+            "a few frame periods of the slowest detector; beyond a minute a stall goes unreported",
         ),
         Bound::new(
             "speed_period_ms",

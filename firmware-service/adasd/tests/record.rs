@@ -402,7 +402,10 @@ fn interrupted_recordings_stay_readable() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("frames: 12 processed"), "{t}");
-    assert!(t.contains("write failure(s)") && t.contains("disk full?"), "{t}");
+    assert!(
+        t.contains("write failure(s)") && t.contains("disk full?"),
+        "{t}"
+    );
     assert_eq!(copies.len(), 1, "{files:?}");
     let r = Recording::open(&copies[0]).unwrap();
     assert!(!r.damage.is_empty());

@@ -47,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             status_period_ms: 100,
             warning_period_ms: 100,
             reconnect_ms: 200,
+            stale_after_ms: 1000,
         },
         origin,
     )?;

@@ -103,6 +103,7 @@ impl CanLink {
                         status_period_ms: config.status_period_ms,
                         warning_period_ms: config.warning_period_ms,
                         reconnect_ms: config.reconnect_ms,
+                        stale_after_ms: config.stale_after_ms,
                     },
                     Instant::now(),
                 )

@@ -14,6 +14,7 @@
 
 use adas_core::can::dbc::{AebStatus, AebWarning};
 use adas_core::can::e2e::Protector;
+use adas_core::can::messages::Mode;
 use adas_types::CanFrame;
 use socketcan::{
     CanDataFrame, CanSocket, EmbeddedFrame, ExtendedId, Id, Socket, SocketOptions, StandardId,
@@ -30,6 +31,9 @@ pub struct CanBusConfig {
     pub status_period_ms: u64,
     pub warning_period_ms: u64,
     pub reconnect_ms: u64,
+    /// A status content older than this means the pipeline stalled: the thread sends
+    /// Unavailable with `AEB_FaultFrameLost` and stops repeating an active warning.
+    pub stale_after_ms: u64,
 }
 
 /// Counters shared with the I/O thread.
@@ -61,6 +65,8 @@ impl CanStats {
 #[derive(Debug, Default)]
 struct Outbox {
     status: Option<CanFrame>,
+    /// When the pipeline last handed over a status.
+    status_at: Option<Instant>,
     warning: Option<CanFrame>,
     warning_active: bool,
     warning_changed: bool,
@@ -93,6 +99,7 @@ impl CanBus {
             socket: None,
             status_counter: Protector::default(),
             warning_counter: Protector::default(),
+            reported_stall: false,
         };
         let thread = std::thread::Builder::new()
             .name("adasd-can".into())
@@ -124,6 +131,7 @@ impl CanBus {
     pub fn set_status(&self, frame: CanFrame) {
         if let Ok(mut o) = self.outbox.lock() {
             o.status = Some(frame);
+            o.status_at = Some(Instant::now());
         }
     }
 
@@ -164,6 +172,21 @@ impl Drop for CanBus {
     }
 }
 
+/// The status as it goes on the bus (pure): the CAN error count and the bus fault are the
+/// thread's own knowledge; a stale status (the pipeline stalled) says Unavailable with
+/// `AEB_FaultFrameLost`, whatever it said when it was handed over.
+fn outgoing_status(mut s: AebStatus, errors: u64, link_ok: bool, stale: bool) -> AebStatus {
+    s.aeb_can_errors = u8::try_from(errors.min(15)).unwrap_or(15);
+    if !link_ok && errors > 0 {
+        s.aeb_fault_can_bus = 1;
+    }
+    if stale && s.aeb_mode != Mode::Off as u8 {
+        s.aeb_mode = Mode::Unavailable as u8;
+        s.aeb_fault_frame_lost = 1;
+    }
+    s
+}
+
 struct Worker {
     config: CanBusConfig,
     outbox: Arc<Mutex<Outbox>>,
@@ -174,6 +197,8 @@ struct Worker {
     socket: Option<CanSocket>,
     status_counter: Protector,
     warning_counter: Protector,
+    /// The stall was logged (once per stall).
+    reported_stall: bool,
 }
 
 /// Monotonic ns since `origin`; saturates after 584 years of uptime rather than wrapping to 0,
@@ -233,6 +258,7 @@ impl Worker {
         let period = Duration::from_millis(self.config.status_period_ms.max(10));
         let warning_period = Duration::from_millis(self.config.warning_period_ms.max(10));
         let reconnect = Duration::from_millis(self.config.reconnect_ms.max(10));
+        let stale_after = Duration::from_millis(self.config.stale_after_ms);
         let mut next_status = Instant::now();
         let mut next_warning = Instant::now();
         let mut next_open = Instant::now();
@@ -248,27 +274,39 @@ impl Worker {
                     .ok()
                     .and_then(|mut o| o.final_status.take());
                 if let Some(f) = last {
-                    self.send_status(f);
+                    self.send_status(f, false);
                 }
                 break;
             }
             let now = Instant::now();
-            let (status, warning) = match self.outbox.lock() {
+            let (status, warning, stale) = match self.outbox.lock() {
                 Ok(mut o) => {
+                    let stale = o
+                        .status_at
+                        .is_some_and(|t| now.saturating_duration_since(t) > stale_after);
                     let status = (now >= next_status).then_some(o.status).flatten();
-                    let due = o.warning_changed || (o.warning_active && now >= next_warning);
+                    // A stalled pipeline's warning is old news: let the receiver's timeout act.
+                    let due =
+                        o.warning_changed || (o.warning_active && !stale && now >= next_warning);
                     let warning = due.then_some(o.warning).flatten();
                     if warning.is_some() {
                         o.warning_changed = false;
                     }
-                    (status, warning)
+                    (status, warning, stale)
                 }
-                Err(_) => (None, None),
+                Err(_) => (None, None, false),
             };
             if now >= next_status {
                 next_status = now + period;
                 if let Some(f) = status {
-                    self.send_status(f);
+                    if stale && !self.reported_stall {
+                        tracing::error!(
+                            after_ms = self.config.stale_after_ms,
+                            "no frame decided: AEB reported unavailable on CAN until one is"
+                        );
+                    }
+                    self.reported_stall = stale;
+                    self.send_status(f, stale);
                 }
             }
             if let Some(mut f) = warning {
@@ -297,15 +335,11 @@ impl Worker {
         }
     }
 
-    fn send_status(&mut self, frame: CanFrame) {
+    fn send_status(&mut self, frame: CanFrame, stale: bool) {
         let mut frame = frame;
-        if let Ok(mut s) = AebStatus::decode(frame.payload()) {
-            let errors = self.stats.errors();
-            s.aeb_can_errors = u8::try_from(errors.min(15)).unwrap_or(15);
-            if !self.stats.link_ok.load(Ordering::Relaxed) && errors > 0 {
-                s.aeb_fault_can_bus = 1;
-            }
-            frame = s.encode();
+        if let Ok(s) = AebStatus::decode(frame.payload()) {
+            let link_ok = self.stats.link_ok.load(Ordering::Relaxed);
+            frame = outgoing_status(s, self.stats.errors(), link_ok, stale).encode();
         }
         self.status_counter.protect(&mut frame, AebStatus::E2E);
         self.send(&frame);
@@ -404,6 +438,29 @@ impl Worker {
 mod tests {
     use super::*;
     use socketcan::Frame as _;
+
+    #[test]
+    fn a_stale_status_says_unavailable_and_frame_lost_but_never_undoes_off() {
+        let standby = AebStatus {
+            aeb_mode: Mode::Standby as u8,
+            ..Default::default()
+        };
+        let fresh = outgoing_status(standby, 0, true, false);
+        assert_eq!((fresh.aeb_mode, fresh.aeb_fault_frame_lost), (1, 0));
+        let stale = outgoing_status(standby, 0, true, true);
+        assert_eq!(
+            (stale.aeb_mode, stale.aeb_fault_frame_lost),
+            (Mode::Unavailable as u8, 1)
+        );
+        let off = AebStatus {
+            aeb_mode: Mode::Off as u8,
+            ..Default::default()
+        };
+        assert_eq!(outgoing_status(off, 0, true, true).aeb_mode, 0);
+        // The thread's own knowledge: errors (saturating at 15) and the bus fault.
+        let down = outgoing_status(standby, 40, false, false);
+        assert_eq!((down.aeb_can_errors, down.aeb_fault_can_bus), (15, 1));
+    }
 
     #[test]
     fn both_id_widths_cross_the_socket_boundary() {
