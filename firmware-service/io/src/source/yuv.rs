@@ -44,6 +44,9 @@ pub fn packed422_to_rgb(
     out: &mut [u8],
 ) -> Result<(), String> {
     let (w, h) = (width as usize, height as usize);
+    if w == 0 || h == 0 {
+        return Err(format!("{w}×{h} is an empty image"));
+    }
     if !w.is_multiple_of(2) {
         return Err(format!("width {w} is odd; 4:2:2 needs an even width"));
     }
@@ -135,5 +138,10 @@ mod tests {
         assert!(err.contains("odd"), "{err}");
         let err = packed422_to_rgb(&[0; 12], 2, 1, 3, Packed422::Yuyv, &mut out).unwrap_err();
         assert!(err.contains("stride"), "{err}");
+        // Found by fuzz/fuzz_targets/camera_frame.rs: a zero width panicked (chunks of 0 bytes).
+        for (w, h) in [(0, 2), (2, 0), (0, 0)] {
+            let err = packed422_to_rgb(&[0; 12], w, h, 4, Packed422::Uyvy, &mut []).unwrap_err();
+            assert!(err.contains("empty image"), "{err}");
+        }
     }
 }
