@@ -20,18 +20,11 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests", "can"))
+from e2e import protect  # noqa: E402
 FPS = 10
 # CPU detectors run well below this; the folder only has to outlast the run.
 MAX_FRAMES_PER_S = 40
-
-
-def crc8_j1850(data):
-    crc = 0xFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1D) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc ^ 0xFF
 
 
 def speed_payloads(kph):
@@ -42,9 +35,7 @@ def speed_payloads(kph):
         data = bytearray(8)
         data[0], data[1] = raw & 0xFF, raw >> 8
         data[2] = 1  # VS_SpeedValid
-        data[6] = counter
-        data[7] = crc8_j1850(bytes([0xA0, 0x00]) + bytes(data[:7]))
-        out.append(bytes(data).hex().upper())
+        out.append(protect(0xA0, data, counter).hex().upper())
     return out
 
 

@@ -19,6 +19,9 @@ import sys
 
 import cantools
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "can"))
+from e2e import e2e_crc, protect  # noqa: E402
+
 
 def modinfo_depends(path):
     data = open(path, "rb").read()
@@ -54,28 +57,6 @@ def cmd_modules(kmoddir, dest, names):
     for n in names:
         visit(n)
     print(" ".join(order))
-
-
-# --- E2E (must match firmware-service/core/src/can/e2e.rs and the DBC) -----------------------------
-def crc8_sae_j1850(data):
-    crc = 0xFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1D) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc ^ 0xFF
-
-
-def e2e_crc(frame_id, payload, crc_byte=7):
-    body = bytes(b for i, b in enumerate(payload) if i != crc_byte)
-    return crc8_sae_j1850(bytes([frame_id & 0xFF, (frame_id >> 8) & 0xFF]) + body)
-
-
-def protect(frame_id, payload, counter):
-    p = bytearray(payload)
-    p[6] = (p[6] & 0xF0) | (counter % 15)
-    p[7] = e2e_crc(frame_id, p)
-    return bytes(p)
 
 
 def cmd_speedlog(dbc, out):

@@ -36,6 +36,32 @@ fn config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// `run` with one output that cannot be written: the run completes all three frames, and the
+/// summary names the output. Returns stderr.
+fn run_despite_failing(config: &Path, out: &Path, failing: &[&str]) -> String {
+    let (o, stdout, stderr) = run(config, out);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("frames: 3 processed, 0 skipped"),
+        "{stdout}"
+    );
+    for output in failing {
+        assert!(
+            stdout.contains(&format!("output failed: {output} could not be written for")),
+            "{output}: {stdout}"
+        );
+    }
+    stderr
+}
+
+/// A `[record]` table recording every frame into `dir`.
+fn continuous_recording(dir: &Path) -> String {
+    format!(
+        "\n[record]\nmode = \"continuous\"\ndir = {:?}\n",
+        dir.display().to_string()
+    )
+}
+
 fn run(config: &Path, out: &Path) -> (Output, String, String) {
     let o = adasd(&[
         "run",
@@ -72,16 +98,7 @@ fn a_log_on_a_full_disk_stops_neither_the_run_nor_the_other_outputs() {
     // Every write to /dev/full fails with ENOSPC, as on a full disk.
     std::os::unix::fs::symlink("/dev/full", out.join("frames.jsonl")).unwrap();
 
-    let (o, stdout, stderr) = run(&config, &out);
-    assert!(o.status.success(), "{stderr}");
-    assert!(
-        stdout.contains("frames: 3 processed, 0 skipped"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("output failed: frames.jsonl could not be written for"),
-        "{stdout}"
-    );
+    let stderr = run_despite_failing(&config, &out, &["frames.jsonl"]);
     assert!(
         stderr.contains("frames.jsonl") && stderr.contains("No space left on device"),
         "the log names the file and the reason: {stderr}"
@@ -102,28 +119,15 @@ fn a_log_on_a_full_disk_stops_neither_the_run_nor_the_other_outputs() {
 fn an_output_folder_that_cannot_be_created_leaves_the_recording_complete() {
     let dir = tempfile::tempdir().unwrap();
     let recordings = dir.path().join("recordings");
-    let config = config(
-        dir.path(),
-        &format!(
-            "\n[record]\nmode = \"continuous\"\ndir = {:?}\n",
-            recordings.display().to_string()
-        ),
-    );
+    let config = config(dir.path(), &continuous_recording(&recordings));
     // A file where the output folder should be: nothing can be created under it.
     let blocker = dir.path().join("blocker");
     std::fs::write(&blocker, b"not a folder").unwrap();
-    let (o, stdout, stderr) = run(&config, &blocker.join("out"));
-    assert!(o.status.success(), "{stderr}");
-    assert!(
-        stdout.contains("frames: 3 processed, 0 skipped"),
-        "{stdout}"
+    let stderr = run_despite_failing(
+        &config,
+        &blocker.join("out"),
+        &["can.log", "frames.jsonl", "annotated frames"],
     );
-    for output in ["can.log", "frames.jsonl", "annotated frames"] {
-        assert!(
-            stdout.contains(&format!("output failed: {output} could not be written for")),
-            "{output}: {stdout}"
-        );
-    }
     assert!(stderr.contains("cannot write"), "{stderr}");
     // The recording holds every frame, with the fault on the statuses it recorded.
     let files: Vec<_> = std::fs::read_dir(&recordings)
@@ -151,22 +155,10 @@ fn a_recording_folder_that_cannot_be_created_leaves_the_logs_complete() {
     std::fs::write(&blocker, b"not a folder").unwrap();
     let config = config(
         dir.path(),
-        &format!(
-            "\n[record]\nmode = \"continuous\"\ndir = {:?}\n",
-            blocker.join("recordings").display().to_string()
-        ),
+        &continuous_recording(&blocker.join("recordings")),
     );
     let out = dir.path().join("out");
-    let (o, stdout, stderr) = run(&config, &out);
-    assert!(o.status.success(), "{stderr}");
-    assert!(
-        stdout.contains("frames: 3 processed, 0 skipped"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("output failed: recording could not be written for"),
-        "{stdout}"
-    );
+    let stderr = run_despite_failing(&config, &out, &["recording"]);
     assert!(
         stderr.contains("recording") && stderr.contains("cannot create"),
         "{stderr}"
