@@ -159,6 +159,8 @@ pub struct RecorderStats {
     pub error: Option<String>,
     /// Frames not recorded because writing had failed and was waiting to be retried.
     pub lost_frames: u64,
+    /// Bytes written into recording files (messages and their record headers).
+    pub bytes: u64,
 }
 
 impl RecorderStats {
@@ -300,7 +302,10 @@ impl Recorder {
             self.open(label)?;
         }
         if let Some(f) = self.file.as_mut() {
-            f.write_frame(frame)?;
+            let before = f.bytes();
+            let written = f.write_frame(frame);
+            self.stats.bytes += f.bytes() - before;
+            written?;
             let full = f.bytes() >= self.config.max_file_mb.saturating_mul(1 << 20)
                 || f.duration_ns() >= self.config.max_file_s.saturating_mul(1_000_000_000);
             if full && matches!(self.target, Target::Dir(_)) {
@@ -428,6 +433,14 @@ mod tests {
         recorder.record(&frame(11), false).unwrap();
         let stats = recorder.finish();
         assert_eq!((stats.frames, stats.lost_frames, stats.errors), (2, 10, 1));
+        // The two frames' messages: something, and less than the file with its header,
+        // schemas and summary.
+        let file_bytes = std::fs::metadata(&stats.files[0]).unwrap().len();
+        assert!(
+            stats.bytes > 0 && stats.bytes < file_bytes,
+            "{} bytes counted, file {file_bytes}",
+            stats.bytes
+        );
         let written = reader::Recording::open(&stats.files[0]).unwrap();
         let times: Vec<u64> = written.frames.iter().map(|f| f.t_ns).collect();
         assert_eq!(times, [1_000_000_000, 1_100_000_000]);

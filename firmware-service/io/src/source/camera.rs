@@ -270,6 +270,11 @@ impl CaptureClock {
     pub fn report_time(&mut self, now_ns: u64) -> u64 {
         self.frame_time(None, now_ns)
     }
+
+    /// How long before the monotonic time `now_ns` a frame stamped `t_ns` was captured.
+    pub fn age_ns(&self, t_ns: u64, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.origin_ns).saturating_sub(t_ns)
+    }
 }
 
 /// A `struct timeval` (seconds, microseconds) as nanoseconds; `None` when negative.
@@ -476,6 +481,15 @@ mod tests {
         // Stamps from before the source opened clamp to its start.
         let mut clock = CaptureClock::new(10_000_000_000);
         assert_eq!(clock.frame_time(Some(5), 0), 0);
+    }
+
+    #[test]
+    fn a_frame_s_age_is_measured_on_the_driver_s_clock() {
+        let mut clock = CaptureClock::new(10_000_000_000);
+        let t = clock.frame_time(timeval_ns(10, 500_000), 0);
+        assert_eq!(clock.age_ns(t, 10_540_000_000), 40_000_000);
+        // A clock read before the stamp (never on one clock) is no age, not a wrap-around.
+        assert_eq!(clock.age_ns(t, 10_100_000_000), 0);
     }
 
     #[test]

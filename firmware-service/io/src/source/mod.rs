@@ -77,6 +77,13 @@ pub trait FrameSource {
         false
     }
 
+    /// How long ago a frame stamped `t_capture_ns` was captured, for sources whose times are
+    /// the system's monotonic clock (cameras: the driver's stamp). `None` for sources whose
+    /// times are data times (files, recordings): their frames are as old as their delivery.
+    fn capture_age(&self, _t_capture_ns: u64) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The last frame's JPEG bytes when the source has them, so a recorder stores them as they
     /// are instead of encoding the image again.
     fn last_jpeg(&self) -> Option<&[u8]> {

@@ -242,6 +242,12 @@ impl FrameSource for V4l2Camera {
     fn disconnected(&self) -> bool {
         self.open.is_none()
     }
+
+    fn capture_age(&self, t_capture_ns: u64) -> Option<Duration> {
+        Some(Duration::from_nanos(
+            self.clock.age_ns(t_capture_ns, monotonic_ns()),
+        ))
+    }
 }
 
 /// Drops a stream without letting the `v4l` crate's drop (which panics when `VIDIOC_STREAMOFF`
