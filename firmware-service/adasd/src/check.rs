@@ -3,7 +3,7 @@
 //! keys), the manifest, the model and the calibration, and opening the source (a `file://`
 //! that is a folder or missing) are the checks `run` itself makes at start; these are the rest.
 
-use crate::config::{CanConfig, CanMode, Config};
+use crate::config::{CanConfig, CanMode, Config, MetricsConfig};
 use adas_detect::{BackendKind, DetectError};
 use adas_io::source::FrameSource;
 use adas_plugins::manifest::{Manifest, RoadUser};
@@ -72,6 +72,37 @@ pub fn preflight(
             .into_iter()
             .map(Finding::warning),
     );
+    findings.extend(metrics_endpoint(&config.metrics));
+    findings
+}
+
+/// The metrics endpoint: an address other machines can reach serves data about the vehicle
+/// without authentication; an address that cannot be bound now (port taken, privileged, not
+/// this machine's) leaves `run` without the endpoint, retrying.
+fn metrics_endpoint(metrics: &MetricsConfig) -> Vec<Finding> {
+    // The address was checked when the config was loaded.
+    let Ok(Some(addr)) = metrics.listen_addr() else {
+        return Vec::new();
+    };
+    let mut findings = Vec::new();
+    if !addr.ip().is_loopback() {
+        findings.push(Finding::warning(format!(
+            "[metrics] listen = \"{addr}\" is reachable from other machines: anyone who can \
+             reach it reads the vehicle's metrics (no authentication); use 127.0.0.1 unless a \
+             firewall limits it, and allow the address in the unit's IPAddressAllow"
+        )));
+    }
+    // Port 0 takes any free port: nothing to check.
+    if addr.port() != 0 {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            findings.push(Finding::warning(format!(
+                "[metrics] listen = \"{addr}\": cannot listen now: {e} ({}); `run` would log \
+                 it and retry every 10 s (a daemon already running with this config holds the \
+                 port: then all is well)",
+                crate::metrics::bind_hint(e.kind())
+            )));
+        }
+    }
     findings
 }
 
@@ -191,6 +222,31 @@ mod tests {
         assert!(
             f.message.contains("640×480") && f.message.contains("768×576"),
             "{f}"
+        );
+    }
+
+    #[test]
+    fn a_metrics_port_in_use_or_open_to_the_network_is_a_warning() {
+        let listen = |addr: String| MetricsConfig {
+            listen: Some(addr),
+            ..MetricsConfig::default()
+        };
+        assert_eq!(metrics_endpoint(&MetricsConfig::default()), []);
+        assert_eq!(metrics_endpoint(&listen("127.0.0.1:0".into())), []);
+        let open = metrics_endpoint(&listen("0.0.0.0:0".into()));
+        assert_eq!(open.len(), 1);
+        assert_eq!(open[0].severity, Severity::Warning);
+        assert!(open[0].message.contains("other machines"), "{}", open[0]);
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let busy = metrics_endpoint(&listen(addr.to_string()));
+        assert_eq!(busy.len(), 1);
+        assert_eq!(busy[0].severity, Severity::Warning);
+        assert!(
+            busy[0].message.contains(&addr.to_string())
+                && busy[0].message.contains("another process has this port"),
+            "{}",
+            busy[0]
         );
     }
 

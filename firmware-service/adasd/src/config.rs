@@ -49,6 +49,10 @@ pub struct Config {
     /// MCAP recording: off, continuous or event (black box); `docs/RECORDING.md`.
     #[serde(default)]
     pub record: adas_record::RecordConfig,
+    /// The Prometheus endpoint (`/metrics`, `/healthz`); off unless `listen` is given
+    /// (docs/METRICS.md).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -478,6 +482,57 @@ impl Default for OutputConfig {
     }
 }
 
+/// `[metrics]`: the HTTP endpoint for Prometheus and health checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `IP:PORT` to serve on (`127.0.0.1:9108`, `[::1]:9108`; port 0: any free port, logged).
+    /// Absent: no endpoint.
+    pub listen: Option<String>,
+    /// A connection that has not sent its request, or not taken the response, within this is
+    /// closed, ms.
+    pub timeout_ms: u64,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            timeout_ms: 2000,
+        }
+    }
+}
+
+impl MetricsConfig {
+    pub const RANGES: &'static [Bound<MetricsConfig>] = &[Bound::new(
+        "timeout_ms",
+        Range::new(10.0, 30_000.0, "ms"),
+        |m| m.timeout_ms.numbers(),
+        "a scraper sends its request at once; one connection is served at a time, so a client \
+         that stalls holds the next scrape (Prometheus gives up after 10 s) for this long",
+    )];
+
+    /// The address to serve on (`None`: no endpoint). Only IP addresses: a host name would
+    /// depend on name resolution at start-up.
+    pub fn listen_addr(&self) -> Result<Option<std::net::SocketAddr>, Refused> {
+        self.listen
+            .as_deref()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    Refused::new(
+                        "listen",
+                        format!(
+                            "`{text}` is not an IP address and port; write e.g. \"127.0.0.1:9108\" \
+                             or \"[::1]:9108\" (port 0: any free port), or remove the key to turn \
+                             the endpoint off"
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    }
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -570,7 +625,12 @@ impl Config {
         self.tracker.validate().map_err(|r| r.within("tracker"))?;
         range::check(&self.can, CanConfig::RANGES).map_err(|r| r.within("can"))?;
         check_can(&self.can).map_err(|r| r.within("can"))?;
-        self.record.validate().map_err(|r| r.within("record"))
+        self.record.validate().map_err(|r| r.within("record"))?;
+        range::check(&self.metrics, MetricsConfig::RANGES).map_err(|r| r.within("metrics"))?;
+        self.metrics
+            .listen_addr()
+            .map(|_| ())
+            .map_err(|r| r.within("metrics"))
     }
 }
 
@@ -592,6 +652,7 @@ pub fn range_rows() -> Vec<Row> {
         range::rows("`[tracker.process_noise.<class>]`", ClassNoise::RANGES),
         range::rows("`[can]`", CanConfig::RANGES),
         range::rows("`[record]`", adas_record::RecordConfig::RANGES),
+        range::rows("`[metrics]`", MetricsConfig::RANGES),
         Manifest::range_rows(),
     ]
     .concat()
@@ -857,6 +918,7 @@ speed_kph = 30
             ("record", "pre_event_s = -1", "0–60 s"),
             ("record", "post_event_s = nan", "0–60 s"),
             ("record", "jpeg_quality = 0", "1–100"),
+            ("metrics", "timeout_ms = 0", "10–30000 ms"),
         ];
         for (table, line, range) in cases {
             let text = with(table, line);
@@ -896,6 +958,32 @@ speed_kph = 30
             "max_position_std_m = 0.5\nmin_position_std_m = 1",
         ));
         assert!(err.contains("tracker.max_position_std_m"), "{err}");
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_off_by_default_and_its_address_is_checked() {
+        let c = Config::parse(MINIMAL, Path::new("a.toml")).unwrap();
+        assert_eq!(c.metrics.listen_addr(), Ok(None));
+        let c = Config::parse(
+            &with("metrics", "listen = \"[::1]:9108\""),
+            Path::new("a.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.metrics.listen_addr(),
+            Ok(Some("[::1]:9108".parse().unwrap()))
+        );
+        for bad in ["localhost:9108", "127.0.0.1", "127.0.0.1:65536", ""] {
+            let text = with("metrics", &format!("listen = {bad:?}"));
+            let err = refused(&text);
+            let at = text.lines().position(|l| l.starts_with("listen")).unwrap() + 1;
+            assert!(
+                err.contains("key `metrics.listen`")
+                    && err.contains(&format!("line {at}:"))
+                    && err.contains("127.0.0.1:9108"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

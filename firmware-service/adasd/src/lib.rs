@@ -7,6 +7,7 @@ pub mod benchmark;
 pub mod check;
 pub mod config;
 pub mod eval;
+pub mod metrics;
 pub mod record;
 pub mod service;
 

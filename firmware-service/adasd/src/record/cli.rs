@@ -264,6 +264,8 @@ fn replay_options(
     options.record_to = Some(a.out.join(REPLAY_FILE));
     options.speed = speed;
     options.wall_clock_telemetry = false;
+    // A replay beside the running daemon must not take over its endpoint.
+    options.serve_metrics = false;
     options.annotate = Some(a.frames);
     options.progress = true;
     options.record_images = !a.no_images;

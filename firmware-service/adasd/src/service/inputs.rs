@@ -2,6 +2,9 @@
 //! recording. The live SocketCAN link also takes the status and warnings out.
 
 use crate::config::{CanMode, Config};
+#[cfg(target_os = "linux")]
+use crate::metrics::BusCounters;
+use crate::metrics::LinkCounters;
 use adas_core::aeb::decider::Decision;
 #[cfg(target_os = "linux")]
 use adas_core::aeb::decider::Stage;
@@ -179,6 +182,42 @@ impl CanLink {
 
     #[cfg(not(target_os = "linux"))]
     pub(crate) fn publish(&self, _status: &Status, _inhibit: u8, _decision: Option<&Decision>) {}
+
+    /// The link's counters so far, for the metrics.
+    pub(crate) fn counters(&self) -> LinkCounters {
+        let inputs =
+            |i: &EgoInput| Some([i.speed.counters, i.driver.counters, i.yaw_rate.counters]);
+        match self {
+            CanLink::Fixed => LinkCounters::default(),
+            CanLink::Replay { log, input } => LinkCounters {
+                inputs: inputs(input),
+                bad_log_lines: Some(log.stats().bad_lines),
+                ..LinkCounters::default()
+            },
+            CanLink::Recorded { input } => LinkCounters {
+                inputs: inputs(input),
+                ..LinkCounters::default()
+            },
+            #[cfg(target_os = "linux")]
+            CanLink::Bus { bus, input } => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let s = bus.stats();
+                LinkCounters {
+                    bus: Some(BusCounters {
+                        tx_frames: s.tx_frames.load(Relaxed),
+                        tx_errors: s.tx_errors.load(Relaxed),
+                        tx_dropped: s.tx_dropped.load(Relaxed),
+                        bus_off: s.bus_off.load(Relaxed),
+                        error_frames: s.error_frames.load(Relaxed),
+                        rx_overflow: s.rx_overflow.load(Relaxed),
+                        link_up: s.link_ok.load(Relaxed),
+                    }),
+                    inputs: inputs(input),
+                    bad_log_lines: None,
+                }
+            }
+        }
+    }
 
     /// The run is over: the bus says so (status off) and the input's counters are logged.
     pub(crate) fn shutdown(self) {

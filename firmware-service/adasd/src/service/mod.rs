@@ -15,6 +15,7 @@ pub use inputs::Inputs;
 pub use pipeline::{FrameFault, FrameOutcome, Pipeline};
 
 use crate::config::Config;
+use crate::metrics::{Decided, Endpoint, FrameObservation, SkipReason};
 use adas_core::aeb::decider::Decision;
 use adas_core::aeb::InhibitReason;
 use adas_core::can::messages::{fault, Encoder, Status};
@@ -136,10 +137,13 @@ pub struct RunOptions {
     pub progress: bool,
     /// Record camera images (off: decisions only, e.g. for small reference files).
     pub record_images: bool,
+    /// Serve `[metrics]` when the config asks for it (off in replays).
+    pub serve_metrics: bool,
 }
 
 impl RunOptions {
-    /// Live defaults: no pacing, wall-clock telemetry, `[record]` from the config.
+    /// Live defaults: no pacing, wall-clock telemetry, `[record]` and `[metrics]` from the
+    /// config.
     pub fn new(out_dir: PathBuf) -> Self {
         Self {
             out_dir,
@@ -154,6 +158,7 @@ impl RunOptions {
             annotate: None,
             progress: false,
             record_images: true,
+            serve_metrics: true,
         }
     }
 }
@@ -183,6 +188,16 @@ pub fn run_with(
     let mut telemetry = Telemetry::start(&pipeline.detections_from(), options, source.len_hint());
     let mut pacer = Pacer::new(options.speed);
     let mut summary = Summary::default();
+    let endpoint = if options.serve_metrics {
+        let config = pipeline.config();
+        Endpoint::start(
+            &config.metrics,
+            pipeline.detections_from(),
+            Duration::from_millis(config.can.stale_after_ms),
+        )?
+    } else {
+        None
+    };
 
     while let Some(item) = source.next_frame() {
         if stop.load(Ordering::SeqCst) {
@@ -197,6 +212,11 @@ pub fn run_with(
             .map_or_else(|e| e.t_capture_ns, |f| f.t_capture_ns);
         pacer.wait(t_ns);
         let started = Instant::now();
+        // A camera's frame was captured before it arrived; other sources' frames, on arrival.
+        let captured = source
+            .capture_age(t_ns)
+            .and_then(|age| started.checked_sub(age))
+            .unwrap_or(started);
         // Inputs: the vehicle's (CAN) and, in object-list replays, the recorded detections.
         let mut can_rx = Vec::new();
         let (ego, can_inhibit) = link.ego(t_ns, source.take_recorded_can_rx(), &mut can_rx);
@@ -218,7 +238,9 @@ pub fn run_with(
         );
         summary.count(t_ns, &result, elapsed);
         let decision = result.as_ref().ok().map(|(_, o)| &o.decision);
-        link.publish(&status, inhibit_code(decision, can_inhibit), decision);
+        let inhibit = inhibit_reason(decision, can_inhibit);
+        link.publish(&status, inhibit.map_or(0, |r| r.code()), decision);
+        let capture_to_can = captured.elapsed();
         let sent = can_tx.frames(t_ns, decision, &status);
         outputs.frame(&FrameReport {
             t_ns,
@@ -230,11 +252,28 @@ pub fn run_with(
             can_tx: &sent,
             elapsed,
         });
+        if let Some(e) = &endpoint {
+            e.metrics.frame(&FrameObservation {
+                decided: decided(&result, recorded_detections),
+                pipeline: elapsed,
+                capture_to_can,
+                status,
+                inhibit,
+                can_rx: can_rx.len() as u64,
+                can_logged: sent.len() as u64,
+                link: link.counters(),
+                recording: outputs.recording_counters(),
+                outputs: outputs.health(),
+            });
+        }
         telemetry.frame(&summary);
     }
 
     telemetry.finish();
     link.shutdown();
+    if let Some(e) = &endpoint {
+        e.metrics.off();
+    }
     let written = outputs.finish(summary.last_t_ns, &[can_tx.off()]);
     summary.can_frames = written.can_frames;
     summary.recording = written.recording;
@@ -288,12 +327,33 @@ fn status_of(
     status
 }
 
-/// The inhibit code the status message carries: the decider's, or the CAN supervision's when
-/// the frame produced no decision.
-fn inhibit_code(decision: Option<&Decision>, can_inhibit: Option<InhibitReason>) -> u8 {
+/// The inhibit reason the status message carries: the decider's, or the CAN supervision's
+/// when the frame produced no decision.
+fn inhibit_reason(
+    decision: Option<&Decision>,
+    can_inhibit: Option<InhibitReason>,
+) -> Option<InhibitReason> {
     match decision {
-        Some(d) => d.inhibit.map_or(0, |r| r.code()),
-        None => can_inhibit.map_or(0, |r| r.code()),
+        Some(d) => d.inhibit,
+        None => can_inhibit,
+    }
+}
+
+/// What the metrics count of a frame's result.
+fn decided(
+    result: &Result<(Frame, FrameOutcome), FrameFault>,
+    recorded_detections: bool,
+) -> Result<Decided, SkipReason> {
+    match result {
+        Ok((_, o)) => Ok(Decided {
+            stage: o.decision.stage,
+            warning: o.decision.warning(),
+            inhibit: o.decision.inhibit,
+            detector: (!recorded_detections).then(|| o.times.total()),
+        }),
+        Err(FrameFault::Lost(_)) => Err(SkipReason::FrameLost),
+        Err(FrameFault::SizeMismatch { .. }) => Err(SkipReason::Calibration),
+        Err(FrameFault::Detector { .. }) => Err(SkipReason::Detector),
     }
 }
 
@@ -467,8 +527,11 @@ mod tests {
     }
 
     #[test]
-    fn the_inhibit_code_is_the_deciders_else_the_supervisions() {
-        assert_eq!(inhibit_code(None, Some(InhibitReason::EgoStale)), 3);
-        assert_eq!(inhibit_code(None, None), 0);
+    fn the_inhibit_reason_is_the_deciders_else_the_supervisions() {
+        assert_eq!(
+            inhibit_reason(None, Some(InhibitReason::EgoStale)),
+            Some(InhibitReason::EgoStale)
+        );
+        assert_eq!(inhibit_reason(None, None), None);
     }
 }

@@ -4,6 +4,7 @@
 use super::events::{frame_event_json, frame_line, EgoUsed};
 use super::pipeline::{FrameFault, FrameOutcome};
 use crate::config::Config;
+use crate::metrics::{OutputHealth, RecordingCounters, MAX_OUTPUTS};
 use adas_calibration::Homography;
 use adas_io::can::candump;
 use adas_io::line_file::{LineFile, DEFAULT_BACKLOG_BYTES};
@@ -258,6 +259,14 @@ impl<S: Sink> Guarded<S> {
         self.failing_for > 0
     }
 
+    fn health(&self) -> OutputHealth {
+        OutputHealth {
+            name: self.name,
+            failed_frames: self.failures,
+            failing: self.failing(),
+        }
+    }
+
     /// Logs a change of health, and a reminder every [`RELOG_EVERY_FRAMES`] while failing.
     fn note(&mut self, result: anyhow::Result<()>) {
         match result {
@@ -356,6 +365,29 @@ impl Outputs {
             || self.events.failing()
             || self.frames.as_ref().is_some_and(Guarded::failing)
             || self.recording.as_ref().is_some_and(Guarded::failing)
+    }
+
+    /// Each output's health, for the metrics.
+    pub fn health(&self) -> [Option<OutputHealth>; MAX_OUTPUTS] {
+        [
+            Some(self.can.health()),
+            Some(self.events.health()),
+            self.frames.as_ref().map(Guarded::health),
+            self.recording.as_ref().map(Guarded::health),
+        ]
+    }
+
+    /// What the recorder has written so far, when recording.
+    pub fn recording_counters(&self) -> Option<RecordingCounters> {
+        self.recording.as_ref().map(|g| {
+            let s = &g.sink.recorder.stats;
+            RecordingCounters {
+                bytes: s.bytes,
+                frames: s.frames,
+                dropped_frames: s.lost_frames,
+                errors: s.errors,
+            }
+        })
     }
 
     /// Writes the closing frames and closes every output; failures are logged and counted.
