@@ -131,6 +131,10 @@ pub fn bind_hint(kind: ErrorKind) -> &'static str {
              port above 1023"
         }
         ErrorKind::AddrNotAvailable => "no interface of this machine has this address",
+        ErrorKind::Unsupported => {
+            "IP sockets are not allowed here (systemd's RestrictAddressFamilies?): see \
+             docs/METRICS.md"
+        }
         _ => "check [metrics] listen",
     }
 }
