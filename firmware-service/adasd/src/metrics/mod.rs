@@ -1,11 +1,12 @@
 //! The Prometheus endpoint: `GET /metrics` (text format 0.0.4) and `GET /healthz` (the AEB
 //! status on CAN as 200 or 503), opt-in with `[metrics] listen` (docs/METRICS.md).
 //!
-//! The run loop adds each frame to [`Metrics`] under a lock held for a few hundred
-//! nanoseconds (plain additions into fixed arrays); the server thread ([`http`]) copies the
-//! counters under the same lock and formats them outside it, so a scrape never slows a
-//! decision. A server that cannot bind is an output failure: logged, retried, never a reason
-//! to stop deciding.
+//! The run loop keeps the counters itself ([`Publisher`]: plain additions into fixed arrays)
+//! and after each frame offers a copy to the server thread with `try_lock`: if a scrape holds
+//! the copy just then, this frame's offer is skipped and the next one carries it (the counters
+//! are cumulative), so the decision path never waits. The server thread ([`http`]) takes the
+//! copy and formats it outside the lock. A server that cannot bind is an output failure:
+//! logged, retried, never a reason to stop deciding.
 
 mod health;
 mod histogram;
@@ -22,17 +23,17 @@ pub use state::{
 
 use crate::config::MetricsConfig;
 use state::State;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
-/// The counters, shared between the run loop and the server thread.
+/// The counters as last published by the run loop, shared with the server thread.
 #[derive(Clone)]
 pub struct Metrics {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    state: Mutex<State>,
+    published: Mutex<State>,
     /// What makes the detections ("MODEL on BACKEND"), for `adas_build_info`.
     detector: String,
     /// No status for this long: `/healthz` reports the pipeline stalled (`[can] stale_after_ms`,
@@ -44,26 +45,14 @@ impl Metrics {
     pub fn new(detector: String, stale_after: Duration) -> Metrics {
         Metrics {
             shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
+                published: Mutex::new(State::default()),
                 detector,
                 stale_after,
             }),
         }
     }
 
-    /// Adds one frame, once its status went to CAN and its outputs have it.
-    pub fn frame(&self, observation: &FrameObservation) {
-        let now = Instant::now();
-        self.lock().frame(observation, now);
-    }
-
-    /// The run is over and the bus heard status Off.
-    pub fn off(&self) {
-        let now = Instant::now();
-        self.lock().off(now);
-    }
-
-    /// The text exposition of the counters as they are now.
+    /// The text exposition of the counters as last published.
     pub fn exposition(&self) -> String {
         let snapshot = *self.lock();
         snapshot.encode(&self.shared.detector)
@@ -75,19 +64,53 @@ impl Metrics {
         health::verdict(last.as_ref(), Instant::now(), self.shared.stale_after)
     }
 
-    /// The counters; a panic elsewhere while they were held leaves them usable (they are
-    /// plain numbers, each update complete or not begun).
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    /// The published copy; a panic elsewhere while it was held leaves it usable (it is only
+    /// ever replaced whole).
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.shared
-            .state
+            .published
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
+/// The run loop's side: the counters, and their publication to [`Metrics`].
+pub struct Publisher {
+    state: State,
+    metrics: Metrics,
+}
+
+impl Publisher {
+    pub fn new(metrics: Metrics) -> Publisher {
+        Publisher {
+            state: State::default(),
+            metrics,
+        }
+    }
+
+    /// Adds one frame, once its status went to CAN and its outputs have it, and offers the
+    /// counters to the server without waiting.
+    pub fn frame(&mut self, observation: &FrameObservation) {
+        self.state.frame(observation, Instant::now());
+        match self.metrics.shared.published.try_lock() {
+            Ok(mut published) => *published = self.state,
+            Err(TryLockError::Poisoned(p)) => *p.into_inner() = self.state,
+            // A scrape is copying: the next frame publishes this one's counts too.
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
+
+    /// The run is over and the bus heard status Off (published even if a scrape is copying:
+    /// the decisions are done).
+    pub fn off(&mut self) {
+        self.state.off(Instant::now());
+        *self.metrics.lock() = self.state;
+    }
+}
+
 /// The counters and the server that exposes them, for one run.
 pub struct Endpoint {
-    pub metrics: Metrics,
+    pub publisher: Publisher,
     /// `None` when its thread could not be started (logged).
     _server: Option<http::Server>,
 }
@@ -118,7 +141,7 @@ impl Endpoint {
             }
         };
         Ok(Some(Endpoint {
-            metrics,
+            publisher: Publisher::new(metrics),
             _server: server,
         }))
     }

@@ -188,7 +188,7 @@ pub fn run_with(
     let mut telemetry = Telemetry::start(&pipeline.detections_from(), options, source.len_hint());
     let mut pacer = Pacer::new(options.speed);
     let mut summary = Summary::default();
-    let endpoint = if options.serve_metrics {
+    let mut endpoint = if options.serve_metrics {
         let config = pipeline.config();
         Endpoint::start(
             &config.metrics,
@@ -252,8 +252,8 @@ pub fn run_with(
             can_tx: &sent,
             elapsed,
         });
-        if let Some(e) = &endpoint {
-            e.metrics.frame(&FrameObservation {
+        if let Some(e) = endpoint.as_mut() {
+            e.publisher.frame(&FrameObservation {
                 decided: decided(&result, recorded_detections),
                 pipeline: elapsed,
                 capture_to_can,
@@ -271,8 +271,8 @@ pub fn run_with(
 
     telemetry.finish();
     link.shutdown();
-    if let Some(e) = &endpoint {
-        e.metrics.off();
+    if let Some(e) = endpoint.as_mut() {
+        e.publisher.off();
     }
     let written = outputs.finish(summary.last_t_ns, &[can_tx.off()]);
     summary.can_frames = written.can_frames;
