@@ -2,8 +2,8 @@
 //! ([`State::frame`]) and their Prometheus families ([`State::encode`]), the one place where
 //! metric names live (docs/METRICS.md lists them).
 //!
-//! Everything here is fixed-size and `Copy`, so that the server thread's snapshot is one copy
-//! under the lock and formatting happens outside it.
+//! Everything here is fixed-size and `Copy`, so that publishing to the server thread and its
+//! snapshot are one copy each, and formatting happens outside the lock.
 
 use super::histogram::Histogram;
 use super::text::{Kind, Text};
