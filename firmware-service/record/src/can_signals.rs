@@ -35,10 +35,11 @@ pub fn schema_name(m: &MessageSpec) -> String {
 }
 
 fn signal_schema(s: &SignalSpec) -> Value {
-    let mut description = s.comment.to_string();
+    let mut description = format!("{} Range {}..{}", s.comment, s.min, s.max);
     if !s.unit.is_empty() {
-        description.push_str(&format!(" [{}]", s.unit));
+        description.push_str(&format!(" {}", s.unit));
     }
+    description.push('.');
     if s.is_integer() {
         json!({"type": "integer", "description": description})
     } else {
