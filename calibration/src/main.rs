@@ -25,9 +25,15 @@ const TOOL: &str = concat!("adas-calibrate ", env!("CARGO_PKG_VERSION"));
     name = "adas-calibrate",
     version,
     about = "Bench calibration: intrinsics, ground homography (points, chessboards, lane \
-             markings, measured mounting), validation report"
+             markings, measured mounting), validation report",
+    after_help = "Exit status: 0 success (the calibration file was written), 1 failure (the \
+                  message says what and where; nothing was written), 2 usage error. \
+                  docs/CLI.md and docs/CALIBRATION.md have the details.",
+    help_expected = true
 )]
 struct Cli {
+    #[command(flatten)]
+    verbosity: adas_cli::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -723,6 +729,7 @@ fn cmd_intrinsics(_a: &IntrinsicsArgs) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _logging = adas_cli::init(&cli.verbosity);
     let r = match &cli.command {
         Command::Intrinsics(a) => cmd_intrinsics(a),
         Command::Homography(a) => cmd_homography(a),
@@ -737,5 +744,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help_and_the_parser_is_consistent() {
+        // `help_expected`: clap's debug assertions refuse an argument without help text.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

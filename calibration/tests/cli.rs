@@ -474,3 +474,14 @@ fn lanes_refuses_what_does_not_determine_the_camera() {
         &["marks.toml:", "lateral"],
     );
 }
+
+#[test]
+fn adas_calibrate_keeps_the_conventions() {
+    assert_eq!(
+        adas_cli::conformance::violations(
+            Path::new(env!("CARGO_BIN_EXE_adas-calibrate")),
+            "adas-calibrate"
+        ),
+        Vec::<String>::new()
+    );
+}

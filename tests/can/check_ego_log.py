@@ -31,7 +31,9 @@ def main(dbc_path, log_path, speed_kph):
             sig = msg.decode(bytes.fromhex(m[5]))
             counter = next(v for k, v in sig.items() if k.endswith("Counter"))
             if msg.name == "VehicleSpeed":
-                if sig["VS_SpeedValid"] != 1 or abs(sig["VS_Speed"] - speed_kph) > 0.005:
+                # Value tables: the flag reads by its label; "NotAvailable" (raw 0xFFFF) is no speed.
+                speed = sig["VS_Speed"]
+                if sig["VS_SpeedValid"] != "Valid" or isinstance(speed, str) or abs(speed - speed_kph) > 0.005:
                     sys.exit(f"{log_path}:{n}: {sig}, expected {speed_kph} km/h valid")
             if msg.name in last:
                 t0, c0 = last[msg.name]

@@ -8,10 +8,21 @@ streaming reader that stops at the first damaged record, as for a recording cut 
 full disk), checks the schemas Foxglove needs (foxglove.CompressedImage in protobuf,
 foxglove.ImageAnnotations in JSON), decodes every camera image with the protobuf descriptor
 stored in the file itself and checks it is a JPEG, parses every JSON message, and checks that
-camera times increase. Prints one line per file: `ok FILE frames=N messages=M topics=...`.
-Exit status 1 on any failure.
+camera times increase.
+
+The Foxglove views (docs/RECORDING.md): every foxglove.SceneUpdate (/viz/*) and
+foxglove.FrameTransform (/tf) message is decoded with the official classes of the
+`foxglove-schemas-protobuf` package, must re-encode to the very same bytes (no field misnumbered,
+none unknown) and must place its entities in the `vehicle` frame; the descriptor set stored in
+the file must be the package's. Every JSON message is validated against the JSON schema of its
+channel (`jsonschema`), which for the decoded CAN topics (/can/rx/<Message>, /can/tx/<Message>)
+lists every DBC signal. Without those two packages these checks are skipped with a note, except
+under CI (CI set), where they are required.
+
+Prints one line per file: `ok FILE frames=N messages=M topics=...`. Exit status 1 on any failure.
 """
 import json
+import os
 import sys
 
 from mcap.reader import make_reader
@@ -23,6 +34,50 @@ try:
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 except ImportError:  # protobuf is a dependency of mcap-protobuf-support; be clear if missing
     descriptor_pb2 = None
+
+
+try:
+    import jsonschema
+    from foxglove_fds import CLASSES as OFFICIAL, descriptor_set
+except ImportError as e:
+    if os.environ.get("CI"):
+        raise SystemExit(
+            f"CI: {e.name} is missing (pip install foxglove-schemas-protobuf==0.4.0 jsonschema==4.26.0)"
+        )
+    print(f"note: {e.name} not installed: Foxglove schema and JSON schema checks skipped")
+    OFFICIAL = None
+    jsonschema = None
+
+VEHICLE_FRAME = "vehicle"
+
+
+def check_foxglove(schema, channel, message):
+    """A SceneUpdate/FrameTransform message, decoded with the official class."""
+    cls = OFFICIAL[schema.name]
+    assert schema.encoding == "protobuf" and channel.message_encoding == "protobuf", channel.topic
+    assert schema.data == descriptor_set(cls), f"{channel.topic}: not the official {schema.name} descriptor"
+    if schema.name == "foxglove.CompressedImage":
+        return
+    msg = cls.FromString(message.data)
+    assert msg.SerializeToString() == message.data, (
+        f"{channel.topic}: {schema.name} does not re-encode to the same bytes (misnumbered or unknown fields)"
+    )
+    stamp = lambda ts: ts.seconds * 1_000_000_000 + ts.nanos  # noqa: E731
+    if schema.name == "foxglove.FrameTransform":
+        assert msg.parent_frame_id == VEHICLE_FRAME and msg.child_frame_id, msg
+        assert stamp(msg.timestamp) == message.log_time
+        q = msg.rotation
+        assert abs(q.x**2 + q.y**2 + q.z**2 + q.w**2 - 1) < 1e-9, q
+        return
+    assert [d.type for d in msg.deletions] == [1], "every update first deletes the topic's entities"
+    ids = [e.id for e in msg.entities]
+    assert len(ids) == len(set(ids)), f"{channel.topic}: entity ids repeat: {ids}"
+    for e in msg.entities:
+        assert e.frame_id == VEHICLE_FRAME, e.frame_id
+        assert stamp(e.timestamp) == message.log_time
+        for p in list(e.cubes) + list(e.spheres) + list(e.arrows):
+            c = p.color
+            assert 0 <= min(c.r, c.g, c.b, c.a) and max(c.r, c.g, c.b, c.a) <= 1, c
 
 
 def protobuf_class(schema):
@@ -52,6 +107,7 @@ def check(path, truncated):
     counts = {}
     camera_times = []
     classes = {}
+    validators = {}
     with open(path, "rb") as f:
         if truncated:
             reader = None
@@ -73,7 +129,11 @@ def check(path, truncated):
                 print(f"   stream ends: {type(e).__name__}: {e}")
                 break
             counts[channel.topic] = counts.get(channel.topic, 0) + 1
-            if channel.topic == "/camera/image":
+            if OFFICIAL is not None and schema.name in OFFICIAL:
+                check_foxglove(schema, channel, message)
+            if channel.topic.startswith(("/viz/", "/tf")):
+                assert schema.name in ("foxglove.SceneUpdate", "foxglove.FrameTransform"), schema.name
+            elif channel.topic == "/camera/image":
                 assert schema.name == "foxglove.CompressedImage", schema.name
                 assert schema.encoding == "protobuf" and channel.message_encoding == "protobuf"
                 if descriptor_pb2 is not None:
@@ -87,8 +147,20 @@ def check(path, truncated):
             else:
                 assert channel.message_encoding == "json", channel.message_encoding
                 assert schema.encoding == "jsonschema", schema.encoding
-                json.loads(schema.data)
                 obj = json.loads(message.data)
+                if jsonschema is not None:
+                    validator = validators.get(schema.id)
+                    if validator is None:
+                        validator = validators.setdefault(
+                            schema.id, jsonschema.Draft202012Validator(json.loads(schema.data))
+                        )
+                    validator.validate(obj)
+                else:
+                    json.loads(schema.data)
+                if channel.topic.startswith(("/can/rx/", "/can/tx/")):
+                    name = channel.topic.split("/")[3]
+                    assert schema.name == f"adas.can.{name}", (channel.topic, schema.name)
+                    assert "labels" in obj, channel.topic
                 if channel.topic == "/camera/annotations":
                     assert schema.name == "foxglove.ImageAnnotations"
                     assert set(obj) >= {"circles", "points", "texts"}

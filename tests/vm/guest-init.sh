@@ -88,8 +88,9 @@ kill $DUMP
 VIVID_DEV=$(ls /sys/bus/platform/drivers/vivid/ 2>/dev/null | grep '^vivid' | head -1)
 log "camera: $(ls /dev/video* 2>/dev/null | tr '\n' ' ')(platform device ${VIVID_DEV:-none})"
 : >/share/camera.events
+# --device-timeout: TCG is slow; the first frame may take longer than the default 10 s.
 ADASD_LOG=info adas-camera v4l2:///dev/video0 --size 640x480 --fps 10 --seconds 120 \
-    >/share/camera.out 2>/share/camera.err &
+    --device-timeout 60 >/share/camera.out 2>/share/camera.err &
 C=$!
 wait_lines /share/camera.out '^frame' 10 60 || log "FAIL: fewer than 10 camera frames in 60 s"
 echo "first_frames_s=$(uptime_s)" >>/share/camera.events
@@ -133,7 +134,8 @@ canplayer -l i -I /speed.log &
 P=$!
 mkdir -p /share/e2e
 echo "start_s=$(uptime_s)" >>/share/e2e.events
-ADASD_LOG=info adasd run --config /e2e/adasd.toml --out /share/e2e >/share/e2e.out 2>/share/e2e.err &
+# --verbose: a line per frame into the file too (the waits below count them).
+ADASD_LOG=info adasd run --verbose --config /e2e/adasd.toml --out /share/e2e >/share/e2e.out 2>/share/e2e.err &
 A=$!
 # Under TCG the detector takes ~30 s a frame: 2 frames before the unplug, 1 after it.
 if wait_lines /share/e2e.out '^frame' 2 150; then echo "frames_s=$(uptime_s)" >>/share/e2e.events

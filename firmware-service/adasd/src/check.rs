@@ -12,13 +12,14 @@ use std::path::Path;
 
 /// How bad a finding is: an error fails the check (run would reject frames), a warning
 /// passes it (the configuration works but may not do what was meant).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
     Warning,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     pub severity: Severity,
     pub message: String,
@@ -48,6 +49,78 @@ impl fmt::Display for Finding {
         };
         write!(f, "{kind}: {}", self.message)
     }
+}
+
+/// What `config check` reports; with `--json` this object, field for field (docs/CLI.md).
+#[derive(Debug, serde::Serialize)]
+pub struct CheckReport {
+    /// The config file, as given.
+    pub file: String,
+    /// No errors: `adasd run` would start and accept frames (warnings allowed).
+    pub ok: bool,
+    /// What makes the detections (`MODEL on BACKEND`); `null` when the config did not load.
+    pub model: Option<String>,
+    /// `[source] uri`; `null` when the config did not load.
+    pub source: Option<String>,
+    /// The road-user classes AEB acts on (empty: AEB is blind).
+    pub aeb_acts_on: Vec<&'static str>,
+    pub errors: usize,
+    pub warnings: usize,
+    /// Every finding, errors and warnings, in the order they were found.
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    /// The report of a config that did not even load: its one error.
+    pub fn not_loaded(file: &Path, e: &anyhow::Error) -> CheckReport {
+        CheckReport::new(
+            file,
+            None,
+            None,
+            Vec::new(),
+            vec![Finding::error(format!("{e:#}"))],
+        )
+    }
+
+    fn new(
+        file: &Path,
+        model: Option<String>,
+        source: Option<String>,
+        aeb_acts_on: Vec<&'static str>,
+        findings: Vec<Finding>,
+    ) -> CheckReport {
+        let errors = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count();
+        CheckReport {
+            file: file.display().to_string(),
+            ok: errors == 0,
+            model,
+            source,
+            aeb_acts_on,
+            errors,
+            warnings: findings.len() - errors,
+            findings,
+        }
+    }
+}
+
+/// `config check`: does what `run` does at start (config, model, calibration, source), then
+/// [`preflight`]. `Err`: the config, model or source did not load (what `run` would stop on).
+pub fn check_file(path: &Path) -> anyhow::Result<CheckReport> {
+    let pipeline = crate::service::Pipeline::new(crate::config::Config::load(path)?)?;
+    let config = pipeline.config();
+    let source = config.source.open(pipeline.image_size())?;
+    let manifest = Manifest::load(&config.detector.model)?;
+    let findings = preflight(config, &manifest, pipeline.image_size(), source.as_ref());
+    Ok(CheckReport::new(
+        path,
+        Some(pipeline.detections_from()),
+        Some(config.source.uri.clone()),
+        manifest.road_users().iter().map(|c| c.as_str()).collect(),
+        findings,
+    ))
 }
 
 /// Everything `config check` finds beyond loading, given the loaded config, its manifest, the
@@ -160,21 +233,26 @@ fn can_input(can: &CanConfig, sys_class_net: &Path) -> Option<Finding> {
             if sys_class_net.join(name).exists() {
                 return None;
             }
-            let create = if name.starts_with("vcan") {
-                format!("sudo ip link add dev {name} type vcan && sudo ip link set {name} up")
-            } else {
-                format!(
-                    "sudo ip link set {name} type can bitrate 500000 && sudo ip link set {name} \
-                     up (with the vehicle bus's bitrate)"
-                )
-            };
             Some(Finding::warning(format!(
                 "[can] interface `{name}` does not exist (no {}): the daemon retries every \
                  reconnect_ms, but until it exists no status or warning reaches the vehicle; \
-                 create it: {create}",
-                sys_class_net.join(name).display()
+                 create it: {}",
+                sys_class_net.join(name).display(),
+                can_bring_up(name)
             )))
         }
+    }
+}
+
+/// The commands that make the SocketCAN interface `name` exist and come up.
+pub fn can_bring_up(name: &str) -> String {
+    if name.starts_with("vcan") {
+        format!("sudo ip link add dev {name} type vcan && sudo ip link set {name} up")
+    } else {
+        format!(
+            "sudo ip link set {name} type can bitrate 500000 && sudo ip link set {name} up \
+             (with the vehicle bus's bitrate)"
+        )
     }
 }
 

@@ -998,6 +998,24 @@ speed_kph = 30
         );
     }
 
+    /// The `config` fuzz target's corpus (fuzz/corpus/config) through the parser, as the target
+    /// drives it: CI's share of that target, whose fuzz build (this crate and the detector stack)
+    /// CI's fuzz run leaves out (docs/RELIABILITY.md, "Fuzzing").
+    #[test]
+    fn the_fuzz_corpus_parses_without_a_panic() {
+        let dir = Path::new(env!("ADAS_REPO_ROOT")).join("fuzz/corpus/config");
+        let mut inputs = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(config) = Config::parse(&String::from_utf8_lossy(&bytes), Path::new("a.toml"))
+            {
+                let _ = config.can.supervision();
+            }
+            inputs += 1;
+        }
+        assert!(inputs > 100, "{}: {inputs} inputs", dir.display());
+    }
+
     #[test]
     fn malformed_toml_is_a_parse_error_with_a_line() {
         let err = Config::parse("[source\nuri=", Path::new("b.toml"))

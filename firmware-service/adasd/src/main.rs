@@ -14,9 +14,16 @@ use std::process::ExitCode;
 #[command(
     name = "adasd",
     version,
-    about = "ADAS daemon: camera → detector → bird's-eye view → decision → CAN"
+    about = "ADAS daemon: camera → detector → bird's-eye view → decision → CAN",
+    after_help = "Exit status: 0 success, 1 failure (the message says what and where), 2 usage \
+                  error, 3 a recording read was damaged (everything intact was used). \
+                  Logs go to stderr; ADASD_LOG=info (tracing filter syntax) overrides -v/-q. \
+                  docs/CLI.md has the details.",
+    help_expected = true
 )]
 struct Cli {
+    #[command(flatten)]
+    verbosity: adas_cli::Verbosity,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,6 +35,7 @@ enum Command {
         /// Model manifest, e.g. models/nanodet_m_coco_416.toml.
         #[arg(long)]
         model: PathBuf,
+        /// Inference backend (ort and cuda need their build features).
         #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
         backend: BackendKind,
         /// Minimum score (default: the manifest's).
@@ -39,11 +47,15 @@ enum Command {
         /// Write annotated PNGs into this folder.
         #[arg(long)]
         draw: Option<PathBuf>,
+        /// Images (JPEG/PNG) to detect in.
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// Run the pipeline: source → detect → BEV → decision → CAN.
+    /// Run the pipeline: source → detect → BEV → decision → CAN. Prints a line per frame on a
+    /// terminal (or with -v); into a pipe or the journal a start-up line, a progress line every
+    /// 10 s of data and the summary; with -q only the summary.
     Run {
+        /// The configuration (TOML; `adasd config check` validates it).
         #[arg(long)]
         config: PathBuf,
         /// Output folder for the CAN log, per-frame events and annotated frames
@@ -53,9 +65,6 @@ enum Command {
         /// Stop after this many frames.
         #[arg(long)]
         max_frames: Option<u64>,
-        /// No per-frame lines, only the summary.
-        #[arg(long, short)]
-        quiet: bool,
     },
     /// Replay a recording through the pipeline (time from the recording), optionally compare
     /// against a reference recording.
@@ -68,6 +77,7 @@ enum Command {
     /// Pictures of a recording: annotated frames (PNG folder, or MP4 with ffmpeg) and a PNG
     /// timeline of ego speed, nearest object, TTC and stage.
     Render {
+        /// The recording (MCAP).
         recording: PathBuf,
         /// A folder (PNG frames + timeline.png) or a file ending in .mp4.
         #[arg(long)]
@@ -101,8 +111,10 @@ enum Command {
         /// than 10 readable images is an error.
         #[arg(long, default_value_t = 200)]
         count: usize,
+        /// The table to write (a `.cache` and a `.json` copy go next to it).
         #[arg(long, default_value = "calibration.flatbuffers")]
         out: PathBuf,
+        /// How a tensor's range is taken from its activations.
         #[arg(long, value_enum, default_value_t = adas_detect::int8::Method::Max)]
         method: adas_detect::int8::Method,
         /// For --method percentile.
@@ -158,12 +170,9 @@ struct ReplayArgs {
     /// Lost/new/rescored detections allowed.
     #[arg(long, default_value_t = 0)]
     max_detection_changes: usize,
-    /// Also write annotated JPEGs into OUT/frames.
+    /// Also write annotated JPEGs into OUT/frames (-v prints a line per frame).
     #[arg(long)]
     frames: bool,
-    /// One line per frame.
-    #[arg(long, short)]
-    verbose: bool,
     /// Leave camera images out of replay.mcap (decisions only: small reference files).
     #[arg(long)]
     no_images: bool,
@@ -174,13 +183,27 @@ enum RecordCommand {
     /// Build a recording from an image sequence or a video file and a candump log.
     Import(ImportArgs),
     /// Print what a recording holds (channels, frames, metadata, damage).
-    Info { recording: PathBuf },
+    Info {
+        /// The recording (MCAP).
+        recording: PathBuf,
+        /// One JSON object instead of text (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Validate a config and everything it refers to (model, calibration, source).
-    Check { file: PathBuf },
+    /// Validate a config and everything it refers to (model, calibration, source). Exit status
+    /// 0: `adasd run` would start and accept frames (warnings allowed); 1: it would not.
+    Check {
+        /// The configuration (TOML).
+        file: PathBuf,
+        /// One JSON object on stdout instead of text, also when the config does not load
+        /// (fields in docs/CLI.md).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -194,6 +217,7 @@ struct EvalArgs {
     /// Folder holding the annotation file's images.
     #[arg(long)]
     images: PathBuf,
+    /// Inference backend (ort and cuda need their build features).
     #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
     backend: BackendKind,
     /// Engine precision (cuda backend).
@@ -209,8 +233,10 @@ struct EvalArgs {
 
 #[derive(clap::Args)]
 struct BenchArgs {
+    /// Model manifest.
     #[arg(long)]
     model: PathBuf,
+    /// Inference backend (ort and cuda need their build features).
     #[arg(long, value_enum, default_value_t = BackendKind::Tract)]
     backend: BackendKind,
     /// Timed runs after 3 warm-up runs.
@@ -235,6 +261,7 @@ struct BenchArgs {
     /// Also write the sweep as JSON (for tests/gpu/plot.py).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// The image to time the detector on.
     image: PathBuf,
 }
 
@@ -250,6 +277,7 @@ struct ImportArgs {
     /// CAN input (candump -L log), times rebased to the first frame.
     #[arg(long)]
     can: Option<PathBuf>,
+    /// Frame rate of the recording (image sequences; videos are resampled to it), Hz.
     #[arg(long, default_value_t = 10.0)]
     fps: f64,
     /// Config the recording is meant for (named in its metadata, with hashes).
@@ -258,8 +286,10 @@ struct ImportArgs {
     /// Re-encode frames at this JPEG quality (1–100) for smaller files.
     #[arg(long)]
     jpeg_quality: Option<u8>,
+    /// Stop after this many frames.
     #[arg(long)]
     max_frames: Option<usize>,
+    /// The recording to write (MCAP).
     #[arg(long)]
     out: PathBuf,
 }
@@ -280,15 +310,8 @@ impl ImportArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ADASD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let _logging = adas_cli::init(&cli.verbosity);
     let result = match cli.command {
         Command::Detect {
             model,
@@ -302,18 +325,22 @@ fn main() -> ExitCode {
             config,
             out,
             max_frames,
-            quiet,
-        } => run(&config, out, max_frames, quiet),
+        } => {
+            let lines = service::Lines::for_run(&cli.verbosity, adas_cli::stdout_is_terminal());
+            run(&config, out, max_frames, lines)
+        }
         Command::Config {
-            command: ConfigCommand::Check { file },
-        } => config_check(&file),
-        Command::Replay(args) => adasd::record::cli::replay(&args.into()),
+            command: ConfigCommand::Check { file, json },
+        } => config_check(&file, json),
+        Command::Replay(args) => {
+            adasd::record::cli::replay(&replay_request(*args, cli.verbosity.is_verbose()))
+        }
         Command::Record {
             command: RecordCommand::Import(a),
         } => adasd::record::cli::import(a.options(), a.config.as_deref()),
         Command::Record {
-            command: RecordCommand::Info { recording },
-        } => adasd::record::cli::info(&recording),
+            command: RecordCommand::Info { recording, json },
+        } => adasd::record::cli::info(&recording, json),
         Command::Render {
             recording,
             out,
@@ -455,7 +482,7 @@ fn run(
     config_path: &Path,
     out: Option<PathBuf>,
     max_frames: Option<u64>,
-    quiet: bool,
+    lines: service::Lines,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let out_dir = out
@@ -467,7 +494,7 @@ fn run(
         config,
         &RunOptions {
             max_frames,
-            per_frame_lines: !quiet,
+            lines,
             config_path: Some(config_path.to_path_buf()),
             ..RunOptions::new(out_dir.clone())
         },
@@ -520,43 +547,45 @@ fn run(
     Ok(adasd::record::cli::exit_status(damaged, summary.frames > 0))
 }
 
-fn config_check(path: &Path) -> anyhow::Result<ExitCode> {
-    // What `run` does at start: the config, model and calibration, then the source.
-    let pipeline = adasd::service::Pipeline::new(Config::load(path)?)?;
-    let config = pipeline.config();
-    let source = config.source.open(pipeline.image_size())?;
-    let manifest = adas_plugins::manifest::Manifest::load(&config.detector.model)?;
-    // What `run` would only find frame by frame, or never.
-    let findings =
-        adasd::check::preflight(config, &manifest, pipeline.image_size(), source.as_ref());
-    for finding in &findings {
+fn config_check(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let report = match adasd::check::check_file(path) {
+        Ok(report) => report,
+        Err(e) if json => adasd::check::CheckReport::not_loaded(path, &e),
+        Err(e) => return Err(e),
+    };
+    let status = if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    };
+    if json {
+        outln!("{}", serde_json::to_string(&report)?)?;
+        return Ok(status);
+    }
+    for finding in &report.findings {
         eprintln!("{finding}");
     }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == adasd::check::Severity::Error)
-        .count();
-    if errors > 0 {
+    if !report.ok {
         eprintln!(
-            "{}: {errors} error(s); `adasd run` would reject frames",
-            path.display()
+            "{}: {} error(s); `adasd run` would reject frames",
+            path.display(),
+            report.errors
         );
-        return Ok(ExitCode::FAILURE);
+        return Ok(status);
     }
-    let road_users: Vec<&str> = manifest.road_users().iter().map(|c| c.as_str()).collect();
     outln!(
         "{}: ok (model {}, source {}; AEB acts on: {}; {} warning(s))",
         path.display(),
-        pipeline.detections_from(),
-        config.source.uri,
-        if road_users.is_empty() {
+        report.model.as_deref().unwrap_or("-"),
+        report.source.as_deref().unwrap_or("-"),
+        if report.aeb_acts_on.is_empty() {
             "nothing".into()
         } else {
-            road_users.join(", ")
+            report.aeb_acts_on.join(", ")
         },
-        findings.len()
+        report.warnings
     )?;
-    Ok(ExitCode::SUCCESS)
+    Ok(status)
 }
 
 fn eval(a: &EvalArgs) -> anyhow::Result<ExitCode> {
@@ -740,30 +769,37 @@ fn calibrate_int8(
     Ok(ExitCode::SUCCESS)
 }
 
-impl From<Box<ReplayArgs>> for adasd::record::cli::Replay {
-    fn from(a: Box<ReplayArgs>) -> Self {
-        let a = *a;
-        adasd::record::cli::Replay {
-            recording: a.recording,
-            config: a.config,
-            from_s: a.from,
-            to_s: a.to,
-            speed: a.speed,
-            out: a.out,
-            recorded_detections: a.recorded_detections,
-            compare: a.compare,
-            update_reference: a.update_reference,
-            force: a.force,
-            tolerances: adas_record::compare::Tolerances {
-                time_s: a.tol_time,
-                distance_m: a.tol_distance,
-                iou: a.iou,
-                score: a.tol_score,
-                max_detection_changes: a.max_detection_changes,
-            },
-            frames: a.frames,
-            verbose: a.verbose,
-            no_images: a.no_images,
-        }
+/// The replay the command line asks for; `verbose`: a line per frame.
+fn replay_request(a: ReplayArgs, verbose: bool) -> adasd::record::cli::Replay {
+    adasd::record::cli::Replay {
+        recording: a.recording,
+        config: a.config,
+        from_s: a.from,
+        to_s: a.to,
+        speed: a.speed,
+        out: a.out,
+        recorded_detections: a.recorded_detections,
+        compare: a.compare,
+        update_reference: a.update_reference,
+        force: a.force,
+        tolerances: adas_record::compare::Tolerances {
+            time_s: a.tol_time,
+            distance_m: a.tol_distance,
+            iou: a.iou,
+            score: a.tol_score,
+            max_detection_changes: a.max_detection_changes,
+        },
+        frames: a.frames,
+        verbose,
+        no_images: a.no_images,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help_and_the_parser_is_consistent() {
+        // `help_expected`: clap's debug assertions refuse an argument without help text.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
     }
 }

@@ -371,8 +371,10 @@ fn run_processes_frames_skips_a_bad_one_and_logs_can() {
     let dir = tempfile::tempdir().unwrap();
     let config = sample_subset(dir.path(), 3);
     let out = dir.path().join("out");
+    // --verbose: a line per frame into the pipe too.
     let o = adasd(&[
         "run",
+        "--verbose",
         "--config",
         config.to_str().unwrap(),
         "--out",
@@ -443,7 +445,6 @@ fn run_refuses_frames_that_do_not_match_the_calibration_size() {
         config.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-        "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);

@@ -1,6 +1,9 @@
 //! DBC → Rust code generation, used by `build.rs` (and unit-tested from `src/can/dbc.rs`).
 
-use can_dbc::{ByteOrder, Dbc, MessageId, NumericValue, ValueType};
+use can_dbc::{
+    AttributeDefinition, AttributeValue, AttributeValueType, ByteOrder, Dbc, MessageId,
+    NumericValue, ValueType,
+};
 use std::fmt::Write as _;
 
 pub const DBC: &str = "../can/adas.dbc";
@@ -73,6 +76,44 @@ struct Sig {
     unit: String,
     /// Integer (factor 1, offset 0) signals become integers in Rust, the others f64.
     int_type: Option<&'static str>,
+    /// `CM_ SG_`.
+    comment: String,
+    /// `VAL_` entries, raw → label.
+    values: Vec<(i64, String)>,
+}
+
+/// Decimal places of a factor or offset as written (`0.05` → 2), so that displays can compute
+/// physical values in those units.
+fn decimals(v: f64) -> usize {
+    let text = format!("{v}");
+    text.split_once('.')
+        .map_or(0, |(_, frac)| frac.len().min(15))
+}
+
+/// An attribute's value as text: an `ENUM` attribute's index (or default string) resolved to its
+/// name through the `BA_DEF_`; numbers as written.
+fn attribute_text(dbc: &Dbc, name: &str, value: Option<&AttributeValue>) -> String {
+    let names = dbc.attribute_definitions.iter().find_map(|d| match d {
+        AttributeDefinition::Message(n, AttributeValueType::Enum(v))
+        | AttributeDefinition::Signal(n, AttributeValueType::Enum(v))
+            if n == name =>
+        {
+            Some(v)
+        }
+        _ => None,
+    });
+    let index = |i: usize| names.and_then(|n| n.get(i)).cloned();
+    match value {
+        None => String::new(),
+        Some(AttributeValue::String(s)) => s.clone(),
+        Some(AttributeValue::Uint(u)) => {
+            index(usize::try_from(*u).unwrap_or(usize::MAX)).unwrap_or_else(|| u.to_string())
+        }
+        Some(AttributeValue::Int(i)) => {
+            index(usize::try_from(*i).unwrap_or(usize::MAX)).unwrap_or_else(|| i.to_string())
+        }
+        Some(AttributeValue::Double(d)) => d.to_string(),
+    }
 }
 
 fn int_type(size: u64, signed: bool) -> &'static str {
@@ -183,6 +224,27 @@ pub fn generate(text: &str) -> Result<String, String> {
                 return Err(err("minimum above maximum"));
             }
             let is_int = s.factor == 1.0 && s.offset == 0.0;
+            let values: Vec<(i64, String)> = dbc
+                .value_descriptions_for_signal(m.id, &s.name)
+                .unwrap_or(&[])
+                .iter()
+                .map(|v| (v.id, v.description.clone()))
+                .collect();
+            let raw_range = if signed {
+                -(1i128 << (s.size - 1))..=(1i128 << (s.size - 1)) - 1
+            } else {
+                0..=(1i128 << s.size) - 1
+            };
+            if let Some((raw, _)) = values
+                .iter()
+                .find(|(v, _)| !raw_range.contains(&i128::from(*v)))
+            {
+                return Err(err(&format!(
+                    "value table entry {raw} does not fit in {} {} bits",
+                    s.size,
+                    if signed { "signed" } else { "unsigned" }
+                )));
+            }
             sigs.push(Sig {
                 name: s.name.clone(),
                 field: snake(&s.name),
@@ -195,6 +257,8 @@ pub fn generate(text: &str) -> Result<String, String> {
                 max,
                 unit: s.unit.clone(),
                 int_type: is_int.then(|| int_type(s.size, signed)),
+                comment: dbc.signal_comment(m.id, &s.name).unwrap_or("").to_string(),
+                values,
             });
         }
         let cycle = match dbc.resolved_message_attribute(m.id, "GenMsgCycleTime") {
@@ -203,6 +267,11 @@ pub fn generate(text: &str) -> Result<String, String> {
             Some(can_dbc::AttributeValue::Double(v)) => *v as u64,
             _ => 0,
         };
+        let send_type = attribute_text(
+            &dbc,
+            "GenMsgSendType",
+            dbc.resolved_message_attribute(m.id, "GenMsgSendType"),
+        );
         let counter = sigs.iter().find(|s| s.name.ends_with("_Counter"));
         let crc = sigs.iter().find(|s| s.name.ends_with("_CRC"));
         let e2e = match (counter, crc) {
@@ -230,13 +299,14 @@ pub fn generate(text: &str) -> Result<String, String> {
             id,
             m.size,
             cycle,
+            send_type,
             e2e,
             sigs,
             m.transmitter.clone(),
         ));
     }
 
-    for (name, id, dlc, cycle, e2e, sigs, tx) in &all {
+    for (name, id, dlc, cycle, send_type, e2e, sigs, tx) in &all {
         let ty = camel(name);
         let comment = dbc
             .message_comment(MessageId::Standard(*id as u16))
@@ -281,6 +351,47 @@ pub fn generate(text: &str) -> Result<String, String> {
             "    /// `GenMsgCycleTime` (0: event-driven / not set)."
         );
         let _ = writeln!(code, "    pub const CYCLE_TIME_MS: u64 = {cycle};");
+        let _ = writeln!(
+            code,
+            "    /// `GenMsgSendType` (Vector interaction layer: `Cyclic`, `CyclicIfActiveAndSpontaneous`, …)."
+        );
+        let _ = writeln!(
+            code,
+            "    pub const SEND_TYPE: &'static str = {send_type:?};"
+        );
+        let _ = writeln!(
+            code,
+            "    /// The signals as the DBC declares them (for [`MessageSpec::decode`]).\n    pub const SIGNALS: &'static [SignalSpec] = &["
+        );
+        for s in sigs {
+            let values: Vec<String> = s
+                .values
+                .iter()
+                .map(|(raw, label)| format!("({raw}, {label:?})"))
+                .collect();
+            let _ = writeln!(
+                code,
+                "        SignalSpec {{ name: {:?}, start: {}, size: {}, signed: {}, factor: {:?}, offset: {:?}, decimals: {}, min: {:?}, max: {:?}, unit: {:?}, comment: {:?}, values: &[{}] }},",
+                s.name,
+                s.start,
+                s.size,
+                s.signed,
+                s.factor,
+                s.offset,
+                decimals(s.factor).max(decimals(s.offset)),
+                s.min,
+                s.max,
+                s.unit,
+                s.comment,
+                values.join(", ")
+            );
+        }
+        let _ = writeln!(code, "    ];");
+        let _ = writeln!(
+            code,
+            "    pub const SPEC: MessageSpec = MessageSpec {{ name: Self::NAME, id: Self::ID, dlc: Self::DLC, transmitter: {:?}, cycle_time_ms: Self::CYCLE_TIME_MS, send_type: Self::SEND_TYPE, comment: {comment:?}, signals: Self::SIGNALS }};",
+            tx.as_deref().unwrap_or("")
+        );
         match e2e {
             Some((cstart, crc_byte)) => {
                 let _ = writeln!(
@@ -347,19 +458,7 @@ pub fn generate(text: &str) -> Result<String, String> {
         );
         let _ = writeln!(code, "        Ok(Self {{");
         for s in sigs {
-            let mask = if s.size == 64 {
-                u64::MAX
-            } else {
-                (1u64 << s.size) - 1
-            };
-            let raw = if s.signed {
-                format!(
-                    "sign_extend((bits >> {}) & 0x{mask:X}, {})",
-                    s.start, s.size
-                )
-            } else {
-                format!("((bits >> {}) & 0x{mask:X}) as i64", s.start)
-            };
+            let raw = format!("raw_bits(bits, {}, {}, {})", s.start, s.size, s.signed);
             match s.int_type {
                 Some(t) => {
                     let _ = writeln!(code, "            {}: {raw} as {t},", s.field);
@@ -383,6 +482,15 @@ pub fn generate(text: &str) -> Result<String, String> {
         code,
         "/// Every message id in the DBC.\npub const ALL_IDS: &[u32] = &[{}];",
         ids.join(", ")
+    );
+    let specs: Vec<String> = all
+        .iter()
+        .map(|(name, ..)| format!("{}::SPEC", camel(name)))
+        .collect();
+    let _ = writeln!(
+        code,
+        "/// Every message of the DBC, in its order.\npub const MESSAGES: &[MessageSpec] = &[{}];",
+        specs.join(", ")
     );
     Ok(code)
 }

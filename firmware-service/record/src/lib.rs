@@ -1,6 +1,8 @@
 //! Recording and replaying drives (MCAP): the black box, bit-exact replay, regression.
 //!
-//! - [`schema`]: topics and message encodings (pure);
+//! - [`schema`]: topics and message encodings (pure), with the views for Foxglove: the 3D scene
+//!   ([`scene`], in the [`foxglove`] schemas), the camera's place ([`camera`]) and decoded CAN
+//!   signals ([`can_signals`]);
 //! - [`writer`]: MCAP files, one chunk per frame, rotation and disk budget;
 //! - [`event_ring`]: the black box's pre/post-event buffer (pure);
 //! - [`reader`]: recordings read back as a stream (one frame in memory) or collected; damaged
@@ -13,9 +15,13 @@
 //! [`Recorder`] is what the run loop talks to: it never fails the run; a write error (full disk)
 //! is logged, the file stays readable up to its last complete frame, and driving goes on.
 
+pub mod camera;
+pub mod can_signals;
 pub mod compare;
 pub mod event_ring;
+pub mod foxglove;
 pub mod reader;
+pub mod scene;
 pub mod schema;
 pub mod writer;
 
@@ -186,6 +192,8 @@ pub struct Recorder {
     target: Target,
     metadata: BTreeMap<String, String>,
     ring: Option<EventRing>,
+    /// Where the camera is (from the calibration in the metadata), written with every frame.
+    camera: Option<camera::CameraPose>,
     file: Option<McapFile>,
     file_no: u32,
     /// After a failure: no attempt before this data time (ns).
@@ -227,11 +235,15 @@ impl Recorder {
     fn new(config: RecordConfig, target: Target, metadata: BTreeMap<String, String>) -> Recorder {
         let ring = (config.mode == RecordMode::Event)
             .then(|| EventRing::new(config.pre_event_s, config.post_event_s));
+        let camera = metadata
+            .get(schema::CALIBRATION_KEY)
+            .and_then(|text| camera::pose(text));
         Recorder {
             config,
             target,
             metadata,
             ring,
+            camera,
             file: None,
             file_no: 0,
             retry_at_ns: None,
@@ -354,11 +366,14 @@ impl Recorder {
         event: bool,
     ) -> Result<(), writer::WriteError> {
         let path = || self.file.as_ref().map(|f| f.path().to_path_buf());
-        let encoded =
+        let mut encoded =
             schema::encode_frame(record).map_err(|source| writer::WriteError::Encode {
                 path: path().unwrap_or_default(),
                 source,
             })?;
+        if let Some(pose) = &self.camera {
+            encoded.push(schema::camera_transform(record.t_ns, pose));
+        }
         match self
             .ring
             .as_mut()

@@ -259,7 +259,7 @@ impl Collector {
         let mut metadata = Vec::new();
         let mut messages = Vec::new();
         for (opcode, body) in top.records() {
-            let record = mcap::parse_record(opcode, body).map_err(|e| {
+            let record = stream::parse_record(opcode, body).map_err(|e| {
                 Fault::Damaged(format!("a record (opcode {opcode:#04x}) is malformed: {e}"))
             })?;
             match record {
@@ -643,7 +643,7 @@ pub fn has_can_input(path: &Path) -> Result<bool, ReadError> {
     let mut rx_channels = Vec::new();
     while let Some(top) = stream.next().map_err(io)? {
         for (opcode, body) in top.records() {
-            match mcap::parse_record(opcode, body) {
+            match stream::parse_record(opcode, body) {
                 Ok(Record::Channel(c)) if c.topic == schema::CAN_RX => rx_channels.push(c.id),
                 Ok(Record::Message { header, .. }) if rx_channels.contains(&header.channel_id) => {
                     return Ok(true)

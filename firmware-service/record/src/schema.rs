@@ -10,6 +10,12 @@ use adas_core::perception::{BevProjection, Track};
 use adas_types::CanFrame;
 use adas_types::ImageDetection;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use crate::{can_signals, foxglove, scene};
+use adas_core::can::dbc::MESSAGES;
+use prost::Message as _;
 
 pub const CAMERA: &str = "/camera/image";
 pub const ANNOTATIONS: &str = "/camera/annotations";
@@ -19,20 +25,29 @@ pub const TRACKS: &str = "/adas/tracks";
 pub const DECISION: &str = "/adas/decision";
 pub const CAN_RX: &str = "/can/rx";
 pub const CAN_TX: &str = "/can/tx";
+/// Foxglove 3D views (`foxglove.SceneUpdate`, [`crate::scene`]).
+pub const VIZ_BEV: &str = "/viz/bev";
+pub const VIZ_TRACKS: &str = "/viz/tracks";
+pub const VIZ_CORRIDOR: &str = "/viz/corridor";
+/// Where the camera is in the vehicle frame (`foxglove.FrameTransform`), when known.
+pub const TF: &str = "/tf";
 
 /// Name of the metadata record with config, calibration and model identity.
 pub const METADATA: &str = "adas";
-/// Bumped when a message layout changes incompatibly.
+/// Bumped when a message layout changes incompatibly (not for added topics: readers skip a
+/// topic they do not know).
 pub const FORMAT_VERSION: &str = "1";
+/// Metadata key of the calibration file's text (the camera's place comes from it).
+pub const CALIBRATION_KEY: &str = "calibration_toml";
 /// `frame_id` of camera images and annotations.
 pub const CAMERA_FRAME: &str = "camera";
 
 /// One channel: topic, schema and encodings.
 pub struct ChannelSpec {
-    pub topic: &'static str,
-    pub schema_name: &'static str,
+    pub topic: Cow<'static, str>,
+    pub schema_name: Cow<'static, str>,
     pub schema_encoding: &'static str,
-    pub schema: &'static [u8],
+    pub schema: Cow<'static, [u8]>,
     pub message_encoding: &'static str,
 }
 
@@ -48,26 +63,67 @@ const TRACKS_SCHEMA: &str =
 const DECISION_SCHEMA: &str = r#"{"title":"adas.Decision","type":"object","properties":{"seq":{"type":"integer"},"ego_speed_mps":{"type":["number","null"]},"decision":{"type":"object"}}}"#;
 const CAN_SCHEMA: &str = r#"{"title":"adas.CanFrame","type":"object","properties":{"id":{"type":"integer"},"data":{"type":"string","description":"payload, hex"}}}"#;
 
-pub const CHANNELS: [ChannelSpec; 8] = [
+/// Every channel of a recording, in the order of their ids: the eight of format 1, then the
+/// views added since (Foxglove's 3D scene, the camera's place, decoded CAN signals, one topic
+/// per DBC message). Channels are only ever added: a reader skips a topic it does not know.
+pub fn channels() -> &'static [ChannelSpec] {
+    static CHANNELS: LazyLock<Vec<ChannelSpec>> = LazyLock::new(|| {
+        let mut c = vec![
+            protobuf_channel(CAMERA, "foxglove.CompressedImage", COMPRESSED_IMAGE_FDS),
+            json_channel(
+                ANNOTATIONS,
+                "foxglove.ImageAnnotations",
+                IMAGE_ANNOTATIONS_SCHEMA,
+            ),
+            json_channel(DETECTIONS, "adas.Detections", DETECTIONS_SCHEMA),
+            json_channel(BEV, "adas.BevProjection", BEV_SCHEMA),
+            json_channel(TRACKS, "adas.Tracks", TRACKS_SCHEMA),
+            json_channel(DECISION, "adas.Decision", DECISION_SCHEMA),
+            json_channel(CAN_RX, "adas.CanFrame", CAN_SCHEMA),
+            json_channel(CAN_TX, "adas.CanFrame", CAN_SCHEMA),
+            protobuf_channel(VIZ_BEV, "foxglove.SceneUpdate", foxglove::SCENE_UPDATE_FDS),
+            protobuf_channel(
+                VIZ_TRACKS,
+                "foxglove.SceneUpdate",
+                foxglove::SCENE_UPDATE_FDS,
+            ),
+            protobuf_channel(
+                VIZ_CORRIDOR,
+                "foxglove.SceneUpdate",
+                foxglove::SCENE_UPDATE_FDS,
+            ),
+            protobuf_channel(TF, "foxglove.FrameTransform", foxglove::FRAME_TRANSFORM_FDS),
+        ];
+        debug_assert_eq!(c.len(), CAN_SIGNALS_FIRST_CHANNEL);
+        c.extend(MESSAGES.iter().map(|m| ChannelSpec {
+            topic: can_signals::topic(m).into(),
+            schema_name: can_signals::schema_name(m).into(),
+            schema_encoding: "jsonschema",
+            schema: can_signals::json_schema(m).into_bytes().into(),
+            message_encoding: "json",
+        }));
+        c
+    });
+    &CHANNELS
+}
+
+/// Index in [`channels`] of the decoded topic of the first DBC message (the others follow in
+/// the DBC's order).
+const CAN_SIGNALS_FIRST_CHANNEL: usize = 12;
+
+const fn protobuf_channel(
+    topic: &'static str,
+    name: &'static str,
+    descriptor_set: &'static [u8],
+) -> ChannelSpec {
     ChannelSpec {
-        topic: CAMERA,
-        schema_name: "foxglove.CompressedImage",
+        topic: Cow::Borrowed(topic),
+        schema_name: Cow::Borrowed(name),
         schema_encoding: "protobuf",
-        schema: COMPRESSED_IMAGE_FDS,
+        schema: Cow::Borrowed(descriptor_set),
         message_encoding: "protobuf",
-    },
-    json_channel(
-        ANNOTATIONS,
-        "foxglove.ImageAnnotations",
-        IMAGE_ANNOTATIONS_SCHEMA,
-    ),
-    json_channel(DETECTIONS, "adas.Detections", DETECTIONS_SCHEMA),
-    json_channel(BEV, "adas.BevProjection", BEV_SCHEMA),
-    json_channel(TRACKS, "adas.Tracks", TRACKS_SCHEMA),
-    json_channel(DECISION, "adas.Decision", DECISION_SCHEMA),
-    json_channel(CAN_RX, "adas.CanFrame", CAN_SCHEMA),
-    json_channel(CAN_TX, "adas.CanFrame", CAN_SCHEMA),
-];
+    }
+}
 
 const fn json_channel(
     topic: &'static str,
@@ -75,20 +131,20 @@ const fn json_channel(
     schema: &'static str,
 ) -> ChannelSpec {
     ChannelSpec {
-        topic,
-        schema_name: name,
+        topic: Cow::Borrowed(topic),
+        schema_name: Cow::Borrowed(name),
         schema_encoding: "jsonschema",
-        schema: schema.as_bytes(),
+        schema: Cow::Borrowed(schema.as_bytes()),
         message_encoding: "json",
     }
 }
 
-/// Index into [`CHANNELS`] of a topic.
+/// Index into [`channels`] of a topic.
 pub fn channel_index(topic: &str) -> Option<usize> {
-    CHANNELS.iter().position(|c| c.topic == topic)
+    channels().iter().position(|c| c.topic == topic)
 }
 
-/// One message ready to write: channel (index into [`CHANNELS`]), log time and payload.
+/// One message ready to write: channel (index into [`channels`]), log time and payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Encoded {
     pub channel: usize,
@@ -197,17 +253,31 @@ pub struct FrameRecord<'a> {
     pub can_tx: &'a [(u64, CanFrame)],
 }
 
-/// Serialises one frame's messages, in time order per channel.
+/// Serialises one frame's messages, in time order per channel: each CAN frame the DBC defines
+/// also decoded on its message's topic, the outcome also as Foxglove scene updates.
 pub fn encode_frame(r: &FrameRecord) -> Result<Vec<Encoded>, serde_json::Error> {
-    let mut out = Vec::with_capacity(8 + r.can_rx.len() + r.can_tx.len());
+    let mut out = Vec::with_capacity(12 + 2 * (r.can_rx.len() + r.can_tx.len()));
     let msg = |channel: &str, t_ns: u64, data: Vec<u8>| Encoded {
         channel: channel_index(channel).unwrap_or(0),
         t_ns,
         data,
     };
-    for (t, f) in r.can_rx {
-        out.push(msg(CAN_RX, *t, serde_json::to_vec(&CanMsg::from_frame(f))?));
-    }
+    let can = |out: &mut Vec<Encoded>, frames: &[(u64, CanFrame)], tx: bool| {
+        let raw = if tx { CAN_TX } else { CAN_RX };
+        for (t, f) in frames {
+            out.push(msg(raw, *t, serde_json::to_vec(&CanMsg::from_frame(f))?));
+            if let Some(decoded) = can_signals::decode(f, tx) {
+                let (message, data) = decoded?;
+                out.push(Encoded {
+                    channel: CAN_SIGNALS_FIRST_CHANNEL + message,
+                    t_ns: *t,
+                    data,
+                });
+            }
+        }
+        Ok::<(), serde_json::Error>(())
+    };
+    can(&mut out, r.can_rx, false)?;
     if let Some(jpeg) = r.jpeg {
         out.push(msg(
             CAMERA,
@@ -229,11 +299,22 @@ pub fn encode_frame(r: &FrameRecord) -> Result<Vec<Encoded>, serde_json::Error> 
             r.t_ns,
             serde_json::to_vec(&image_annotations(r.t_ns, o))?,
         ));
+        let [bev, tracks, corridor] = scene::frame(r.t_ns, o);
+        out.push(msg(VIZ_BEV, r.t_ns, bev.encode_to_vec()));
+        out.push(msg(VIZ_TRACKS, r.t_ns, tracks.encode_to_vec()));
+        out.push(msg(VIZ_CORRIDOR, r.t_ns, corridor.encode_to_vec()));
     }
-    for (t, f) in r.can_tx {
-        out.push(msg(CAN_TX, *t, serde_json::to_vec(&CanMsg::from_frame(f))?));
-    }
+    can(&mut out, r.can_tx, true)?;
     Ok(out)
+}
+
+/// The `vehicle` → `camera` transform of a frame (`/tf`).
+pub fn camera_transform(t_ns: u64, pose: &crate::camera::CameraPose) -> Encoded {
+    Encoded {
+        channel: channel_index(TF).unwrap_or(0),
+        t_ns,
+        data: crate::camera::transform(t_ns, pose, CAMERA_FRAME).encode_to_vec(),
+    }
 }
 
 /// `foxglove.Time`.
@@ -496,6 +577,34 @@ pub fn decode_compressed_image(buf: &[u8]) -> Result<CompressedImage, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_topic_once_and_each_dbc_message_at_its_index() {
+        let topics: std::collections::BTreeSet<_> = channels().iter().map(|c| &c.topic).collect();
+        assert_eq!(topics.len(), channels().len());
+        assert_eq!(channels().len(), CAN_SIGNALS_FIRST_CHANNEL + MESSAGES.len());
+        for (i, m) in MESSAGES.iter().enumerate() {
+            assert_eq!(
+                channels()[CAN_SIGNALS_FIRST_CHANNEL + i].topic,
+                can_signals::topic(m)
+            );
+        }
+        // The eight topics of format 1 keep their channel ids.
+        let first: Vec<&str> = channels()[..8].iter().map(|c| c.topic.as_ref()).collect();
+        assert_eq!(
+            first,
+            [
+                CAMERA,
+                ANNOTATIONS,
+                DETECTIONS,
+                BEV,
+                TRACKS,
+                DECISION,
+                CAN_RX,
+                CAN_TX
+            ]
+        );
+    }
 
     #[test]
     fn compressed_image_round_trips() {

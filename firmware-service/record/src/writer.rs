@@ -1,7 +1,7 @@
 //! Writing MCAP files: one chunk per frame (a crash loses at most the frame being written), the
 //! metadata first, and bounded disk use by rotation.
 
-use super::schema::{Encoded, CHANNELS, METADATA};
+use super::schema::{channels, Encoded, METADATA};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -62,7 +62,7 @@ impl Seek for SyncedFile {
     }
 }
 
-/// One open MCAP file with every channel of [`CHANNELS`] registered.
+/// One open MCAP file with every channel of [`channels`] registered.
 pub struct McapFile {
     writer: Option<mcap::Writer<BufWriter<SyncedFile>>>,
     channel_ids: Vec<u16>,
@@ -96,7 +96,7 @@ impl McapFile {
         );
         let mut f = McapFile {
             writer: None,
-            channel_ids: Vec::with_capacity(CHANNELS.len()),
+            channel_ids: Vec::with_capacity(channels().len()),
             path: path.to_path_buf(),
             sequence: 0,
             first_t_ns: None,
@@ -110,12 +110,12 @@ impl McapFile {
             // One chunk per frame is forced by `flush`; this is only an upper bound.
             .chunk_size(Some(4 * 1024 * 1024));
         let mut w = options.create(sink).map_err(|e| f.write_error(e))?;
-        for spec in &CHANNELS {
+        for spec in channels() {
             let schema = w
-                .add_schema(spec.schema_name, spec.schema_encoding, spec.schema)
+                .add_schema(&spec.schema_name, spec.schema_encoding, &spec.schema)
                 .map_err(|e| f.write_error(e))?;
             let id = w
-                .add_channel(schema, spec.topic, spec.message_encoding, &BTreeMap::new())
+                .add_channel(schema, &spec.topic, spec.message_encoding, &BTreeMap::new())
                 .map_err(|e| f.write_error(e))?;
             f.channel_ids.push(id);
         }

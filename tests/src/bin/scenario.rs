@@ -1,19 +1,65 @@
-//! `scenario run [--seeds N] [--out DIR] [--threads N] FILE...` — runs AEB scenario files
-//! through the simulator and the daemon's real perception/tracking/decision code, prints the
+//! `scenario run [--seeds N] [--out DIR] [--threads N] [--record DIR] FILE...` — runs AEB
+//! scenario files through the simulator and the daemon's real perception/tracking/decision code, prints the
 //! markdown results table, and writes per variant a CSV time series and a PNG plot of seed 0
 //! (plus `results.md`) into `--out` (default `out/scenarios`).
 //!
 //! Exit status: 0 all passed, 1 some run failed its criterion, 2 bad input.
 
 use adas_system_tests::sim::{self, report, SimSetup};
+use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: scenario run [--seeds N] [--out DIR] [--threads N] [--record DIR] FILE...";
+#[derive(Parser)]
+#[command(
+    name = "scenario",
+    version,
+    about = "The AEB scenario suite: simulated drives through the daemon's perception, tracking \
+             and decision code",
+    after_help = "Exit status: 0 every run passed, 1 some run failed its criterion, 2 bad input \
+                  (usage, unreadable scenario file, unwritable output). docs/CLI.md has the \
+                  details.",
+    help_expected = true
+)]
+struct Cli {
+    #[command(flatten)]
+    verbosity: adas_cli::Verbosity,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Run scenario files: prints the markdown results table and writes per variant a CSV time
+    /// series and a PNG plot of seed 0, plus results.md, into --out.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Seeds per variant (default: each scenario file's own `seeds`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    seeds: Option<u32>,
+    /// Output folder for the CSV series, plots and results.md.
+    #[arg(long, default_value = "out/scenarios")]
+    out: PathBuf,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    threads: Option<u32>,
+    /// Also write seed 0 of every variant as an MCAP recording into this folder.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Scenario files (TOML), e.g. tests/scenarios/*.toml.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
 
 fn main() -> ExitCode {
-    match real_main() {
+    // Usage errors exit with clap's status 2, the same as bad input below.
+    let cli = Cli::parse();
+    let _logging = adas_cli::init(&cli.verbosity);
+    let Command::Run(args) = cli.command;
+    match run(args) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
@@ -23,50 +69,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn real_main() -> Result<bool, String> {
-    let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("run") => {}
-        Some("-h" | "--help") | None => {
-            println!("{USAGE}");
-            return Ok(true);
-        }
-        Some(other) => return Err(format!("unknown command `{other}`\n{USAGE}")),
-    }
-    let mut seeds: Option<u32> = None;
-    let mut out = PathBuf::from("out/scenarios");
-    let mut threads = sim::default_threads();
-    let mut files = Vec::new();
-    let mut record: Option<PathBuf> = None;
-    while let Some(a) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        match a.as_str() {
-            "--seeds" => {
-                let v = value("--seeds")?;
-                seeds = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| *n > 0)
-                        .ok_or_else(|| format!("--seeds: `{v}` is not a positive number"))?,
-                );
-            }
-            "--out" => out = PathBuf::from(value("--out")?),
-            "--record" => record = Some(PathBuf::from(value("--record")?)),
-            "--threads" => {
-                let v = value("--threads")?;
-                threads = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("--threads: `{v}` is not a positive number"))?;
-            }
-            _ if a.starts_with("--") => return Err(format!("unknown option `{a}`\n{USAGE}")),
-            _ => files.push(PathBuf::from(a)),
-        }
-    }
-    if files.is_empty() {
-        return Err(format!("no scenario files\n{USAGE}"));
-    }
+fn run(args: RunArgs) -> Result<bool, String> {
+    let RunArgs {
+        seeds,
+        out,
+        threads,
+        record,
+        files,
+    } = args;
+    let threads = threads.map_or_else(sim::default_threads, |n| n as usize);
     let mut variants = Vec::new();
     for f in &files {
         variants.extend(sim::load(f).map_err(|e| e.to_string())?);
@@ -141,4 +152,13 @@ fn write_recording(path: &std::path::Path, label: &str, r: &sim::RunResult) -> R
     }
     file.finish().map_err(|e| e.to_string())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help_and_the_parser_is_consistent() {
+        // `help_expected`: clap's debug assertions refuse an argument without help text.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

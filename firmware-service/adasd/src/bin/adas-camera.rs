@@ -4,51 +4,125 @@
 //!
 //! ```text
 //! adas-camera v4l2:///dev/video0 [--seconds S] [--frames N] [--format yuyv|uyvy|rgb24|mjpeg]
-//!             [--size WxH] [--fps F] [--save last.png]
+//!             [--size WxH] [--fps F] [--save last.png] [--device-timeout S] [-v|-q]
 //! ```
 //! Prints one line per frame (`frame SEQ T_NS WxH`) or lost frame (`lost SEQ T_NS MESSAGE`) on
-//! stdout, and a summary at the end. SIGTERM/SIGINT end it; exit status 1 when no frame came.
+//! stdout, and a summary at the end. SIGTERM/SIGINT end it. A camera device that does not exist
+//! yet is waited for, and a camera that delivers no frame is retried, up to `--device-timeout`;
+//! then the run ends with exit status 4. After the first frame, an unplugged camera is retried
+//! for as long as the run lasts (lost-frame lines meanwhile), as in the daemon.
 
-use adas_io::source::{CameraOptions, FrameSource, PixelFormat, Timing};
+use adas_io::source::camera::parse_uri;
+use adas_io::source::{CameraOptions, FrameSource, PixelFormat, SourceError, Timing};
 use anyhow::Context;
+use clap::Parser;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: adas-camera v4l2:///dev/videoN [--seconds S] [--frames N] \
-[--format yuyv|uyvy|rgb24|mjpeg] [--size WxH] [--fps F] [--save PNG]";
+#[derive(Parser)]
+#[command(
+    name = "adas-camera",
+    version,
+    about = "The daemon's camera source alone: open, negotiate, stream and reconnect a V4L2 \
+             camera, one line per frame",
+    after_help = "Exit status: 0 frames came, 1 failure (e.g. no usable format), 2 usage error, \
+                  4 no frame within --device-timeout (device missing or silent). Logs go to \
+                  stderr; ADASD_LOG=info overrides -v/-q. docs/CLI.md has the details.",
+    help_expected = true
+)]
+struct Cli {
+    #[command(flatten)]
+    verbosity: adas_cli::Verbosity,
+    /// The camera: v4l2:///dev/videoN, or a stable link such as v4l2:///dev/v4l/by-id/….
+    uri: String,
+    /// Stop after this many seconds (default: run until SIGTERM/SIGINT).
+    #[arg(long, value_parser = adas_cli::seconds)]
+    seconds: Option<f64>,
+    /// Stop after this many frames.
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Pixel format to ask for (default: the first the camera offers of yuyv, uyvy, rgb24,
+    /// mjpeg).
+    #[arg(long, value_parser = pixel_format)]
+    format: Option<PixelFormat>,
+    /// Frame size to ask for, WIDTHxHEIGHT (default: the driver's current size).
+    #[arg(long, value_parser = frame_size)]
+    size: Option<(u32, u32)>,
+    /// Frame rate to ask for, Hz (default: the driver's current rate).
+    #[arg(long, value_parser = adas_cli::seconds)]
+    fps: Option<f64>,
+    /// Write the last frame to this PNG at the end.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Give up with exit status 4 when no frame has come this many seconds after the start (a
+    /// missing device node is waited for until then).
+    #[arg(long, default_value_t = 10.0, value_parser = adas_cli::seconds)]
+    device_timeout: f64,
+}
 
-fn main() -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ADASD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let Args {
-        uri,
-        seconds,
-        max_frames,
-        save,
-        options,
-    } = parse_args(std::env::args().skip(1).collect())?;
+fn pixel_format(name: &str) -> Result<PixelFormat, String> {
+    PixelFormat::from_name(name).ok_or_else(|| format!("`{name}`: use yuyv, uyvy, rgb24 or mjpeg"))
+}
+
+fn frame_size(text: &str) -> Result<(u32, u32), String> {
+    text.split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .ok_or_else(|| format!("`{text}`: use WIDTHxHEIGHT, e.g. 640x480"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logging = adas_cli::init(&cli.verbosity);
+    let result = run(&cli);
+    // Counts of held-back log lines first, the final word last.
+    drop(logging);
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("adas-camera: error: {e:#}");
+            adas_cli::exit_status(e.as_ref())
+        }
+    }
+}
+
+/// The run gave up on the device: `why`, and what to do.
+fn no_device(uri: &str, started: Instant, why: &str) -> anyhow::Error {
+    adas_cli::NoDevice(format!(
+        "{uri}: {why} in {:.1} s. Is the camera plugged in and its driver loaded? \
+         `v4l2-ctl --list-devices` lists the cameras; a longer --device-timeout waits longer",
+        started.elapsed().as_secs_f64()
+    ))
+    .into()
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-
-    let mut source: Box<dyn FrameSource> =
-        adas_io::source::open_with(&uri, Timing::FromSource { fallback_fps: 10.0 }, &options)?;
+    let options = CameraOptions {
+        format: cli.format,
+        size: cli.size,
+        fps: cli.fps,
+        ..CameraOptions::default()
+    };
     let started = Instant::now();
-    let deadline = seconds.map(|s| started + Duration::from_secs_f64(s));
+    let give_up = started + Duration::from_secs_f64(cli.device_timeout);
+    let Some(mut source) = open(&cli.uri, &options, give_up, &stop)? else {
+        return Err(no_device(&cli.uri, started, "the device did not appear"));
+    };
+    let deadline = cli.seconds.map(|s| started + Duration::from_secs_f64(s));
     let (mut frames, mut lost) = (0u64, 0u64);
     let mut last = None;
     let mut out = std::io::stdout().lock();
     while !stop.load(Ordering::SeqCst)
         && deadline.is_none_or(|d| Instant::now() < d)
-        && max_frames.is_none_or(|m| frames < m)
+        && cli.frames.is_none_or(|m| frames < m)
+        && (frames > 0 || Instant::now() < give_up)
     {
         let Some(item) = source.next_frame() else {
             break;
@@ -73,67 +147,50 @@ fn main() -> anyhow::Result<ExitCode> {
         "summary: {frames} frames, {lost} lost in {secs:.1} s ({:.1} frames/s)",
         frames as f64 / secs.max(1e-9)
     )?;
-    if let (Some(path), Some(img)) = (save, last) {
-        img.save(&path)
+    if frames == 0 {
+        return Err(no_device(
+            &cli.uri,
+            started,
+            "the device opened but delivered no frame",
+        ));
+    }
+    if let (Some(path), Some(img)) = (&cli.save, last) {
+        img.save(path)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(if frames > 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::SUCCESS)
 }
 
-/// The command line, parsed.
-struct Args {
-    uri: String,
-    seconds: Option<f64>,
-    max_frames: Option<u64>,
-    save: Option<std::path::PathBuf>,
-    options: CameraOptions,
-}
-
-fn parse_args(args: Vec<String>) -> anyhow::Result<Args> {
-    let mut uri = None;
-    let mut seconds: Option<f64> = None;
-    let mut max_frames: Option<u64> = None;
-    let mut save = None;
-    let mut options = CameraOptions::default();
-    let mut i = 0;
-    while i < args.len() {
-        let value = args.get(i + 1);
-        match (args[i].as_str(), value) {
-            ("--seconds", Some(v)) => seconds = Some(v.parse().context("--seconds")?),
-            ("--frames", Some(v)) => max_frames = Some(v.parse().context("--frames")?),
-            ("--fps", Some(v)) => options.fps = Some(v.parse().context("--fps")?),
-            ("--save", Some(v)) => save = Some(std::path::PathBuf::from(v)),
-            ("--format", Some(v)) => {
-                options.format = Some(
-                    PixelFormat::from_name(v)
-                        .with_context(|| format!("--format {v}: use yuyv, uyvy, rgb24 or mjpeg"))?,
-                )
+/// Opens the source; a camera whose device node does not exist yet is tried again every
+/// `reconnect_ms` until `give_up` (`None` then). Any other error (no usable format, no
+/// permission) is final at once: waiting would not change it.
+fn open(
+    uri: &str,
+    options: &CameraOptions,
+    give_up: Instant,
+    stop: &AtomicBool,
+) -> anyhow::Result<Option<Box<dyn FrameSource>>> {
+    let device = parse_uri(uri).ok();
+    loop {
+        match adas_io::source::open_with(uri, Timing::FromSource { fallback_fps: 10.0 }, options) {
+            Ok(source) => return Ok(Some(source)),
+            Err(e @ SourceError::Open { .. }) if device.as_ref().is_some_and(|d| !d.exists()) => {
+                if Instant::now() >= give_up || stop.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                tracing::warn!("{e}; waiting for it");
+                std::thread::sleep(Duration::from_millis(options.reconnect_ms));
             }
-            ("--size", Some(v)) => {
-                let (w, h) = v
-                    .split_once('x')
-                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
-                    .with_context(|| format!("--size {v}: use WIDTHxHEIGHT"))?;
-                options.size = Some((w, h));
-            }
-            (a, _) if uri.is_none() && !a.starts_with("--") => {
-                uri = Some(a.to_string());
-                i += 1;
-                continue;
-            }
-            _ => anyhow::bail!(USAGE),
+            Err(e) => return Err(e.into()),
         }
-        i += 2;
     }
-    Ok(Args {
-        uri: uri.context(USAGE)?,
-        seconds,
-        max_frames,
-        save,
-        options,
-    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help_and_the_parser_is_consistent() {
+        // `help_expected`: clap's debug assertions refuse an argument without help text.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

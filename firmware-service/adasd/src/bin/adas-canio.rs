@@ -3,39 +3,69 @@
 //! for checking a vehicle's CAN inputs before the camera is mounted.
 //!
 //! ```text
-//! adas-canio --interface vcan0 [--seconds N]
+//! adas-canio [--interface vcan0] [--seconds N] [--device-timeout S] [-v|-q]
 //! ```
 //! Sends `AEB_Status` every 100 ms: mode Standby while the ego speed input is valid, Unavailable
 //! with the inhibit reason otherwise; prints the supervision counters at exit. SIGTERM/SIGINT:
-//! a last `AEB_Status` with mode Off, then exit 0.
+//! a last `AEB_Status` with mode Off, then exit 0. An interface that cannot be opened is retried
+//! every 200 ms; one that never opens within `--device-timeout` ends the run with exit status 4.
+//! Once open, a vanished interface is retried for as long as the run lasts (as in the daemon).
 
 use adas_core::can::dbc::AebStatus;
 use adas_core::can::supervision::{EgoInput, EgoInputParams};
 use adas_io::can::socketcan::{CanBus, CanBusConfig};
+use clap::Parser;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ADASD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut interface = "vcan0".to_string();
-    let mut seconds: Option<f64> = None;
-    let mut i = 0;
-    while i < args.len() {
-        match (args[i].as_str(), args.get(i + 1)) {
-            ("--interface", Some(v)) => interface = v.clone(),
-            ("--seconds", Some(v)) => seconds = Some(v.parse()?),
-            _ => anyhow::bail!("usage: adas-canio --interface IFACE [--seconds N]"),
+/// How often a missing interface is tried again, ms.
+const RECONNECT_MS: u64 = 200;
+
+#[derive(Parser)]
+#[command(
+    name = "adas-canio",
+    version,
+    about = "The daemon's CAN side alone: AEB_Status heartbeat every 100 ms and the supervised \
+             ego speed input, on a SocketCAN interface",
+    after_help = "Exit status: 0 ran until the end or a signal, 1 failure, 2 usage error, 4 the \
+                  interface could not be opened within --device-timeout. Logs go to stderr; \
+                  ADASD_LOG=info overrides -v/-q. docs/CLI.md has the details.",
+    help_expected = true
+)]
+struct Cli {
+    #[command(flatten)]
+    verbosity: adas_cli::Verbosity,
+    /// SocketCAN interface (can0, vcan0, …).
+    #[arg(long, default_value = "vcan0")]
+    interface: String,
+    /// Stop after this many seconds (default: run until SIGTERM/SIGINT).
+    #[arg(long, value_parser = adas_cli::seconds)]
+    seconds: Option<f64>,
+    /// Give up with exit status 4 when the interface has not opened this many seconds after
+    /// the start (it is tried every 200 ms until then).
+    #[arg(long, default_value_t = 10.0, value_parser = adas_cli::seconds)]
+    device_timeout: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let logging = adas_cli::init(&cli.verbosity);
+    let result = run(&cli);
+    // Counts of held-back log lines first, the final word last.
+    drop(logging);
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("adas-canio: error: {e:#}");
+            adas_cli::exit_status(e.as_ref())
         }
-        i += 2;
     }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let interface = cli.interface.clone();
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
@@ -46,7 +76,7 @@ fn main() -> anyhow::Result<()> {
             interface: interface.clone(),
             status_period_ms: 100,
             warning_period_ms: 100,
-            reconnect_ms: 200,
+            reconnect_ms: RECONNECT_MS,
             stale_after_ms: 1000,
         },
         origin,
@@ -54,9 +84,16 @@ fn main() -> anyhow::Result<()> {
     let mut ego = EgoInput::new(EgoInputParams::default());
     let mut notifier = adas_io::notify::Notifier::from_env();
     notifier.ready(&format!("CAN on {interface}"));
-    let deadline = seconds.map(|s| origin + Duration::from_secs_f64(s));
+    let deadline = cli.seconds.map(|s| origin + Duration::from_secs_f64(s));
+    let give_up = origin + Duration::from_secs_f64(cli.device_timeout);
     let mut last_inhibit = None;
+    let mut opened = false;
     while !stop.load(Ordering::SeqCst) && deadline.is_none_or(|d| Instant::now() < d) {
+        // The CAN thread counts every successful open of the socket.
+        opened |= bus.stats().reconnects.load(Ordering::Relaxed) > 0;
+        if !opened && Instant::now() >= give_up {
+            break;
+        }
         for (t, f) in bus.drain_received() {
             ego.on_frame(t, &f);
         }
@@ -83,6 +120,23 @@ fn main() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     notifier.stopping();
+    print_counters(&bus, &ego);
+    bus.shutdown(AebStatus::default().encode());
+    if !opened {
+        return Err(adas_cli::NoDevice(format!(
+            "CAN interface `{interface}` could not be opened in {:.1} s (tried every \
+             {RECONNECT_MS} ms; the log above says why). Check that it exists: `ip link show \
+             {interface}`; create or bring it up: {}",
+            origin.elapsed().as_secs_f64(),
+            adasd::check::can_bring_up(&interface)
+        ))
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The supervision's and the CAN thread's counters (the VM tests read them).
+fn print_counters(bus: &CanBus, ego: &EgoInput) {
     let s = &ego.speed.counters;
     let st = bus.stats();
     eprintln!(
@@ -99,6 +153,13 @@ fn main() -> anyhow::Result<()> {
         st.rx_remote.load(Ordering::Relaxed),
         ego.other_frames
     );
-    bus.shutdown(AebStatus::default().encode());
-    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help_and_the_parser_is_consistent() {
+        // `help_expected`: clap's debug assertions refuse an argument without help text.
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -7,7 +7,7 @@ use crate::service::{self, Inputs, RunOptions};
 use adas_calibration::Homography;
 use adas_io::source::recording::Window;
 use adas_record::compare::{self, Tolerances};
-use adas_record::reader::{Damage, FrameReader, Images, Recording};
+use adas_record::reader::{FrameReader, Images, Recording};
 use adas_render::{timeline, FrameView, Renderer};
 use anyhow::Context;
 use std::collections::BTreeMap;
@@ -28,6 +28,7 @@ pub struct Replay {
     pub force: bool,
     pub tolerances: Tolerances,
     pub frames: bool,
+    /// A line per frame on stdout (`-v`).
     pub verbose: bool,
     pub no_images: bool,
 }
@@ -41,7 +42,7 @@ pub const EXIT_DAMAGED: u8 = 3;
 
 /// Reports on stderr what of the recording `path` was skipped: one line per damaged part, then
 /// how many. Returns whether there was any.
-pub fn report_damage(path: &Path, damage: &[Damage]) -> bool {
+pub fn report_damage(path: &Path, damage: &[impl std::fmt::Display]) -> bool {
     for d in damage {
         eprintln!("damaged: {}: {d}", path.display());
     }
@@ -258,7 +259,11 @@ fn replay_options(
         ),
     };
     let mut options = RunOptions::new(a.out.clone());
-    options.per_frame_lines = a.verbose;
+    options.lines = if a.verbose {
+        service::Lines::PerFrame
+    } else {
+        service::Lines::Nothing
+    };
     options.config_path = Some(config_path.to_path_buf());
     options.identity = Some(identity);
     options.record_to = Some(a.out.join(REPLAY_FILE));
@@ -451,43 +456,129 @@ pub fn import(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn info(path: &Path) -> anyhow::Result<ExitCode> {
-    // Streamed: one frame in memory at a time.
+/// What `record info` reports; with `--json` this object, field for field (docs/CLI.md).
+#[derive(Debug, serde::Serialize)]
+pub struct RecordingInfo {
+    pub file: String,
+    /// Frames (processed or not), camera images, frames with a decision.
+    pub frames: u64,
+    pub camera_frames: u64,
+    pub decision_frames: u64,
+    /// Data times of the first and last frame, s (`null` without frames).
+    pub t_first_s: Option<f64>,
+    pub t_last_s: Option<f64>,
+    /// CAN frames received and sent.
+    pub can_rx: u64,
+    pub can_tx: u64,
+    /// Messages per topic.
+    pub topics: BTreeMap<String, u64>,
+    /// The recording's metadata, less the embedded files (`*_toml`).
+    pub metadata: BTreeMap<String, String>,
+    /// Parts that could not be read and were skipped (exit status 3 when any).
+    pub damage: Vec<DamageInfo>,
+}
+
+/// A damaged part of a recording.
+#[derive(Debug, serde::Serialize)]
+pub struct DamageInfo {
+    /// The bytes skipped, `start..end` (equal where the file ends early).
+    pub start: u64,
+    pub end: u64,
+    pub reason: String,
+    /// The whole report in words, as the text output gives it.
+    pub description: String,
+}
+
+impl std::fmt::Display for DamageInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// Reads the whole recording (streamed: one frame in memory at a time).
+pub fn recording_info(path: &Path) -> anyhow::Result<RecordingInfo> {
     let mut r = FrameReader::open(path, Images::Keep)?;
     let (mut frames, mut camera, mut decisions, mut can_rx, mut can_tx) = (0, 0, 0, 0, 0);
-    let (mut first, mut last) = (None, 0);
+    let (mut first, mut last) = (None, None);
     while let Some(f) = r.next_frame() {
         let f = f?;
         frames += 1;
-        camera += usize::from(f.jpeg.is_some());
-        decisions += usize::from(f.outcome.is_some());
+        camera += u64::from(f.jpeg.is_some());
+        decisions += u64::from(f.outcome.is_some());
         first.get_or_insert(f.t_ns);
-        last = f.t_ns;
+        last = Some(f.t_ns);
         let (rx, tx) = r.take_can_until(f.t_ns);
-        can_rx += rx.len();
-        can_tx += tx.len();
+        can_rx += rx.len() as u64;
+        can_tx += tx.len() as u64;
     }
     let (rx, tx) = r.take_can_until(u64::MAX);
-    can_rx += rx.len();
-    can_tx += tx.len();
-    outln!(
-        "{}: {frames} frames, t = {:.3} … {:.3} s; camera {camera}, decisions {decisions}; CAN rx {can_rx}, tx {can_tx}",
-        path.display(),
-        first.unwrap_or(0) as f64 / 1e9,
-        last as f64 / 1e9,
-    )?;
-    for (topic, n) in r.topics() {
-        outln!("  {topic:<22} {n} messages")?;
-    }
-    for (k, v) in r.metadata() {
-        if !k.ends_with("_toml") {
+    can_rx += rx.len() as u64;
+    can_tx += tx.len() as u64;
+    let seconds = |t: Option<u64>| t.map(|t| t as f64 / 1e9);
+    Ok(RecordingInfo {
+        file: path.display().to_string(),
+        frames,
+        camera_frames: camera,
+        decision_frames: decisions,
+        t_first_s: seconds(first),
+        t_last_s: seconds(last),
+        can_rx,
+        can_tx,
+        topics: r
+            .topics()
+            .iter()
+            .map(|(t, n)| (t.clone(), *n as u64))
+            .collect(),
+        metadata: r
+            .metadata()
+            .iter()
+            .filter(|(k, _)| !k.ends_with("_toml"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        damage: r
+            .damage()
+            .iter()
+            .map(|d| DamageInfo {
+                start: d.start,
+                end: d.end,
+                reason: d.reason.clone(),
+                description: d.to_string(),
+            })
+            .collect(),
+    })
+}
+
+/// `record info`: what a recording holds, as text or (`json`) one JSON object. Exit status 3
+/// when parts of it were damaged (reported on stderr as well).
+pub fn info(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let i = recording_info(path)?;
+    if json {
+        outln!("{}", serde_json::to_string(&i)?)?;
+    } else {
+        outln!(
+            "{}: {} frames, t = {:.3} … {:.3} s; camera {}, decisions {}; CAN rx {}, tx {}",
+            i.file,
+            i.frames,
+            i.t_first_s.unwrap_or(0.0),
+            i.t_last_s.unwrap_or(0.0),
+            i.camera_frames,
+            i.decision_frames,
+            i.can_rx,
+            i.can_tx,
+        )?;
+        for (topic, n) in &i.topics {
+            outln!("  {topic:<22} {n} messages")?;
+        }
+        for (k, v) in &i.metadata {
             outln!("  {k} = {v}")?;
         }
+        for d in &i.damage {
+            outln!("  damaged: {}", d.description)?;
+        }
     }
-    for d in r.damage() {
-        outln!("  damaged: {d}")?;
-    }
-    Ok(exit_status(report_damage(path, r.damage()), true))
+    // The report on stderr is the same for both forms.
+    let damaged = report_damage(path, &i.damage);
+    Ok(exit_status(damaged, true))
 }
 
 /// The timeline's series, one point per frame with an outcome (seconds from the first frame).

@@ -167,6 +167,27 @@ impl CanLink {
 }
 
 impl CanLink {
+    /// Where the ego speed comes from and where CAN goes, in words (the start-up line).
+    pub(crate) fn describe(&self, config: &crate::config::Config) -> String {
+        match self {
+            CanLink::Fixed => format!(
+                "CAN to can.log, ego speed {} km/h (config)",
+                config.ego.speed_kph
+            ),
+            CanLink::Replay { .. } => format!(
+                "CAN to can.log, ego speed from {}",
+                config
+                    .can
+                    .input_log
+                    .as_ref()
+                    .map_or_else(|| "a candump log".into(), |p| p.display().to_string())
+            ),
+            CanLink::Recorded { .. } => "CAN to can.log, ego speed from the recording".into(),
+            #[cfg(target_os = "linux")]
+            CanLink::Bus { .. } => format!("CAN on {} (SocketCAN)", config.can.interface),
+        }
+    }
+
     /// Hands the frame's status and warning to the live bus, whose thread sends them on its own
     /// schedule (status every period, warnings on change and while active) with its own
     /// counters. Other links have no bus: `can.log` is written by the run loop.

@@ -2,14 +2,16 @@
 //!
 //! [`run_with`] is the loop: read a frame and the vehicle's inputs ([`inputs`]), decide
 //! ([`pipeline`]), map the decision to the CAN status, hand everything to the outputs
-//! ([`sinks`]). A bad frame is skipped, counted and reported on CAN as a fault; the loop never
+//! ([`sinks`]) and tell the terminal or the journal ([`console`]). A bad frame is skipped, counted and reported on CAN as a fault; the loop never
 //! stops on one.
 
+mod console;
 mod events;
 mod inputs;
 mod pipeline;
 mod sinks;
 
+pub use console::{Lines, PROGRESS_EVERY_NS};
 pub use events::{box_json, round};
 pub use inputs::Inputs;
 pub use pipeline::{FrameFault, FrameOutcome, Pipeline};
@@ -23,6 +25,7 @@ use adas_io::source::Frame;
 use adas_plugins::manifest::RoadUser;
 use adas_types::CanFrame;
 use anyhow::Context;
+use console::Console;
 use events::EgoUsed;
 use sinks::{FrameReport, Outputs};
 use std::collections::BTreeMap;
@@ -115,8 +118,8 @@ impl Summary {
 pub struct RunOptions {
     pub out_dir: PathBuf,
     pub max_frames: Option<u64>,
-    /// Print one line per frame to stdout.
-    pub per_frame_lines: bool,
+    /// What to print on stdout while running.
+    pub lines: Lines,
     /// The config file (named in the recording's metadata).
     pub config_path: Option<PathBuf>,
     /// Record everything into this one file (replay) instead of following `[record]`.
@@ -148,7 +151,7 @@ impl RunOptions {
         Self {
             out_dir,
             max_frames: None,
-            per_frame_lines: false,
+            lines: Lines::Nothing,
             config_path: None,
             record_to: None,
             identity: None,
@@ -186,6 +189,8 @@ pub fn run_with(
     let mut can_tx = CanTx::new(pipeline.config().can.status_period_ms);
     let mut outputs = Outputs::open(pipeline.config(), pipeline.homography(), options);
     let mut telemetry = Telemetry::start(&pipeline.detections_from(), options, source.len_hint());
+    let mut console = Console::new(options.lines);
+    console.start(|| startup_line(&pipeline, &link, options));
     let mut pacer = Pacer::new(options.speed);
     let mut summary = Summary::default();
     let mut endpoint = if options.serve_metrics {
@@ -242,7 +247,7 @@ pub fn run_with(
         link.publish(&status, inhibit.map_or(0, |r| r.code()), decision);
         let capture_to_can = captured.elapsed();
         let sent = can_tx.frames(t_ns, decision, &status);
-        outputs.frame(&FrameReport {
+        let report = FrameReport {
             t_ns,
             index: summary.seen(),
             result: &result,
@@ -251,7 +256,9 @@ pub fn run_with(
             can_rx: &can_rx,
             can_tx: &sent,
             elapsed,
-        });
+        };
+        outputs.frame(&report);
+        console.frame(&report, &summary);
         if let Some(e) = endpoint.as_mut() {
             e.publisher.frame(&FrameObservation {
                 decided: decided(&result, recorded_detections),
@@ -279,6 +286,8 @@ pub fn run_with(
     summary.recording = written.recording;
     summary.output_failures = written.failures;
     summary.source_damage = source.damage().to_vec();
+    // The counts of this run's repeated warnings, before the caller's summary.
+    adas_cli::flush();
     if let Some(e) = source.take_error() {
         return Err(e.context(format!(
             "the run stopped after {} frames ({} skipped); what was written so far is complete",
@@ -286,6 +295,24 @@ pub fn run_with(
         )));
     }
     Ok(summary)
+}
+
+/// What runs, from where to where: the first line a run prints.
+fn startup_line(pipeline: &Pipeline, link: &inputs::CanLink, options: &RunOptions) -> String {
+    let config = pipeline.config();
+    let recording = match (&options.record_to, config.record.mode) {
+        (Some(path), _) => format!("; recording into {}", path.display()),
+        (None, adas_record::RecordMode::Off) => String::new(),
+        (None, mode) => format!("; recording: {}", format!("{mode:?}").to_lowercase()),
+    };
+    format!(
+        "adasd {}: {} → {} → {}; output {}{recording}",
+        env!("CARGO_PKG_VERSION"),
+        config.source.uri,
+        pipeline.detections_from(),
+        link.describe(config),
+        options.out_dir.display(),
+    )
 }
 
 /// SIGTERM, SIGINT and SIGHUP set the returned flag; the loop ends after the frame in hand and

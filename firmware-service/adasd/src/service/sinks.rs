@@ -1,7 +1,7 @@
 //! Where a run's results go. Each output is a [`Sink`]; [`Outputs`] holds them and feeds every
 //! frame to each in turn.
 
-use super::events::{frame_event_json, frame_line, EgoUsed};
+use super::events::{frame_event_json, EgoUsed};
 use super::pipeline::{FrameFault, FrameOutcome};
 use crate::config::Config;
 use crate::metrics::{OutputHealth, RecordingCounters, MAX_OUTPUTS};
@@ -14,7 +14,6 @@ use adas_render::{FrameView, Renderer};
 use adas_types::CanFrame;
 use anyhow::Context;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -83,11 +82,9 @@ impl CanLog {
     }
 }
 
-/// `frames.jsonl` (one line per processed frame, committed once per frame) and, on request,
-/// one stdout line per frame.
+/// `frames.jsonl`: one line per processed frame, committed once per frame.
 struct EventLog {
     file: LineFile,
-    per_frame_lines: bool,
 }
 
 impl Sink for EventLog {
@@ -96,32 +93,14 @@ impl Sink for EventLog {
             Ok((frame, outcome)) => {
                 let line = serde_json::to_vec(&frame_event_json(frame, outcome, r.ego))?;
                 self.file.push(&line);
-                self.print(|| frame_line(frame, outcome, r.elapsed));
             }
-            Err(fault) => {
-                tracing::warn!("skipping {fault}");
-                self.print(|| format!("skipped: {fault}"));
-            }
+            Err(fault) => tracing::warn!("skipping {fault}"),
         }
         commit(&mut self.file)
     }
 
     fn finish(&mut self, _: Option<u64>, _: &[CanFrame]) -> anyhow::Result<()> {
         commit(&mut self.file)
-    }
-}
-
-impl EventLog {
-    /// One stdout line, when asked for. A closed stdout (`adasd run … | head`) ends the lines,
-    /// not the run.
-    fn print(&mut self, line: impl FnOnce() -> String) {
-        if !self.per_frame_lines {
-            return;
-        }
-        if let Err(e) = writeln!(std::io::stdout().lock(), "{}", line()) {
-            tracing::warn!("stdout: {e}; no more per-frame lines");
-            self.per_frame_lines = false;
-        }
     }
 }
 
@@ -232,9 +211,6 @@ struct Guarded<S> {
     failing_for: u64,
 }
 
-/// How often a sink that keeps failing is logged again (frames).
-const RELOG_EVERY_FRAMES: u64 = 300;
-
 impl<S: Sink> Guarded<S> {
     fn new(name: &'static str, sink: S) -> Guarded<S> {
         Guarded {
@@ -267,7 +243,9 @@ impl<S: Sink> Guarded<S> {
         }
     }
 
-    /// Logs a change of health, and a reminder every [`RELOG_EVERY_FRAMES`] while failing.
+    /// Logs every failed frame and the recovery. A failure that lasts is one line per 10 s
+    /// with the count of the frames between: the log's rate limiter (`adas_cli`) thins out
+    /// repeated lines.
     fn note(&mut self, result: anyhow::Result<()>) {
         match result {
             Ok(()) if self.failing_for > 0 => {
@@ -282,15 +260,11 @@ impl<S: Sink> Guarded<S> {
             Err(e) => {
                 self.failures += 1;
                 self.failing_for += 1;
-                if self.failing_for == 1 {
-                    tracing::error!(output = self.name, "{e:#}; the pipeline goes on");
-                } else if self.failing_for.is_multiple_of(RELOG_EVERY_FRAMES) {
-                    tracing::error!(
-                        output = self.name,
-                        failed_frames = self.failing_for,
-                        "still failing: {e:#}"
-                    );
-                }
+                tracing::error!(
+                    output = self.name,
+                    failed_frames = self.failing_for,
+                    "{e:#}; the pipeline goes on"
+                );
             }
         }
     }
@@ -326,7 +300,6 @@ impl Outputs {
         };
         let events = EventLog {
             file: log("frames.jsonl"),
-            per_frame_lines: options.per_frame_lines,
         };
         let annotate = options.annotate.unwrap_or(config.output.annotated_frames);
         let frames = annotate.then(|| AnnotatedFrames {

@@ -306,6 +306,67 @@ mod tests {
         assert_eq!(enc.warning(&decision).data[3], u8::MAX);
     }
 
+    /// The DBC's value tables name the codes this module and the decider send.
+    #[test]
+    fn the_dbc_value_tables_match_the_codes_sent() {
+        use crate::aeb::decider::Stage;
+        use crate::can::dbc::SignalSpec;
+        let table = |signals: &'static [SignalSpec], name: &str| {
+            signals.iter().find(|s| s.name == name).unwrap()
+        };
+        let stage = table(AebWarning::SIGNALS, "AEB_Stage");
+        for (s, label) in [
+            (Stage::None, "None"),
+            (Stage::Fcw, "FCW"),
+            (Stage::PartialBrake, "PartialBrake"),
+            (Stage::FullBrake, "FullBrake"),
+        ] {
+            assert_eq!(stage.label(i64::from(s.code())), Some(label));
+        }
+        let mode = table(AebStatus::SIGNALS, "AEB_Mode");
+        for (m, label) in [
+            (Mode::Off, "Off"),
+            (Mode::Standby, "Standby"),
+            (Mode::Warning, "Warning"),
+            (Mode::Unavailable, "Unavailable"),
+            (Mode::Braking, "Braking"),
+        ] {
+            assert_eq!(mode.label(m as i64), Some(label));
+        }
+        for name in ["AEB_InhibitReason", "AEB_StatusInhibit"] {
+            let signals = if name == "AEB_InhibitReason" {
+                AebWarning::SIGNALS
+            } else {
+                AebStatus::SIGNALS
+            };
+            let inhibit = table(signals, name);
+            assert_eq!(inhibit.label(0), Some("None"));
+            for (r, label) in [
+                (InhibitReason::NoEgo, "NoEgo"),
+                (InhibitReason::EgoInvalid, "EgoInvalid"),
+                (InhibitReason::EgoStale, "EgoStale"),
+                (InhibitReason::EgoOutOfRange, "EgoOutOfRange"),
+                (InhibitReason::TimeWentBack, "TimeWentBack"),
+            ] {
+                assert_eq!(inhibit.label(i64::from(r.code())), Some(label), "{name}");
+            }
+            assert_eq!(inhibit.values.len(), 6, "{name}: one label per code");
+        }
+        let class = table(AebWarning::SIGNALS, "AEB_TargetClass");
+        for c in RoadUser::ALL {
+            let expected = match c {
+                RoadUser::Ignored => "None",
+                RoadUser::Pedestrian => "Pedestrian",
+                RoadUser::Cyclist => "Cyclist",
+                RoadUser::Car => "Car",
+                RoadUser::TruckBus => "TruckBus",
+                RoadUser::Motorcycle => "Motorcycle",
+                RoadUser::Other => "Other",
+            };
+            assert_eq!(class.label(i64::from(class_code(c))), Some(expected));
+        }
+    }
+
     #[test]
     fn status_saturates_instead_of_wrapping() {
         let f = Encoder::default().status(&Status {

@@ -431,6 +431,22 @@ mod tests {
     }
 
     #[test]
+    fn a_timeout_beyond_u64_nanoseconds_never_expires() {
+        // Found by fuzz/fuzz_targets/can_input.rs: `timeout_ms * 1_000_000` overflowed.
+        let params = SupervisionParams {
+            timeout_ms: u64::MAX / 1000,
+            ..SupervisionParams::for_period(20)
+        };
+        let mut input = EgoInput::new(EgoInputParams {
+            speed: params,
+            ..EgoInputParams::default()
+        });
+        let mut p = Protector::default();
+        input.on_frame(0, &speed_frame(&mut p, 36.0));
+        assert_eq!(input.inhibit(u64::MAX), None);
+    }
+
+    #[test]
     fn out_of_range_speed_is_rejected() {
         let mut input = EgoInput::new(EgoInputParams::default());
         let mut p = Protector::default();

@@ -100,6 +100,12 @@ pub(super) fn read_timestamps(path: &Path, frames: usize) -> Result<Vec<u64>, So
         path: path.to_path_buf(),
         message: format!("cannot read timestamps: {e}"),
     })?;
+    parse_timestamps(&text, path, frames)
+}
+
+/// The timestamps file's text (one time in seconds per line, `#` comments) as nanoseconds, one
+/// per frame; `path` is only used in error messages.
+pub fn parse_timestamps(text: &str, path: &Path, frames: usize) -> Result<Vec<u64>, SourceError> {
     let error = |line: usize, message: String| SourceError::Timestamps {
         path: path.to_path_buf(),
         line,

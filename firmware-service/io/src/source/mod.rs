@@ -12,7 +12,7 @@ mod video;
 mod yuv;
 
 pub use camera::{CameraOptions, PixelFormat};
-pub use images::{image_files, ImageSequence};
+pub use images::{image_files, parse_timestamps, ImageSequence};
 #[cfg(all(feature = "v4l2", target_os = "linux"))]
 pub use v4l2::V4l2Camera;
 #[cfg(feature = "video")]

@@ -43,6 +43,30 @@ const SCAN_WINDOW: usize = 64 * 1024;
 /// header, chunk header without a compression name, the length of its records.
 const SCAN_HEADER: usize = RECORD_HEADER + CHUNK_FIXED + 8;
 
+/// `mcap::parse_record`, without its panic on an attachment shorter than its own fields (mcap
+/// 0.26 slices `body[..len - 4]` before any length check; found by fuzz/fuzz_targets/
+/// read_recording.rs): such a record is malformed, not a reason to abort.
+pub(crate) fn parse_record(opcode: u8, body: &[u8]) -> Result<Record<'_>, mcap::McapError> {
+    if opcode == op::ATTACHMENT && !attachment_fits(body) {
+        return Err(mcap::McapError::UnexpectedEof);
+    }
+    mcap::parse_record(opcode, body)
+}
+
+/// Whether an attachment body holds its fixed fields (log and create time, name, media type,
+/// data length) and its CRC.
+fn attachment_fits(body: &[u8]) -> bool {
+    let string_end = |at: usize| -> Option<usize> {
+        let len = body.get(at..at.checked_add(4)?)?;
+        let len = u32::from_le_bytes(len.try_into().ok()?) as usize;
+        (at + 4).checked_add(len)
+    };
+    let fields = string_end(8 + 8)
+        .and_then(string_end)
+        .and_then(|at| at.checked_add(8 + 4));
+    fields.is_some_and(|end| end <= body.len())
+}
+
 /// Records a data section may hold (the spec's); any other opcode there is a damaged one.
 const DATA_SECTION: [u8; 8] = [
     op::HEADER,
@@ -238,7 +262,7 @@ fn content(opcode: u8, body: &[u8]) -> Content {
     let map = |m: &BTreeMap<String, String>| -> usize {
         m.iter().map(|(k, v)| 4 + k.len() + 4 + v.len()).sum()
     };
-    let filled = match mcap::parse_record(opcode, body) {
+    let filled = match parse_record(opcode, body) {
         Err(e) => {
             return Content::Damaged(format!("a record (opcode {opcode:#04x}) is malformed: {e}"))
         }
@@ -428,7 +452,7 @@ fn index_of(summary: &[u8], summary_start: u64) -> Result<Index, String> {
     let records = split_records(summary).map_err(|e| format!("the summary is damaged: {e}"))?;
     for (opcode, r) in records {
         let body = summary.get(r).unwrap_or_default();
-        match mcap::parse_record(opcode, body) {
+        match parse_record(opcode, body) {
             Err(e) => return Err(format!("a summary record is malformed: {e}")),
             Ok(Record::Channel(c)) => {
                 index.channels.insert(c.id, c.topic);
@@ -902,5 +926,43 @@ impl<R: Read + Seek> RecordStream<R> {
             && uncompressed == size
             && size.checked_add((CHUNK_FIXED + 8) as u64) == Some(len)
             && len <= self.len - at - RECORD_HEADER as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An attachment body: times, name, media type, data, CRC (0: not checked).
+    fn attachment(name: &str, data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 16];
+        for s in [name, "application/octet-stream"] {
+            b.extend((s.len() as u32).to_le_bytes());
+            b.extend(s.as_bytes());
+        }
+        b.extend((data.len() as u64).to_le_bytes());
+        b.extend(data);
+        b.extend(0u32.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn an_attachment_shorter_than_its_fields_is_malformed_not_a_panic() {
+        let whole = attachment("calibration.toml", b"abc");
+        assert!(matches!(
+            parse_record(op::ATTACHMENT, &whole),
+            Ok(Record::Attachment { .. })
+        ));
+        // Every cut inside the fixed fields and the CRC (the data length then claims more).
+        for cut in 0..whole.len() {
+            assert!(
+                parse_record(op::ATTACHMENT, &whole[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // A name length beyond the body.
+        let mut huge = whole.clone();
+        huge[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(parse_record(op::ATTACHMENT, &huge).is_err());
     }
 }
