@@ -10,6 +10,12 @@
   vmtool.py camera SHARE                  camera step: frames, driver timestamps, reconnect
   vmtool.py e2e DBC SHARE                 end-to-end step: adasd's frames and its CAN status
   vmtool.py timing SHARE VM_SECONDS       print the measured figures (never asserted)
+  vmtool.py readme README OUT              the README's install and remove commands (the code
+                                          blocks after `<!-- vm-test: install -->` and
+                                          `<!-- vm-test: remove -->`) -> OUT/readme-*.sh
+  vmtool.py service DBC SHARE IMAGE_S VM_S
+                                          the service VM test (tests/vm/service): the package
+                                          under systemd
 """
 import json
 import os
@@ -363,6 +369,132 @@ def cmd_timing(share, vm_seconds):
         print(f"timing: guest uptime at the end {float(tm['end_s']):.1f} s")
 
 
+def readme_block(text, marker):
+    """The lines of the first fenced code block after `<!-- vm-test: MARKER -->`."""
+    tag = f"<!-- vm-test: {marker} -->"
+    if tag not in text:
+        sys.exit(f"README: no {tag} marker")
+    lines = text.split(tag, 1)[1].splitlines()
+    start = next((i for i, l in enumerate(lines) if l.startswith("```")), None)
+    end = next((i for i, l in enumerate(lines) if start is not None and i > start and l.startswith("```")), None)
+    if start is None or end is None:
+        sys.exit(f"README: no code block after {tag}")
+    return [l for l in lines[start + 1:end] if l.strip() and not l.lstrip().startswith("#")]
+
+
+def cmd_readme(readme, out):
+    text = open(readme).read()
+    for marker in ("install", "remove"):
+        lines = readme_block(text, marker)
+        open(os.path.join(out, f"readme-{marker}.sh"), "w").write("\n".join(lines) + "\n")
+        print(f"README {marker}: " + " | ".join(lines))
+
+
+def readme_results(path):
+    """[(command, output, exit status)] from the guest's readme.log."""
+    results, cmd, out = [], None, []
+    for line in open(path):
+        if line.startswith("+ "):
+            cmd, out = line[2:].rstrip("\n"), []
+        elif line.startswith("rc=") and cmd is not None:
+            results.append((cmd, "".join(out), int(line[3:])))
+            cmd = None
+        else:
+            out.append(line)
+    return results
+
+
+# The start-up line `adasd run` prints on stdout (journald files it at the unit's info level):
+# "adasd VERSION: SOURCE → DETECTOR → CAN; output DIR…" (service/mod.rs, startup_line).
+STARTUP_MESSAGE = re.compile(r"^adasd \S+: .+ → .+ → ")
+PER_FRAME_LINE = re.compile(r"^(frame \d+|skipped: )")
+
+
+def cmd_service(dbc, share, image_s, vm_s):
+    c = Checker("service")
+    db = cantools.database.load_file(dbc)
+    ev = read_events(os.path.join(share, "events"))
+    runs = readme_results(os.path.join(share, "readme.log"))
+    for cmd, out, rc in runs:
+        c(rc == 0, f"README command exits 0: {cmd} (exit {rc})")
+        if rc != 0:
+            print("      " + out.strip().replace("\n", "\n      "))
+    by_cmd = {cmd.split("#")[0].strip(): out for cmd, out, _ in runs}
+    check_out = next((o for k, o in by_cmd.items() if "config check" in k), "")
+    c(": ok (" in check_out, "adasd config check /etc/adas/adasd.toml: ok (the installed config, "
+      "absolute paths, the vivid camera at the example calibration's size)")
+    show = read_events(os.path.join(share, "show-started.txt"))
+    c(show.get("Type") == "notify" and show.get("ActiveState") == "active" and show.get("SubState") == "running",
+      f"after `systemctl enable --now`: {show.get('ActiveState')} ({show.get('SubState')}), Type={show.get('Type')}")
+    c(show.get("StatusText", "").startswith("running "),
+      f"STATUS= from the daemon's sd_notify: {show.get('StatusText')!r}")
+    owners = open(os.path.join(share, "owners.txt")).read()
+    c("/var/lib/adas adas:adas 750" in owners and "/etc/adas root:adas 750" in owners
+      and "/var/log/adas adas:adas 750" in owners,
+      "user adas, /etc/adas root:adas 0750, /var/lib/adas and /var/log/adas adas:adas 0750")
+    security = next((o for k, o in by_cmd.items() if "systemd-analyze security" in k), "")
+    m = re.search(r"Overall exposure level for adasd.service: ([0-9.]+)", security)
+    c(m is not None and float(m.group(1)) <= 2.0,
+      f"systemd-analyze security adasd on the installed unit: {m.group(1) if m else 'not found'} (<= 2.0)")
+
+    frames = parse_capture(os.path.join(share, "capture.log"))
+    status = decode_status(db, frames)
+    c(len(status) >= 20, f"{len(status)} AEB_Status frames on can0 (candump, decoded with cantools)")
+    bad_crc = sum(1 for _, _, d in status if d[7] != e2e_crc(0x121, d))
+    c(bad_crc == 0, f"AEB_Status CRC right on all {len(status)} frames")
+    t_stop_mark, t_wd_mark, t_back_mark = (marker_time(frames, i) for i in (0x7F2, 0x7F0, 0x7F1))
+    standby = [t for t, s, _ in status if s["AEB_Mode"] == 1 and s["AEB_StatusInhibit"] == 0]
+    c(bool(standby) and t_wd_mark is not None and standby[0] < t_wd_mark,
+      f"running: mode Standby, no inhibit ({len(standby)} frames): camera frames decided with the bus's speed")
+    c("standby_s" in ev, "Standby reached within 240 s of the start")
+
+    c(ev.get("pid_after") not in (None, "0", ev.get("pid_before")),
+      f"watchdog: SIGSTOP'd MainPID {ev.get('pid_before')} replaced by {ev.get('pid_after')}")
+    c(int(ev.get("nrestarts", "0")) >= 1, f"NRestarts = {ev.get('nrestarts')}")
+    journal = [json.loads(l) for l in open(os.path.join(share, "journal.json")) if l.strip()]
+    c(any("atchdog timeout" in str(e.get("MESSAGE", "")) for e in journal),
+      "the journal has systemd's \"Watchdog timeout\" for adasd.service")
+    if t_back_mark is not None:
+        back = [t for t in standby if t > t_back_mark]
+        c(bool(back), f"after the restart: Standby again ({len(back)} frames)")
+    if t_stop_mark is not None:
+        after = [s for t, s, _ in status if t > t_stop_mark]
+        c(bool(after) and after[-1]["AEB_Mode"] == 0, "`systemctl stop adasd`: the last AEB_Status is mode Off")
+    else:
+        c(False, "stop marker captured")
+    c(ev.get("stop_rc") == "0", f"systemctl stop exit status {ev.get('stop_rc')}")
+    stopped = read_events(os.path.join(share, "show-stopped.txt"))
+    c(stopped.get("ActiveState") == "inactive" and stopped.get("Result") == "success",
+      f"after stop: {stopped.get('ActiveState')}, result {stopped.get('Result')} (exit status 0 on SIGTERM)")
+
+    # The journal (docs: logs for journald): the daemon's own lines, not systemd's.
+    own = [e for e in journal if e.get("_COMM") in ("adasd",) or e.get("SYSLOG_IDENTIFIER") == "adasd"]
+    startup = [e for e in own if STARTUP_MESSAGE.search(str(e.get("MESSAGE", "")))]
+    flood = [e for e in own if PER_FRAME_LINE.search(str(e.get("MESSAGE", "")))]
+    c(any(e.get("PRIORITY") == "6" for e in startup),
+      "journal: the start-up summary at priority 6 (info): "
+      + ", ".join(f"<{e.get('PRIORITY')}> {e.get('MESSAGE')}" for e in startup[:2]))
+    c(not flood, f"journal: no per-frame lines ({len(flood)} of {len(own)} lines from adasd)")
+
+    leftovers = open(os.path.join(share, "leftovers.txt")).read().split()
+    c(not leftovers, "purge: nothing the package installed or made is left" + (f": {leftovers}" if leftovers else ""))
+    status_after = open(os.path.join(share, "dpkg-status.txt")).read().strip()
+    c(not status_after.startswith(("ii", "rc")), f"purge: dpkg knows no adasd any more ({status_after!r})")
+    user = open(os.path.join(share, "user-after-purge.txt")).read().strip()
+    print(f"      user adas after purge: {user or 'gone'} (kept on purpose, Debian policy)")
+
+    print(f"timing: image {image_s} s (about 0: reused), VM {vm_s} s boot to power-off (host wall clock)")
+    print(f"timing: guest kernel start to multi-user.target and the test: {float(ev.get('test_start_s', 0)):.1f} s")
+    for a, b, what in (("install_s", "installed_s", "README install commands (apt-get install to security)"),
+                       ("installed_s", "standby_s", "then to the first Standby status"),
+                       ("sigstop_s", "restarted_s", "SIGSTOP to the new MainPID active (WatchdogSec 60 s in the VM + abort 10 s + RestartSec 2 s + start)"),
+                       ("stop_s", "stopped_s", "systemctl stop"),
+                       ("test_start_s", "end_s", "the whole guest test")):
+        if a in ev and b in ev:
+            print(f"timing: {what}: {float(ev[b]) - float(ev[a]):.1f} s")
+    return c.done()
+
+
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     if cmd == "modules":
@@ -379,5 +511,9 @@ if __name__ == "__main__":
         sys.exit(cmd_e2e(*args))
     elif cmd == "timing":
         cmd_timing(*args)
+    elif cmd == "readme":
+        cmd_readme(*args)
+    elif cmd == "service":
+        sys.exit(cmd_service(*args))
     else:
         sys.exit(__doc__)

@@ -469,6 +469,10 @@ impl CanConfig {
 pub struct OutputConfig {
     /// Output folder; the command line's `--out` overrides it.
     pub dir: Option<PathBuf>,
+    /// Write `frames.jsonl` (a line per processed frame) and `can.log` (every CAN frame sent)
+    /// into the output folder. Both start afresh with every run and grow with it: off for a
+    /// service, whose record is the `[record]` black box (bounded by its disk budget).
+    pub logs: bool,
     /// Write an annotated JPEG per frame.
     pub annotated_frames: bool,
 }
@@ -477,6 +481,7 @@ impl Default for OutputConfig {
     fn default() -> Self {
         Self {
             dir: None,
+            logs: true,
             annotated_frames: true,
         }
     }

@@ -490,6 +490,7 @@ fn run(
         .unwrap_or_else(|| PathBuf::from("adasd-out"));
     let started = std::time::Instant::now();
     let source = config.source.uri.clone();
+    let logs = config.output.logs;
     let summary = service::run(
         config,
         &RunOptions {
@@ -528,11 +529,19 @@ fn run(
         summary.inhibited_frames,
         summary.above_horizon
     )?;
-    outln!(
-        "output: {} (annotated frames in frames/, CAN log can.log with {} frames, events frames.jsonl)",
-        out_dir.display(),
-        summary.can_frames
-    )?;
+    if logs {
+        outln!(
+            "output: {} (annotated frames in frames/, CAN log can.log with {} frames, events frames.jsonl)",
+            out_dir.display(),
+            summary.can_frames
+        )?;
+    } else {
+        outln!(
+            "output: {} ({} CAN frames sent; [output] logs off: no can.log, no frames.jsonl)",
+            out_dir.display(),
+            summary.can_frames
+        )?;
+    }
     if let Some(r) = &summary.recording {
         adasd::record::cli::print_recording_stats(r)?;
     }

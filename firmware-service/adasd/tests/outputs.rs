@@ -1,7 +1,7 @@
 //! Failing outputs never stop the decision path: a log on a full disk, an output folder or a
 //! recording folder that cannot be created. The run goes on, every other output is complete,
 //! the status on CAN carries `AEB_FaultOutput`, and the summary names what failed.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -190,4 +190,46 @@ fn a_closed_stdout_ends_a_command_without_a_panic() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(o.status.success(), "{stderr}");
+}
+
+/// `[output] logs = false` (the installed service's setting): no `can.log`, no `frames.jsonl`,
+/// the run and its recording are complete and the summary still counts the CAN frames sent.
+#[test]
+fn without_logs_the_run_writes_only_what_it_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let recordings = dir.path().join("recordings");
+    let config = config(dir.path(), &continuous_recording(&recordings));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[output]\n", "[output]\nlogs = false\n")
+        .replace("annotated_frames = true", "annotated_frames = false");
+    std::fs::write(&config, text).unwrap();
+    let out = dir.path().join("out");
+    let (o, stdout, stderr) = run(&config, &out);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("frames: 3 processed, 0 skipped"),
+        "{stdout}"
+    );
+    assert!(
+        !out.join("can.log").exists() && !out.join("frames.jsonl").exists(),
+        "{stdout}"
+    );
+    // Three statuses (one per frame: the status period is shorter than the frame period),
+    // the closing Off and any warnings.
+    let sent: u64 = stdout
+        .split("output: ")
+        .nth(1)
+        .and_then(|s| s.split(" CAN frames sent").next())
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no CAN frame count: {stdout}"));
+    let recording = std::fs::read_dir(&recordings)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let recording = adas_record::reader::Recording::open_without_images(&recording.path()).unwrap();
+    assert_eq!(recording.frames.len(), 3);
+    assert_eq!(sent, recording.can_tx.len() as u64 + 1, "{stdout}");
 }

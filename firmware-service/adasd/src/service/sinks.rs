@@ -82,25 +82,29 @@ impl CanLog {
     }
 }
 
-/// `frames.jsonl`: one line per processed frame, committed once per frame.
+/// `frames.jsonl`: one line per processed frame, committed once per frame (`None` with
+/// `[output] logs = false`).
 struct EventLog {
-    file: LineFile,
+    file: Option<LineFile>,
 }
 
 impl Sink for EventLog {
     fn frame(&mut self, r: &FrameReport<'_>) -> anyhow::Result<()> {
         match r.result {
             Ok((frame, outcome)) => {
-                let line = serde_json::to_vec(&frame_event_json(frame, outcome, r.ego))?;
-                self.file.push(&line);
+                if let Some(file) = self.file.as_mut() {
+                    file.push(&serde_json::to_vec(&frame_event_json(
+                        frame, outcome, r.ego,
+                    ))?);
+                }
             }
             Err(fault) => tracing::warn!("skipping {fault}"),
         }
-        commit(&mut self.file)
+        self.file.as_mut().map_or(Ok(()), commit)
     }
 
     fn finish(&mut self, _: Option<u64>, _: &[CanFrame]) -> anyhow::Result<()> {
-        commit(&mut self.file)
+        self.file.as_mut().map_or(Ok(()), commit)
     }
 }
 
@@ -270,12 +274,15 @@ impl<S: Sink> Guarded<S> {
     }
 }
 
-/// Every output of a run, fed in this order: CAN log, event log, pictures, recording.
+/// Every output of a run, fed in this order: CAN log, event log, pictures, recording. The CAN
+/// log exists only with `[output] logs`.
 pub(crate) struct Outputs {
-    can: Guarded<CanLog>,
+    can: Option<Guarded<CanLog>>,
     events: Guarded<EventLog>,
     frames: Option<Guarded<AnnotatedFrames>>,
     recording: Option<Guarded<Recording>>,
+    /// CAN frames sent, closing frames included (whether or not `can.log` is written).
+    can_frames: u64,
 }
 
 /// What the outputs report when the run is over.
@@ -287,19 +294,20 @@ pub(crate) struct Written {
 }
 
 impl Outputs {
-    /// `can.log`, `frames.jsonl`, `frames/` and the recording (per `[record]` or the options)
-    /// under the output folder. Nothing is opened yet: a folder that cannot be written is a
+    /// `can.log` and `frames.jsonl` (with `[output] logs`), `frames/` and the recording (per
+    /// `[record]` or the options) under the output folder. Nothing is opened yet: a folder that cannot be written is a
     /// failing output, reported and retried frame by frame, never a reason not to start.
     pub fn open(config: &Config, homography: &Homography, options: &super::RunOptions) -> Outputs {
         let out = &options.out_dir;
         let sync_every = config.record.sync_every_frames;
         let log = |name: &str| LineFile::new(&out.join(name), sync_every, DEFAULT_BACKLOG_BYTES);
-        let can = CanLog {
+        let logs = config.output.logs;
+        let can = logs.then(|| CanLog {
             file: log("can.log"),
             interface: config.can.interface.clone(),
-        };
+        });
         let events = EventLog {
-            file: log("frames.jsonl"),
+            file: logs.then(|| log("frames.jsonl")),
         };
         let annotate = options.annotate.unwrap_or(config.output.annotated_frames);
         let frames = annotate.then(|| AnnotatedFrames {
@@ -312,17 +320,21 @@ impl Outputs {
             images: options.record_images,
         });
         Outputs {
-            can: Guarded::new("can.log", can),
+            can: can.map(|c| Guarded::new("can.log", c)),
             events: Guarded::new("frames.jsonl", events),
             frames: frames.map(|f| Guarded::new("annotated frames", f)),
             recording: recording.map(|r| Guarded::new("recording", r)),
+            can_frames: 0,
         }
     }
 
     /// Hands the frame to every output; one that fails is logged and counted, and the others
     /// still get the frame.
     pub fn frame(&mut self, report: &FrameReport<'_>) {
-        self.can.frame(report);
+        self.can_frames += report.can_tx.len() as u64;
+        if let Some(g) = self.can.as_mut() {
+            g.frame(report);
+        }
         self.events.frame(report);
         if let Some(g) = self.frames.as_mut() {
             g.frame(report);
@@ -334,7 +346,7 @@ impl Outputs {
 
     /// An output failed on the last frame (the status's `AEB_FaultOutput`).
     pub fn failing(&self) -> bool {
-        self.can.failing()
+        self.can.as_ref().is_some_and(Guarded::failing)
             || self.events.failing()
             || self.frames.as_ref().is_some_and(Guarded::failing)
             || self.recording.as_ref().is_some_and(Guarded::failing)
@@ -365,12 +377,16 @@ impl Outputs {
 
     /// Writes the closing frames and closes every output; failures are logged and counted.
     pub fn finish(mut self, t_ns: Option<u64>, can_tx: &[CanFrame]) -> Written {
-        self.can.finish(t_ns, can_tx);
+        if t_ns.is_some() {
+            self.can_frames += can_tx.len() as u64;
+        }
+        let mut failures = Vec::new();
+        if let Some(g) = self.can.as_mut() {
+            g.finish(t_ns, can_tx);
+            failures.push((g.name, g.failures));
+        }
         self.events.finish(t_ns, can_tx);
-        let mut failures = vec![
-            (self.can.name, self.can.failures),
-            (self.events.name, self.events.failures),
-        ];
+        failures.push((self.events.name, self.events.failures));
         failures.extend(self.frames.as_ref().map(|g| (g.name, g.failures)));
         let recording = self.recording.map(|g| {
             failures.push((g.name, g.failures));
@@ -382,7 +398,7 @@ impl Outputs {
         });
         failures.retain(|(_, n)| *n > 0);
         Written {
-            can_frames: self.can.sink.file.stats().lines,
+            can_frames: self.can_frames,
             recording,
             failures,
         }
