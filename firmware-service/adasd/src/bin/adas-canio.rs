@@ -11,9 +11,11 @@
 //! every 200 ms; one that never opens within `--device-timeout` ends the run with exit status 4.
 //! Once open, a vanished interface is retried for as long as the run lasts (as in the daemon).
 
+use adas_core::aeb::InhibitReason;
 use adas_core::can::dbc::AebStatus;
 use adas_core::can::supervision::{EgoInput, EgoInputParams};
 use adas_io::can::socketcan::{CanBus, CanBusConfig};
+use adas_types::CanFrame;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +66,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// The status for the ego input's state: standby while it is valid, else unavailable with the
+/// ego fault and the supervision's reason.
+fn status(inhibit: Option<InhibitReason>) -> CanFrame {
+    AebStatus {
+        aeb_mode: if inhibit.is_some() { 3 } else { 1 },
+        aeb_status_inhibit: inhibit.map_or(0, |r| r.code()),
+        aeb_fault_ego: u8::from(inhibit.is_some()),
+        ..Default::default()
+    }
+    .encode()
+}
+
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let interface = cli.interface.clone();
     let stop = Arc::new(AtomicBool::new(false));
@@ -80,6 +94,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             stale_after_ms: 1000,
         },
         origin,
+        status(Some(InhibitReason::NoEgo)),
     )?;
     let mut ego = EgoInput::new(EgoInputParams::default());
     let mut notifier = adas_io::notify::Notifier::from_env();
@@ -107,15 +122,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             );
             last_inhibit = inhibit;
         }
-        bus.set_status(
-            AebStatus {
-                aeb_mode: if inhibit.is_some() { 3 } else { 1 },
-                aeb_status_inhibit: inhibit.map_or(0, |r| r.code()),
-                aeb_fault_ego: u8::from(inhibit.is_some()),
-                ..Default::default()
-            }
-            .encode(),
-        );
+        bus.set_status(status(inhibit));
         notifier.progress();
         std::thread::sleep(Duration::from_millis(5));
     }

@@ -11,7 +11,7 @@ use adas_core::aeb::decider::Stage;
 use adas_core::aeb::{EgoState, InhibitReason};
 use adas_core::can::messages::Status;
 #[cfg(target_os = "linux")]
-use adas_core::can::messages::{status_message, warning_message};
+use adas_core::can::messages::{fault, status_message, warning_message};
 use adas_core::can::supervision::EgoInput;
 use adas_io::can::replay::CandumpReplay;
 use adas_io::source;
@@ -109,6 +109,8 @@ impl CanLink {
                         stale_after_ms: config.stale_after_ms,
                     },
                     Instant::now(),
+                    // Nothing decided yet: unavailable, frame lost, until the first frame is.
+                    status_message(&Status::unavailable(fault::FRAME_LOST, 0.0, 0.0), 0).encode(),
                 )
                 .context("cannot start the SocketCAN thread")?,
                 input: EgoInput::new(config.supervision()),

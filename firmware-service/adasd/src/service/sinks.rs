@@ -355,7 +355,7 @@ impl Outputs {
     /// Each output's health, for the metrics.
     pub fn health(&self) -> [Option<OutputHealth>; MAX_OUTPUTS] {
         [
-            Some(self.can.health()),
+            self.can.as_ref().map(Guarded::health),
             Some(self.events.health()),
             self.frames.as_ref().map(Guarded::health),
             self.recording.as_ref().map(Guarded::health),

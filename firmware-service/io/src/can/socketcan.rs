@@ -84,8 +84,18 @@ pub struct CanBus {
 }
 
 impl CanBus {
-    pub fn start(config: CanBusConfig, origin: Instant) -> std::io::Result<CanBus> {
-        let outbox = Arc::new(Mutex::new(Outbox::default()));
+    /// Starts the link's thread, which sends `first_status` every period until the first
+    /// [`CanBus::set_status`]: the heartbeat runs from the start, while the model loads and the
+    /// first frame is decided, not only once decisions flow.
+    pub fn start(
+        config: CanBusConfig,
+        origin: Instant,
+        first_status: CanFrame,
+    ) -> std::io::Result<CanBus> {
+        let outbox = Arc::new(Mutex::new(Outbox {
+            status: Some(first_status),
+            ..Outbox::default()
+        }));
         let rx = Arc::new(Mutex::new(VecDeque::with_capacity(RX_QUEUE)));
         let stats = Arc::new(CanStats::default());
         let stop = Arc::new(AtomicBool::new(false));
