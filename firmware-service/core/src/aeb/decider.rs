@@ -586,7 +586,9 @@ pub struct Threat {
     /// Time to collision, s (`f64::INFINITY` when not closing; `null` in JSON).
     #[serde(with = "adas_types::inf_as_null")]
     pub ttc_s: f64,
-    /// Deceleration needed to stop `stop_margin_m` behind it, m/s².
+    /// Deceleration needed to stop `stop_margin_m` behind it, m/s² (`f64::INFINITY` once the
+    /// gap is gone: no deceleration suffices; `null` in JSON, as recordings hold it).
+    #[serde(with = "adas_types::inf_as_null")]
     pub required_decel_mps2: f64,
 }
 
@@ -1114,6 +1116,25 @@ mod tests {
     use proptest::prelude::*;
 
     const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_threat_inside_the_stop_margin_reads_back_from_json() {
+        // No gap left: no deceleration suffices (∞), and the target is not closing (TTC ∞).
+        assert!(required_decel(0.0, 10.0, 4.0, 0.0).is_infinite());
+        let t = Threat {
+            track_id: 1,
+            detection: None,
+            class: RoadUser::Car,
+            distance_m: 2.0,
+            lateral_m: 0.0,
+            closing_speed_mps: 0.0,
+            ttc_s: f64::INFINITY,
+            required_decel_mps2: f64::INFINITY,
+        };
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains("\"required_decel_mps2\":null"), "{json}");
+        assert_eq!(serde_json::from_str::<Threat>(&json).unwrap(), t);
+    }
 
     fn track(id: u32, x: f64, y: f64, vx: f64, vy: f64) -> Track {
         let mut cov = [[0.0; 5]; 5];
