@@ -46,10 +46,11 @@ impl Default for Tolerances {
     }
 }
 
-/// One stage change: at `t_ns` the stage became `stage`; the target then.
+/// One stage change: at `t_ns` (frame `seq`) the stage became `stage`; the target then.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StageChange {
     pub t_ns: u64,
+    pub seq: u64,
     pub from: Stage,
     pub stage: Stage,
     pub target: Option<String>,
@@ -80,7 +81,84 @@ pub struct Report {
     /// Braking episodes of the reference and of the new run.
     pub episodes_reference: Vec<JudgedEpisode>,
     pub episodes_new: Vec<EpisodeVerdict>,
+    /// What each run decided, counted.
+    pub activity_reference: Activity,
+    pub activity_new: Activity,
+    /// The earliest difference among those that fail the comparison (`None` when it passed).
+    pub first_difference: Option<Difference>,
     pub failures: Vec<String>,
+}
+
+/// What a run decided, counted over its frames with a decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Activity {
+    pub frames: usize,
+    /// Warnings raised: rising edges of the warning (FCW, or braking, which keeps it on).
+    pub warnings: usize,
+    pub warning_frames: usize,
+    /// Braking episodes: rising edges of braking (partial or full).
+    pub braking_episodes: usize,
+    pub braking_frames: usize,
+}
+
+impl Activity {
+    pub fn of(frames: &[RecordedFrame]) -> Activity {
+        let mut a = Activity::default();
+        let (mut warned, mut braked) = (false, false);
+        for f in frames {
+            let Some(o) = &f.outcome else { continue };
+            let stage = o.decision.decision.stage;
+            let (warning, braking) = (stage >= Stage::Fcw, stage.is_braking());
+            a.frames += 1;
+            a.warning_frames += usize::from(warning);
+            a.warnings += usize::from(warning && !warned);
+            a.braking_frames += usize::from(braking);
+            a.braking_episodes += usize::from(braking && !braked);
+            (warned, braked) = (warning, braking);
+        }
+        a
+    }
+}
+
+/// Which part of a decision (or of the frame) differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffField {
+    /// The reference frame has no counterpart in the new run.
+    Frame,
+    /// The AEB stage (a stage change without a counterpart within the time tolerance).
+    Stage,
+    /// The distance to the decider's threat, beyond the distance tolerance.
+    TargetDistance,
+    /// Detections lost, new or rescored, beyond the number allowed.
+    Detections,
+    /// A braking episode's continuous warning lead is short where the reference's was not.
+    WarningLead,
+    /// Braking after a withdrawn warning where the reference had none.
+    InterruptedWarning,
+}
+
+impl DiffField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiffField::Frame => "frame",
+            DiffField::Stage => "stage",
+            DiffField::TargetDistance => "target_distance",
+            DiffField::Detections => "detections",
+            DiffField::WarningLead => "warning_lead",
+            DiffField::InterruptedWarning => "interrupted_warning",
+        }
+    }
+}
+
+/// One difference: at frame `seq` (time `t_ns`), `field` was `reference` in the reference and
+/// is `new` in the new run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Difference {
+    pub t_ns: u64,
+    pub seq: u64,
+    pub field: DiffField,
+    pub reference: String,
+    pub new: String,
 }
 
 /// A new-run braking episode and how it compares with the reference.
@@ -127,6 +205,7 @@ pub fn stage_changes(frames: &[RecordedFrame]) -> Vec<StageChange> {
         if stage != last {
             out.push(StageChange {
                 t_ns: f.t_ns,
+                seq: f.seq,
                 from: last,
                 stage,
                 target: target_text(f),
@@ -225,6 +304,25 @@ fn episode_verdicts(
         .collect()
 }
 
+/// A detection for the difference report: `car 0.87 at [x1, y1, x2, y2]`.
+fn detection_text(d: &ImageDetection) -> String {
+    format!(
+        "{} {:.2} at [{:.0}, {:.0}, {:.0}, {:.0}]",
+        d.label, d.score, d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2
+    )
+}
+
+/// The stage a run decided at `t_ns`, for the difference report.
+fn stage_text(frames: &std::collections::HashMap<u64, &RecordedFrame>, t_ns: u64) -> String {
+    frames
+        .get(&t_ns)
+        .and_then(|f| f.outcome.as_ref())
+        .map_or_else(
+            || "no frame".to_string(),
+            |o| o.decision.decision.stage.as_str().to_string(),
+        )
+}
+
 /// Compares `new` against `reference` (both in time order).
 pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Tolerances) -> Report {
     let mut r = Report {
@@ -233,8 +331,12 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
         changes_reference: stage_changes(reference),
         changes_new: stage_changes(new),
         episodes_reference: episodes(reference),
+        activity_reference: Activity::of(reference),
+        activity_new: Activity::of(new),
         ..Default::default()
     };
+    // Every difference that fails the comparison, for the earliest one.
+    let mut differences: Vec<Difference> = Vec::new();
     // Stage changes: match each reference change to the nearest unused new one of the same
     // transition within the tolerance.
     let tol_ns = (tol.time_s.max(0.0) * 1e9) as u64;
@@ -264,12 +366,34 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
         }
     }
     r.episodes_new = episode_verdicts(&r.episodes_reference, &episodes(new), tol_ns);
-    // Per frame: target distance and detections.
     let by_t: std::collections::HashMap<u64, &RecordedFrame> =
         new.iter().map(|f| (f.t_ns, f)).collect();
+    let ref_by_t: std::collections::HashMap<u64, &RecordedFrame> =
+        reference.iter().map(|f| (f.t_ns, f)).collect();
+    for (_, c) in &r.unmatched_changes {
+        differences.push(Difference {
+            t_ns: c.t_ns,
+            seq: c.seq,
+            field: DiffField::Stage,
+            reference: stage_text(&ref_by_t, c.t_ns),
+            new: stage_text(&by_t, c.t_ns),
+        });
+    }
+    // Per frame: target distance and detections.
+    let mut first_detection_change: Option<Difference> = None;
+    let mut distance_over = false;
     for f in reference {
         let Some(ro) = &f.outcome else { continue };
         let Some(no) = by_t.get(&f.t_ns).and_then(|n| n.outcome.as_ref()) else {
+            if r.frames_missing == 0 {
+                differences.push(Difference {
+                    t_ns: f.t_ns,
+                    seq: f.seq,
+                    field: DiffField::Frame,
+                    reference: "decision".into(),
+                    new: "no frame".into(),
+                });
+            }
             r.frames_missing += 1;
             continue;
         };
@@ -280,10 +404,29 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
                 r.max_distance_diff_m = d;
                 r.distance_diff_at_ns = Some(f.t_ns);
             }
+            if d > tol.distance_m && !distance_over {
+                distance_over = true;
+                differences.push(Difference {
+                    t_ns: f.t_ns,
+                    seq: f.seq,
+                    field: DiffField::TargetDistance,
+                    reference: format!("{:.3} m", a.distance_m),
+                    new: format!("{:.3} m", b.distance_m),
+                });
+            }
         }
         let (a, b) = (&ro.detections.detections, &no.detections.detections);
         r.detections_reference += a.len();
         let (pairs, lost, added) = match_detections(a, b, tol.iou);
+        let mut note = |reference: String, new: String| {
+            first_detection_change.get_or_insert(Difference {
+                t_ns: f.t_ns,
+                seq: f.seq,
+                field: DiffField::Detections,
+                reference,
+                new,
+            });
+        };
         for (i, j) in pairs {
             let ds = f64::from((a[i].score - b[j].score).abs());
             r.max_score_diff = r.max_score_diff.max(ds);
@@ -298,6 +441,7 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
             r.max_box_shift_px = r.max_box_shift_px.max(shift);
             if ds > tol.score {
                 r.detections_rescored += 1;
+                note(detection_text(&a[i]), detection_text(&b[j]));
                 if r.detection_examples.len() < 8 {
                     r.detection_examples.push((
                         f.t_ns,
@@ -306,17 +450,17 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
                 }
             }
         }
+        for &k in &lost {
+            note(detection_text(&a[k]), "none (lost)".into());
+        }
+        for &k in &added {
+            note("none".into(), detection_text(&b[k]));
+        }
         for (what, list, dets) in [("lost", &lost, a), ("new", &added, b)] {
             for &k in list {
                 if r.detection_examples.len() < 8 {
-                    let d = &dets[k];
-                    r.detection_examples.push((
-                        f.t_ns,
-                        format!(
-                            "{what}: {} {:.2} at [{:.0}, {:.0}, {:.0}, {:.0}]",
-                            d.label, d.score, d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2
-                        ),
-                    ));
+                    r.detection_examples
+                        .push((f.t_ns, format!("{what}: {}", detection_text(&dets[k]))));
                 }
             }
         }
@@ -352,7 +496,19 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
             Some(x) => format!("reference: {:.2} s", x.lead_s()),
             None => "no such braking in the reference".into(),
         };
+        let seq = |t_ns: u64| ref_by_t.get(&t_ns).or(by_t.get(&t_ns)).map_or(0, |f| f.seq);
+        let reference_lead = v.reference.map_or_else(
+            || "no braking".to_string(),
+            |x| format!("{:.2} s", x.lead_s()),
+        );
         if e.short_lead() {
+            differences.push(Difference {
+                t_ns: e.episode.onset_ns,
+                seq: seq(e.episode.onset_ns),
+                field: DiffField::WarningLead,
+                reference: reference_lead.clone(),
+                new: format!("{:.2} s", e.lead_s()),
+            });
             r.failures.push(format!(
                 "braking at t = {t:.3} s after only {:.2} s of continuous warning (< {:.1} s, not excused; {reference})",
                 e.lead_s(),
@@ -362,6 +518,17 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
         if e.episode.interrupted_warning
             && !v.reference.is_some_and(|x| x.episode.interrupted_warning)
         {
+            differences.push(Difference {
+                t_ns: e.episode.onset_ns,
+                seq: seq(e.episode.onset_ns),
+                field: DiffField::InterruptedWarning,
+                reference: if v.reference.is_some() {
+                    "continuous warning".into()
+                } else {
+                    "no braking".into()
+                },
+                new: "warn → clear → brake".into(),
+            });
             r.failures.push(format!(
                 "braking at t = {t:.3} s after a withdrawn warning (warn → clear → brake; {})",
                 if v.reference.is_some() {
@@ -374,6 +541,7 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
     }
     let changed = r.detections_lost + r.detections_new + r.detections_rescored;
     if changed > tol.max_detection_changes {
+        differences.extend(first_detection_change);
         r.failures.push(format!(
             "{changed} detections changed ({} lost, {} new, {} rescored > {:.3}); {} allowed",
             r.detections_lost,
@@ -383,6 +551,8 @@ pub fn compare(reference: &[RecordedFrame], new: &[RecordedFrame], tol: &Toleran
             tol.max_detection_changes
         ));
     }
+    // The earliest; at the same time, the order above (stage first).
+    r.first_difference = differences.into_iter().min_by_key(|d| d.t_ns);
     r
 }
 
@@ -689,5 +859,71 @@ mod tests {
         assert!(render_episodes(&episodes(&new)).starts_with(
             "braking episodes: 1 (shortest warning lead 0.30 s; 0 excused, 0 interrupted, 1 short)"
         ));
+    }
+
+    #[test]
+    fn the_first_difference_names_time_frame_field_and_both_values() {
+        // Exact times: the warning starts 0.7 s later, so the first change has no counterpart.
+        let reference = run(40, 20);
+        let new = run(54, 6);
+        let r = compare(&reference, &new, &Tolerances::default());
+        let d = r.first_difference.clone().unwrap();
+        assert_eq!((d.t_ns, d.seq, d.field), (2_000 * MS, 40, DiffField::Stage));
+        assert_eq!((d.reference.as_str(), d.new.as_str()), ("fcw", "none"));
+        // Within ±2 s the stage changes match: the short lead at the onset is the difference.
+        let r = cmp(&reference, &new);
+        let d = r.first_difference.clone().unwrap();
+        assert_eq!(
+            (d.t_ns, d.seq, d.field),
+            (3_000 * MS, 60, DiffField::WarningLead)
+        );
+        assert_eq!((d.reference.as_str(), d.new.as_str()), ("1.00 s", "0.30 s"));
+        // Nothing differs: none.
+        assert_eq!(cmp(&reference, &reference).first_difference, None);
+    }
+
+    #[test]
+    fn a_missing_frame_or_a_moved_target_is_the_first_difference_where_it_comes_first() {
+        let reference = run(40, 20);
+        let mut new = reference.clone();
+        new.remove(10);
+        let d = cmp(&reference, &new).first_difference.unwrap();
+        assert_eq!((d.t_ns, d.seq, d.field), (500 * MS, 10, DiffField::Frame));
+        let mut new = reference.clone();
+        for f in &mut new[30..] {
+            if let Some(t) = &mut f.outcome.as_mut().unwrap().decision.decision.threat {
+                t.distance_m += 0.5;
+            }
+        }
+        let r = cmp(&reference, &new);
+        let d = r.first_difference.clone().unwrap();
+        assert_eq!((d.t_ns, d.field), (1_500 * MS, DiffField::TargetDistance));
+        assert_eq!(
+            (d.reference.as_str(), d.new.as_str()),
+            ("20.000 m", "20.500 m")
+        );
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn activity_counts_warnings_and_braking_episodes_by_their_rising_edges() {
+        let mut s = vec![(Stage::None, None); 5];
+        s.extend(vec![(Stage::Fcw, Some(1)); 4]);
+        s.extend(vec![(Stage::PartialBrake, Some(1)); 3]);
+        s.extend(vec![(Stage::Fcw, Some(1)); 2]);
+        s.extend(vec![(Stage::FullBrake, Some(1)); 2]);
+        s.extend(vec![(Stage::None, None); 3]);
+        s.extend(vec![(Stage::Fcw, Some(2)); 2]);
+        let a = Activity::of(&frames(&s));
+        assert_eq!(
+            a,
+            Activity {
+                frames: 21,
+                warnings: 2,
+                warning_frames: 13,
+                braking_episodes: 2,
+                braking_frames: 5,
+            }
+        );
     }
 }
