@@ -35,7 +35,7 @@ fn scenario_suite_passes_on_every_seed() {
     for f in &files {
         for variant in sim::load(f).unwrap() {
             let seeds = seeds_override.unwrap_or(variant.seeds);
-            let runs = sim::run_seeds(&variant, seeds, &setup, false, sim::default_threads());
+            let runs = sim::run_seeds(&variant, seeds, &setup, 0, sim::default_threads());
             rows.push(sim::summarize(&variant, &runs));
         }
     }

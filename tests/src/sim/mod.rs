@@ -15,13 +15,13 @@ pub use report::{markdown_table, summarize, VariantSummary};
 pub use scenario::{load, parse, Expect, Scenario, ScenarioError};
 pub use world::{judge, run, Outcome, RunResult, SimSetup};
 
-/// Runs `seeds` seeds of one variant, on up to `threads` threads; the first seed keeps its time
-/// series when `record` is set.
+/// Runs `seeds` seeds of one variant, on up to `threads` threads; seeds below `record_seeds`
+/// keep their time series and outcomes.
 pub fn run_seeds(
     s: &Scenario,
     seeds: u32,
     setup: &SimSetup,
-    record: bool,
+    record_seeds: u64,
     threads: usize,
 ) -> Vec<RunResult> {
     let seeds: Vec<u64> = (0..u64::from(seeds)).collect();
@@ -34,7 +34,7 @@ pub fn run_seeds(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|&seed| run(s, seed, setup, record && seed == 0))
+                        .map(|&seed| run(s, seed, setup, seed < record_seeds))
                         .collect::<Vec<_>>()
                 })
             })

@@ -1,7 +1,11 @@
-//! `scenario run [--seeds N] [--out DIR] [--threads N] [--record DIR] FILE...` — runs AEB
-//! scenario files through the simulator and the daemon's real perception/tracking/decision code, prints the
-//! markdown results table, and writes per variant a CSV time series and a PNG plot of seed 0
-//! (plus `results.md`) into `--out` (default `out/scenarios`).
+//! `scenario run [--seeds N] [--out DIR] [--threads N] [--record DIR [--record-seeds N]] FILE...`
+//! — runs AEB scenario files through the simulator and the daemon's real
+//! perception/tracking/decision code, prints the markdown results table, and writes per variant
+//! a CSV time series and a PNG plot of seed 0 (plus `results.md`) into `--out` (default
+//! `out/scenarios`).
+//!
+//! `--record DIR` writes seeds 0 … N−1 (`--record-seeds`, default 1) of every variant as MCAP
+//! recordings that `adasd replay --recorded-detections` replays (`replay_files`).
 //!
 //! Exit status: 0 all passed, 1 some run failed its criterion, 2 bad input.
 
@@ -9,6 +13,8 @@ use adas_system_tests::sim::{self, report, SimSetup};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod replay_files;
 
 #[derive(Parser)]
 #[command(
@@ -46,9 +52,14 @@ struct RunArgs {
     /// Worker threads (default: the machine's cores).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
-    /// Also write seed 0 of every variant as an MCAP recording into this folder.
+    /// Also write seeds 0 … N−1 (--record-seeds) of every variant as MCAP recordings into this
+    /// folder, replayable with `adasd replay --recorded-detections`.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// With --record: how many seeds of each variant to record.
+    #[arg(long, default_value_t = 1, requires = "record",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    record_seeds: u64,
     /// Scenario files (TOML), e.g. tests/scenarios/*.toml.
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -75,6 +86,7 @@ fn run(args: RunArgs) -> Result<bool, String> {
         out,
         threads,
         record,
+        record_seeds,
         files,
     } = args;
     let threads = threads.map_or_else(sim::default_threads, |n| n as usize);
@@ -84,10 +96,15 @@ fn run(args: RunArgs) -> Result<bool, String> {
     }
     std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
     let setup = SimSetup::standard()?;
+    let replay_config = match &record {
+        Some(dir) => Some(replay_files::write_config(dir, &setup)?),
+        None => None,
+    };
     let mut rows = Vec::new();
     for v in &variants {
         let n = seeds.unwrap_or(v.seeds);
-        let runs = sim::run_seeds(v, n, &setup, true, threads);
+        // Seed 0 always (its CSV and plot), and the seeds to record.
+        let runs = sim::run_seeds(v, n, &setup, record_seeds, threads);
         let summary = sim::summarize(v, &runs);
         eprintln!(
             "{:<40} {:>3}/{:<3} passed",
@@ -102,15 +119,20 @@ fn run(args: RunArgs) -> Result<bool, String> {
                 sim::Outcome::Avoided => format!("avoided, min gap {:.2} m", r0.min_gap_m),
                 sim::Outcome::Impact { kph } => format!("impact at {kph:.1} km/h"),
             };
-            if let Some(dir) = &record {
-                let path = dir.join(format!("{slug}.mcap"));
-                write_recording(&path, &v.label(), r0)?;
-            }
             sim::plot::write_png(
                 &out.join(format!("{slug}.png")),
                 &format!("{} (seed 0): {outcome}", v.label()),
                 &r0.samples,
             )?;
+        }
+        if let (Some(dir), Some(config)) = (&record, &replay_config) {
+            for r in runs.iter().filter(|r| r.seed < record_seeds) {
+                let name = match r.seed {
+                    0 => format!("{}.mcap", report::slug(&v.label())),
+                    k => format!("{}.seed{k}.mcap", report::slug(&v.label())),
+                };
+                replay_files::write_recording(&dir.join(name), &v.label(), r, config)?;
+            }
         }
         rows.push(summary);
     }
@@ -119,39 +141,6 @@ fn run(args: RunArgs) -> Result<bool, String> {
     let md = out.join("results.md");
     std::fs::write(&md, &table).map_err(|e| format!("cannot write {}: {e}", md.display()))?;
     Ok(rows.iter().all(|r| r.all_passed()))
-}
-
-/// Seed 0 of a variant as an MCAP recording (detections, BEV, tracks, decisions; no camera).
-fn write_recording(path: &std::path::Path, label: &str, r: &sim::RunResult) -> Result<(), String> {
-    use adas_record::schema::{encode_frame, FrameRecord};
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let metadata = [
-        ("source", "scenario simulator".to_string()),
-        ("scenario", label.to_string()),
-        ("seed", r.seed.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let mut file =
-        adas_record::writer::McapFile::create(path, &metadata, 0).map_err(|e| e.to_string())?;
-    for (t_ns, outcome) in &r.outcomes {
-        let messages = encode_frame(&FrameRecord {
-            seq: outcome.decision.seq,
-            t_ns: *t_ns,
-            jpeg: None,
-            outcome: Some(outcome),
-            can_rx: &[],
-            can_tx: &[],
-        })
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-        file.write_frame(&messages).map_err(|e| e.to_string())?;
-    }
-    file.finish().map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 #[cfg(test)]
