@@ -55,6 +55,7 @@ fn replay_args(recording: &Path, config: &Path, out: &Path, object_list: bool) -
         speed: "max".into(),
         out: out.to_path_buf(),
         recorded_detections: object_list,
+        backend: None,
         compare: None,
         update_reference: false,
         force: false,
@@ -62,6 +63,7 @@ fn replay_args(recording: &Path, config: &Path, out: &Path, object_list: bool) -
         frames: false,
         verbose: false,
         no_images: false,
+        json: false,
     }
 }
 

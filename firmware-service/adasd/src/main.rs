@@ -145,10 +145,18 @@ struct ReplayArgs {
     /// Take detections from the recording instead of running the detector (object-list replay).
     #[arg(long)]
     recorded_detections: bool,
-    /// Compare the replay's decisions and detections against this reference recording; exit 1
-    /// when they differ beyond the tolerances.
+    /// Run the detector on this backend instead of the config's `[detector] backend`.
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    /// Compare the replay's decisions and detections against this reference recording. Exit
+    /// status: 0 the same within the tolerances, 1 different, 2 failed (nothing compared),
+    /// 3 a recording was damaged.
     #[arg(long)]
     compare: Option<PathBuf>,
+    /// With --compare: print the outcome as one JSON document on stdout instead of the report
+    /// (docs/RECORDING.md, "Machine-readable comparison").
+    #[arg(long, requires = "compare", conflicts_with = "update_reference")]
+    json: bool,
     /// With --compare: write the replay as the new reference (after showing the differences).
     #[arg(long)]
     update_reference: bool,
@@ -788,6 +796,7 @@ fn replay_request(a: ReplayArgs, verbose: bool) -> adasd::record::cli::Replay {
         speed: a.speed,
         out: a.out,
         recorded_detections: a.recorded_detections,
+        backend: a.backend,
         compare: a.compare,
         update_reference: a.update_reference,
         force: a.force,
@@ -801,6 +810,7 @@ fn replay_request(a: ReplayArgs, verbose: bool) -> adasd::record::cli::Replay {
         frames: a.frames,
         verbose,
         no_images: a.no_images,
+        json: a.json,
     }
 }
 

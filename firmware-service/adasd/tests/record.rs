@@ -245,10 +245,27 @@ fn compare_reports_changed_decisions_and_refuses_another_calibration() {
         &dir.path().join("x"),
         &["--config", s(&cfg), "--compare", s(&reference)],
     );
-    let _ = std::fs::remove_file(&cfg);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("result: DIFFERENT") && t.contains("lost"), "{t}");
+    // The same as one JSON document: the outcome, its exit status and the first difference.
+    let o = replay(
+        &rec,
+        &dir.path().join("xj"),
+        &["--config", s(&cfg), "--compare", s(&reference), "--json"],
+    );
+    let _ = std::fs::remove_file(&cfg);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["outcome"], "DIFFERENT");
+    assert_eq!(doc["exit_code"], 1);
+    let c = &doc["comparison"];
+    assert_eq!(c["passed"], false);
+    assert_eq!(c["first_difference"]["field"], "detections", "{doc}");
+    assert_eq!(c["first_difference"]["new"], "none (lost)", "{doc}");
+    assert!(c["detections"]["lost"].as_u64().unwrap() > 0);
+    assert_eq!(c["activity"]["new"]["frames"], 8);
+    assert_eq!(doc["run"]["frames"], 8);
 
     // Another calibration: refused without --force, with both hashes shown.
     let cal = std::fs::read_to_string(
@@ -284,6 +301,61 @@ fn compare_reports_changed_decisions_and_refuses_another_calibration() {
         &["--config", s(&cfg2), "--compare", s(&reference), "--force"],
     );
     assert!(text(&o).contains("result: SAME"), "{}", text(&o));
+}
+
+#[test]
+fn replay_exit_status_and_json_document_per_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = Path::new(env!("ADAS_REPO_ROOT")).join("samples/vtest.reference.mcap");
+    let json = |o: &Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    };
+    // SAME: the object-list replay of the reference reproduces it; stdout is the document only.
+    let o = replay(
+        &reference,
+        &dir.path().join("a"),
+        &[
+            "--recorded-detections",
+            "--compare",
+            s(&reference),
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let doc = json(&o);
+    assert_eq!(doc["format"], "adasd-replay-compare");
+    assert_eq!(doc["outcome"], "SAME");
+    assert_eq!(
+        doc["comparison"]["first_difference"],
+        serde_json::Value::Null
+    );
+    assert_eq!(doc["comparison"]["frames"]["compared"], 40);
+    assert_eq!(doc["comparison"]["warning_lead"]["new"]["episodes"], 0);
+    // FAILED: no reference to compare with: status 2, the error in the document and on stderr.
+    let missing = dir.path().join("missing.mcap");
+    let o = replay(
+        &reference,
+        &dir.path().join("b"),
+        &["--recorded-detections", "--compare", s(&missing), "--json"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let doc = json(&o);
+    assert_eq!(doc["outcome"], "FAILED");
+    assert!(
+        doc["error"].as_str().unwrap().contains("missing.mcap"),
+        "{doc}"
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.mcap"));
+    // Without --json the same failure is status 2 too; --json needs --compare.
+    let o = replay(
+        &reference,
+        &dir.path().join("c"),
+        &["--recorded-detections", "--compare", s(&missing)],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = replay(&reference, &dir.path().join("d"), &["--json"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--compare"), "{}", text(&o));
 }
 
 /// An object-list replay paced at half real time (8 s for 40 frames), recording into `out`.

@@ -1,6 +1,7 @@
 //! The command-line shell of recording: `replay` (with `--compare`), `record import`,
 //! `record info` and `render`. Everything decided lives in the modules next to this one.
 
+use super::outcome::{ComparisonJson, DamageJson, Document, Outcome, RunJson};
 use crate::config::Config;
 use crate::outln;
 use crate::service::{self, Inputs, RunOptions};
@@ -23,6 +24,8 @@ pub struct Replay {
     pub speed: String,
     pub out: PathBuf,
     pub recorded_detections: bool,
+    /// Replaces the config's `[detector] backend`.
+    pub backend: Option<adas_detect::BackendKind>,
     pub compare: Option<PathBuf>,
     pub update_reference: bool,
     pub force: bool,
@@ -31,6 +34,9 @@ pub struct Replay {
     /// A line per frame on stdout (`-v`).
     pub verbose: bool,
     pub no_images: bool,
+    /// Print the outcome as one JSON document on stdout (`super::outcome`) instead of the
+    /// report for people.
+    pub json: bool,
 }
 
 /// Name of the replay's recording in its output folder.
@@ -158,7 +164,24 @@ pub fn print_recording_stats(r: &adas_record::RecorderStats) -> std::io::Result<
     Ok(())
 }
 
+/// `replay`: exit status 0 done (with `--compare`: the same within the tolerances), 1
+/// different, 2 failed (nothing compared: the error is on stderr, and in the document with
+/// `--json`), 3 a recording was damaged ([`Outcome`]).
 pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
+    match replay_and_compare(a) {
+        Ok(outcome) => Ok(outcome.exit_status()),
+        Err(e) if crate::is_broken_pipe(&e) => Err(e),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if a.json {
+                Document::failed(&a.recording, a.compare.as_deref(), &e).print()?;
+            }
+            Ok(Outcome::Failed.exit_status())
+        }
+    }
+}
+
+fn replay_and_compare(a: &Replay) -> anyhow::Result<Outcome> {
     // The whole command on the wall clock: opening, config, pipeline, frames, writing.
     let started = std::time::Instant::now();
     // Streamed: only the frame being replayed is in memory, however long the drive.
@@ -170,7 +193,10 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     let recording = FrameReader::open(&a.recording, images)?;
     let recorded = recording.metadata().clone();
     let config_path = replay_config(&a.recording, &recorded, a.config.as_deref())?;
-    let config = Config::load(&config_path)?;
+    let mut config = Config::load(&config_path)?;
+    if let Some(backend) = a.backend {
+        config.detector.backend = backend;
+    }
     let mine = if a.recorded_detections {
         super::identity::metadata_object_list(&config, Some(&config_path), &recorded)
     } else {
@@ -197,22 +223,56 @@ pub fn replay(a: &Replay) -> anyhow::Result<ExitCode> {
     let inputs =
         Inputs::from_recording(recording, window, a.recorded_detections, pipeline.config())?;
     let summary = service::run_with(pipeline, inputs, &options)?;
-    print_replay(a, &summary, started.elapsed().as_secs_f64())?;
+    let wall_s = started.elapsed().as_secs_f64();
+    if !a.json {
+        print_replay(a, &summary, wall_s)?;
+    }
     // The reference's damage was reported when it was opened.
     let damaged = report_damage(&a.recording, &summary.source_damage)
         || reference.as_ref().is_some_and(|r| !r.damage.is_empty());
-    let compared = match reference {
-        Some(reference) => compare_with(a, &reference, &out_file, window, damaged)?,
-        None => {
-            // Read back from what was just written, decisions only: the pipeline keeps no history.
-            match replay_episodes(&out_file) {
-                Ok(e) => write!(std::io::stdout().lock(), "{}", compare::render_episodes(&e))?,
-                Err(e) => eprintln!("warning: braking episodes not reported: {e:#}"),
-            }
-            summary.frames > 0
+    let Some(reference) = reference else {
+        // Read back from what was just written, decisions only: the pipeline keeps no history.
+        match replay_episodes(&out_file) {
+            Ok(e) => write!(std::io::stdout().lock(), "{}", compare::render_episodes(&e))?,
+            Err(e) => eprintln!("warning: braking episodes not reported: {e:#}"),
         }
+        anyhow::ensure!(
+            summary.frames > 0,
+            "no frame of {} was replayed (check --from/--to against its times: `adasd record info`)",
+            a.recording.display()
+        );
+        return Ok(Outcome::of(damaged, true));
     };
-    Ok(exit_status(damaged, compared))
+    let (report, passed) = compare_with(a, &reference, &out_file, window, damaged)?;
+    let outcome = Outcome::of(damaged, passed);
+    if a.json {
+        let mut doc = Document::new(outcome, &a.recording, Some(&reference.path));
+        doc.replay = Some(out_file.display().to_string());
+        doc.damage = DamageJson::list(&a.recording, &summary.source_damage);
+        doc.damage
+            .extend(DamageJson::list(&reference.path, &reference.damage));
+        let data_s = data_seconds(&summary);
+        doc.run = Some(RunJson {
+            frames: summary.frames,
+            skipped: summary.skipped,
+            data_s,
+            wall_s,
+            realtime_factor: data_s / wall_s.max(1e-9),
+            object_list: a.recorded_detections,
+        });
+        doc.comparison = Some(ComparisonJson::of(&report));
+        doc.print()?;
+    }
+    Ok(outcome)
+}
+
+/// Data time a replay covered: first to last frame plus one frame period, s.
+fn data_seconds(summary: &service::Summary) -> f64 {
+    let n = summary.frames + summary.skipped;
+    match (summary.first_t_ns, summary.last_t_ns) {
+        (Some(a), Some(b)) if n > 1 => b.saturating_sub(a) as f64 / 1e9 * n as f64 / (n - 1) as f64,
+        _ => 0.0,
+    }
 }
 
 /// The reference to compare with (`--compare`), refused when it was made with another
@@ -272,7 +332,8 @@ fn replay_options(
     // A replay beside the running daemon must not take over its endpoint.
     options.serve_metrics = false;
     options.annotate = Some(a.frames);
-    options.progress = true;
+    // A fleet runs thousands of replays with --json: no progress bars in their logs.
+    options.progress = !a.json;
     options.record_images = !a.no_images;
     options.record_metadata.insert(
         "source".into(),
@@ -309,12 +370,8 @@ fn replay_options(
 
 /// How fast the replay ran, on the wall clock and for the pipeline alone, and what it decided.
 fn print_replay(a: &Replay, summary: &service::Summary, wall: f64) -> std::io::Result<()> {
-    // Data time replayed: first to last frame plus one frame period.
     let n = summary.frames + summary.skipped;
-    let data_s = match (summary.first_t_ns, summary.last_t_ns) {
-        (Some(a), Some(b)) if n > 1 => b.saturating_sub(a) as f64 / 1e9 * n as f64 / (n - 1) as f64,
-        _ => 0.0,
-    };
+    let data_s = data_seconds(summary);
     outln!(
         "replayed {} frames ({} skipped) of {} in {:.2} s: {:.1} frames/s, {:.1}× real time{}",
         summary.frames,
@@ -358,16 +415,17 @@ fn print_replay(a: &Replay, summary: &service::Summary, wall: f64) -> std::io::R
     Ok(())
 }
 
-/// `--compare`: the new replay against the reference, over the replayed window; with
-/// `--update-reference` the new file replaces the reference, unless a recording was
-/// `damaged`. Returns whether the comparison passed (or the reference was updated).
+/// `--compare`: the new replay against the reference, over the replayed window (the report
+/// for people printed unless `--json`); with `--update-reference` the new file replaces the
+/// reference, unless a recording was `damaged`. Returns the report and whether the
+/// comparison passed (or the reference was updated).
 fn compare_with(
     a: &Replay,
     reference: &Recording,
     out_file: &Path,
     window: Window,
     damaged: bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<(compare::Report, bool)> {
     let new = open_without_images(out_file)?;
     let ref_frames: Vec<_> = reference
         .frames
@@ -376,27 +434,30 @@ fn compare_with(
         .cloned()
         .collect();
     let report = compare::compare(&ref_frames, &new.frames, &a.tolerances);
-    outln!("--- compare with {}", reference.path.display())?;
-    write!(
-        std::io::stdout().lock(),
-        "{}",
-        compare::render_text(&report)
-    )?;
+    if !a.json {
+        outln!("--- compare with {}", reference.path.display())?;
+        write!(
+            std::io::stdout().lock(),
+            "{}",
+            compare::render_text(&report)
+        )?;
+    }
     if a.update_reference && damaged {
         // A reference made from what was left of a damaged recording would hide the loss.
         eprintln!(
             "reference not updated: {} (damaged parts listed above); replay an intact recording to update it",
             reference.path.display()
         );
-        return Ok(false);
+        return Ok((report, false));
     }
     if a.update_reference {
         std::fs::copy(out_file, &reference.path)
             .with_context(|| format!("cannot update the reference {}", reference.path.display()))?;
         outln!("reference updated: {}", reference.path.display())?;
-        return Ok(true);
+        return Ok((report, true));
     }
-    Ok(report.passed())
+    let passed = report.passed();
+    Ok((report, passed))
 }
 
 /// The braking episodes of a recording's decisions, streamed (one frame in memory at a time).

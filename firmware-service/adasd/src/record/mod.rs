@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod identity;
 pub mod import;
+pub mod outcome;
