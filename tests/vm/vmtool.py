@@ -310,6 +310,9 @@ def cmd_e2e(dbc, share):
     c(len(status) >= 20, f"{len(status)} AEB_Status frames on vcan0")
     bad_crc = sum(1 for _, _, d in status if d[7] != e2e_crc(0x121, d))
     c(bad_crc == 0, "AEB_Status CRC right on all frames")
+    first = status[0][1] if status else None
+    c(first is not None and first["AEB_Mode"] == 3 and first["AEB_FaultFrameLost"] == 1,
+      "the heartbeat starts before the first decided frame: mode Unavailable with FaultFrameLost")
     if t_unplug is not None and t_plug is not None:
         before = [s for t, s, _ in status if t < t_unplug]
         # Fps comes from consecutive frame times: ~0.03/s under TCG, 0.0 at the signal's 0.1 step.
