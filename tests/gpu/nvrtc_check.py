@@ -15,6 +15,7 @@ archs = sys.argv[2:] or ["compute_87", "compute_90"]
 common = (root / "plugins/cuda/common.cuh").read_text()
 sources = {
     "engine": (root / "firmware-service/gpu/src/cuda/kernels.cu").read_text(),
+    "int8": (root / "firmware-service/gpu/src/cuda/int8.cu").read_text(),
     "plugins": (root / "plugins/cuda/preprocess.cu").read_text() + "\n" + (root / "plugins/cuda/postprocess.cu").read_text(),
 }
 failed = 0

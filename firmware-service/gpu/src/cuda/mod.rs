@@ -13,10 +13,12 @@
 
 pub mod cache;
 mod device;
+pub mod int8;
 mod network;
 
 pub use cache::PlanSource;
 pub use device::check_libraries;
+pub use int8::Int8Convolver;
 pub use network::{OwnConv, OWN_CONVS};
 
 use crate::engine::{self, onnx};

@@ -1,12 +1,14 @@
 //! The GPU engine's model compiler: ONNX import with constant folding ([`onnx`]) and lowering to
 //! NHWC GPU steps with fusion ([`plan`], [`resize_add`]), concats written in place ([`in_place`]),
 //! expansions fused into depthwise convolutions ([`expand_dw`]) and the independent branches
-//! ([`branches`]). [`compile`] runs lowering and the passes in their one order. Pure Rust,
-//! tested without a GPU; the runtime ([`crate::cuda`]) executes the plan.
+//! ([`branches`]); the INT8 convolutions' integer arithmetic ([`int8`]). [`compile`] runs
+//! lowering and the passes in their one order.
+//! Pure Rust, tested without a GPU; the runtime ([`crate::cuda`]) executes the plan.
 
 pub mod branches;
 pub mod expand_dw;
 pub mod in_place;
+pub mod int8;
 pub mod onnx;
 pub mod plan;
 #[cfg(test)]

@@ -1,0 +1,275 @@
+// The GPU engine's INT8 convolutions (prepended with plugins/cuda/common.cuh; T is unused here).
+// The CPU twin of every kernel is adas_gpu::engine::int8 (`conv`), and the GPU tests compare
+// them bit for bit.
+//
+// Data: activations are int8 NHWC with a per-tensor scale and zero point (the model's uint8
+// values minus 128); weights int8 KRSC, symmetric, one scale per output channel. The sum is
+// exact INT32: Σ x·w over every tap, where a tap outside the image reads the input's zero point
+// (the real 0.0), and `bias` is the model's INT32 bias with the zero point's cross term folded in
+// by the host (bias − x_zero · Σ w): together exactly TensorFlow Lite's Σ (x − x_zero)·w + bias.
+// The epilogue requantizes as TensorFlow Lite does (gemmlowp's fixed-point multiplier, Q31
+// `mult` and power-of-two `shift` per output channel, rounding twice), adds the output's zero
+// point and clamps to [lo, hi]: the activation (ReLU, ReLU6) in the quantized domain. It writes
+// int8, or — where the consumer is float — the dequantized value (q − y_zero)·y_scale as FP16.
+
+// Rounded high half of 2·a·b, saturated (gemmlowp SaturatingRoundingDoublingHighMul).
+__device__ __forceinline__ int q31_high_mul(int a, int b) {
+    if (a == b && a == (int)0x80000000) return 0x7fffffff;
+    const long long ab = (long long)a * (long long)b;
+    const long long nudge = ab >= 0 ? (1ll << 30) : (1ll - (1ll << 30));
+    return (int)((ab + nudge) / (1ll << 31));  // C division truncates toward zero, as gemmlowp's
+}
+
+// x / 2^e rounded to nearest, ties away from zero (gemmlowp RoundingDivideByPOT).
+__device__ __forceinline__ int rounding_shift_right(int x, int e) {
+    const int mask = (1 << e) - 1, remainder = x & mask, threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (remainder > threshold ? 1 : 0);
+}
+
+// TensorFlow Lite's MultiplyByQuantizedMultiplier: x · mult · 2^shift / 2^31.
+__device__ __forceinline__ int requantize(int x, int mult, int shift) {
+    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    return rounding_shift_right(q31_high_mul((int)((unsigned int)x << left), mult), right);
+}
+
+// The epilogue for output channel kk of output pixel p (see the header).
+__device__ __forceinline__ void int8_store(void* y, int acc, int p, int kk, int yp,
+                                           const int* bias, const int* mult, const int* shift,
+                                           int y_zero, int lo, int hi, int out_half,
+                                           float y_scale) {
+    int v = requantize(acc + bias[kk], mult[kk], shift[kk]) + y_zero;
+    v = v < lo ? lo : v > hi ? hi : v;
+    const int at = p * yp + kk;
+    if (out_half) {
+        const float f = (float)(v - y_zero) * y_scale;
+        unsigned short h;
+        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+        ((unsigned short*)y)[at] = h;
+    } else {
+        ((signed char*)y)[at] = (signed char)v;
+    }
+}
+
+// Depthwise convolution (groups = C = K), NHWC int8, w [C][R][S], the epilogue above. One thread
+// per output value, consecutive threads on consecutive channels (coalesced loads); scalar INT32
+// multiply-adds: a depthwise tap is one product per loaded byte, which tensor cores cannot use.
+extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const signed char* w,
+                                       const int* bias, const int* mult, const int* shift, int n,
+                                       int h, int wd, int c, int r, int s, int ph, int pw, int sh,
+                                       int sw, int dh, int dw, int oh, int ow, int xp, int yp,
+                                       int x_zero, int y_zero, int lo, int hi, int out_half,
+                                       float y_scale) {
+    const int total = n * oh * ow * c;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        const int ch = i % c, p = i / c, ox = p % ow, oy = p / ow % oh, bn = p / ow / oh;
+        const signed char* wk = w + ch * r * s;
+        int acc = 0;
+        for (int rr = 0; rr < r; ++rr) {
+            const int iy = oy * sh - ph + rr * dh;
+            for (int ss = 0; ss < s; ++ss) {
+                const int ix = ox * sw - pw + ss * dw;
+                const bool in = (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
+                const int v = in ? x[((bn * h + iy) * wd + ix) * xp + ch] : x_zero;
+                acc += v * wk[rr * s + ss];
+            }
+        }
+        int8_store(y, acc, p, ch, yp, bias, mult, shift, y_zero, lo, hi, out_half, y_scale);
+    }
+}
+
+// Implicit-GEMM convolution (groups = 1) on tensor cores: mma.sync m16n8k32 s8·s8 → s32 (sm_80+:
+// Jetson Orin, Ampere, Hopper). GEMM rows are output pixels p, columns output channels, the
+// reduction q = (r·S + s)·C + c walks the taps (im2col addresses computed on the fly). A block of
+// 4 warps computes a 64-pixel × 64-channel tile, each warp 32 × 32 (2 × 4 MMAs per 32-wide
+// step), over the reduction in 64-byte slices, double-buffered: cp.async copies the next slice
+// into shared memory while the warps multiply this one. Copies are 16 bytes where C, the pixel
+// pitch and the base are multiples of 16, else 4, else 1 (a network's first layer, C = 3). INT32
+// sums are exact, so the result does not depend on the order: bit-identical to the CPU twin.
+#define I8_BM 64
+#define I8_BN 64
+#define I8_KC 64
+// Row pitch in shared memory: 80 bytes keeps 16-byte copies aligned and puts the 8 rows a
+// fragment load touches on 8 different groups of 4 banks.
+#define I8_LD (I8_KC + 16)
+#define I8_THREADS 128
+
+__device__ __forceinline__ unsigned int i8_shared_address(const void* p) {
+    unsigned long long s;
+    asm("cvta.to.shared.u64 %0, %1;" : "=l"(s) : "l"(p));
+    return (unsigned int)s;
+}
+
+// V bytes at src → shared dst: cp.async for 4 and 16 (src-size 0 fills zeros when !valid), a
+// plain load and store for 1.
+template <int V>
+__device__ __forceinline__ void i8_copy(unsigned int dst, const signed char* src, bool valid) {
+    if constexpr (V == 1) {
+        const signed char v = valid ? *src : (signed char)0;
+        asm volatile("st.shared.u8 [%0], %1;" ::"r"(dst), "h"((unsigned short)(unsigned char)v) : "memory");
+    } else {
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;" ::"r"(dst), "l"(src), "n"(V),
+                     "r"(valid ? V : 0));
+    }
+}
+
+// V bytes of `fill` (the input's zero point replicated) → shared dst: the taps in the padding.
+template <int V>
+__device__ __forceinline__ void i8_fill(unsigned int dst, unsigned int fill) {
+    if constexpr (V == 1) {
+        asm volatile("st.shared.u8 [%0], %1;" ::"r"(dst), "h"((unsigned short)(fill & 0xff)) : "memory");
+    } else if constexpr (V == 4) {
+        asm volatile("st.shared.u32 [%0], %1;" ::"r"(dst), "r"(fill) : "memory");
+    } else {
+        asm volatile("st.shared.v4.u32 [%0], {%1, %1, %1, %1};" ::"r"(dst), "r"(fill) : "memory");
+    }
+}
+
+// One slice (reduction indices q0 … q0 + I8_KC − 1) of A (pixels) and B (weights) into shared
+// memory. Each thread copies a fixed column chunk of V bytes in every ROW_STEP-th row.
+template <int V>
+__device__ __forceinline__ void i8_stage(signed char (*as)[I8_LD], signed char (*bs)[I8_LD],
+                                         const signed char* x, const signed char* w, int q0,
+                                         int Q, int c, int s, int h, int wd, int xp, int dh,
+                                         int dw, int k, int k0, unsigned int fill,
+                                         const int* pix_off, const int* pix_y, const int* pix_x) {
+    constexpr int PER_ROW = I8_KC / V, ROW_STEP = I8_THREADS / PER_ROW;
+    const int col = threadIdx.x % PER_ROW, row0 = threadIdx.x / PER_ROW;
+    const int q = q0 + col * V;
+    const bool in_q = q < Q;
+    // The chunk's tap: V divides C, so a chunk never straddles two taps.
+    const int cc = q % c, t = q / c, dy = t / s * dh, dx = t % s * dw;
+    const int off = (dy * wd + dx) * xp + cc;
+#pragma unroll 4
+    for (int row = row0; row < I8_BM; row += ROW_STEP) {
+        const unsigned int dst = i8_shared_address(&as[row][col * V]);
+        const int iy = pix_y[row] + dy, ix = pix_x[row] + dx;
+        if (in_q && (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd)
+            i8_copy<V>(dst, x + (pix_off[row] + off), true);
+        else
+            i8_fill<V>(dst, fill);
+    }
+#pragma unroll 4
+    for (int row = row0; row < I8_BN; row += ROW_STEP) {
+        const bool valid = in_q && k0 + row < k;
+        i8_copy<V>(i8_shared_address(&bs[row][col * V]), valid ? w + ((k0 + row) * Q + q) : w,
+                   valid);
+    }
+}
+
+__device__ __forceinline__ int i8_word(const signed char* p) { return *(const int*)p; }
+
+// acc (this lane's part of a 16 × 8 INT32 tile) += A (16 × 32, row-major) · B (32 × 8, col).
+__device__ __forceinline__ void mma_16832(int (&acc)[4], const int (&a)[4], int b0, int b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+r"(acc[0]), "+r"(acc[1]), "+r"(acc[2]), "+r"(acc[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// The block's shared memory: two slices of A and B, and where each tile row's pixel is.
+struct I8Shared {
+    signed char as[2][I8_BM][I8_LD];
+    signed char bs[2][I8_BN][I8_LD];
+    int pix_off[I8_BM], pix_y[I8_BM], pix_x[I8_BM];
+};
+
+template <int V>
+__device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const signed char* x,
+                                                const signed char* w, const int* bias,
+                                                const int* mult, const int* shift, int n, int h,
+                                                int wd, int c, int k, int r, int s, int ph, int pw,
+                                                int sh, int sw, int dh, int dw, int oh, int ow,
+                                                int xp, int yp, int x_zero, int y_zero, int lo,
+                                                int hi, int out_half, float y_scale) {
+#if __CUDA_ARCH__ >= 800
+    signed char(*as)[I8_BM][I8_LD] = sm.as;
+    signed char(*bs)[I8_BN][I8_LD] = sm.bs;
+    int *pix_off = sm.pix_off, *pix_y = sm.pix_y, *pix_x = sm.pix_x;
+    const int P = n * oh * ow, Q = r * s * c, p0 = blockIdx.x * I8_BM, k0 = blockIdx.y * I8_BN;
+    for (int row = threadIdx.x; row < I8_BM; row += I8_THREADS) {
+        const int p = p0 + row;
+        if (p < P) {
+            const int ox = p % ow, oy = p / ow % oh, bn = p / ow / oh;
+            pix_y[row] = oy * sh - ph;
+            pix_x[row] = ox * sw - pw;
+            pix_off[row] = ((bn * h + pix_y[row]) * wd + pix_x[row]) * xp;
+        } else {
+            pix_y[row] = -(1 << 30);  // every tap misses the image
+            pix_x[row] = 0;
+            pix_off[row] = 0;
+        }
+    }
+    __syncthreads();
+    const unsigned int fill = (x_zero & 0xff) * 0x01010101u;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
+    const int wm = (warp % 2) * 32, wn = (warp / 2) * 32;
+    int acc[2][4][4] = {};
+    const int slices = (Q + I8_KC - 1) / I8_KC;
+    i8_stage<V>(as[0], bs[0], x, w, 0, Q, c, s, h, wd, xp, dh, dw, k, k0, fill, pix_off, pix_y, pix_x);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    for (int i = 0; i < slices; ++i) {
+        const int buf = i & 1;
+        if (i + 1 < slices)
+            i8_stage<V>(as[buf ^ 1], bs[buf ^ 1], x, w, (i + 1) * I8_KC, Q, c, s, h, wd, xp, dh,
+                        dw, k, k0, fill, pix_off, pix_y, pix_x);
+        asm volatile("cp.async.commit_group;" ::: "memory");
+        asm volatile("cp.async.wait_group 1;" ::: "memory");
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < I8_KC; kk += 32) {
+            int a[2][4];
+#pragma unroll
+            for (int mi = 0; mi < 2; ++mi) {
+                const signed char* p = &as[buf][wm + mi * 16 + g][kk + t4 * 4];
+                a[mi][0] = i8_word(p);
+                a[mi][1] = i8_word(p + 8 * I8_LD);
+                a[mi][2] = i8_word(p + 16);
+                a[mi][3] = i8_word(p + 8 * I8_LD + 16);
+            }
+#pragma unroll
+            for (int ni = 0; ni < 4; ++ni) {
+                const signed char* p = &bs[buf][wn + ni * 8 + g][kk + t4 * 4];
+                const int b0 = i8_word(p), b1 = i8_word(p + 16);
+#pragma unroll
+                for (int mi = 0; mi < 2; ++mi) mma_16832(acc[mi][ni], a[mi], b0, b1);
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int mi = 0; mi < 2; ++mi)
+#pragma unroll
+        for (int ni = 0; ni < 4; ++ni)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int p = p0 + wm + mi * 16 + g + (e / 2) * 8;
+                const int kk = k0 + wn + ni * 8 + t4 * 2 + e % 2;
+                if (p < P && kk < k)
+                    int8_store(y, acc[mi][ni][e], p, kk, yp, bias, mult, shift, y_zero, lo, hi,
+                               out_half, y_scale);
+            }
+#else
+    __trap();  // the host loads this kernel on compute capability 8.0 or newer only
+#endif
+}
+
+// Grid (⌈N·OH·OW / 64⌉, ⌈K / 64⌉), 128 threads. Parameters as dwconv_int8 plus K.
+extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
+    void* y, const signed char* x, const signed char* w, const int* bias, const int* mult,
+    const int* shift, int n, int h, int wd, int c, int k, int r, int s, int ph, int pw, int sh,
+    int sw, int dh, int dw, int oh, int ow, int xp, int yp, int x_zero, int y_zero, int lo, int hi,
+    int out_half, float y_scale) {
+    // One shared block for every copy width (per-instantiation arrays would add up).
+    __shared__ __align__(16) I8Shared sm;
+    const unsigned long long xa = (unsigned long long)x, wa = (unsigned long long)w;
+    if ((c | xp) % 16 == 0 && (xa | wa) % 16 == 0)
+        conv_int8_tiles<16>(sm, y, x, w, bias, mult, shift, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh,
+                            dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+    else if ((c | xp) % 4 == 0 && (xa | wa) % 4 == 0)
+        conv_int8_tiles<4>(sm, y, x, w, bias, mult, shift, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh,
+                           dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+    else
+        conv_int8_tiles<1>(sm, y, x, w, bias, mult, shift, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh,
+                           dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+}

@@ -1,0 +1,185 @@
+//! INT8 convolutions on the GPU (`int8.cu`): dense ones on tensor cores (`conv_int8_mma`),
+//! depthwise ones on CUDA cores (`dwconv_int8`), both with the requantizing epilogue fused. The
+//! arithmetic is [`crate::engine::int8`]'s, bit for bit. [`Int8Convolver`] runs one convolution
+//! at a time (the kernels' GPU tests).
+
+use super::device::{Arg, DevPtr, Gpu};
+use crate::engine::int8::{Output, QConv, QOutput, QWeights};
+use crate::GpuError;
+use cudarc::driver::{CudaSlice, CudaStream};
+use std::path::Path;
+
+const SOURCE: &str = include_str!("int8.cu");
+const NAMES: &[&str] = &["conv_int8_mma", "dwconv_int8"];
+/// The dense kernel's tile (`I8_BM` × `I8_BN` in int8.cu) and block size.
+const TILE_PIXELS: usize = 64;
+const TILE_CHANNELS: usize = 64;
+const THREADS: u32 = 128;
+
+/// `mma.sync` with s8 operands: compute capability 8.0 (Jetson Orin, Ampere) or newer.
+pub fn supports_int8(compute_capability: (i32, i32)) -> bool {
+    compute_capability >= (8, 0)
+}
+
+/// Compiles (or loads from the kernel cache) the INT8 kernels into `gpu`.
+pub(crate) fn load(gpu: &mut Gpu, cache_dir: Option<&Path>) -> Result<(), GpuError> {
+    let (major, minor) = gpu.identity.compute_capability;
+    if !supports_int8(gpu.identity.compute_capability) {
+        return Err(GpuError::Backend(format!(
+            "cuda: INT8 needs tensor cores with int8 mma (compute capability 8.0 or newer: Jetson \
+             Orin, Ampere, Hopper); {} is {major}.{minor}: use precision \"fp16\" or \"fp32\"",
+            gpu.identity.gpu
+        )));
+    }
+    // The source uses no activation type T: either prelude builds it.
+    gpu.load_kernels(SOURCE, false, NAMES, cache_dir)
+}
+
+/// One INT8 convolution's constants on the GPU, ready to launch.
+pub(crate) struct DeviceQConv {
+    spec: QConv,
+    weights: (CudaSlice<u8>, DevPtr),
+    bias: (CudaSlice<u8>, DevPtr),
+    multiplier: (CudaSlice<u8>, DevPtr),
+    shift: (CudaSlice<u8>, DevPtr),
+}
+
+impl DeviceQConv {
+    pub fn upload(gpu: &Gpu, spec: &QConv, q: &QWeights) -> Result<DeviceQConv, GpuError> {
+        if let Some(why) = spec.unsupported() {
+            return Err(GpuError::Backend(format!("cuda: INT8 convolution: {why}")));
+        }
+        let want = spec.k * spec.q_len();
+        if q.weights.len() != want || q.bias.len() != spec.k || q.requant.len() != spec.k {
+            return Err(GpuError::Backend(format!(
+                "cuda: INT8 convolution: {} weights, {} biases, {} multipliers for {} output \
+                 channels of {} taps each",
+                q.weights.len(),
+                q.bias.len(),
+                q.requant.len(),
+                spec.k,
+                spec.q_len()
+            )));
+        }
+        let put_i32 = |v: &[i32]| -> Result<(CudaSlice<u8>, DevPtr), GpuError> {
+            let b = gpu.alloc(v.len() * 4)?;
+            gpu.upload(b.1, v)?;
+            Ok(b)
+        };
+        let weights = gpu.alloc(q.weights.len())?;
+        let bytes: Vec<u8> = q.weights.iter().map(|&v| v as u8).collect();
+        gpu.upload(weights.1, &bytes)?;
+        let multipliers: Vec<i32> = q.requant.iter().map(|r| r.multiplier).collect();
+        let shifts: Vec<i32> = q.requant.iter().map(|r| r.shift).collect();
+        Ok(DeviceQConv {
+            spec: spec.clone(),
+            weights,
+            bias: put_i32(&spec.folded_bias(q))?,
+            multiplier: put_i32(&multipliers)?,
+            shift: put_i32(&shifts)?,
+        })
+    }
+
+    /// Enqueues y ← conv(x) on `stream` (x and y: the spec's pitched int8 input and its int8 or
+    /// FP16 output).
+    pub fn launch_on(
+        &self,
+        gpu: &Gpu,
+        stream: &CudaStream,
+        y: DevPtr,
+        x: DevPtr,
+    ) -> Result<(), GpuError> {
+        let c = &self.spec;
+        // unsupported() bounds every buffer below 2^31 values: the kernels index with i32.
+        let i = |v: usize| v as i32;
+        let (n, h, w, ch, k, r, s) = (i(c.n), i(c.h), i(c.w), i(c.c), i(c.k), i(c.r), i(c.s));
+        let (ph, pw, sh, sw) = (i(c.pad[0]), i(c.pad[1]), i(c.stride[0]), i(c.stride[1]));
+        let (dh, dw, oh, ow) = (i(c.dilation[0]), i(c.dilation[1]), i(c.oh), i(c.ow));
+        let (xp, yp) = (i(c.x_pitch), i(c.y_pitch));
+        let (xz, yz) = (i32::from(c.x_zero), i32::from(c.y_zero));
+        let (lo, hi) = (i32::from(c.clamp.0), i32::from(c.clamp.1));
+        let half = i32::from(c.output == Output::Fp16);
+        let scale = c.y_scale;
+        let (wt, b, m, sf) = (self.weights.1, self.bias.1, self.multiplier.1, self.shift.1);
+        if c.groups == 1 {
+            let args: [&dyn Arg; 29] = [
+                &y, &x, &wt, &b, &m, &sf, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh, &sw, &dh,
+                &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale,
+            ];
+            let grid = (
+                (c.n * c.oh * c.ow).div_ceil(TILE_PIXELS) as u32,
+                c.k.div_ceil(TILE_CHANNELS) as u32,
+                1,
+            );
+            gpu.launch_grid_on(stream, "conv_int8_mma", grid, THREADS, 0, &args)
+        } else {
+            let args: [&dyn Arg; 28] = [
+                &y, &x, &wt, &b, &m, &sf, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh, &sw, &dh, &dw,
+                &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale,
+            ];
+            gpu.launch_on(stream, "dwconv_int8", c.n * c.oh * c.ow * c.k, 1, 0, &args)
+        }
+    }
+}
+
+/// One INT8 convolution at a time on a GPU: input up, kernel, output down.
+pub struct Int8Convolver {
+    gpu: Gpu,
+}
+
+impl Int8Convolver {
+    /// The GPU `device` with the INT8 kernels loaded (errors: no GPU, or one without int8
+    /// tensor cores).
+    pub fn new(device: usize) -> Result<Int8Convolver, GpuError> {
+        let mut gpu = Gpu::new(device)?;
+        load(&mut gpu, None)?;
+        Ok(Int8Convolver { gpu })
+    }
+
+    /// The GPU's name and compute capability.
+    pub fn device(&self) -> String {
+        let (major, minor) = self.gpu.identity.compute_capability;
+        format!("{} (sm_{major}{minor})", self.gpu.identity.gpu)
+    }
+
+    /// `spec` on `x` (laid out as `spec` says) on the GPU.
+    pub fn conv(&self, spec: &QConv, q: &QWeights, x: &[i8]) -> Result<QOutput, GpuError> {
+        if x.len() != spec.x_len() {
+            return Err(GpuError::Backend(format!(
+                "cuda: INT8 convolution: {} input values for a buffer of {}",
+                x.len(),
+                spec.x_len()
+            )));
+        }
+        let gpu = &self.gpu;
+        let conv = DeviceQConv::upload(gpu, spec, q)?;
+        let xb = gpu.alloc(x.len())?;
+        let bytes: Vec<u8> = x.iter().map(|&v| v as u8).collect();
+        gpu.upload(xb.1, &bytes)?;
+        let len = spec.y_len();
+        let elem = if spec.output == Output::Fp16 { 2 } else { 1 };
+        let yb = gpu.alloc(len * elem)?;
+        conv.launch_on(gpu, &gpu.stream, yb.1, xb.1)?;
+        let out = match spec.output {
+            Output::Int8 => {
+                let mut y = vec![0u8; len];
+                gpu.download(&mut y, yb.1)?;
+                gpu.sync()?;
+                QOutput::Int8(y.into_iter().map(|v| v as i8).collect())
+            }
+            Output::Fp16 => {
+                let mut y = vec![0u16; len];
+                gpu.download(&mut y, yb.1)?;
+                gpu.sync()?;
+                QOutput::Fp16(
+                    y.into_iter()
+                        .map(|b| half::f16::from_bits(b).to_f32())
+                        .collect(),
+                )
+            }
+        };
+        // The buffers live until the copies are done.
+        drop((xb, yb, conv));
+        Ok(out)
+    }
+}

@@ -1,0 +1,491 @@
+//! INT8 convolution arithmetic: the executable specification of the engine's INT8 kernels
+//! (`cuda/int8.cu`), in TensorFlow Lite's integer semantics, pure Rust (CI checks it on the host,
+//! the GPU tests compare the kernels with it bit for bit).
+//!
+//! Activations are int8 with a per-tensor scale and zero point (a uint8 model's values and zero
+//! points minus 128), weights int8 symmetric with one scale per output channel, the bias INT32
+//! at scale `x_scale · w_scale[k]`. An output is
+//! `clamp(requantize(Σ (x − x_zero)·w + bias, m[k]) + y_zero, lo, hi)` with
+//! `m[k] = x_scale · w_scale[k] / y_scale` as a Q31 fixed-point multiplier and a power of two
+//! ([`Requant`], TensorFlow Lite's `QuantizeMultiplier` / `MultiplyByQuantizedMultiplier`), taps in
+//! the padding contributing nothing; the activation is the clamp ([`activation_range`]). Where the
+//! consumer is float the output is the dequantized value `(q − y_zero) · y_scale`, rounded to FP16.
+
+use adas_plugins::gpu::Act;
+
+/// A real multiplier as TensorFlow Lite applies it: `multiplier · 2^shift / 2^31`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Requant {
+    /// Q31 mantissa in [2^30, 2^31) (0 for a zero multiplier).
+    pub multiplier: i32,
+    /// Power of two: > 0 shifts left before the multiplication, < 0 right after it.
+    pub shift: i32,
+}
+
+impl Requant {
+    /// TensorFlow Lite's `QuantizeMultiplier`: `m` as a Q31 mantissa and an exponent.
+    pub fn new(m: f64) -> Requant {
+        if m == 0.0 || !m.is_finite() {
+            return Requant {
+                multiplier: 0,
+                shift: 0,
+            };
+        }
+        let (frac, mut exp) = frexp(m);
+        let mut q = (frac * (1u64 << 31) as f64).round() as i64;
+        if q == 1 << 31 {
+            q /= 2;
+            exp += 1;
+        }
+        if exp < -31 {
+            return Requant {
+                multiplier: 0,
+                shift: 0,
+            };
+        }
+        Requant {
+            multiplier: q as i32,
+            shift: exp,
+        }
+    }
+
+    /// TensorFlow Lite's `MultiplyByQuantizedMultiplier` (gemmlowp rounding, twice).
+    pub fn apply(self, x: i32) -> i32 {
+        let (left, right) = if self.shift > 0 {
+            (self.shift, 0)
+        } else {
+            (0, -self.shift)
+        };
+        rounding_shift_right(
+            q31_high_mul(x.wrapping_shl(left as u32), self.multiplier),
+            right,
+        )
+    }
+}
+
+/// `m = frac · 2^exp` with |frac| in [0.5, 1) (C's frexp, for finite non-zero `m`).
+fn frexp(m: f64) -> (f64, i32) {
+    let mut exp = m.abs().log2().floor() as i32 + 1;
+    let mut frac = m / 2f64.powi(exp);
+    // log2 may land one off at exact powers of two.
+    if frac.abs() >= 1.0 {
+        frac /= 2.0;
+        exp += 1;
+    } else if frac.abs() < 0.5 {
+        frac *= 2.0;
+        exp -= 1;
+    }
+    (frac, exp)
+}
+
+/// gemmlowp's `SaturatingRoundingDoublingHighMul`: the rounded high half of 2·a·b.
+pub fn q31_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = i64::from(a) * i64::from(b);
+    let nudge = if ab >= 0 {
+        1i64 << 30
+    } else {
+        1 - (1i64 << 30)
+    };
+    // Rust's division truncates toward zero, as C's.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// gemmlowp's `RoundingDivideByPOT`: x / 2^e, to nearest, ties away from zero.
+pub fn rounding_shift_right(x: i32, e: i32) -> i32 {
+    let mask = (1i32 << e).wrapping_sub(1);
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> e) + i32::from(remainder > threshold)
+}
+
+/// The quantized range an activation leaves: TensorFlow Lite's
+/// `CalculateActivationRangeQuantized` for int8 (ReLU from the zero point, ReLU6 up to the
+/// quantized 6). `None` for activations that are not a clamp (they stay float).
+pub fn activation_range(act: Act, y_scale: f32, y_zero: i8) -> Option<(i8, i8)> {
+    let q = |v: f32| (i32::from(y_zero) + (v / y_scale).round() as i32).clamp(-128, 127) as i8;
+    match act {
+        Act::None => Some((-128, 127)),
+        Act::Relu => Some((y_zero, 127)),
+        Act::Clip(lo, hi) => Some((q(lo), q(hi))),
+        Act::Leaky(_) | Act::Sigmoid => None,
+    }
+}
+
+/// What an INT8 convolution writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// int8, requantized: the next layer is INT8 too.
+    Int8,
+    /// The dequantized value as FP16: the consumer is float.
+    Fp16,
+}
+
+/// Shape and quantization of one INT8 convolution: NHWC int8 input with its pixels `x_pitch`
+/// bytes apart, KRSC int8 weights (C/groups channels each), output pixels `y_pitch` values apart.
+/// `groups` is 1 or C (= K, depthwise).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QConv {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub k: usize,
+    pub r: usize,
+    pub s: usize,
+    /// Top and left; bottom and right follow from `oh`, `ow`.
+    pub pad: [usize; 2],
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub x_pitch: usize,
+    pub y_pitch: usize,
+    pub x_zero: i8,
+    pub y_zero: i8,
+    pub y_scale: f32,
+    /// The activation, as a clamp in the output's quantized domain.
+    pub clamp: (i8, i8),
+    pub output: Output,
+}
+
+/// One INT8 convolution's constants: weights (KRSC), the model's INT32 bias (at scale
+/// `x_scale · w_scale[k]`) and the requantization per output channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QWeights {
+    pub weights: Vec<i8>,
+    pub bias: Vec<i32>,
+    pub requant: Vec<Requant>,
+}
+
+impl QConv {
+    /// Values of the input buffer (the last pixel needs only its C values).
+    pub fn x_len(&self) -> usize {
+        (self.n * self.h * self.w - 1) * self.x_pitch + self.c
+    }
+
+    /// Values of the output buffer.
+    pub fn y_len(&self) -> usize {
+        (self.n * self.oh * self.ow - 1) * self.y_pitch + self.k
+    }
+
+    /// Reduction length per output channel: R·S·C/groups.
+    pub fn q_len(&self) -> usize {
+        self.r * self.s * (self.c / self.groups)
+    }
+
+    /// Why the INT8 kernels cannot run this convolution, if they cannot.
+    pub fn unsupported(&self) -> Option<String> {
+        let dense = self.groups == 1;
+        let depthwise = self.groups == self.c && self.c == self.k;
+        if !dense && !depthwise {
+            return Some(format!(
+                "grouped convolution ({} groups of {} channels): INT8 runs dense and depthwise ones only",
+                self.groups, self.c
+            ));
+        }
+        if self.n * self.h * self.w * self.x_pitch.max(self.c) >= 1 << 31
+            || self.n * self.oh * self.ow * self.y_pitch.max(self.k) >= 1 << 31
+        {
+            return Some("a buffer of 2^31 values or more".into());
+        }
+        None
+    }
+
+    /// The bias the kernels add: the model's bias with the input zero point's cross term folded
+    /// in (`bias − x_zero · Σ w`), since they read padding taps as `x_zero` and sum `x · w`.
+    pub fn folded_bias(&self, q: &QWeights) -> Vec<i32> {
+        let len = self.q_len();
+        q.bias
+            .iter()
+            .zip(q.weights.chunks(len))
+            .map(|(&b, w)| {
+                let sum: i32 = w.iter().map(|&v| i32::from(v)).sum();
+                b.wrapping_sub(i32::from(self.x_zero).wrapping_mul(sum))
+            })
+            .collect()
+    }
+}
+
+/// The convolution's outputs, each at its place in the output buffer (values between pixels of a
+/// pitched output stay 0).
+#[derive(Debug, Clone, PartialEq)]
+pub enum QOutput {
+    Int8(Vec<i8>),
+    /// FP16 values, widened to f32 (exactly).
+    Fp16(Vec<f32>),
+}
+
+/// The reference: TensorFlow Lite's integer convolution, `x` as laid out by `conv`.
+pub fn conv(conv: &QConv, q: &QWeights, x: &[i8]) -> QOutput {
+    let cg = conv.c / conv.groups;
+    let kg = conv.k / conv.groups;
+    let len = conv.q_len();
+    let xz = i32::from(conv.x_zero);
+    let mut y8 = vec![0i8; conv.y_len()];
+    let mut yf = vec![0f32; conv.y_len()];
+    for n in 0..conv.n {
+        for oy in 0..conv.oh {
+            for ox in 0..conv.ow {
+                let p = (n * conv.oh + oy) * conv.ow + ox;
+                for k in 0..conv.k {
+                    let g = k / kg;
+                    let mut acc = 0i32;
+                    for r in 0..conv.r {
+                        let iy = (oy * conv.stride[0] + r * conv.dilation[0]) as isize
+                            - conv.pad[0] as isize;
+                        if iy < 0 || iy >= conv.h as isize {
+                            continue;
+                        }
+                        for s in 0..conv.s {
+                            let ix = (ox * conv.stride[1] + s * conv.dilation[1]) as isize
+                                - conv.pad[1] as isize;
+                            if ix < 0 || ix >= conv.w as isize {
+                                continue;
+                            }
+                            let xi = ((n * conv.h + iy as usize) * conv.w + ix as usize)
+                                * conv.x_pitch
+                                + g * cg;
+                            let wi = k * len + (r * conv.s + s) * cg;
+                            for ci in 0..cg {
+                                let xv = i32::from(x[xi + ci]) - xz;
+                                acc = acc.wrapping_add(xv * i32::from(q.weights[wi + ci]));
+                            }
+                        }
+                    }
+                    let v = q.requant[k]
+                        .apply(acc.wrapping_add(q.bias[k]))
+                        .wrapping_add(i32::from(conv.y_zero))
+                        .clamp(i32::from(conv.clamp.0), i32::from(conv.clamp.1));
+                    let at = p * conv.y_pitch + k;
+                    y8[at] = v as i8;
+                    let real = (v - i32::from(conv.y_zero)) as f32 * conv.y_scale;
+                    yf[at] = half::f16::from_f32(real).to_f32();
+                }
+            }
+        }
+    }
+    match conv.output {
+        Output::Int8 => QOutput::Int8(y8),
+        Output::Fp16 => QOutput::Fp16(yf),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipliers_round_trip_as_tflite_quantizes_them() {
+        // Q31 mantissa in [2^30, 2^31), exponent: value = q · 2^(shift − 31).
+        for m in [
+            0.5,
+            0.75,
+            1.0,
+            1.5,
+            0.000_123_4,
+            3.9e-3,
+            0.999_999_999_9,
+            7.25,
+        ] {
+            let r = Requant::new(m);
+            assert!(r.multiplier >= 1 << 30, "{m}: {r:?}");
+            let back = f64::from(r.multiplier) * 2f64.powi(r.shift - 31);
+            assert!((back - m).abs() <= m * 2f64.powi(-30), "{m}: {back}");
+        }
+        assert_eq!(
+            Requant::new(0.5),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 0
+            }
+        );
+        // A mantissa that rounds up to 2^31 moves to the next exponent.
+        assert_eq!(
+            Requant::new(1.0 - 1e-12),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 1
+            }
+        );
+        assert_eq!(Requant::new(0.0).multiplier, 0);
+    }
+
+    #[test]
+    fn fixed_point_rounding_is_gemmlowps() {
+        assert_eq!(q31_high_mul(i32::MIN, i32::MIN), i32::MAX);
+        // 2·a·b / 2^31 with b = 2^30 is a itself; b = 2^30 + 1 rounds.
+        assert_eq!(q31_high_mul(12345, 1 << 30), 6173);
+        assert_eq!(q31_high_mul(-12345, 1 << 30), -6172);
+        // Ties away from zero on both signs.
+        assert_eq!(rounding_shift_right(5, 1), 3);
+        assert_eq!(rounding_shift_right(-5, 1), -3);
+        assert_eq!(rounding_shift_right(4, 1), 2);
+        assert_eq!(rounding_shift_right(-7, 2), -2);
+        assert_eq!(rounding_shift_right(-6, 2), -2);
+        assert_eq!(rounding_shift_right(6, 2), 2);
+        assert_eq!(rounding_shift_right(7, 0), 7);
+    }
+
+    /// Requantization is within one step of the real product, over every range a layer uses.
+    #[test]
+    fn requantization_is_the_real_product_rounded() {
+        let mut state = 0x2545_f491u32;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let m = f64::from(state % 1_000_000 + 1) * 1e-8; // 1e-8 … 1e-2
+            let x = (state as i32) >> 8; // ±2^23
+            let got = Requant::new(m).apply(x);
+            let want = f64::from(x) * m;
+            // Rounded twice (before and after the power of two, right ≥ 6 here): ½ + ½/64.
+            assert!(
+                (f64::from(got) - want).abs() <= 0.51,
+                "{x} × {m}: {got} vs {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn activations_clamp_in_the_quantized_domain() {
+        assert_eq!(activation_range(Act::Relu, 0.1, -20), Some((-20, 127)));
+        // ReLU6 at scale 6/255 from zero point −128 spans the whole int8 range.
+        assert_eq!(
+            activation_range(Act::Clip(0.0, 6.0), 6.0 / 255.0, -128),
+            Some((-128, 127))
+        );
+        assert_eq!(
+            activation_range(Act::Clip(0.0, 6.0), 0.1, -10),
+            Some((-10, 50))
+        );
+        assert_eq!(activation_range(Act::Sigmoid, 0.1, 0), None);
+    }
+
+    fn xorshift(state: &mut u32) -> u32 {
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        *state
+    }
+
+    /// The kernels' formulation — padding read as the zero point, Σ x·w plus the folded bias —
+    /// equals TensorFlow Lite's Σ (x − x_zero)·w + bias with padding skipped, on a pitched
+    /// input and output, for dense and depthwise layers with padding on every side.
+    #[test]
+    fn the_folded_zero_point_equals_tflites_sum() {
+        let mut st = 7u32;
+        for (groups, c, k) in [(1, 5, 7), (6, 6, 6)] {
+            let spec = QConv {
+                n: 2,
+                h: 5,
+                w: 4,
+                c,
+                k,
+                r: 3,
+                s: 3,
+                pad: [1, 1],
+                stride: [2, 1],
+                dilation: [1, 1],
+                groups,
+                oh: 3,
+                ow: 4,
+                x_pitch: c + 3,
+                y_pitch: k + 2,
+                x_zero: -37,
+                y_zero: 11,
+                y_scale: 0.05,
+                clamp: (-100, 90),
+                output: Output::Int8,
+            };
+            let len = spec.q_len();
+            let weights: Vec<i8> = (0..k * len).map(|_| xorshift(&mut st) as i8).collect();
+            let bias: Vec<i32> = (0..k).map(|_| (xorshift(&mut st) as i32) >> 18).collect();
+            let requant = (0..k)
+                .map(|i| Requant::new(0.0004 * (i + 1) as f64))
+                .collect();
+            let q = QWeights {
+                weights,
+                bias,
+                requant,
+            };
+            let x: Vec<i8> = (0..spec.x_len()).map(|_| xorshift(&mut st) as i8).collect();
+            let QOutput::Int8(want) = conv(&spec, &q, &x) else {
+                panic!("int8 output asked for");
+            };
+            // The kernels' way, spelled out.
+            let folded = spec.folded_bias(&q);
+            let (cg, kg) = (c / groups, k / groups);
+            let mut hits = 0;
+            for p in 0..spec.n * spec.oh * spec.ow {
+                let (b, oy, ox) = (p / 12, p / 4 % 3, p % 4);
+                for kk in 0..k {
+                    let mut acc = 0i32;
+                    for r in 0..3 {
+                        for s in 0..3 {
+                            let iy = (oy * 2 + r) as isize - 1;
+                            let ix = (ox + s) as isize - 1;
+                            for ci in 0..cg {
+                                let xv = if iy < 0 || ix < 0 || iy >= 5 || ix >= 4 {
+                                    spec.x_zero
+                                } else {
+                                    x[((b * 5 + iy as usize) * 4 + ix as usize) * spec.x_pitch
+                                        + kk / kg * cg
+                                        + ci]
+                                };
+                                acc += i32::from(xv)
+                                    * i32::from(q.weights[kk * len + (r * 3 + s) * cg + ci]);
+                            }
+                        }
+                    }
+                    let v = (q.requant[kk].apply(acc + folded[kk]) + 11).clamp(-100, 90);
+                    assert_eq!(
+                        v as i8,
+                        want[p * spec.y_pitch + kk],
+                        "pixel {p} channel {kk}"
+                    );
+                    hits += usize::from(v != -100 && v != 90);
+                }
+            }
+            // The comparison is not all clamps.
+            assert!(hits > spec.n * spec.oh * spec.ow * k / 2, "{hits}");
+        }
+    }
+
+    #[test]
+    fn fp16_output_is_the_dequantized_value() {
+        let spec = QConv {
+            n: 1,
+            h: 1,
+            w: 1,
+            c: 1,
+            k: 1,
+            r: 1,
+            s: 1,
+            pad: [0, 0],
+            stride: [1, 1],
+            dilation: [1, 1],
+            groups: 1,
+            oh: 1,
+            ow: 1,
+            x_pitch: 1,
+            y_pitch: 1,
+            x_zero: 0,
+            y_zero: 3,
+            y_scale: 0.1,
+            clamp: (-128, 127),
+            output: Output::Fp16,
+        };
+        let q = QWeights {
+            weights: vec![2],
+            bias: vec![0],
+            requant: vec![Requant::new(1.0)],
+        };
+        // 2·10 = 20 → q = 23 → (23 − 3) · 0.1 = 2.0 (FP16: exactly 2).
+        assert_eq!(conv(&spec, &q, &[10]), QOutput::Fp16(vec![2.0]));
+    }
+}
