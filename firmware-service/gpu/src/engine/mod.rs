@@ -1,8 +1,8 @@
 //! The GPU engine's model compiler: ONNX import with constant folding ([`onnx`]) and lowering to
 //! NHWC GPU steps with fusion ([`plan`], [`resize_add`]), concats written in place ([`in_place`]),
 //! expansions fused into depthwise convolutions ([`expand_dw`]) and the independent branches
-//! ([`branches`]); the INT8 convolutions' integer arithmetic ([`int8`]). [`compile`] runs
-//! lowering and the passes in their one order.
+//! ([`branches`]); the INT8 convolutions' integer arithmetic ([`int8`]) and a QDQ model's
+//! quantization for them ([`qdq`]). [`compile`] runs lowering and the passes in their one order.
 //! Pure Rust, tested without a GPU; the runtime ([`crate::cuda`]) executes the plan.
 
 pub mod branches;
@@ -11,6 +11,7 @@ pub mod in_place;
 pub mod int8;
 pub mod onnx;
 pub mod plan;
+pub mod qdq;
 #[cfg(test)]
 pub mod reference;
 pub mod resize_add;

@@ -132,7 +132,7 @@ fn from_graph(graph: pb::GraphProto) -> Result<OnnxGraph, OnnxError> {
     })
 }
 
-fn tensor(t: &TensorProto) -> Result<Const, OnnxError> {
+pub(crate) fn tensor(t: &TensorProto) -> Result<Const, OnnxError> {
     let err = |m: &str| OnnxError::Tensor {
         name: t.name.clone(),
         message: m.into(),
@@ -151,6 +151,17 @@ fn tensor(t: &TensorProto) -> Result<Const, OnnxError> {
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect()
+        }),
+        // uint8 and int8: a quantized model's weights and zero points.
+        2 => ConstData::I64(if t.raw_data.is_empty() {
+            t.int32_data.iter().map(|&v| i64::from(v)).collect()
+        } else {
+            t.raw_data.iter().map(|&b| i64::from(b)).collect()
+        }),
+        3 => ConstData::I64(if t.raw_data.is_empty() {
+            t.int32_data.iter().map(|&v| i64::from(v)).collect()
+        } else {
+            t.raw_data.iter().map(|&b| i64::from(b as i8)).collect()
         }),
         6 | 7 => ConstData::I64(if !t.raw_data.is_empty() {
             let w = if t.data_type == 7 { 8 } else { 4 };
@@ -173,7 +184,7 @@ fn tensor(t: &TensorProto) -> Result<Const, OnnxError> {
         }),
         other => {
             return Err(err(&format!(
-                "data type {other} is not supported (float32, int32, int64 are)"
+                "data type {other} is not supported (float32, uint8, int8, int32, int64 are)"
             )))
         }
     };
