@@ -12,6 +12,9 @@ use adas_plugins::manifest::Layout;
 use adas_plugins::{nms, preprocess, Decoder, Detection, Manifest, Tensor};
 use std::path::{Path, PathBuf};
 
+#[path = "gpu/int8.rs"]
+mod int8;
+
 /// Every head and NMS the engine has kernels for: SSD with generated TF anchors and per-class
 /// NMS, SSD with the file's anchor table and TensorFlow Lite's best-class NMS, GFL.
 const MODELS: [&str; 3] = [

@@ -1,0 +1,269 @@
+//! The INT8 kernels against the integer reference (`adas_gpu::engine::int8`), bit for bit, on
+//! every convolution shape of the COCO SSD: dense ones on tensor cores, depthwise ones on CUDA
+//! cores, each copy width of the dense kernel (16-, 4- and 1-byte chunks), int8 and FP16 outputs,
+//! the clamps of no activation, ReLU and ReLU6, batches and pitched (concat-slice) buffers.
+
+use super::{manifest, root, MODELS};
+use adas_gpu::cuda::Int8Convolver;
+use adas_gpu::engine::int8::{self, activation_range, Output, QConv, QOutput, QWeights, Requant};
+use adas_gpu::engine::plan::{ConvStep, Step};
+use adas_gpu::engine::{compile, onnx, qdq, Target};
+use adas_plugins::gpu::Act;
+
+/// The COCO SSD's convolutions as the engine lowers its float form (unfused), in plan order.
+fn coco_ssd_convolutions() -> Vec<ConvStep> {
+    let m = manifest(MODELS[1]);
+    let graph = onnx::load(&m.onnx).unwrap();
+    let target = Target {
+        tensor_cores: false,
+    };
+    let plan = compile(&graph, &m.input.shape, false, &m.output_names(), target).unwrap();
+    plan.steps
+        .into_iter()
+        .filter_map(|s| match s {
+            Step::Conv(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One convolution per distinct shape.
+fn distinct_shapes(convs: Vec<ConvStep>) -> Vec<ConvStep> {
+    let mut seen = Vec::new();
+    let mut shapes = Vec::new();
+    for c in convs {
+        let key = (
+            c.h, c.w, c.c, c.k, c.r, c.s, c.pad, c.stride, c.groups, c.oh, c.ow,
+        );
+        if !seen.contains(&key) {
+            seen.push(key);
+            shapes.push(c);
+        }
+    }
+    shapes
+}
+
+/// `c`'s shape at batch 1, dense buffers, int8 out, no activation, zero points 0.
+fn shape(c: &ConvStep) -> QConv {
+    QConv {
+        n: 1,
+        h: c.h,
+        w: c.w,
+        c: c.c,
+        k: c.k,
+        r: c.r,
+        s: c.s,
+        pad: c.pad,
+        stride: c.stride,
+        dilation: c.dilation,
+        groups: c.groups,
+        oh: c.oh,
+        ow: c.ow,
+        x_pitch: c.c,
+        y_pitch: c.k,
+        x_zero: 0,
+        y_zero: 0,
+        y_scale: 1.0,
+        clamp: (-128, 127),
+        output: Output::Int8,
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn i8(&mut self) -> i8 {
+        self.next() as i8
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A quantized version of `c` (batch `n`, input and output pitches padded by `pad_x`, `pad_y`),
+/// with random data and quantization whose outputs mostly fall inside the int8 range.
+fn case(
+    c: &ConvStep,
+    variant: usize,
+    n: usize,
+    pad_x: usize,
+    pad_y: usize,
+    rng: &mut Rng,
+) -> (QConv, QWeights, Vec<i8>) {
+    let act = [Act::Clip(0.0, 6.0), Act::Relu, Act::None][variant % 3];
+    let output = if variant % 4 == 3 {
+        Output::Fp16
+    } else {
+        Output::Int8
+    };
+    // Near the middle, so that ReLU and ReLU6 leave values on both sides of their clamps.
+    let y_zero = (rng.next() % 81) as i8 - 40;
+    let y_scale = 0.01 + 0.05 * rng.unit() as f32;
+    let spec = QConv {
+        n,
+        x_pitch: c.c + pad_x,
+        y_pitch: c.k + pad_y,
+        x_zero: rng.i8(),
+        y_zero,
+        y_scale,
+        clamp: activation_range(act, y_scale, y_zero).unwrap(),
+        output,
+        ..shape(c)
+    };
+    let len = spec.q_len();
+    // |Σ x·w| is about 74² · √len for uniform int8 values: aim at ±25 steps, one multiplier
+    // per channel between half and twice that.
+    let base = 25.0 / (74.0 * 74.0 * (len as f64).sqrt());
+    let q = QWeights {
+        weights: (0..spec.k * len).map(|_| rng.i8()).collect(),
+        bias: (0..spec.k).map(|_| (rng.next() as i32) >> 16).collect(),
+        requant: (0..spec.k)
+            .map(|_| Requant::new(base * (0.5 + 1.5 * rng.unit())))
+            .collect(),
+    };
+    let x = (0..spec.x_len()).map(|_| rng.i8()).collect();
+    (spec, q, x)
+}
+
+/// Values that differ between the two outputs (the whole buffers, so a write between pitched
+/// pixels counts too; FP16 compared by bits), and how many output values of the reference lie
+/// strictly inside the clamp.
+fn compare(spec: &QConv, gpu: &QOutput, cpu: &QOutput) -> (usize, usize) {
+    let positions = (0..spec.n * spec.oh * spec.ow)
+        .flat_map(|p| (0..spec.k).map(move |k| p * spec.y_pitch + k))
+        .collect::<Vec<_>>();
+    let inside = |q: i32| q > i32::from(spec.clamp.0) && q < i32::from(spec.clamp.1);
+    match (gpu, cpu) {
+        (QOutput::Int8(g), QOutput::Int8(c)) => (
+            g.iter().zip(c).filter(|(a, b)| a != b).count(),
+            positions
+                .iter()
+                .filter(|&&i| inside(i32::from(c[i])))
+                .count(),
+        ),
+        (QOutput::Fp16(g), QOutput::Fp16(c)) => (
+            g.iter()
+                .zip(c)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count(),
+            positions
+                .iter()
+                .filter(|&&i| inside((c[i] / spec.y_scale).round() as i32 + i32::from(spec.y_zero)))
+                .count(),
+        ),
+        _ => (usize::MAX, 0),
+    }
+}
+
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
+    let gpu = Int8Convolver::new(0).unwrap();
+    let shapes = distinct_shapes(coco_ssd_convolutions());
+    // MobileNetV2 + the SSD's extra layers and box predictors: dense and depthwise.
+    assert!(shapes.len() > 30, "{} shapes", shapes.len());
+    assert!(shapes.iter().any(|c| c.groups > 1) && shapes.iter().any(|c| c.c == 3));
+    let mut rng = Rng(0x5eed_1a8e);
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (i, c) in shapes.iter().enumerate() {
+        // Every shape at batch 1, dense; every third also at batch 2 with concat-slice pitches
+        // (+16: 16-byte copies stay possible; +4: the 4-byte path).
+        let mut runs = vec![(1, 0, 0)];
+        if i % 3 == 0 {
+            runs.push((2, if i % 2 == 0 { 16 } else { 4 }, 8));
+        }
+        for (n, pad_x, pad_y) in runs {
+            let (spec, q, x) = case(c, i + n, n, pad_x, pad_y, &mut rng);
+            let want = int8::conv(&spec, &q, &x);
+            let got = gpu.conv(&spec, &q, &x).unwrap();
+            let (wrong, inside) = compare(&spec, &got, &want);
+            let total = spec.n * spec.oh * spec.ow * spec.k;
+            println!(
+                "int8 {} n{} {}×{}×{} → {}×{}×{} {}×{}/{} groups {} pitch {}/{} {:?} clamp {:?}: \
+                 {wrong} of {total} differ, {inside} inside the clamp",
+                c.node,
+                spec.n,
+                spec.h,
+                spec.w,
+                spec.c,
+                spec.oh,
+                spec.ow,
+                spec.k,
+                spec.r,
+                spec.s,
+                spec.stride[0],
+                spec.groups,
+                spec.x_pitch,
+                spec.y_pitch,
+                spec.output,
+                spec.clamp
+            );
+            // Not a comparison of clamped constants: most values carry the arithmetic.
+            assert!(inside * 2 > total / 3, "{}: {inside} of {total}", c.node);
+            if wrong != 0 {
+                failures.push(format!("{} (batch {n}): {wrong} of {total}", c.node));
+            }
+            checked += 1;
+        }
+    }
+    println!(
+        "int8: {checked} convolutions on {}, {} shapes",
+        gpu.device(),
+        shapes.len()
+    );
+    assert!(failures.is_empty(), "INT8 kernels differ: {failures:#?}");
+}
+
+/// The COCO SSD's own INT8 layers — its weights, zero points, scales and ReLU6 clamps, imported
+/// from the QDQ model — on the kernels and the reference, bit for bit; the box predictors write
+/// FP16 as they do where the consumer is float.
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn int8_kernels_run_the_coco_ssds_own_layers_bit_for_bit() {
+    let gpu = Int8Convolver::new(0).unwrap();
+    let quant =
+        qdq::conv_quantization(&root().join("models/ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap();
+    let convs = coco_ssd_convolutions();
+    let mut rng = Rng(0x0c0c_05d0);
+    let mut failures = Vec::new();
+    for q in &quant {
+        let c = convs.iter().find(|c| c.node == q.node).unwrap();
+        let float_consumer = q.node.contains("Predictor");
+        let spec = QConv {
+            x_zero: q.x.zero,
+            y_zero: q.y.zero,
+            y_scale: q.y.scale,
+            clamp: activation_range(c.act, q.y.scale, q.y.zero).unwrap(),
+            output: if float_consumer {
+                Output::Fp16
+            } else {
+                Output::Int8
+            },
+            ..shape(c)
+        };
+        let x: Vec<i8> = (0..spec.x_len()).map(|_| rng.i8()).collect();
+        let want = int8::conv(&spec, &q.weights, &x);
+        let got = gpu.conv(&spec, &q.weights, &x).unwrap();
+        let (wrong, inside) = compare(&spec, &got, &want);
+        let total = spec.oh * spec.ow * spec.k;
+        println!(
+            "int8 model layer {}: {wrong} of {total} differ, {inside} inside the clamp {:?}, \
+             {} channels requantized",
+            q.node, spec.clamp, q.requantized
+        );
+        if wrong != 0 {
+            failures.push(format!("{}: {wrong} of {total}", q.node));
+        }
+    }
+    assert_eq!(quant.len(), 72);
+    assert!(failures.is_empty(), "INT8 kernels differ: {failures:#?}");
+}
