@@ -286,7 +286,7 @@ pub fn conv_quantization(path: &Path) -> Result<Vec<ConvQuant>, OnnxError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::super::plan::Step;
     use super::super::{compile, Target};
@@ -355,6 +355,130 @@ mod tests {
         // ReLU6 outputs (zero point 0 → −128).
         assert_eq!(convs[0].x.zero, 0);
         assert_eq!(convs[1].x.zero, -128);
+    }
+
+    /// Each of the COCO SSD's quantized layers (the import plus the integer arithmetic) computes
+    /// its float layer (the float form's weights and bias, its ReLU6) to within rounding: half an
+    /// output step and the second rounding of the fixed-point requantization, plus — for the
+    /// requantized channels — what their weight change can move the sum, per output value. Random inputs on a 7×7 image (the weights do not depend on
+    /// the image size).
+    #[test]
+    fn every_quantized_layer_computes_its_float_layer() {
+        use super::super::int8::{self, activation_range, Output, QConv, QOutput};
+        let convs = conv_quantization(&model("ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap();
+        let m = Manifest::load(&model("ssd_mobilenet_v2_coco_300.toml")).unwrap();
+        let graph = onnx::load(&m.onnx).unwrap();
+        let target = Target {
+            tensor_cores: false,
+        };
+        let plan = compile(&graph, &m.input.shape, false, &m.output_names(), target).unwrap();
+        let mut state = 0x9e37_79b9u32;
+        let (mut worst_exact, mut worst_requantized) = (0.0f32, 0.0f32);
+        let (mut sum_requantized, mut n_requantized) = (0.0f64, 0usize);
+        let mut worst_layer = String::new();
+        for q in &convs {
+            let Some(f) = plan.steps.iter().find_map(|s| match s {
+                Step::Conv(c) if c.node == q.node => Some(c),
+                _ => None,
+            }) else {
+                panic!("{}: not in the float plan", q.node);
+            };
+            let (h, w) = (7, 7);
+            let out =
+                |len: usize, k: usize, st: usize| (len + 2 * f.pad[0]).saturating_sub(k) / st + 1;
+            let (oh, ow) = (out(h, f.r, f.stride[0]), out(w, f.s, f.stride[1]));
+            let spec = QConv {
+                n: 1,
+                h,
+                w,
+                c: f.c,
+                k: f.k,
+                r: f.r,
+                s: f.s,
+                pad: f.pad,
+                stride: f.stride,
+                dilation: f.dilation,
+                groups: f.groups,
+                oh,
+                ow,
+                x_pitch: f.c,
+                y_pitch: f.k,
+                x_zero: q.x.zero,
+                y_zero: q.y.zero,
+                y_scale: q.y.scale,
+                clamp: activation_range(f.act, q.y.scale, q.y.zero).unwrap(),
+                output: Output::Int8,
+            };
+            let x: Vec<i8> = (0..spec.x_len())
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    state as i8
+                })
+                .collect();
+            let QOutput::Int8(y) = int8::conv(&spec, &q.weights, &x) else {
+                panic!("int8 output asked for");
+            };
+            let (fw, fb) = (&plan.weights[f.weight], f.bias.map(|b| &plan.weights[b]));
+            let len = spec.q_len();
+            let cg = f.c / f.groups;
+            let real_x = |i: usize| (f32::from(x[i]) - f32::from(q.x.zero)) * q.x.scale;
+            let lo = (f32::from(spec.clamp.0) - f32::from(q.y.zero)) * q.y.scale;
+            let hi = (f32::from(spec.clamp.1) - f32::from(q.y.zero)) * q.y.scale;
+            for p in 0..oh * ow {
+                let (oy, ox) = (p / ow, p % ow);
+                for k in 0..f.k {
+                    let (mut sum, mut moved) = (fb.map_or(0.0, |b| b[k]), 0.0f32);
+                    for r in 0..f.r {
+                        let iy = (oy * f.stride[0] + r) as isize - f.pad[0] as isize;
+                        for t in 0..f.s {
+                            let ix = (ox * f.stride[1] + t) as isize - f.pad[1] as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            for ci in 0..cg {
+                                let xi = (iy as usize * w + ix as usize) * f.c
+                                    + k / (f.k / f.groups) * cg
+                                    + ci;
+                                let wi = k * len + (r * f.s + t) * cg + ci;
+                                let quantized = f32::from(q.weights.weights[wi]) * q.w_scales[k];
+                                sum += real_x(xi) * fw[wi];
+                                moved += (real_x(xi) * (fw[wi] - quantized)).abs();
+                            }
+                        }
+                    }
+                    let want = sum.clamp(lo, hi);
+                    let got = (f32::from(y[p * f.k + k]) - f32::from(q.y.zero)) * q.y.scale;
+                    // In output steps: the requantization rounds twice (to the Q31 product,
+                    // then by 2^shift: ½ + ½·2^shift), 1e-3 for float rounding of the sums.
+                    let err = (got - want).abs() / q.y.scale;
+                    let twice = 0.5 * 2f32.powi(q.weights.requant[k].shift);
+                    let bound = 0.5 + twice + moved / q.y.scale + 1e-3;
+                    assert!(
+                        err <= bound,
+                        "{} pixel {p} channel {k}: {err} > {bound}",
+                        q.node
+                    );
+                    if moved == 0.0 {
+                        worst_exact = worst_exact.max(err);
+                    } else {
+                        if err > worst_requantized {
+                            worst_requantized = err;
+                            worst_layer.clone_from(&q.node);
+                        }
+                        sum_requantized += f64::from(err);
+                        n_requantized += 1;
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "COCO SSD layers vs their float form, in output steps: exact channels at most \
+             {worst_exact:.3}; requantized channels at most {worst_requantized:.3} ({worst_layer}), \
+             mean {:.3} over {n_requantized} values",
+            sum_requantized / n_requantized as f64
+        );
     }
 
     #[test]
