@@ -1,7 +1,8 @@
 //! The INT8 kernels against the integer reference (`adas_gpu::engine::int8`), bit for bit, on
 //! every convolution shape of the COCO SSD: dense ones on tensor cores, depthwise ones on CUDA
-//! cores, each copy width of the dense kernel (16-, 4- and 1-byte chunks), int8 and FP16 outputs,
-//! the clamps of no activation, ReLU and ReLU6, batches and pitched (concat-slice) buffers.
+//! cores, each copy width of the dense kernel (16-, 4- and 1-byte chunks), with and without weight
+//! zero points, int8 and FP16 outputs, the clamps of no activation, ReLU and ReLU6, batches and
+//! pitched (concat-slice) buffers.
 
 use super::{manifest, root, MODELS};
 use adas_gpu::cuda::Int8Convolver;
@@ -122,8 +123,19 @@ fn case(
     // |Σ x·w| is about 74² · √len for uniform int8 values: aim at ±25 steps, one multiplier
     // per channel between half and twice that.
     let base = 25.0 / (74.0 * 74.0 * (len as f64).sqrt());
+    // Every other case with weight zero points (small: the sums stay mostly inside the clamp).
+    let zero_points = variant % 2 == 1;
     let q = QWeights {
         weights: (0..spec.k * len).map(|_| rng.i8()).collect(),
+        w_zero: (0..spec.k)
+            .map(|_| {
+                if zero_points {
+                    (rng.next() % 17) as i8 - 8
+                } else {
+                    0
+                }
+            })
+            .collect(),
         bias: (0..spec.k).map(|_| (rng.next() as i32) >> 16).collect(),
         requant: (0..spec.k)
             .map(|_| Requant::new(base * (0.5 + 1.5 * rng.unit())))
@@ -188,8 +200,8 @@ fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
             let (wrong, inside) = compare(&spec, &got, &want);
             let total = spec.n * spec.oh * spec.ow * spec.k;
             println!(
-                "int8 {} n{} {}×{}×{} → {}×{}×{} {}×{}/{} groups {} pitch {}/{} {:?} clamp {:?}: \
-                 {wrong} of {total} differ, {inside} inside the clamp",
+                "int8 {} n{} {}×{}×{} → {}×{}×{} {}×{}/{} groups {} pitch {}/{} {:?} clamp {:?} \
+                 w_zero {}: {wrong} of {total} differ, {inside} inside the clamp",
                 c.node,
                 spec.n,
                 spec.h,
@@ -205,7 +217,8 @@ fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
                 spec.x_pitch,
                 spec.y_pitch,
                 spec.output,
-                spec.clamp
+                spec.clamp,
+                q.has_zero_point()
             );
             // Not a comparison of clamped constants: most values carry the arithmetic.
             assert!(inside * 2 > total / 3, "{}: {inside} of {total}", c.node);
@@ -257,8 +270,8 @@ fn int8_kernels_run_the_coco_ssds_own_layers_bit_for_bit() {
         let total = spec.oh * spec.ow * spec.k;
         println!(
             "int8 model layer {}: {wrong} of {total} differ, {inside} inside the clamp {:?}, \
-             {} channels requantized",
-            q.node, spec.clamp, q.requantized
+             {} channels with a weight zero point",
+            q.node, spec.clamp, q.with_zero_point
         );
         if wrong != 0 {
             failures.push(format!("{}: {wrong} of {total}", q.node));

@@ -3,10 +3,12 @@
 // them bit for bit.
 //
 // Data: activations are int8 NHWC with a per-tensor scale and zero point (the model's uint8
-// values minus 128); weights int8 KRSC, symmetric, one scale per output channel. The sum is
-// exact INT32: Σ x·w over every tap, where a tap outside the image reads the input's zero point
-// (the real 0.0), and `bias` is the model's INT32 bias with the zero point's cross term folded in
-// by the host (bias − x_zero · Σ w): together exactly TensorFlow Lite's Σ (x − x_zero)·w + bias.
+// values minus 128); weights int8 KRSC with a scale and a zero point per output channel
+// (`w_zero`, null where all are 0: symmetric weights). The sums are exact INT32 over every tap,
+// a tap outside the image reading the input's zero point (the real 0.0): S = Σ x·w and, with
+// weight zero points, X = Σ x; `bias` is the model's INT32 bias with the constant cross terms
+// folded in by the host (bias − x_zero·Σ w + taps·x_zero·w_zero), so S − w_zero·X + bias is
+// exactly TensorFlow Lite's Σ (x − x_zero)·(w − w_zero) + bias.
 // The epilogue requantizes as TensorFlow Lite does (gemmlowp's fixed-point multiplier, Q31
 // `mult` and power-of-two `shift` per output channel, rounding twice), adds the output's zero
 // point and clamps to [lo, hi]: the activation (ReLU, ReLU6) in the quantized domain. It writes
@@ -54,7 +56,8 @@ __device__ __forceinline__ void int8_store(void* y, int acc, int p, int kk, int 
 // per output value, consecutive threads on consecutive channels (coalesced loads); scalar INT32
 // multiply-adds: a depthwise tap is one product per loaded byte, which tensor cores cannot use.
 extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const signed char* w,
-                                       const int* bias, const int* mult, const int* shift, int n,
+                                       const int* bias, const int* mult, const int* shift,
+                                       const int* w_zero, int n,
                                        int h, int wd, int c, int r, int s, int ph, int pw, int sh,
                                        int sw, int dh, int dw, int oh, int ow, int xp, int yp,
                                        int x_zero, int y_zero, int lo, int hi, int out_half,
@@ -63,7 +66,7 @@ extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const sign
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
         const int ch = i % c, p = i / c, ox = p % ow, oy = p / ow % oh, bn = p / ow / oh;
         const signed char* wk = w + ch * r * s;
-        int acc = 0;
+        int acc = 0, sum_x = 0;
         for (int rr = 0; rr < r; ++rr) {
             const int iy = oy * sh - ph + rr * dh;
             for (int ss = 0; ss < s; ++ss) {
@@ -71,8 +74,10 @@ extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const sign
                 const bool in = (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
                 const int v = in ? x[((bn * h + iy) * wd + ix) * xp + ch] : x_zero;
                 acc += v * wk[rr * s + ss];
+                sum_x += v;
             }
         }
+        if (w_zero) acc -= w_zero[ch] * sum_x;
         int8_store(y, acc, p, ch, yp, bias, mult, shift, y_zero, lo, hi, out_half, y_scale);
     }
 }
@@ -146,7 +151,8 @@ __device__ __forceinline__ void i8_stage(signed char (*as)[I8_LD], signed char (
         if (in_q && (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd)
             i8_copy<V>(dst, x + (pix_off[row] + off), true);
         else
-            i8_fill<V>(dst, fill);
+            i8_fill<V>(dst, in_q ? fill : 0u);  // past Q: zeros, so that Σ x stays the taps'
+
     }
 #pragma unroll 4
     for (int row = row0; row < I8_BN; row += ROW_STEP) {
@@ -172,12 +178,22 @@ struct I8Shared {
     signed char as[2][I8_BM][I8_LD];
     signed char bs[2][I8_BN][I8_LD];
     int pix_off[I8_BM], pix_y[I8_BM], pix_x[I8_BM];
+    int sum_x[2][I8_BM];  // X per tile row, in two halves of each slice
 };
+static_assert(I8_THREADS == 2 * I8_BM, "two threads sum each row's X");
+
+// c + the four signed bytes of a.
+__device__ __forceinline__ int add_bytes(int a, int c) {
+    int d;
+    asm("dp4a.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(0x01010101), "r"(c));
+    return d;
+}
 
 template <int V>
 __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const signed char* x,
                                                 const signed char* w, const int* bias,
-                                                const int* mult, const int* shift, int n, int h,
+                                                const int* mult, const int* shift,
+                                                const int* w_zero, int n, int h,
                                                 int wd, int c, int k, int r, int s, int ph, int pw,
                                                 int sh, int sw, int dh, int dw, int oh, int ow,
                                                 int xp, int yp, int x_zero, int y_zero, int lo,
@@ -205,6 +221,8 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
     const int wm = (warp % 2) * 32, wn = (warp / 2) * 32;
     int acc[2][4][4] = {};
+    int sum_x = 0;  // with weight zero points: this thread's half of its row's X
+    const int x_row = threadIdx.x / 2, x_half = threadIdx.x % 2;
     const int slices = (Q + I8_KC - 1) / I8_KC;
     i8_stage<V>(as[0], bs[0], x, w, 0, Q, c, s, h, wd, xp, dh, dw, k, k0, fill, pix_off, pix_y, pix_x);
     asm volatile("cp.async.commit_group;" ::: "memory");
@@ -235,8 +253,15 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
                 for (int mi = 0; mi < 2; ++mi) mma_16832(acc[mi][ni], a[mi], b0, b1);
             }
         }
+        if (w_zero) {
+            const signed char* p = &as[buf][x_row][x_half * (I8_KC / 2)];
+#pragma unroll
+            for (int j = 0; j < I8_KC / 2; j += 4) sum_x = add_bytes(i8_word(p + j), sum_x);
+        }
         __syncthreads();
     }
+    sm.sum_x[x_half][x_row] = sum_x;
+    __syncthreads();
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -245,9 +270,13 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
             for (int e = 0; e < 4; ++e) {
                 const int p = p0 + wm + mi * 16 + g + (e / 2) * 8;
                 const int kk = k0 + wn + ni * 8 + t4 * 2 + e % 2;
-                if (p < P && kk < k)
-                    int8_store(y, acc[mi][ni][e], p, kk, yp, bias, mult, shift, y_zero, lo, hi,
-                               out_half, y_scale);
+                if (p < P && kk < k) {
+                    const int row = p - p0;
+                    const int sx = sm.sum_x[0][row] + sm.sum_x[1][row];
+                    const int v = w_zero ? acc[mi][ni][e] - w_zero[kk] * sx : acc[mi][ni][e];
+                    int8_store(y, v, p, kk, yp, bias, mult, shift, y_zero, lo, hi, out_half,
+                               y_scale);
+                }
             }
 #else
     __trap();  // the host loads this kernel on compute capability 8.0 or newer only
@@ -257,19 +286,22 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
 // Grid (⌈N·OH·OW / 64⌉, ⌈K / 64⌉), 128 threads. Parameters as dwconv_int8 plus K.
 extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
     void* y, const signed char* x, const signed char* w, const int* bias, const int* mult,
-    const int* shift, int n, int h, int wd, int c, int k, int r, int s, int ph, int pw, int sh,
-    int sw, int dh, int dw, int oh, int ow, int xp, int yp, int x_zero, int y_zero, int lo, int hi,
-    int out_half, float y_scale) {
+    const int* shift, const int* w_zero, int n, int h, int wd, int c, int k, int r, int s, int ph,
+    int pw, int sh, int sw, int dh, int dw, int oh, int ow, int xp, int yp, int x_zero, int y_zero,
+    int lo, int hi, int out_half, float y_scale) {
     // One shared block for every copy width (per-instantiation arrays would add up).
     __shared__ __align__(16) I8Shared sm;
     const unsigned long long xa = (unsigned long long)x, wa = (unsigned long long)w;
     if ((c | xp) % 16 == 0 && (xa | wa) % 16 == 0)
-        conv_int8_tiles<16>(sm, y, x, w, bias, mult, shift, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh,
-                            dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+        conv_int8_tiles<16>(sm, y, x, w, bias, mult, shift, w_zero, n, h, wd, c, k, r, s, ph, pw,
+                             sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half,
+                             y_scale);
     else if ((c | xp) % 4 == 0 && (xa | wa) % 4 == 0)
-        conv_int8_tiles<4>(sm, y, x, w, bias, mult, shift, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh,
-                           dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+        conv_int8_tiles<4>(sm, y, x, w, bias, mult, shift, w_zero, n, h, wd, c, k, r, s, ph, pw,
+                            sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half,
+                            y_scale);
     else
-        conv_int8_tiles<1>(sm, y, x, w, bias, mult, shift, n, h, wd, c, k, r, s, ph, pw, sh, sw, dh,
-                           dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+        conv_int8_tiles<1>(sm, y, x, w, bias, mult, shift, w_zero, n, h, wd, c, k, r, s, ph, pw,
+                            sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half,
+                            y_scale);
 }

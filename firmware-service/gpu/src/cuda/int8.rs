@@ -42,6 +42,8 @@ pub(crate) struct DeviceQConv {
     bias: (CudaSlice<u8>, DevPtr),
     multiplier: (CudaSlice<u8>, DevPtr),
     shift: (CudaSlice<u8>, DevPtr),
+    /// Weight zero points; None for symmetric weights (the kernels then skip Σ x).
+    w_zero: Option<(CudaSlice<u8>, DevPtr)>,
 }
 
 impl DeviceQConv {
@@ -50,13 +52,15 @@ impl DeviceQConv {
             return Err(GpuError::Backend(format!("cuda: INT8 convolution: {why}")));
         }
         let want = spec.k * spec.q_len();
-        if q.weights.len() != want || q.bias.len() != spec.k || q.requant.len() != spec.k {
+        let per_channel = [q.bias.len(), q.requant.len(), q.w_zero.len()];
+        if q.weights.len() != want || per_channel.iter().any(|&n| n != spec.k) {
             return Err(GpuError::Backend(format!(
-                "cuda: INT8 convolution: {} weights, {} biases, {} multipliers for {} output \
-                 channels of {} taps each",
+                "cuda: INT8 convolution: {} weights, {} biases, {} multipliers, {} zero points for \
+                 {} output channels of {} taps each",
                 q.weights.len(),
                 q.bias.len(),
                 q.requant.len(),
+                q.w_zero.len(),
                 spec.k,
                 spec.q_len()
             )));
@@ -71,12 +75,19 @@ impl DeviceQConv {
         gpu.upload(weights.1, &bytes)?;
         let multipliers: Vec<i32> = q.requant.iter().map(|r| r.multiplier).collect();
         let shifts: Vec<i32> = q.requant.iter().map(|r| r.shift).collect();
+        let w_zero = if q.has_zero_point() {
+            let zeros: Vec<i32> = q.w_zero.iter().map(|&z| i32::from(z)).collect();
+            Some(put_i32(&zeros)?)
+        } else {
+            None
+        };
         Ok(DeviceQConv {
             spec: spec.clone(),
             weights,
             bias: put_i32(&spec.folded_bias(q))?,
             multiplier: put_i32(&multipliers)?,
             shift: put_i32(&shifts)?,
+            w_zero,
         })
     }
 
@@ -101,10 +112,12 @@ impl DeviceQConv {
         let half = i32::from(c.output == Output::Fp16);
         let scale = c.y_scale;
         let (wt, b, m, sf) = (self.weights.1, self.bias.1, self.multiplier.1, self.shift.1);
+        // A null pointer: symmetric weights.
+        let wz: DevPtr = self.w_zero.as_ref().map_or(0, |z| z.1);
         if c.groups == 1 {
-            let args: [&dyn Arg; 29] = [
-                &y, &x, &wt, &b, &m, &sf, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh, &sw, &dh,
-                &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale,
+            let args: [&dyn Arg; 30] = [
+                &y, &x, &wt, &b, &m, &sf, &wz, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh, &sw,
+                &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale,
             ];
             let grid = (
                 (c.n * c.oh * c.ow).div_ceil(TILE_PIXELS) as u32,
@@ -113,9 +126,9 @@ impl DeviceQConv {
             );
             gpu.launch_grid_on(stream, "conv_int8_mma", grid, THREADS, 0, &args)
         } else {
-            let args: [&dyn Arg; 28] = [
-                &y, &x, &wt, &b, &m, &sf, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh, &sw, &dh, &dw,
-                &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale,
+            let args: [&dyn Arg; 29] = [
+                &y, &x, &wt, &b, &m, &sf, &wz, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh, &sw, &dh,
+                &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale,
             ];
             gpu.launch_on(stream, "dwconv_int8", c.n * c.oh * c.ow * c.k, 1, 0, &args)
         }

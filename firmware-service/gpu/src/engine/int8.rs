@@ -3,9 +3,9 @@
 //! the GPU tests compare the kernels with it bit for bit).
 //!
 //! Activations are int8 with a per-tensor scale and zero point (a uint8 model's values and zero
-//! points minus 128), weights int8 symmetric with one scale per output channel, the bias INT32
-//! at scale `x_scale · w_scale[k]`. An output is
-//! `clamp(requantize(Σ (x − x_zero)·w + bias, m[k]) + y_zero, lo, hi)` with
+//! points minus 128), weights int8 with a scale and a zero point per output channel (0 where they
+//! are symmetric), the bias INT32 at scale `x_scale · w_scale[k]`. An output is
+//! `clamp(requantize(Σ (x − x_zero)·(w − w_zero[k]) + bias, m[k]) + y_zero, lo, hi)` with
 //! `m[k] = x_scale · w_scale[k] / y_scale` as a Q31 fixed-point multiplier and a power of two
 //! ([`Requant`], TensorFlow Lite's `QuantizeMultiplier` / `MultiplyByQuantizedMultiplier`), taps in
 //! the padding contributing nothing; the activation is the clamp ([`activation_range`]). Where the
@@ -152,13 +152,22 @@ pub struct QConv {
     pub output: Output,
 }
 
-/// One INT8 convolution's constants: weights (KRSC), the model's INT32 bias (at scale
-/// `x_scale · w_scale[k]`) and the requantization per output channel.
+/// One INT8 convolution's constants: weights (KRSC) and their zero point, the model's INT32 bias
+/// (at scale `x_scale · w_scale[k]`) and the requantization, per output channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QWeights {
     pub weights: Vec<i8>,
+    /// Weight zero point per output channel; all 0 for symmetric weights.
+    pub w_zero: Vec<i8>,
     pub bias: Vec<i32>,
     pub requant: Vec<Requant>,
+}
+
+impl QWeights {
+    /// Whether any output channel has a weight zero point (the kernels then also sum `X`).
+    pub fn has_zero_point(&self) -> bool {
+        self.w_zero.iter().any(|&z| z != 0)
+    }
 }
 
 impl QConv {
@@ -195,16 +204,22 @@ impl QConv {
         None
     }
 
-    /// The bias the kernels add: the model's bias with the input zero point's cross term folded
-    /// in (`bias − x_zero · Σ w`), since they read padding taps as `x_zero` and sum `x · w`.
+    /// The bias the kernels add. They read padding taps as `x_zero` and sum `S = Σ x·w` and, where
+    /// the weights have a zero point, `X = Σ x` per output pixel (and channel, depthwise) over
+    /// all R·S·C/groups taps; then `Σ (x − x_zero)(w − w_zero) = S − w_zero·X − x_zero·Σ w +
+    /// taps·x_zero·w_zero`, and the constant terms fold into the bias.
     pub fn folded_bias(&self, q: &QWeights) -> Vec<i32> {
         let len = self.q_len();
+        let xz = i32::from(self.x_zero);
         q.bias
             .iter()
             .zip(q.weights.chunks(len))
-            .map(|(&b, w)| {
+            .zip(&q.w_zero)
+            .map(|((&b, w), &wz)| {
                 let sum: i32 = w.iter().map(|&v| i32::from(v)).sum();
-                b.wrapping_sub(i32::from(self.x_zero).wrapping_mul(sum))
+                let taps = len as i32;
+                b.wrapping_sub(xz.wrapping_mul(sum))
+                    .wrapping_add(taps.wrapping_mul(xz).wrapping_mul(i32::from(wz)))
             })
             .collect()
     }
@@ -233,6 +248,7 @@ pub fn conv(conv: &QConv, q: &QWeights, x: &[i8]) -> QOutput {
                 let p = (n * conv.oh + oy) * conv.ow + ox;
                 for k in 0..conv.k {
                     let g = k / kg;
+                    let wz = i32::from(q.w_zero[k]);
                     let mut acc = 0i32;
                     for r in 0..conv.r {
                         let iy = (oy * conv.stride[0] + r * conv.dilation[0]) as isize
@@ -252,7 +268,8 @@ pub fn conv(conv: &QConv, q: &QWeights, x: &[i8]) -> QOutput {
                             let wi = k * len + (r * conv.s + s) * cg;
                             for ci in 0..cg {
                                 let xv = i32::from(x[xi + ci]) - xz;
-                                acc = acc.wrapping_add(xv * i32::from(q.weights[wi + ci]));
+                                let wv = i32::from(q.weights[wi + ci]) - wz;
+                                acc = acc.wrapping_add(xv * wv);
                             }
                         }
                     }
@@ -373,13 +390,19 @@ mod tests {
         *state
     }
 
-    /// The kernels' formulation — padding read as the zero point, Σ x·w plus the folded bias —
-    /// equals TensorFlow Lite's Σ (x − x_zero)·w + bias with padding skipped, on a pitched
-    /// input and output, for dense and depthwise layers with padding on every side.
+    /// The kernels' formulation — padding read as the zero point, Σ x·w − w_zero·Σ x plus the
+    /// folded bias — equals TensorFlow Lite's Σ (x − x_zero)·(w − w_zero) + bias with padding
+    /// skipped, on a pitched input and output, for dense and depthwise layers with padding on
+    /// every side, with and without weight zero points.
     #[test]
     fn the_folded_zero_point_equals_tflites_sum() {
         let mut st = 7u32;
-        for (groups, c, k) in [(1, 5, 7), (6, 6, 6)] {
+        for (groups, c, k, zeros) in [
+            (1, 5, 7, false),
+            (6, 6, 6, false),
+            (1, 5, 7, true),
+            (6, 6, 6, true),
+        ] {
             let spec = QConv {
                 n: 2,
                 h: 5,
@@ -408,11 +431,23 @@ mod tests {
             let requant = (0..k)
                 .map(|i| Requant::new(0.0004 * (i + 1) as f64))
                 .collect();
+            // Small zero points (1…4 away from 0): the sums stay inside the clamp.
+            let w_zero = (0..k)
+                .map(|_| {
+                    if zeros {
+                        (xorshift(&mut st) % 4) as i8 + 1
+                    } else {
+                        0
+                    }
+                })
+                .collect();
             let q = QWeights {
                 weights,
+                w_zero,
                 bias,
                 requant,
             };
+            assert_eq!(q.has_zero_point(), zeros);
             let x: Vec<i8> = (0..spec.x_len()).map(|_| xorshift(&mut st) as i8).collect();
             let QOutput::Int8(want) = conv(&spec, &q, &x) else {
                 panic!("int8 output asked for");
@@ -424,7 +459,7 @@ mod tests {
             for p in 0..spec.n * spec.oh * spec.ow {
                 let (b, oy, ox) = (p / 12, p / 4 % 3, p % 4);
                 for kk in 0..k {
-                    let mut acc = 0i32;
+                    let (mut acc, mut sum_x) = (0i32, 0i32);
                     for r in 0..3 {
                         for s in 0..3 {
                             let iy = (oy * 2 + r) as isize - 1;
@@ -439,9 +474,11 @@ mod tests {
                                 };
                                 acc += i32::from(xv)
                                     * i32::from(q.weights[kk * len + (r * 3 + s) * cg + ci]);
+                                sum_x += i32::from(xv);
                             }
                         }
                     }
+                    let acc = acc - i32::from(q.w_zero[kk]) * sum_x;
                     let v = (q.requant[kk].apply(acc + folded[kk]) + 11).clamp(-100, 90);
                     assert_eq!(
                         v as i8,
@@ -482,6 +519,7 @@ mod tests {
         };
         let q = QWeights {
             weights: vec![2],
+            w_zero: vec![0],
             bias: vec![0],
             requant: vec![Requant::new(1.0)],
         };
