@@ -174,7 +174,8 @@ pub struct DetectorConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CudaConfig {
-    /// `fp16` (default, tensor cores) or `fp32`.
+    /// `fp16` (default, tensor cores), `fp32`, or `int8` (INT8 tensor cores with a quantized
+    /// model's own quantization: a QDQ model; a float model is refused).
     pub precision: adas_detect::Precision,
     /// GPU ordinal.
     pub device: usize,
@@ -802,6 +803,9 @@ speed_kph = 30
         let c = Config::parse(&with("1"), Path::new("a.toml")).unwrap();
         assert_eq!(c.detector.cuda.streams, 1);
         assert_eq!(c.detector.cuda.precision, adas_detect::Precision::Fp16);
+        let int8: CudaConfig = toml::from_str("precision = \"int8\"").unwrap();
+        assert_eq!(int8.precision, adas_detect::Precision::Int8);
+        assert!(toml::from_str::<CudaConfig>("precision = \"int4\"").is_err());
         let err = Config::parse(&with("0"), Path::new("a.toml"))
             .unwrap_err()
             .to_string();

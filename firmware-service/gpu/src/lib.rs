@@ -56,6 +56,9 @@ pub enum Precision {
     /// FP16 activations and weights on tensor cores, FP32 accumulation.
     #[default]
     Fp16,
+    /// INT8 convolutions on tensor cores with the model's own quantization (a QDQ model), FP16
+    /// between the layers that stay float.
+    Int8,
 }
 
 impl Precision {
@@ -63,7 +66,13 @@ impl Precision {
         match self {
             Precision::Fp32 => "fp32",
             Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
         }
+    }
+
+    /// Whether the float parts of the network run in FP16 (INT8 keeps its float steps in FP16).
+    pub fn half(self) -> bool {
+        self != Precision::Fp32
     }
 }
 
@@ -79,7 +88,8 @@ impl std::str::FromStr for Precision {
         match s {
             "fp32" => Ok(Precision::Fp32),
             "fp16" => Ok(Precision::Fp16),
-            other => Err(format!("unknown precision `{other}`: fp32 or fp16")),
+            "int8" => Ok(Precision::Int8),
+            other => Err(format!("unknown precision `{other}`: fp32, fp16 or int8")),
         }
     }
 }

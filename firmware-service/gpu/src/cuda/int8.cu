@@ -305,3 +305,24 @@ extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
                             sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half,
                             y_scale);
 }
+
+// A QDQ model's QuantizeLinear (uint8 grid, int8 domain) of FP16 values:
+// q = clamp(round_half_even(x / scale) + zero, −128, 127); int8 out, or its dequantized value
+// (q − zero)·scale as FP16 where the readers are float.
+extern "C" __global__ void quantize_f16(void* y, const unsigned short* x, int n, float scale,
+                                        int zero, int out_int8) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float f;
+        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x[i]));
+        int q = __float2int_rn(__fdiv_rn(f, scale)) + zero;
+        q = q < -128 ? -128 : q > 127 ? 127 : q;
+        if (out_int8) {
+            ((signed char*)y)[i] = (signed char)q;
+        } else {
+            const float d = (float)(q - zero) * scale;
+            unsigned short h;
+            asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(d));
+            ((unsigned short*)y)[i] = h;
+        }
+    }
+}

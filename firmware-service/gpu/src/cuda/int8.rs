@@ -10,7 +10,7 @@ use cudarc::driver::{CudaSlice, CudaStream};
 use std::path::Path;
 
 const SOURCE: &str = include_str!("int8.cu");
-const NAMES: &[&str] = &["conv_int8_mma", "dwconv_int8"];
+const NAMES: &[&str] = &["conv_int8_mma", "dwconv_int8", "quantize_f16"];
 /// The dense kernel's tile (`I8_BM` × `I8_BN` in int8.cu) and block size.
 const TILE_PIXELS: usize = 64;
 const TILE_CHANNELS: usize = 64;
@@ -133,6 +133,26 @@ impl DeviceQConv {
             gpu.launch_on(stream, "dwconv_int8", c.n * c.oh * c.ow * c.k, 1, 0, &args)
         }
     }
+}
+
+/// Enqueues a [`crate::engine::plan::Step::Quantize`]: `len` FP16 values of `x` onto their
+/// quantization grid, into `y` as int8 (`int8`) or as their FP16 value.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_quantize(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    y: DevPtr,
+    x: DevPtr,
+    len: usize,
+    scale: f32,
+    zero: i8,
+    int8: bool,
+) -> Result<(), GpuError> {
+    let n = i32::try_from(len)
+        .map_err(|_| GpuError::Backend(format!("cuda: quantizing {len} values: 2^31 or more")))?;
+    let (zero, out) = (i32::from(zero), i32::from(int8));
+    let args: [&dyn Arg; 6] = [&y, &x, &n, &scale, &zero, &out];
+    gpu.launch_on(stream, "quantize_f16", len, 1, 0, &args)
 }
 
 /// One INT8 convolution at a time on a GPU: input up, kernel, output down.

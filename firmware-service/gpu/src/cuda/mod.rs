@@ -163,7 +163,8 @@ impl CudaBackend {
             message: m,
         };
         let batch = options.batch.max(1);
-        let half = options.precision == Precision::Fp16;
+        let half = options.precision.half();
+        let int8 = options.precision == Precision::Int8;
         let head = GpuHead::new(manifest).map_err(model_error)?;
         let graph = onnx::load(&manifest.onnx).map_err(|e| model_error(e.to_string()))?;
         let mut shape = manifest.input.shape.to_vec();
@@ -172,10 +173,23 @@ impl CudaBackend {
         let mut gpu = Gpu::new(options.device)?;
         let cache = options.cache_dir.as_deref();
         // mma.sync needs compute capability 8.0 (Jetson Orin, Ampere) or newer.
-        let tensor_cores = half && gpu.identity.compute_capability >= (8, 0);
-        let target = engine::Target { tensor_cores };
-        let lowered = engine::compile(&graph, &shape, nchw, &manifest.output_names(), target)
-            .map_err(|e| model_error(e.to_string()))?;
+        // The FP16 tensor-core convolutions; an INT8 plan has its own.
+        let tensor_cores = half && !int8 && gpu.identity.compute_capability >= (8, 0);
+        let lowered = if int8 {
+            let convs = engine::qdq::conv_quantization(&manifest.onnx).map_err(|e| {
+                model_error(format!(
+                    "precision \"int8\" needs a quantized (QDQ) model, e.g. \
+                     models/ssd_mobilenet_v2_coco_300_int8.toml; use precision \"fp16\" for a \
+                     float model (INT8 calibration of float models is not built): {e}"
+                ))
+            })?;
+            int8::load(&mut gpu, cache)?;
+            engine::compile_int8(&graph, &shape, nchw, &manifest.output_names(), convs)
+        } else {
+            let target = engine::Target { tensor_cores };
+            engine::compile(&graph, &shape, nchw, &manifest.output_names(), target)
+        }
+        .map_err(|e| model_error(e.to_string()))?;
         tracing::info!(model = %manifest.name, steps = lowered.steps.len(), "cuda engine plan: {}", lowered.summary());
         let mut engine_names = ENGINE_NAMES.to_vec();
         if half {

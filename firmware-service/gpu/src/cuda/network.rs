@@ -3,6 +3,7 @@
 //! the stream — eagerly, or while a CUDA graph is being captured.
 
 use super::device::{gpu_error, Arg, DevPtr, Gpu};
+use super::int8::{launch_quantize, DeviceQConv};
 use crate::engine::branches::{self, Schedule};
 use crate::engine::expand_dw;
 use crate::engine::plan::{ConvStep, Coord, Plan, Step};
@@ -140,6 +141,8 @@ pub struct Network {
     /// Enqueue order, lanes and waits of the steps (`engine::branches`).
     schedule: Schedule,
     lanes: Vec<Lane>,
+    /// Per step: the INT8 convolution's constants on the GPU ([`Step::QConv`]).
+    qconvs: Vec<Option<DeviceQConv>>,
 }
 
 // SAFETY: the cuDNN handle and descriptors are only used from the thread that currently owns
@@ -701,7 +704,22 @@ impl Network {
             let handle = Handle::on(&stream)?;
             lanes.push(Lane::new(gpu, stream, handle, workspace, partials)?);
         }
+        // INT8 convolutions (a quantized plan; the caller loaded the INT8 kernels).
+        let qconvs = plan
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::QConv(q) => {
+                    let weights = plan.qweights.get(q.weights).ok_or_else(|| {
+                        GpuError::Backend(format!("cuda: {}: no INT8 constants", q.node))
+                    })?;
+                    DeviceQConv::upload(gpu, &q.spec, weights).map(Some)
+                }
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Network {
+            qconvs,
             plan,
             half,
             buffers,
@@ -982,6 +1000,27 @@ impl Network {
                 }
                 Step::Permute { x, y, dims, axes } => {
                     launch_permute(gpu, stream, buf(*y), buf(*x), dims, axes)?
+                }
+                Step::Quantize {
+                    x,
+                    y,
+                    len,
+                    scale,
+                    zero,
+                    int8,
+                } => {
+                    if !self.half {
+                        return Err(GpuError::Backend(
+                            "cuda: a quantized plan needs FP16 activations".into(),
+                        ));
+                    }
+                    launch_quantize(gpu, stream, buf(*y), buf(*x), *len, *scale, *zero, *int8)?
+                }
+                Step::QConv(q) => {
+                    let conv = self.qconvs[index].as_ref().ok_or_else(|| {
+                        GpuError::Backend(format!("cuda: {}: INT8 convolution not built", q.node))
+                    })?;
+                    conv.launch_on(gpu, stream, buf(q.y), buf(q.x))?
                 }
             }
         }
@@ -1397,6 +1436,24 @@ fn describe(step: &Step) -> String {
             nhwc, residual: r, ..
         } => format!("resize{} {nhwc:?}", if r.is_some() { "+add" } else { "" }),
         Step::Eltwise { len, .. } => format!("eltwise {len}"),
+        Step::Quantize { len, int8, .. } => {
+            format!("quantize {len} → {}", if *int8 { "int8" } else { "fp16" })
+        }
+        Step::QConv(q) => {
+            let c = &q.spec;
+            format!(
+                "int8 conv{} {}x{} s{} {}→{} @{}x{} {}",
+                if c.groups > 1 { " dw" } else { "" },
+                c.r,
+                c.s,
+                c.stride[0],
+                c.c,
+                c.k,
+                c.oh,
+                c.ow,
+                q.node
+            )
+        }
         Step::Affine { len, .. } => format!("affine {len}"),
         Step::Copy { outer, len, .. } => format!("copy {outer}×{len}"),
         Step::Permute { dims, .. } => format!("permute {dims:?}"),

@@ -196,6 +196,7 @@ mod tests {
     /// a consumer of the concat, plus whatever `extra` adds.
     fn shuffle_block(extra: impl Fn(&mut Plan, BufId)) -> Plan {
         let mut plan = Plan {
+            qweights: Vec::new(),
             buffers: vec![20 * 3],
             steps: Vec::new(),
             weights: Vec::new(),

@@ -115,7 +115,7 @@ pub fn activation_range(act: Act, y_scale: f32, y_zero: i8) -> Option<(i8, i8)> 
 }
 
 /// What an INT8 convolution writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Output {
     /// int8, requantized: the next layer is INT8 too.
     Int8,
@@ -126,7 +126,7 @@ pub enum Output {
 /// Shape and quantization of one INT8 convolution: NHWC int8 input with its pixels `x_pitch`
 /// bytes apart, KRSC int8 weights (C/groups channels each), output pixels `y_pitch` values apart.
 /// `groups` is 1 or C (= K, depthwise).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QConv {
     pub n: usize,
     pub h: usize,

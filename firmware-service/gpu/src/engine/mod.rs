@@ -2,7 +2,7 @@
 //! NHWC GPU steps with fusion ([`plan`], [`resize_add`]), concats written in place ([`in_place`]),
 //! expansions fused into depthwise convolutions ([`expand_dw`]) and the independent branches
 //! ([`branches`]); the INT8 convolutions' integer arithmetic ([`int8`]) and a QDQ model's
-//! quantization for them ([`qdq`]). [`compile`] runs lowering and the passes in their one order.
+//! quantization for them ([`qdq`]), and the INT8 plan built with it ([`quantized`]). [`compile`] runs lowering and the passes in their one order.
 //! Pure Rust, tested without a GPU; the runtime ([`crate::cuda`]) executes the plan.
 
 pub mod branches;
@@ -12,6 +12,7 @@ pub mod int8;
 pub mod onnx;
 pub mod plan;
 pub mod qdq;
+pub mod quantized;
 #[cfg(test)]
 pub mod reference;
 pub mod resize_add;
@@ -47,5 +48,21 @@ pub fn compile(
         // MobileNetV2's expansion + depthwise as one kernel, on tensor cores too.
         expand_dw::fuse(&mut plan);
     }
+    Ok(plan)
+}
+
+/// A QDQ model's ONNX graph → its INT8 plan: lowering, then every convolution onto the INT8
+/// kernels with `convs`, the model's quantization ([`qdq::conv_quantization`]). The FP16 passes
+/// that fuse or re-place convolutions do not run (the INT8 kernels have no fused variants yet).
+pub fn compile_int8(
+    graph: &OnnxGraph,
+    input_shape: &[usize],
+    input_nchw: bool,
+    outputs: &[&str],
+    convs: Vec<qdq::ConvQuant>,
+) -> Result<Plan, PlanError> {
+    let mut plan = plan::lower(graph, input_shape, input_nchw, outputs)?;
+    resize_add::fuse(&mut plan);
+    quantized::apply(&mut plan, convs)?;
     Ok(plan)
 }

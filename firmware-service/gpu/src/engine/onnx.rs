@@ -2,7 +2,7 @@
 //! arithmetic that exporters leave in, e.g. tf2onnx's Expand/ScatterND/Cast chains) evaluated on
 //! the host.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use tract_onnx::pb::{self, NodeProto, TensorProto};
 use tract_onnx::prelude::Framework;
@@ -47,6 +47,9 @@ pub struct OnnxGraph {
     /// Nodes with at least one non-constant input, in topological order.
     pub nodes: Vec<NodeProto>,
     pub consts: HashMap<String, Const>,
+    /// Constants stored as int8 (the others' integers are unsigned or wide): a QuantizeLinear's
+    /// zero point says by its type whether it quantizes to uint8 or int8.
+    pub signed: HashSet<String>,
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
 }
@@ -86,8 +89,12 @@ pub fn load(path: &Path) -> Result<OnnxGraph, OnnxError> {
 
 fn from_graph(graph: pb::GraphProto) -> Result<OnnxGraph, OnnxError> {
     let mut consts = HashMap::new();
+    let mut signed = HashSet::new();
     for t in &graph.initializer {
         consts.insert(t.name.clone(), tensor(t)?);
+        if t.data_type == INT8 {
+            signed.insert(t.name.clone());
+        }
     }
     let mut nodes = Vec::new();
     for node in graph.node {
@@ -101,6 +108,9 @@ fn from_graph(graph: pb::GraphProto) -> Result<OnnxGraph, OnnxError> {
             let c = tensor(value)?;
             for o in &node.output {
                 consts.insert(o.clone(), c.clone());
+                if value.data_type == INT8 {
+                    signed.insert(o.clone());
+                }
             }
             continue;
         }
@@ -127,10 +137,14 @@ fn from_graph(graph: pb::GraphProto) -> Result<OnnxGraph, OnnxError> {
     Ok(OnnxGraph {
         nodes,
         consts,
+        signed,
         inputs,
         outputs,
     })
 }
+
+/// ONNX's TensorProto data type of int8.
+const INT8: i32 = 3;
 
 pub(crate) fn tensor(t: &TensorProto) -> Result<Const, OnnxError> {
     let err = |m: &str| OnnxError::Tensor {
@@ -158,7 +172,7 @@ pub(crate) fn tensor(t: &TensorProto) -> Result<Const, OnnxError> {
         } else {
             t.raw_data.iter().map(|&b| i64::from(b)).collect()
         }),
-        3 => ConstData::I64(if t.raw_data.is_empty() {
+        INT8 => ConstData::I64(if t.raw_data.is_empty() {
             t.int32_data.iter().map(|&v| i64::from(v)).collect()
         } else {
             t.raw_data.iter().map(|&b| i64::from(b as i8)).collect()
@@ -240,6 +254,12 @@ fn fold(node: &NodeProto, consts: &HashMap<String, Const>) -> Result<Const, Onnx
                 )
             })
         }
+        "DequantizeLinear" => dequantize(
+            node,
+            input(0)?,
+            input(1)?,
+            node.input.get(2).and_then(|n| consts.get(n)),
+        ),
         "Expand" => {
             let (x, shape) = (input(0)?, input(1)?);
             let dims: Vec<usize> = shape.i64s().iter().map(|&d| d.max(0) as usize).collect();
@@ -306,6 +326,59 @@ fn fold(node: &NodeProto, consts: &HashMap<String, Const>) -> Result<Const, Onnx
 }
 
 /// Numpy-style broadcasting of a binary op; the result keeps `a`'s element type.
+/// A quantized constant (a QDQ model's weights and biases) as float: `(q − zero) · scale`, per
+/// tensor or per slice of axis `axis` (ONNX DequantizeLinear).
+fn dequantize(
+    node: &NodeProto,
+    x: &Const,
+    scale: &Const,
+    zero: Option<&Const>,
+) -> Result<Const, OnnxError> {
+    let scales = scale.f32s();
+    let zeros = zero.map_or_else(|| vec![0; scales.len()], Const::i64s);
+    if scales.is_empty() || zeros.len() != scales.len() {
+        return Err(node_error(
+            node,
+            format!("{} scales and {} zero points", scales.len(), zeros.len()),
+        ));
+    }
+    let rank = x.shape.len() as i64;
+    let axis = attr_int(node, "axis").unwrap_or(1);
+    let axis = if axis < 0 { axis + rank } else { axis };
+    // Values per slice of `axis`, and how many slices.
+    let (inner, slices) = if scales.len() == 1 {
+        (x.shape.iter().product::<usize>().max(1), 1)
+    } else {
+        let a = usize::try_from(axis)
+            .ok()
+            .filter(|&a| a < x.shape.len() && x.shape[a] == scales.len())
+            .ok_or_else(|| {
+                node_error(
+                    node,
+                    format!(
+                        "{} scales for axis {axis} of shape {:?}",
+                        scales.len(),
+                        x.shape
+                    ),
+                )
+            })?;
+        (x.shape[a + 1..].iter().product(), scales.len())
+    };
+    let values = x.i64s();
+    let data = values
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| {
+            let k = (i / inner) % slices;
+            (q - zeros[k]) as f32 * scales[k]
+        })
+        .collect();
+    Ok(Const {
+        shape: x.shape.clone(),
+        data: ConstData::F32(data),
+    })
+}
+
 fn broadcast(a: &Const, b: &Const, f: impl Fn(f64, f64) -> f64) -> Option<Const> {
     let rank = a.shape.len().max(b.shape.len());
     let pad = |s: &[usize]| {

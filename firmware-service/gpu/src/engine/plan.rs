@@ -15,6 +15,7 @@
 //! The plan is pure data (weights aside): it is fingerprinted for the plan cache and unit-tested
 //! without a GPU.
 
+use super::int8::{QConv, QWeights};
 use super::onnx::{attr_float, attr_int, attr_ints, attr_str, Const, OnnxGraph};
 use adas_plugins::gpu::Act;
 use serde::{Deserialize, Serialize};
@@ -31,11 +32,13 @@ pub const SUPPORTED_OPS: &[&str] = &[
     "Clip",
     "Concat",
     "Conv",
+    "DequantizeLinear",
     "Dropout",
     "Identity",
     "LeakyRelu",
     "MaxPool",
     "Pad",
+    "QuantizeLinear",
     "Relu",
     "Reshape",
     "Resize",
@@ -213,6 +216,35 @@ pub enum Step {
         dims: Vec<usize>,
         axes: Vec<usize>,
     },
+    /// A QDQ model's QuantizeLinear (uint8, per tensor), in the int8 domain (uint8 − 128):
+    /// `q = clamp(round_half_even(x / scale) + zero, −128, 127)` over `len` values. `y` holds q
+    /// as int8 where `int8`, else its value `(q − zero) · scale` in the activation type (the
+    /// DequantizeLinear that follows is then a no-op).
+    Quantize {
+        x: BufId,
+        y: BufId,
+        len: usize,
+        scale: f32,
+        zero: i8,
+        int8: bool,
+    },
+    /// An INT8 convolution of a quantized plan ([`super::quantized`]).
+    QConv(QConvStep),
+}
+
+/// An INT8 convolution: int8 NHWC input `x`, int8 or (dequantized) FP16 output `y`, its
+/// constants in [`Plan::qweights`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QConvStep {
+    pub node: String,
+    pub x: BufId,
+    pub y: BufId,
+    pub spec: QConv,
+    /// Index into [`Plan::qweights`].
+    pub weights: usize,
+    /// SHA-256 of the constants (weights, zero points, bias, requantization): the plan's
+    /// fingerprint, and so the plan cache's key, covers the quantization.
+    pub quant_hash: String,
 }
 
 impl Step {
@@ -226,7 +258,9 @@ impl Step {
             | Step::Eltwise { y, .. }
             | Step::Affine { y, .. }
             | Step::Copy { y, .. }
-            | Step::Permute { y, .. } => *y,
+            | Step::Permute { y, .. }
+            | Step::Quantize { y, .. } => *y,
+            Step::QConv(q) => q.y,
         }
     }
 
@@ -249,7 +283,9 @@ impl Step {
             | Step::MaxPool { x, .. }
             | Step::Affine { x, .. }
             | Step::Copy { x, .. }
-            | Step::Permute { x, .. } => vec![*x],
+            | Step::Permute { x, .. }
+            | Step::Quantize { x, .. } => vec![*x],
+            Step::QConv(q) => vec![q.x],
         }
     }
 }
@@ -268,6 +304,8 @@ pub struct Plan {
     pub input_shape: Vec<usize>,
     /// The requested outputs, each row-major in its logical shape.
     pub outputs: Vec<(BufId, Vec<usize>)>,
+    /// The INT8 convolutions' constants ([`Step::QConv`]; empty in a float plan).
+    pub qweights: Vec<QWeights>,
 }
 
 impl Plan {
@@ -288,10 +326,18 @@ impl Plan {
         let batch = self.input_shape.first().copied().unwrap_or(1).max(1) as f64;
         let mut flops = 0.0;
         for s in &self.steps {
-            if let Step::Conv(c) = s {
-                for c in c.chain() {
+            match s {
+                Step::Conv(c) => {
+                    for c in c.chain() {
+                        flops +=
+                            2.0 * (c.n * c.oh * c.ow * c.k * c.r * c.s * (c.c / c.groups)) as f64;
+                    }
+                }
+                Step::QConv(q) => {
+                    let c = &q.spec;
                     flops += 2.0 * (c.n * c.oh * c.ow * c.k * c.r * c.s * (c.c / c.groups)) as f64;
                 }
+                _ => {}
             }
         }
         let activations: usize = self.buffers.iter().sum();
@@ -318,6 +364,9 @@ impl Plan {
                 Step::Affine { .. } => "affine",
                 Step::Copy { .. } => "copy",
                 Step::Permute { .. } => "permute",
+                Step::Quantize { int8: true, .. } => "quantize → int8",
+                Step::Quantize { .. } => "quantize",
+                Step::QConv(_) => "int8 conv",
             };
             *counts.entry(name).or_default() += 1;
         }
@@ -419,6 +468,7 @@ pub fn lower(
             input: 0,
             input_shape: input_shape.to_vec(),
             outputs: Vec::new(),
+            qweights: Vec::new(),
         },
     };
     for node in &graph.nodes {
@@ -609,7 +659,10 @@ impl Lower<'_> {
             "MaxPool" => self.max_pool(node),
             "Resize" => self.resize(node),
             "Pad" => self.pad(node),
-            "Identity" | "Dropout" => {
+            "QuantizeLinear" => self.quantize(node),
+            // Its QuantizeLinear's step already holds the dequantized value (or the int8 the
+            // INT8 convolutions read).
+            "Identity" | "Dropout" | "DequantizeLinear" => {
                 let v = self.val(node, 0)?;
                 self.define(node, v);
                 Ok(())
@@ -837,6 +890,58 @@ impl Lower<'_> {
             y,
             len: v.len(),
             act,
+        });
+        self.define(
+            node,
+            Val {
+                buf: y,
+                conv: None,
+                ready,
+                ..v
+            },
+        );
+        Ok(())
+    }
+
+    /// A QDQ model's QuantizeLinear of an activation: the value rounded to its uint8 grid.
+    fn quantize(&mut self, node: &NodeProto) -> Result<(), PlanError> {
+        let scale = self.need_const(node, 1)?.f32s();
+        let zero_name = node.input.get(2).filter(|n| !n.is_empty());
+        let zero = match zero_name {
+            Some(_) => self.need_const(node, 2)?.i64s(),
+            None => vec![0],
+        };
+        let signed = zero_name.is_some_and(|n| self.graph.signed.contains(n));
+        let (&[scale], &[zero]) = (&scale[..], &zero[..]) else {
+            return Err(self.err(
+                node,
+                format!(
+                    "{} scales, {} zero points: activations take per-tensor quantization",
+                    scale.len(),
+                    zero.len()
+                ),
+            ));
+        };
+        if signed || !(0..=255).contains(&zero) || !(scale > 0.0 && scale.is_finite()) {
+            return Err(self.err(
+                node,
+                format!(
+                    "scale {scale}, {} zero point {zero}: activations take uint8 quantization \
+                     (a scale > 0, a uint8 zero point), as TensorFlow Lite writes it",
+                    if signed { "int8" } else { "uint8" }
+                ),
+            ));
+        }
+        let v = self.val(node, 0)?;
+        let v = self.materialize(v.clone(), &v.perm);
+        let y = self.new_buf(v.len());
+        let ready = self.push(Step::Quantize {
+            x: v.buf,
+            y,
+            len: v.len(),
+            scale,
+            zero: (zero - 128) as i8,
+            int8: false,
         });
         self.define(
             node,

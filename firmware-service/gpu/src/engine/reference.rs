@@ -255,6 +255,35 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                     }
                 }
             }
+            Step::Quantize {
+                x,
+                y,
+                len,
+                scale,
+                zero,
+                int8,
+            } => {
+                let z = f32::from(*zero);
+                for i in 0..*len {
+                    // ONNX QuantizeLinear: round half to even.
+                    let q = ((bufs[*x][i] / scale).round_ties_even() + z).clamp(-128.0, 127.0);
+                    bufs[*y][i] = if *int8 { q } else { (q - z) * scale };
+                }
+            }
+            Step::QConv(q) => {
+                let x: Vec<i8> = bufs[q.x][..q.spec.x_len()]
+                    .iter()
+                    .map(|&v| v as i8)
+                    .collect();
+                match super::int8::conv(&q.spec, &plan.qweights[q.weights], &x) {
+                    super::int8::QOutput::Int8(v) => {
+                        for (o, v) in bufs[q.y].iter_mut().zip(v) {
+                            *o = f32::from(v);
+                        }
+                    }
+                    super::int8::QOutput::Fp16(v) => bufs[q.y][..v.len()].copy_from_slice(&v),
+                }
+            }
             Step::Permute { x, y, dims, axes } => {
                 let rank = dims.len();
                 let mut strides = vec![1usize; rank];

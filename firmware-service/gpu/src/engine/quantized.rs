@@ -1,0 +1,366 @@
+//! The INT8 plan: a QDQ model's lowered plan (every QuantizeLinear a [`Step::Quantize`] in the
+//! activation type) with each convolution turned into an INT8 one ([`Step::QConv`]) that takes
+//! the model's quantization ([`super::qdq`]).
+//!
+//! - A convolution absorbs the QuantizeLinear of its output (its epilogue requantizes): it
+//!   writes int8 where every reader of that value is an INT8 convolution, else the dequantized
+//!   value in FP16 (exactly on the grid, what the float readers — Add, Concat, Reshape,
+//!   Transpose, Sigmoid, the outputs — would have read).
+//! - A QuantizeLinear whose readers are all INT8 convolutions writes int8 (the input's first
+//!   QuantizeLinear turns the pixel back into its uint8 value); one with float readers too keeps
+//!   its FP16 value and a second Quantize step gives the convolutions their int8 copy (exact:
+//!   the FP16 value rounds back to the same integer).
+//! - Residual Add, Concat and the rest stay FP16 between their QuantizeLinears: **dequantized at
+//!   those points**, not TensorFlow Lite's fixed-point Add (a sum of two grid values rounded to
+//!   FP16, then to the Add's grid: it can differ by one step at ties).
+
+use super::int8::{activation_range, Output, QConv, QWeights};
+use super::plan::{BufId, ConvStep, Plan, PlanError, QConvStep, Step};
+use super::qdq::{Affine, ConvQuant};
+use std::collections::HashMap;
+
+/// A value's quantization as a [`Step::Quantize`] gives it.
+fn affine(step: &Step) -> Option<Affine> {
+    match step {
+        Step::Quantize { scale, zero, .. } => Some(Affine {
+            scale: *scale,
+            zero: *zero,
+        }),
+        _ => None,
+    }
+}
+
+/// The quantization of the value in buffer `b`.
+fn quant_of(
+    b: BufId,
+    steps: &[Step],
+    writer: &[Option<usize>],
+    readers: &[Vec<usize>],
+) -> Option<Affine> {
+    match &steps[writer[b]?] {
+        // An INT8 convolution's output: its QuantizeLinear's.
+        Step::Conv(_) => readers[b].first().and_then(|&r| affine(&steps[r])),
+        Step::Pad { x, value, .. } if *value == 0.0 => quant_of(*x, steps, writer, readers),
+        s => affine(s),
+    }
+}
+
+fn same(a: Affine, b: Affine) -> bool {
+    a.zero == b.zero && (a.scale - b.scale).abs() <= b.scale * 1e-6
+}
+
+fn err(node: &str, message: String) -> PlanError {
+    PlanError::Node {
+        node: node.to_string(),
+        op: "Conv".into(),
+        message,
+    }
+}
+
+/// Turns every convolution of `plan` into an INT8 one with its quantization from `convs`
+/// (matched by ONNX node name). Every convolution must read and write quantized values.
+pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
+    let mut by_node: HashMap<String, ConvQuant> =
+        convs.into_iter().map(|c| (c.node.clone(), c)).collect();
+    let n = plan.buffers.len();
+    let mut writer = vec![None; n];
+    let mut readers = vec![Vec::new(); n];
+    for (i, s) in plan.steps.iter().enumerate() {
+        writer[s.writes()] = Some(i);
+        for b in s.reads() {
+            readers[b].push(i);
+        }
+    }
+    let is_output = |b: BufId| plan.outputs.iter().any(|(o, _)| *o == b) || b == plan.input;
+    let conv_readers_only = |b: BufId| {
+        !is_output(b)
+            && !readers[b].is_empty()
+            && readers[b]
+                .iter()
+                .all(|&r| matches!(plan.steps[r], Step::Conv(_)))
+    };
+    // Quantize steps absorbed by the convolution that writes their input.
+    let mut absorbed = vec![false; plan.steps.len()];
+    for (i, s) in plan.steps.iter().enumerate() {
+        if let Step::Quantize { x, .. } = s {
+            absorbed[i] = writer[*x].is_some_and(|w| matches!(plan.steps[w], Step::Conv(_)));
+        }
+    }
+    let mut steps = Vec::with_capacity(plan.steps.len());
+    // Buffers holding int8, and the int8 copies made for convolutions of FP16 values.
+    let mut int8 = vec![false; n];
+    let mut copies: HashMap<BufId, BufId> = HashMap::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        match step {
+            Step::Quantize {
+                x,
+                y,
+                len,
+                scale,
+                zero,
+                ..
+            } if !absorbed[i] => {
+                int8[*y] = conv_readers_only(*y);
+                steps.push(Step::Quantize {
+                    x: *x,
+                    y: *y,
+                    len: *len,
+                    scale: *scale,
+                    zero: *zero,
+                    int8: int8[*y],
+                });
+            }
+            Step::Quantize { .. } => {}
+            Step::Conv(c) => {
+                let q = by_node.remove(&c.node).ok_or_else(|| {
+                    err(
+                        &c.node,
+                        "the model's quantization has no such convolution".into(),
+                    )
+                })?;
+                // The value read: a Quantize step's, or an INT8 convolution's output, maybe
+                // padded with zeros (0 is on every grid: the zero point).
+                let quant_of = |b: BufId| quant_of(b, &plan.steps, &writer, &readers);
+                let x_quant = quant_of(c.x).ok_or_else(|| {
+                    err(
+                        &c.node,
+                        "its input is not quantized (no QuantizeLinear)".into(),
+                    )
+                })?;
+                if !same(x_quant, q.x) {
+                    return Err(err(
+                        &c.node,
+                        format!(
+                            "input quantized as {x_quant:?}, but the convolution reads {:?}",
+                            q.x
+                        ),
+                    ));
+                }
+                let x = if int8[c.x] {
+                    c.x
+                } else {
+                    match copies.get(&c.x) {
+                        Some(&copy) => copy,
+                        None => {
+                            let copy = plan.buffers.len();
+                            plan.buffers.push(plan.buffers[c.x]);
+                            int8.push(true);
+                            steps.push(Step::Quantize {
+                                x: c.x,
+                                y: copy,
+                                len: plan.buffers[c.x],
+                                scale: q.x.scale,
+                                zero: q.x.zero,
+                                int8: true,
+                            });
+                            copies.insert(c.x, copy);
+                            copy
+                        }
+                    }
+                };
+                // The output's QuantizeLinear, absorbed.
+                let out = match readers[c.y][..] {
+                    [r] => match &plan.steps[r] {
+                        Step::Quantize { y, .. } => *y,
+                        _ => c.y,
+                    },
+                    _ => c.y,
+                };
+                if out == c.y {
+                    return Err(err(
+                        &c.node,
+                        "its output is not quantized by one QuantizeLinear".into(),
+                    ));
+                }
+                int8[out] = conv_readers_only(out);
+                let output = if int8[out] {
+                    Output::Int8
+                } else {
+                    Output::Fp16
+                };
+                let spec = spec(c, &q, output)?;
+                plan.weights[c.weight] = Vec::new();
+                if let Some(b) = c.bias {
+                    plan.weights[b] = Vec::new();
+                }
+                steps.push(Step::QConv(QConvStep {
+                    node: c.node.clone(),
+                    x,
+                    y: out,
+                    spec,
+                    weights: plan.qweights.len(),
+                    quant_hash: hash(&q.weights),
+                }));
+                plan.qweights.push(q.weights);
+            }
+            other => steps.push(other.clone()),
+        }
+    }
+    plan.steps = steps;
+    Ok(())
+}
+
+/// The INT8 kernels' description of convolution `c`.
+fn spec(c: &ConvStep, q: &ConvQuant, output: Output) -> Result<QConv, PlanError> {
+    if c.expand.is_some() || c.project.is_some() || c.residual.is_some() || !c.is_dense() {
+        return Err(err(
+            &c.node,
+            "a fused or in-place convolution: the INT8 plan runs the lowering alone".into(),
+        ));
+    }
+    let clamp = activation_range(c.act, q.y.scale, q.y.zero).ok_or_else(|| {
+        err(
+            &c.node,
+            format!("activation {:?} is not a clamp: INT8 cannot fuse it", c.act),
+        )
+    })?;
+    let spec = QConv {
+        n: c.n,
+        h: c.h,
+        w: c.w,
+        c: c.c,
+        k: c.k,
+        r: c.r,
+        s: c.s,
+        pad: c.pad,
+        stride: c.stride,
+        dilation: c.dilation,
+        groups: c.groups,
+        oh: c.oh,
+        ow: c.ow,
+        x_pitch: c.c,
+        y_pitch: c.k,
+        x_zero: q.x.zero,
+        y_zero: q.y.zero,
+        y_scale: q.y.scale,
+        clamp,
+        output,
+    };
+    if let Some(why) = spec.unsupported() {
+        return Err(err(&c.node, why));
+    }
+    if q.weights.weights.len() != spec.k * spec.q_len() || q.weights.bias.len() != spec.k {
+        return Err(err(
+            &c.node,
+            format!(
+                "{} quantized weights and {} biases for {} channels of {} taps",
+                q.weights.weights.len(),
+                q.weights.bias.len(),
+                spec.k,
+                spec.q_len()
+            ),
+        ));
+    }
+    Ok(spec)
+}
+
+/// SHA-256 of a convolution's integer constants.
+fn hash(q: &QWeights) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(q.weights.iter().map(|&v| v as u8).collect::<Vec<u8>>());
+    h.update(q.w_zero.iter().map(|&v| v as u8).collect::<Vec<u8>>());
+    for b in &q.bias {
+        h.update(b.to_le_bytes());
+    }
+    for r in &q.requant {
+        h.update(r.multiplier.to_le_bytes());
+        h.update(r.shift.to_le_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::super::{compile_int8, onnx, qdq};
+    use super::*;
+    use std::path::Path;
+
+    fn int8_plan(batch: usize) -> Plan {
+        let path =
+            Path::new(env!("ADAS_REPO_ROOT")).join("models/ssd_mobilenet_v2_coco_300_int8.onnx");
+        let graph = onnx::load(&path).unwrap();
+        let convs = qdq::conv_quantization(&path).unwrap();
+        compile_int8(
+            &graph,
+            &[batch, 300, 300, 3],
+            false,
+            &["Squeeze", "convert_scores"],
+            convs,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_coco_ssd_runs_every_convolution_in_int8() {
+        let plan = int8_plan(2);
+        let count = |f: &dyn Fn(&Step) -> bool| plan.steps.iter().filter(|s| f(s)).count();
+        assert_eq!(count(&|s| matches!(s, Step::Conv(_))), 0);
+        assert_eq!(count(&|s| matches!(s, Step::QConv(_))), 72);
+        assert_eq!(plan.qweights.len(), 72);
+        // The pixel (pixel − 128 in int8: scale 1/128, zero 0) is what the first convolution
+        // reads: the input's QuantizeLinear, zero-padded, quantized to int8.
+        let first = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::QConv(_)))
+            .unwrap();
+        let quantize = &plan.steps[first - 1];
+        assert!(
+            matches!(quantize, Step::Quantize { int8: true, zero: 0, scale, .. } if *scale == 1.0 / 128.0),
+            "{quantize:?}"
+        );
+        assert!(matches!(plan.steps[0], Step::Quantize { x, .. } if x == plan.input));
+        let mut int8 = vec![false; plan.buffers.len()];
+        for s in &plan.steps {
+            match s {
+                Step::Quantize { y, int8: q, .. } => int8[*y] = *q,
+                Step::QConv(q) => {
+                    // Every INT8 convolution reads int8; it writes int8 exactly where only INT8
+                    // convolutions read.
+                    assert!(int8[q.x], "{} reads FP16", q.node);
+                    int8[q.y] = q.spec.output == Output::Int8;
+                    assert_eq!(q.spec.n, 2);
+                    assert_eq!(q.quant_hash.len(), 64);
+                }
+                other => {
+                    for b in other.reads() {
+                        assert!(!int8[b], "a float step reads int8: {other:?}");
+                    }
+                }
+            }
+        }
+        for (b, _) in &plan.outputs {
+            assert!(!int8[*b], "outputs are FP16");
+        }
+        // The residual adds stay FP16 and their sum is quantized by the add's QuantizeLinear.
+        assert_eq!(
+            count(&|s| matches!(s, Step::Eltwise { b: Some(_), .. })),
+            10
+        );
+        // The float convolution weights are dropped: INT8 uploads its own.
+        let float: usize = plan.weights.iter().map(Vec::len).sum();
+        assert!(float < 1000, "{float} float weights left");
+    }
+
+    #[test]
+    fn the_fingerprint_covers_the_quantization() {
+        let a = int8_plan(1);
+        let mut b = a.clone();
+        let Some(Step::QConv(q)) = b.steps.iter_mut().find(|s| matches!(s, Step::QConv(_))) else {
+            panic!("no INT8 convolution");
+        };
+        b.qweights[q.weights].bias[0] += 1;
+        q.quant_hash = hash(&b.qweights[q.weights]);
+        assert_ne!(a.fingerprint(), b.fingerprint());
+        assert_eq!(a.fingerprint(), int8_plan(1).fingerprint());
+    }
+
+    #[test]
+    fn a_float_model_is_refused_for_int8_with_what_to_do() {
+        let path = Path::new(env!("ADAS_REPO_ROOT")).join("models/ssd_mobilenet_v2_coco_300.onnx");
+        let e = qdq::conv_quantization(&path).unwrap_err().to_string();
+        assert!(e.contains("not a QDQ model"), "{e}");
+    }
+}
