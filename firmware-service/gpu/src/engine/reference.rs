@@ -264,11 +264,19 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                 int8,
             } => {
                 let z = f32::from(*zero);
-                for i in 0..*len {
-                    // ONNX QuantizeLinear: round half to even.
-                    let q = ((bufs[*x][i] / scale).round_ties_even() + z).clamp(-128.0, 127.0);
-                    bufs[*y][i] = if *int8 { q } else { (q - z) * scale };
-                }
+                let values: Vec<f32> = bufs[*x][..*len]
+                    .iter()
+                    .map(|&v| {
+                        // ONNX QuantizeLinear: round half to even.
+                        let q = ((v / scale).round_ties_even() + z).clamp(-128.0, 127.0);
+                        if *int8 {
+                            q
+                        } else {
+                            (q - z) * scale
+                        }
+                    })
+                    .collect();
+                bufs[*y][..*len].copy_from_slice(&values);
             }
             Step::QConv(q) => {
                 let x: Vec<i8> = bufs[q.x][..q.spec.x_len()]
