@@ -77,17 +77,7 @@ fn frame_size(text: &str) -> Result<(u32, u32), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logging = adas_cli::init(&cli.verbosity);
-    let result = run(&cli);
-    // Counts of held-back log lines first, the final word last.
-    drop(logging);
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("adas-camera: error: {e:#}");
-            adas_cli::exit_status(e.as_ref())
-        }
-    }
+    adasd::helper_main("adas-camera", &cli.verbosity, || run(&cli))
 }
 
 /// The run gave up on the device: `why`, and what to do.

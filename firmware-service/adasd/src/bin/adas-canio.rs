@@ -53,17 +53,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logging = adas_cli::init(&cli.verbosity);
-    let result = run(&cli);
-    // Counts of held-back log lines first, the final word last.
-    drop(logging);
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("adas-canio: error: {e:#}");
-            adas_cli::exit_status(e.as_ref())
-        }
-    }
+    adasd::helper_main("adas-canio", &cli.verbosity, || run(&cli))
 }
 
 /// The status for the ego input's state: standby while it is valid, else unavailable with the
