@@ -46,28 +46,7 @@ fn distinct_shapes(convs: Vec<ConvStep>) -> Vec<ConvStep> {
 
 /// `c`'s shape at batch 1, dense buffers, int8 out, no activation, zero points 0.
 fn shape(c: &ConvStep) -> QConv {
-    QConv {
-        n: 1,
-        h: c.h,
-        w: c.w,
-        c: c.c,
-        k: c.k,
-        r: c.r,
-        s: c.s,
-        pad: c.pad,
-        stride: c.stride,
-        dilation: c.dilation,
-        groups: c.groups,
-        oh: c.oh,
-        ow: c.ow,
-        x_pitch: c.c,
-        y_pitch: c.k,
-        x_zero: 0,
-        y_zero: 0,
-        y_scale: 1.0,
-        clamp: (-128, 127),
-        output: Output::Int8,
-    }
+    QConv::of(c, 1)
 }
 
 struct Rng(u64);

@@ -171,6 +171,33 @@ impl QWeights {
 }
 
 impl QConv {
+    /// `c`'s geometry at batch `n` with dense buffers, and a neutral quantization: zero points
+    /// 0, scale 1, no clamp, int8 out.
+    pub fn of(c: &super::plan::ConvStep, n: usize) -> QConv {
+        QConv {
+            n,
+            h: c.h,
+            w: c.w,
+            c: c.c,
+            k: c.k,
+            r: c.r,
+            s: c.s,
+            pad: c.pad,
+            stride: c.stride,
+            dilation: c.dilation,
+            groups: c.groups,
+            oh: c.oh,
+            ow: c.ow,
+            x_pitch: c.c,
+            y_pitch: c.k,
+            x_zero: 0,
+            y_zero: 0,
+            y_scale: 1.0,
+            clamp: (i8::MIN, i8::MAX),
+            output: Output::Int8,
+        }
+    }
+
     /// Values of the input buffer (the last pixel needs only its C values).
     pub fn x_len(&self) -> usize {
         (self.n * self.h * self.w - 1) * self.x_pitch + self.c

@@ -215,26 +215,12 @@ fn spec(c: &ConvStep, q: &ConvQuant, output: Output) -> Result<QConv, PlanError>
         )
     })?;
     let spec = QConv {
-        n: c.n,
-        h: c.h,
-        w: c.w,
-        c: c.c,
-        k: c.k,
-        r: c.r,
-        s: c.s,
-        pad: c.pad,
-        stride: c.stride,
-        dilation: c.dilation,
-        groups: c.groups,
-        oh: c.oh,
-        ow: c.ow,
-        x_pitch: c.c,
-        y_pitch: c.k,
         x_zero: q.x.zero,
         y_zero: q.y.zero,
         y_scale: q.y.scale,
         clamp,
         output,
+        ..QConv::of(c, c.n)
     };
     if let Some(why) = spec.unsupported() {
         return Err(err(&c.node, why));
