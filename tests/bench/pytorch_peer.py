@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """PyTorch peer for adasd's cuda engine: the same ONNX weights converted with onnx2torch, timed on
-the same GPU in the same run — eager FP32, eager FP16 over a batch sweep, and torch.compile (default
-and reduce-overhead, which uses CUDA graphs) at batch 1.
+the same GPU in the same run — eager FP16 and FP32 over a batch sweep, and torch.compile (default
+and reduce-overhead, which uses CUDA graphs) at the --compile-batches (static shapes, compiled anew
+per batch: 5–60 s each, hence a few batches only; the report marks the others "not run").
+
+Before timing, the converted model (FP32, CPU) is checked against ONNX Runtime running the
+original file on the same input: the peer must compute the network our engine computes.
 
 Three mechanical edits make the exported graph run in PyTorch as a PyTorch user would write it, at
 every batch size and under torch.compile, without changing its maths (checked: the outputs are
@@ -22,12 +26,21 @@ Timed: the network forward pass only, input already on the GPU, host wall time o
 (`latency_ms`) also includes the host copy, the uint8 frame upload, preprocessing, decode + NMS and
 the download, which this script does not do.
 
-usage: pytorch_peer.py --onnx models/X.onnx --shape 1,3,416,416 [--batch 1,2,4] [--iterations 50]
+The JSON is rewritten after every row, so a run cut short (timeout) keeps what it measured. A
+torch.compile cell that fails or runs past --compile-timeout becomes a row with "error" and the
+rest goes on (the limit is SIGALRM in the main thread: a compile inside code that swallows the
+exception runs on; the caller's own timeout is the hard limit). Exit status 1 when the model does
+not match ONNX Runtime or a cell failed, after all rows are written.
+
+usage: pytorch_peer.py --onnx models/X.onnx --shape 1,3,416,416 [--batch 1,4,8] [--iterations 50]
+                       [--compile-batches 1,32] [--compile-timeout 90] [--device cuda|cpu]
                        [--json out.json]
+   --device cpu: a dry run of every step on the CPU (conversion, ONNX Runtime check, all modes).
 """
 import argparse
 import copy
 import json
+import os
 import statistics
 import time
 
@@ -143,35 +156,89 @@ def bake_constants(graph_module):
     return replaced
 
 
-def timed(fn, iterations):
+def check_against_onnxruntime(path, model, x):
+    """Max |difference| between the converted model (FP32, on the CPU) and ONNX Runtime running
+    the original file on the same input, and the largest reference value: the proof that the
+    peer computes what our engine computes."""
+    import numpy as np
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    want = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.inference_mode():
+        got = model(x)
+    got = got if isinstance(got, (tuple, list)) else [got]
+    if len(got) != len(want):
+        raise SystemExit(f"{path}: onnx2torch gives {len(got)} outputs, ONNX Runtime {len(want)}")
+    diff = max(float(np.abs(g.numpy().reshape(w.shape) - w).max()) for g, w in zip(got, want))
+    scale = max(float(np.abs(w).max()) for w in want)
+    return diff, scale
+
+
+def timed(fn, iterations, sync):
     for _ in range(10):
         fn()
-    torch.cuda.synchronize()
+    sync()
     samples = []
     for _ in range(iterations):
         t = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        sync()
         samples.append((time.perf_counter() - t) * 1e3)
     return statistics.median(samples)
+
+
+class CellTimeout(Exception):
+    """A torch.compile cell ran past --compile-timeout."""
+
+
+def time_limit(seconds):
+    """Raises CellTimeout in the main thread after `seconds` (SIGALRM), so one slow compile
+    costs at most that and the remaining cells still run."""
+    import contextlib
+    import signal
+
+    def expire(*_):
+        raise CellTimeout(f"ran past {seconds} s")
+
+    @contextlib.contextmanager
+    def limit():
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.alarm(seconds)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
+
+    return limit()
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--onnx", required=True)
     ap.add_argument("--shape", required=True, help="input shape with batch 1, e.g. 1,3,416,416")
-    ap.add_argument("--batch", default="1,2,4,8,16,32,64")
+    ap.add_argument("--batch", default="1,4,8,16,32,64")
     ap.add_argument("--iterations", type=int, default=50)
-    ap.add_argument("--compile-batches", default="1")
-    ap.add_argument("--json")
+    ap.add_argument("--compile-batches", default="1,32",
+                    help="batches torch.compile runs at (each mode × batch compiles anew: 5-60 s)")
+    ap.add_argument("--compile-modes", default="reduce-overhead,default")
+    ap.add_argument("--compile-timeout", type=int, default=90, help="seconds per torch.compile cell")
+    ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                    help="cpu: a dry run of the whole script (conversion, check, every mode)")
+    ap.add_argument("--json", help="written after every row, so a run cut short keeps its rows")
     a = ap.parse_args()
     shape = [int(v) for v in a.shape.split(",")]
     batches = [int(v) for v in a.batch.split(",")]
+    compile_batches = [int(v) for v in a.compile_batches.split(",") if v]
+    compile_modes = [v for v in a.compile_modes.split(",") if v]
+    device = torch.device(a.device)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     torch.backends.cudnn.benchmark = True
     converted = convert(prepare(a.onnx)).eval()
     base = copy.deepcopy(converted)
     baked = bake_constants(base)
-    x = torch.rand([1] + shape[1:])
+    x = torch.rand([1] + shape[1:]) * 2 - 1
     with torch.inference_mode():
         want, got = converted(x), base(x)
     want = want if isinstance(want, (tuple, list)) else [want]
@@ -179,52 +246,84 @@ def main():
     same = len(want) == len(got) and all(torch.equal(w, g) for w, g in zip(want, got))
     if not same:
         raise SystemExit("baking constants changed the network's outputs")
-    base = base.cuda()
-    explained = torch._dynamo.explain(copy.deepcopy(base).half())(x.cuda().half())
-    graphs = {"constants_baked": baked, "dynamo_graphs": explained.graph_count,
-              "dynamo_graph_breaks": explained.graph_break_count}
-    print(f"{baked} onnx2torch modules got their constant operands as Python values (outputs identical); "
-          f"dynamo: {explained.graph_count} graph(s), {explained.graph_break_count} break(s)", flush=True)
-    torch._dynamo.reset()
-    rows = []
-    with torch.inference_mode():
-        for mode, dtype in (("eager fp32", torch.float32), ("eager fp16", torch.float16)):
-            model = base.to(dtype)
-            for b in batches:
-                x = torch.randn([b] + shape[1:], device="cuda", dtype=dtype)
-                ms = timed(lambda: model(x), a.iterations)
-                rows.append({"mode": mode, "batch": b, "latency_ms": ms, "images_per_s": b / ms * 1e3})
-                print(f"{mode:28} batch {b:3}: {ms:8.3f} ms {b / ms * 1e3:10.1f} img/s", flush=True)
-        model = base.to(torch.float16)
-        for compile_mode in ("default", "reduce-overhead"):
-            torch._dynamo.reset()
-            compiled = torch.compile(model, mode=compile_mode)
-            mode = f"torch.compile {compile_mode} fp16"
-            for b in [int(v) for v in a.compile_batches.split(",")]:
-                x = torch.randn([b] + shape[1:], device="cuda", dtype=torch.float16)
-                try:
-                    t = time.perf_counter()
-                    for _ in range(3):
-                        compiled(x)
-                    torch.cuda.synchronize()
-                    warm = time.perf_counter() - t
-                    ms = timed(lambda: compiled(x), a.iterations)
-                except Exception as e:  # a model dynamo cannot trace: report, keep the rest
-                    rows.append({"mode": mode, "batch": b, "error": f"{type(e).__name__}: {str(e).splitlines()[0]}"})
-                    print(f"{mode:28} batch {b:3}: failed: {type(e).__name__}", flush=True)
-                    continue
-                rows.append({"mode": mode, "batch": b, "latency_ms": ms, "images_per_s": b / ms * 1e3, "compile_s": warm})
-                print(f"{mode:28} batch {b:3}: {ms:8.3f} ms {b / ms * 1e3:10.1f} img/s (compile {warm:.0f} s)", flush=True)
+    diff, scale = check_against_onnxruntime(a.onnx, base, x)
+    # FP32 on two CPU libraries: differences of summation order only.
+    matches = diff <= 1e-4 * max(1.0, scale)
+    print(f"converted model vs ONNX Runtime (FP32, CPU, batch 1): max |difference| {diff:.3g} "
+          f"(largest output {scale:.3g}): {'match' if matches else 'MISMATCH'}", flush=True)
+    base = base.to(device)
+    try:
+        explained = torch._dynamo.explain(copy.deepcopy(base).half())(x.to(device).half())
+        graphs, breaks = explained.graph_count, explained.graph_break_count
+    except Exception as e:  # the compile cells below then fail and say why; eager still runs
+        print(f"dynamo cannot trace the model: {type(e).__name__}: {e}", flush=True)
+        graphs, breaks = None, None
     report = {
         "torch": torch.__version__,
-        "gpu": torch.cuda.get_device_name(0),
+        "gpu": torch.cuda.get_device_name(0) if a.device == "cuda" else "cpu",
         "onnx": a.onnx,
-        **graphs,
-        "rows": rows,
+        "shape": shape,
+        "constants_baked": baked,
+        "dynamo_graphs": graphs,
+        "dynamo_graph_breaks": breaks,
+        "onnxruntime_max_abs_diff": diff,
+        "onnxruntime_max_abs_output": scale,
+        "matches_onnxruntime": matches,
+        "batches": batches,
+        "compile_batches": compile_batches,
+        "compile_modes": compile_modes,
+        "rows": [],
     }
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(report, f, indent=1)
+    print(f"{baked} onnx2torch modules got their constant operands as Python values (outputs identical); "
+          f"dynamo: {graphs} graph(s), {breaks} break(s)", flush=True)
+    torch._dynamo.reset()
+
+    def add(row):
+        report["rows"].append(row)
+        if a.json:
+            tmp = a.json + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(report, f, indent=1)
+            os.replace(tmp, a.json)
+
+    with torch.inference_mode():
+        # FP16 first: the speed-up tables are against it.
+        for mode, dtype in (("eager fp16", torch.float16), ("eager fp32", torch.float32)):
+            model = base.to(dtype)
+            for b in batches:
+                x = torch.randn([b] + shape[1:], device=device, dtype=dtype)
+                ms = timed(lambda: model(x), a.iterations, sync)
+                add({"mode": mode, "batch": b, "latency_ms": ms, "images_per_s": b / ms * 1e3})
+                print(f"{mode:34} batch {b:3}: {ms:8.3f} ms {b / ms * 1e3:10.1f} img/s", flush=True)
+        model = base.to(torch.float16)
+        # Batch by batch, reduce-overhead first: batch 1 reduce-overhead is the goal's yardstick.
+        for b in compile_batches:
+            for compile_mode in compile_modes:
+                mode = f"torch.compile {compile_mode} fp16"
+                # Static shapes, compiled anew per batch: what a user deploying one batch size gets
+                # (with dynamic shapes the second batch would run a shape-generic graph).
+                torch._dynamo.reset()
+                compiled = torch.compile(model, mode=compile_mode, dynamic=False)
+                x = torch.randn([b] + shape[1:], device=device, dtype=torch.float16)
+                try:
+                    with time_limit(a.compile_timeout):
+                        t = time.perf_counter()
+                        for _ in range(3):
+                            compiled(x)
+                        sync()
+                        warm = time.perf_counter() - t
+                        ms = timed(lambda: compiled(x), a.iterations, sync)
+                except Exception as e:  # a model dynamo cannot trace, or a compile past its limit
+                    add({"mode": mode, "batch": b, "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+                    print(f"{mode:34} batch {b:3}: failed: {type(e).__name__}: {e}", flush=True)
+                    continue
+                add({"mode": mode, "batch": b, "latency_ms": ms, "images_per_s": b / ms * 1e3, "compile_s": warm})
+                print(f"{mode:34} batch {b:3}: {ms:8.3f} ms {b / ms * 1e3:10.1f} img/s (compile {warm:.0f} s)", flush=True)
+    failed = [f"{r['mode']} batch {r['batch']}" for r in report["rows"] if "error" in r]
+    if not matches:
+        raise SystemExit(f"{a.onnx}: the converted model does not match ONNX Runtime; its timings are of another network")
+    if failed:
+        raise SystemExit(f"{a.onnx}: {len(failed)} cell(s) failed ({', '.join(failed)}); the other rows are in the JSON")
 
 
 if __name__ == "__main__":
