@@ -19,7 +19,8 @@
 # (`network_ms`: input already on the GPU, outputs left there), which is what the peer times.
 #
 # Device time (estimate, one H100/H200, fresh machine, defaults; the limits are the timeouts):
-#   bench   7 sweeps (3 + 2 + 2) × 15–25 s (plan build per batch + 50 runs)    ≈ 105–175 s  (120 s each)
+#   bench   7 sweeps (3 + 2 + 2) × 15–25 s (plan build per batch + 50 runs;   ≈ 105–175 s  (180 s each)
+#           the first also compiles the kernels with NVRTC, cached for the rest)
 #   peer    3 models × (10–15 s import, conversion, ONNX Runtime check, dynamo trace
 #           + ≈ 20 s eager FP16/FP32 sweep + 4 torch.compile cells of 5–30 s)   ≈ 150–270 s  (240 s each,
 #           one cell 60 s)
@@ -103,7 +104,7 @@ if has bench; then
   for m in $(selected ssd_mobilenet_v2_coco_300 nanodet_m_coco_416 ssdlite_mobilenet_v2_pedestrian_300); do
     for p in ${PRECISIONS[$m]}; do
       echo "== adasd bench $m $p"
-      step 120 "$OUT/bench-$m-$p.txt" "$BIN/adasd" bench --model "$(manifest "$m" "$p")" --backend cuda \
+      step 180 "$OUT/bench-$m-$p.txt" "$BIN/adasd" bench --model "$(manifest "$m" "$p")" --backend cuda \
         --precision "$p" --batch "$BATCHES" --iterations "$ITERATIONS" --cache-dir "$WORK/cache" \
         --json "$OUT/bench-$m-$p.json" samples/images/person.jpg
     done
