@@ -14,6 +14,7 @@ open-file count stays flat. Prints the figures and writes them (soak.json) and a
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,11 +44,11 @@ def make_inputs(out, frames):
     src = os.path.join(ROOT, "samples", "vtest", "frames")
     names = sorted(n for n in os.listdir(src) if n.endswith(".jpg"))
     folder = os.path.join(out, "frames")
-    os.makedirs(folder, exist_ok=True)
+    # Links from an earlier run may point into another checkout: start from an empty folder.
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
     for i in range(frames):
-        link = os.path.join(folder, f"f{i:07d}.jpg")
-        if not os.path.lexists(link):
-            os.symlink(os.path.join(src, names[i % len(names)]), link)
+        os.symlink(os.path.join(src, names[i % len(names)]), os.path.join(folder, f"f{i:07d}.jpg"))
     payloads = speed_payloads(36.0)
     can_log = os.path.join(out, "ego.can.log")
     with open(can_log, "w") as f:
