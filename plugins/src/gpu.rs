@@ -50,6 +50,23 @@ impl Act {
             Act::Sigmoid => (4, 0.0, 0.0),
         }
     }
+
+    /// The activation of `x`: the CPU twin of the kernels' `activate` (common.cuh).
+    pub fn apply(self, x: f32) -> f32 {
+        match self {
+            Act::None => x,
+            Act::Relu => x.max(0.0),
+            Act::Clip(lo, hi) => x.max(lo).min(hi),
+            Act::Leaky(alpha) => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    x * alpha
+                }
+            }
+            Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+        }
+    }
 }
 
 /// Score activation code (`SCORE_*` in postprocess.cu).

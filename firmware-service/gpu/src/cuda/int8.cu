@@ -326,3 +326,35 @@ extern "C" __global__ void quantize_f16(void* y, const unsigned short* x, int n,
         }
     }
 }
+
+// A QDQ model's element-wise op between quantized values (Step::Requantize; the CPU twin is
+// engine::int8::requantize): y = quantize(act(dequantize(x) + dequantize(b))), b optional. x and
+// b hold FP16 values on their grids; their integers are recovered exactly, the rest is FP32 with
+// each product and the sum rounded once (no FMA contraction) and round half to even.
+__device__ __forceinline__ float grid_value(unsigned short h, float scale, int zero) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    const int q = __float2int_rn(__fdiv_rn(f, scale)) + zero;
+    return __fmul_rn((float)(q - zero), scale);
+}
+
+extern "C" __global__ void requantize_f16(void* y, const unsigned short* x, float x_scale,
+                                          int x_zero, const unsigned short* b, float b_scale,
+                                          int b_zero, int n, int act, float act_a, float act_b,
+                                          float scale, int zero, int out_int8) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float v = grid_value(x[i], x_scale, x_zero);
+        if (b) v = __fadd_rn(v, grid_value(b[i], b_scale, b_zero));
+        v = activate(v, act, act_a, act_b);
+        int q = __float2int_rn(__fdiv_rn(v, scale)) + zero;
+        q = q < -128 ? -128 : q > 127 ? 127 : q;
+        if (out_int8) {
+            ((signed char*)y)[i] = (signed char)q;
+        } else {
+            const float d = (float)(q - zero) * scale;
+            unsigned short h;
+            asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(d));
+            ((unsigned short*)y)[i] = h;
+        }
+    }
+}

@@ -5,12 +5,19 @@
 
 use super::device::{Arg, DevPtr, Gpu};
 use crate::engine::int8::{Output, QConv, QOutput, QWeights};
+use crate::engine::qdq::Affine;
 use crate::GpuError;
+use adas_plugins::gpu::Act;
 use cudarc::driver::{CudaSlice, CudaStream};
 use std::path::Path;
 
 const SOURCE: &str = include_str!("int8.cu");
-const NAMES: &[&str] = &["conv_int8_mma", "dwconv_int8", "quantize_f16"];
+const NAMES: &[&str] = &[
+    "conv_int8_mma",
+    "dwconv_int8",
+    "quantize_f16",
+    "requantize_f16",
+];
 /// The dense kernel's tile (`I8_BM` × `I8_BN` in int8.cu) and block size.
 const TILE_PIXELS: usize = 64;
 const TILE_CHANNELS: usize = 64;
@@ -153,6 +160,33 @@ pub(crate) fn launch_quantize(
     let (zero, out) = (i32::from(zero), i32::from(int8));
     let args: [&dyn Arg; 6] = [&y, &x, &n, &scale, &zero, &out];
     gpu.launch_on(stream, "quantize_f16", len, 1, 0, &args)
+}
+
+/// Enqueues a [`crate::engine::plan::Step::Requantize`]: `len` values of `x` (and `b`), FP16
+/// on their grids, through `act` onto `grid`, into `y` as int8 (`int8`) or as their FP16 value.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn launch_requantize(
+    gpu: &Gpu,
+    stream: &CudaStream,
+    y: DevPtr,
+    x: (DevPtr, Affine),
+    b: Option<(DevPtr, Affine)>,
+    act: Act,
+    len: usize,
+    grid: Affine,
+    int8: bool,
+) -> Result<(), GpuError> {
+    let n = i32::try_from(len)
+        .map_err(|_| GpuError::Backend(format!("cuda: requantizing {len} values: 2^31 or more")))?;
+    let (xp, xs, xz) = (x.0, x.1.scale, i32::from(x.1.zero));
+    // A null pointer: no second operand.
+    let (bp, bs, bz) = b.map_or((0, 1.0, 0), |(p, g)| (p, g.scale, i32::from(g.zero)));
+    let (code, act_a, act_b) = act.code();
+    let (scale, zero, out) = (grid.scale, i32::from(grid.zero), i32::from(int8));
+    let args: [&dyn Arg; 14] = [
+        &y, &xp, &xs, &xz, &bp, &bs, &bz, &n, &code, &act_a, &act_b, &scale, &zero, &out,
+    ];
+    gpu.launch_on(stream, "requantize_f16", len, 1, 0, &args)
 }
 
 /// One INT8 convolution at a time on a GPU: input up, kernel, output down.

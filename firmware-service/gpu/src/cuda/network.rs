@@ -3,7 +3,7 @@
 //! the stream — eagerly, or while a CUDA graph is being captured.
 
 use super::device::{gpu_error, Arg, DevPtr, Gpu};
-use super::int8::{launch_quantize, DeviceQConv};
+use super::int8::{launch_quantize, launch_requantize, DeviceQConv};
 use crate::engine::branches::{self, Schedule};
 use crate::engine::expand_dw;
 use crate::engine::plan::{ConvStep, Coord, Plan, Step};
@@ -1016,6 +1016,25 @@ impl Network {
                     }
                     launch_quantize(gpu, stream, buf(*y), buf(*x), *len, *scale, *zero, *int8)?
                 }
+                Step::Requantize {
+                    x,
+                    x_grid,
+                    b,
+                    act,
+                    y,
+                    len,
+                    grid,
+                    int8,
+                } => {
+                    if !self.half {
+                        return Err(GpuError::Backend(
+                            "cuda: a quantized plan needs FP16 activations".into(),
+                        ));
+                    }
+                    let b = b.map(|(b, g)| (buf(b), g));
+                    let x = (buf(*x), *x_grid);
+                    launch_requantize(gpu, stream, buf(*y), x, b, *act, *len, *grid, *int8)?
+                }
                 Step::QConv(q) => {
                     let conv = self.qconvs[index].as_ref().ok_or_else(|| {
                         GpuError::Backend(format!("cuda: {}: INT8 convolution not built", q.node))
@@ -1439,6 +1458,15 @@ fn describe(step: &Step) -> String {
         Step::Quantize { len, int8, .. } => {
             format!("quantize {len} → {}", if *int8 { "int8" } else { "fp16" })
         }
+        Step::Requantize { len, b, int8, .. } => format!(
+            "{} {len} → {}",
+            if b.is_some() {
+                "quantized add"
+            } else {
+                "requantize"
+            },
+            if *int8 { "int8" } else { "fp16" }
+        ),
         Step::QConv(q) => {
             let c = &q.spec;
             format!(

@@ -11,6 +11,7 @@
 //! the padding contributing nothing; the activation is the clamp ([`activation_range`]). Where the
 //! consumer is float the output is the dequantized value `(q − y_zero) · y_scale`, rounded to FP16.
 
+use super::qdq::Affine;
 use adas_plugins::gpu::Act;
 
 /// A real multiplier as TensorFlow Lite applies it: `multiplier · 2^shift / 2^31`.
@@ -112,6 +113,24 @@ pub fn activation_range(act: Act, y_scale: f32, y_zero: i8) -> Option<(i8, i8)> 
         Act::Clip(lo, hi) => Some((q(lo), q(hi))),
         Act::Leaky(_) | Act::Sigmoid => None,
     }
+}
+
+/// The integer behind `v`, a value on grid `g` held dequantized (FP16 or FP32): exact, since the
+/// activation type's rounding moves a value by at most 255·2⁻¹¹ of a step.
+pub fn integer_of(v: f32, g: Affine) -> i32 {
+    (v / g.scale).round_ties_even() as i32 + i32::from(g.zero)
+}
+
+/// One value of [`super::plan::Step::Requantize`]: `quantize(act(dequantize(x) +
+/// dequantize(b)))` onto `to`, as ONNX's DequantizeLinear → op → QuantizeLinear define it in
+/// FP32 (each product and the sum rounded once: no fused multiply-add; round half to even;
+/// saturated). On the COCO SSD it agrees with TensorFlow Lite's fixed-point Add and its
+/// Concatenation and Logistic requantization on every value measured (docs/GPU.md).
+pub fn requantize(x: (f32, Affine), b: Option<(f32, Affine)>, act: Act, to: Affine) -> i8 {
+    let real = |(v, g): (f32, Affine)| (integer_of(v, g) - i32::from(g.zero)) as f32 * g.scale;
+    let sum = real(x) + b.map_or(0.0, real);
+    let q = (act.apply(sum) / to.scale).round_ties_even() + f32::from(to.zero);
+    q.clamp(-128.0, 127.0) as i8
 }
 
 /// What an INT8 convolution writes.
@@ -322,6 +341,55 @@ pub fn conv(conv: &QConv, q: &QWeights, x: &[i8]) -> QOutput {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_grid_value_held_in_fp16_gives_back_its_integer() {
+        // Every integer of every zero point, at scales from the COCO SSD's smallest to far past
+        // its largest: FP16 moves the value by at most 255·2⁻¹¹ of a step.
+        for scale in [
+            0.003_906_25f32,
+            0.020_660_741,
+            0.331_191_75,
+            0.459_535_75,
+            7.3,
+        ] {
+            for zero in [-128i8, -18, 0, 94, 127] {
+                let g = Affine { scale, zero };
+                for q in -128i32..=127 {
+                    let v = half::f16::from_f32((q - i32::from(zero)) as f32 * scale).to_f32();
+                    assert_eq!(integer_of(v, g), q, "{g:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn requantize_adds_and_activates_exactly_then_rounds_once() {
+        let a = Affine {
+            scale: 0.25,
+            zero: 4,
+        };
+        let b = Affine {
+            scale: 0.5,
+            zero: -2,
+        };
+        let to = Affine {
+            scale: 1.0,
+            zero: 10,
+        };
+        // (6 − 4)·0.25 + (1 + 2)·0.5 = 2.0 → 2 + 10.
+        assert_eq!(requantize((0.5, a), Some((1.5, b)), Act::None, to), 12);
+        // 0.5 rounds half to even: 0 + 10; ReLU clamps −1.5 to 0.
+        assert_eq!(requantize((0.5, a), None, Act::None, to), 10);
+        assert_eq!(requantize((-1.5, b), None, Act::Relu, to), 10);
+        // Saturates at the int8 ends; the Sigmoid of 0 is 0.5 → 128 on a 1/256 grid.
+        assert_eq!(requantize((200.0, to), None, Act::None, to), 127);
+        let scores = Affine {
+            scale: 1.0 / 256.0,
+            zero: -128,
+        };
+        assert_eq!(requantize((0.0, to), None, Act::Sigmoid, scores), 0);
+    }
 
     #[test]
     fn multipliers_round_trip_as_tflite_quantizes_them() {

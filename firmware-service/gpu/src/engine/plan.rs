@@ -17,6 +17,7 @@
 
 use super::int8::{QConv, QWeights};
 use super::onnx::{attr_float, attr_int, attr_ints, attr_str, Const, OnnxGraph};
+use super::qdq::Affine;
 use adas_plugins::gpu::Act;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -230,6 +231,22 @@ pub enum Step {
     },
     /// An INT8 convolution of a quantized plan ([`super::quantized`]).
     QConv(QConvStep),
+    /// A QDQ model's element-wise op between quantized values ([`super::quantized`]):
+    /// `y = quantize(act(dequantize(x) + dequantize(b)))` over `len` values (`b` optional).
+    /// Each input holds values on its grid, dequantized in the activation type; their integers
+    /// are recovered exactly and the rest is FP32 ([`super::int8::requantize`]), so the
+    /// activation type's rounding never moves a result to the next step. `y` holds q as int8
+    /// where `int8`, else its value.
+    Requantize {
+        x: BufId,
+        x_grid: Affine,
+        b: Option<(BufId, Affine)>,
+        act: Act,
+        y: BufId,
+        len: usize,
+        grid: Affine,
+        int8: bool,
+    },
 }
 
 /// An INT8 convolution: int8 NHWC input `x`, int8 or (dequantized) FP16 output `y`, its
@@ -259,7 +276,8 @@ impl Step {
             | Step::Affine { y, .. }
             | Step::Copy { y, .. }
             | Step::Permute { y, .. }
-            | Step::Quantize { y, .. } => *y,
+            | Step::Quantize { y, .. }
+            | Step::Requantize { y, .. } => *y,
             Step::QConv(q) => q.y,
         }
     }
@@ -286,6 +304,10 @@ impl Step {
             | Step::Permute { x, .. }
             | Step::Quantize { x, .. } => vec![*x],
             Step::QConv(q) => vec![q.x],
+            Step::Requantize { x, b, .. } => [Some(*x), b.map(|(b, _)| b)]
+                .into_iter()
+                .flatten()
+                .collect(),
         }
     }
 }
@@ -367,6 +389,8 @@ impl Plan {
                 Step::Quantize { int8: true, .. } => "quantize → int8",
                 Step::Quantize { .. } => "quantize",
                 Step::QConv(_) => "int8 conv",
+                Step::Requantize { b: Some(_), .. } => "quantized add",
+                Step::Requantize { .. } => "requantize",
             };
             *counts.entry(name).or_default() += 1;
         }

@@ -20,7 +20,7 @@ use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::Framework;
 
 /// A tensor's quantization in the int8 domain: real = (q − zero) · scale.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Affine {
     pub scale: f32,
     pub zero: i8,

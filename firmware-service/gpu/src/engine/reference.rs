@@ -4,23 +4,6 @@
 //! compares the CUDA kernels with the same outputs.
 
 use super::plan::{ConvStep, Coord, Plan, Step};
-use adas_plugins::gpu::Act;
-
-pub fn act(x: f32, a: Act) -> f32 {
-    match a {
-        Act::None => x,
-        Act::Relu => x.max(0.0),
-        Act::Clip(lo, hi) => x.max(lo).min(hi),
-        Act::Leaky(alpha) => {
-            if x >= 0.0 {
-                x
-            } else {
-                x * alpha
-            }
-        }
-        Act::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-    }
-}
 
 /// Source coordinate of output index `o` for Resize (before clamping).
 pub fn resize_coord(o: usize, scale: f32, in_len: usize, out_len: usize, coord: Coord) -> f32 {
@@ -76,7 +59,7 @@ fn conv(c: &ConvStep, bufs: &mut [Vec<f32>], w: &[Vec<f32>]) {
                     if let Some(r) = c.residual {
                         v += bufs[r][i];
                     }
-                    y[i] = act(v, c.act);
+                    y[i] = c.act.apply(v);
                 }
             }
         }
@@ -221,7 +204,7 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                 act: kind,
             } => {
                 let out = (0..*len)
-                    .map(|i| act(bufs[*a][i] + b.map_or(0.0, |b| bufs[b][i]), *kind))
+                    .map(|i| kind.apply(bufs[*a][i] + b.map_or(0.0, |b| bufs[b][i])))
                     .collect();
                 bufs[*y] = out;
             }
@@ -273,6 +256,29 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                             q
                         } else {
                             (q - z) * scale
+                        }
+                    })
+                    .collect();
+                bufs[*y][..*len].copy_from_slice(&values);
+            }
+            Step::Requantize {
+                x,
+                x_grid,
+                b,
+                act,
+                y,
+                len,
+                grid,
+                int8,
+            } => {
+                let values: Vec<f32> = (0..*len)
+                    .map(|i| {
+                        let other = b.map(|(b, g)| (bufs[b][i], g));
+                        let q = super::int8::requantize((bufs[*x][i], *x_grid), other, *act, *grid);
+                        if *int8 {
+                            f32::from(q)
+                        } else {
+                            f32::from(i16::from(q) - i16::from(grid.zero)) * grid.scale
                         }
                     })
                     .collect();
