@@ -306,25 +306,34 @@ extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
                             y_scale);
 }
 
-// A QDQ model's QuantizeLinear (uint8 grid, int8 domain) of FP16 values:
-// q = clamp(round_half_even(x / scale) + zero, −128, 127); int8 out, or its dequantized value
+// A QDQ model's QuantizeLinear (uint8 grid, int8 domain) of v into y[i]:
+// q = clamp(round_half_even(v / scale) + zero, −128, 127); int8 out, or its dequantized value
 // (q − zero)·scale as FP16 where the readers are float.
+__device__ __forceinline__ void store_quantized(void* y, int i, float v, float scale, int zero,
+                                                int out_int8) {
+    int q = __float2int_rn(__fdiv_rn(v, scale)) + zero;
+    q = q < -128 ? -128 : q > 127 ? 127 : q;
+    if (out_int8) {
+        ((signed char*)y)[i] = (signed char)q;
+    } else {
+        const float d = (float)(q - zero) * scale;
+        unsigned short h;
+        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(d));
+        ((unsigned short*)y)[i] = h;
+    }
+}
+
+__device__ __forceinline__ float from_f16(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+// Step::Quantize: FP16 values onto their grid.
 extern "C" __global__ void quantize_f16(void* y, const unsigned short* x, int n, float scale,
                                         int zero, int out_int8) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        float f;
-        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(x[i]));
-        int q = __float2int_rn(__fdiv_rn(f, scale)) + zero;
-        q = q < -128 ? -128 : q > 127 ? 127 : q;
-        if (out_int8) {
-            ((signed char*)y)[i] = (signed char)q;
-        } else {
-            const float d = (float)(q - zero) * scale;
-            unsigned short h;
-            asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(d));
-            ((unsigned short*)y)[i] = h;
-        }
-    }
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+        store_quantized(y, i, from_f16(x[i]), scale, zero, out_int8);
 }
 
 // A QDQ model's element-wise op between quantized values (Step::Requantize; the CPU twin is
@@ -332,9 +341,7 @@ extern "C" __global__ void quantize_f16(void* y, const unsigned short* x, int n,
 // b hold FP16 values on their grids; their integers are recovered exactly, the rest is FP32 with
 // each product and the sum rounded once (no FMA contraction) and round half to even.
 __device__ __forceinline__ float grid_value(unsigned short h, float scale, int zero) {
-    float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
-    const int q = __float2int_rn(__fdiv_rn(f, scale)) + zero;
+    const int q = __float2int_rn(__fdiv_rn(from_f16(h), scale)) + zero;
     return __fmul_rn((float)(q - zero), scale);
 }
 
@@ -345,16 +352,6 @@ extern "C" __global__ void requantize_f16(void* y, const unsigned short* x, floa
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         float v = grid_value(x[i], x_scale, x_zero);
         if (b) v = __fadd_rn(v, grid_value(b[i], b_scale, b_zero));
-        v = activate(v, act, act_a, act_b);
-        int q = __float2int_rn(__fdiv_rn(v, scale)) + zero;
-        q = q < -128 ? -128 : q > 127 ? 127 : q;
-        if (out_int8) {
-            ((signed char*)y)[i] = (signed char)q;
-        } else {
-            const float d = (float)(q - zero) * scale;
-            unsigned short h;
-            asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(d));
-            ((unsigned short*)y)[i] = h;
-        }
+        store_quantized(y, i, activate(v, act, act_a, act_b), scale, zero, out_int8);
     }
 }
