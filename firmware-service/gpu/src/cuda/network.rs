@@ -704,6 +704,19 @@ impl Network {
             let handle = Handle::on(&stream)?;
             lanes.push(Lane::new(gpu, stream, handle, workspace, partials)?);
         }
+        // A quantized plan keeps its dequantized values in FP16 (the INT8 kernels read and
+        // write FP16 beside int8): checked once here, not per launch.
+        let quantized = plan.steps.iter().any(|s| {
+            matches!(
+                s,
+                Step::Quantize { .. } | Step::Requantize { .. } | Step::QConv(_)
+            )
+        });
+        if quantized && !half {
+            return Err(GpuError::Backend(
+                "cuda: a quantized plan needs FP16 activations".into(),
+            ));
+        }
         // INT8 convolutions (a quantized plan; the caller loaded the INT8 kernels).
         let qconvs = plan
             .steps
@@ -1008,14 +1021,7 @@ impl Network {
                     scale,
                     zero,
                     int8,
-                } => {
-                    if !self.half {
-                        return Err(GpuError::Backend(
-                            "cuda: a quantized plan needs FP16 activations".into(),
-                        ));
-                    }
-                    launch_quantize(gpu, stream, buf(*y), buf(*x), *len, *scale, *zero, *int8)?
-                }
+                } => launch_quantize(gpu, stream, buf(*y), buf(*x), *len, *scale, *zero, *int8)?,
                 Step::Requantize {
                     x,
                     x_grid,
@@ -1026,11 +1032,6 @@ impl Network {
                     grid,
                     int8,
                 } => {
-                    if !self.half {
-                        return Err(GpuError::Backend(
-                            "cuda: a quantized plan needs FP16 activations".into(),
-                        ));
-                    }
                     let b = b.map(|(b, g)| (buf(b), g));
                     let x = (buf(*x), *x_grid);
                     launch_requantize(gpu, stream, buf(*y), x, b, *act, *len, *grid, *int8)?
