@@ -290,7 +290,7 @@ pub fn conv_quantization(path: &Path) -> Result<Vec<ConvQuant>, OnnxError> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
-    use super::super::plan::Step;
+    use super::super::plan::{Plan, Step};
     use super::super::{compile, Target};
     use super::*;
     use adas_plugins::Manifest;
@@ -299,18 +299,23 @@ mod tests {
         Path::new(env!("ADAS_REPO_ROOT")).join("models").join(name)
     }
 
+    /// The COCO SSD's float form, compiled as the FP32 engine runs it.
+    fn float_plan() -> Plan {
+        let m = Manifest::load(&model("ssd_mobilenet_v2_coco_300.toml")).unwrap();
+        let graph = onnx::load(&m.onnx).unwrap();
+        let target = Target {
+            tensor_cores: false,
+        };
+        compile(&graph, &m.input.shape, false, &m.output_names(), target).unwrap()
+    }
+
     /// The COCO SSD's QDQ form against its float form (whose weights are the same uint8 weights,
     /// dequantized): every convolution found, its weights in the engine's KRSC order equal to the
     /// float form's, TensorFlow Lite's zero points.
     #[test]
     fn the_coco_ssds_quantization_matches_its_float_form() {
         let convs = conv_quantization(&model("ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap();
-        let m = Manifest::load(&model("ssd_mobilenet_v2_coco_300.toml")).unwrap();
-        let graph = onnx::load(&m.onnx).unwrap();
-        let target = Target {
-            tensor_cores: false,
-        };
-        let plan = compile(&graph, &m.input.shape, false, &m.output_names(), target).unwrap();
+        let plan = float_plan();
         let float: HashMap<&str, _> = plan
             .steps
             .iter()
@@ -362,12 +367,7 @@ mod tests {
     fn every_quantized_layer_computes_its_float_layer() {
         use super::super::int8::{self, activation_range, Output, QConv, QOutput};
         let convs = conv_quantization(&model("ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap();
-        let m = Manifest::load(&model("ssd_mobilenet_v2_coco_300.toml")).unwrap();
-        let graph = onnx::load(&m.onnx).unwrap();
-        let target = Target {
-            tensor_cores: false,
-        };
-        let plan = compile(&graph, &m.input.shape, false, &m.output_names(), target).unwrap();
+        let plan = float_plan();
         let mut state = 0x9e37_79b9u32;
         let (mut worst, mut values) = (0.0f32, 0usize);
         for q in &convs {
