@@ -76,6 +76,10 @@ pub struct Manifest {
     /// Which candidates NMS compares (SSD heads may use [`NmsMode::BestClass`]).
     #[serde(default)]
     pub nms: NmsMode,
+    /// The INT8 calibration table of a float model (`adasd calibrate-int8`), for the GPU engine's
+    /// precision "int8"; relative paths are resolved like `onnx`.
+    #[serde(default)]
+    pub int8_calibration: Option<PathBuf>,
 }
 
 /// How candidates are formed and suppressed.
@@ -470,6 +474,13 @@ impl Manifest {
         let base = path.parent().unwrap_or(Path::new("."));
         if manifest.onnx.is_relative() {
             manifest.onnx = base.join(&manifest.onnx);
+        }
+        if let Some(table) = manifest
+            .int8_calibration
+            .as_mut()
+            .filter(|t| t.is_relative())
+        {
+            *table = base.join(&*table);
         }
         if let HeadSpec::Ssd(SsdHead {
             anchors: AnchorSpec::File(table),

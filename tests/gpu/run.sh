@@ -2,8 +2,8 @@
 # The GPU test + benchmark run, on the GPU test machine (NVIDIA driver, CUDA 13, cuDNN 9, PyTorch):
 #   tests   the GPU tests (kernels vs their CPU twins, engine vs tract, INT8 vs the integer
 #           reference and TensorFlow Lite, detections vs the CPU pipeline, determinism, plan cache)
-#   bench   `adasd bench` per model × precision over $BATCHES: the COCO SSD in FP16 and FP32 (float
-#           model) and INT8 (its QDQ model), NanoDet and SSDLite in FP16 and FP32 (no INT8 form)
+#   bench   `adasd bench` per model × precision over $BATCHES: FP16, FP32 and INT8 (the COCO SSD's
+#           QDQ model; NanoDet and SSDLite with their calibration tables)
 #   peer    the PyTorch peer on the same float ONNX weights (tests/bench/pytorch_peer.py): eager
 #           FP16/FP32 over $BATCHES, torch.compile default and reduce-overhead at $COMPILE_BATCHES
 #   run     `adasd run` end to end on the sample drive
@@ -19,7 +19,7 @@
 # (`network_ms`: input already on the GPU, outputs left there), which is what the peer times.
 #
 # Device time (estimate, one H100/H200, fresh machine, defaults; the limits are the timeouts):
-#   bench   7 sweeps (3 + 2 + 2) × 15–25 s (plan build per batch + 50 runs;   ≈ 105–175 s  (180 s each)
+#   bench   9 sweeps (3 × 3) × 15–25 s (plan build per batch + 50 runs;       ≈ 135–225 s  (180 s each)
 #           the first also compiles the kernels with NVRTC, cached for the rest)
 #   peer    3 models × (10–15 s import, conversion, ONNX Runtime check, dynamo trace
 #           + ≈ 20 s eager FP16/FP32 sweep + 4 torch.compile cells of 5–30 s)   ≈ 150–270 s  (240 s each,
@@ -82,11 +82,12 @@ step() {
 # (with batch 1): the COCO SSD and SSDLite take float NHWC, NanoDet float NCHW.
 declare -A SHAPE=([ssd_mobilenet_v2_coco_300]="1,300,300,3" [ssdlite_mobilenet_v2_pedestrian_300]="1,300,300,3"
   [nanodet_m_coco_416]="1,3,416,416")
-# Precisions per model, in order of interest; INT8 runs the model's QDQ form. NanoDet and SSDLite
-# have no INT8 form (calibrating a float model for the engine's INT8 is not built).
-declare -A PRECISIONS=([ssd_mobilenet_v2_coco_300]="fp16 int8 fp32" [ssdlite_mobilenet_v2_pedestrian_300]="fp16 fp32"
-  [nanodet_m_coco_416]="fp16 fp32")
-manifest() { [[ $2 == int8 ]] && echo "models/${1}_int8.toml" || echo "models/$1.toml"; }
+# Precisions per model, in order of interest. INT8 runs the COCO SSD's own quantization (its QDQ
+# form, models/*_int8.toml); NanoDet and SSDLite are float models quantized with the calibration
+# table their manifest names (`int8_calibration`, made by `adasd calibrate-int8`).
+declare -A PRECISIONS=([ssd_mobilenet_v2_coco_300]="fp16 int8 fp32" [ssdlite_mobilenet_v2_pedestrian_300]="fp16 int8 fp32"
+  [nanodet_m_coco_416]="fp16 int8 fp32")
+manifest() { [[ $2 == int8 && -f models/${1}_int8.toml ]] && echo "models/${1}_int8.toml" || echo "models/$1.toml"; }
 
 # GPU model, driver and the date, for every table's header line.
 nvidia-smi --query-gpu=timestamp,name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"

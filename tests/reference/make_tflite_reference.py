@@ -76,12 +76,13 @@ def images():
 
 def decoded(paths):
     """(path, HxWx3 uint8) as the daemon decodes each image."""
+    # $DECODE_RGB: a decode_rgb already built (CI takes the one its feature build compiled:
+    # building it with another feature set recompiles a dozen crates).
+    command = ([os.environ["DECODE_RGB"]] if os.environ.get("DECODE_RGB") else
+               ["cargo", "run", "-q", "-p", "adas-system-tests", "--example", "decode_rgb", "--"])
     with tempfile.TemporaryDirectory() as tmp:
-        listing = subprocess.run(
-            # `--features ort`: the build CI already has from the parity test (the feature only
-            # adds a run-time-loaded backend; decoding is the same).
-            ["cargo", "run", "-q", "-p", "adas-system-tests", "--features", "ort", "--example",
-             "decode_rgb", "--", tmp, *paths], check=True, capture_output=True, text=True).stdout
+        listing = subprocess.run([*command, tmp, *paths], check=True, capture_output=True,
+                                 text=True).stdout
         for line in listing.splitlines():
             n, w, h, path = line.split(" ", 3)
             raw = np.fromfile(os.path.join(tmp, n + ".rgb"), dtype=np.uint8)

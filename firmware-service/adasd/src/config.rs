@@ -175,8 +175,11 @@ pub struct DetectorConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CudaConfig {
     /// `fp16` (default, tensor cores), `fp32`, or `int8` (INT8 tensor cores with a quantized
-    /// model's own quantization: a QDQ model; a float model is refused).
+    /// model's own quantization — a QDQ model — or a float model's calibration table).
     pub precision: adas_detect::Precision,
+    /// The INT8 calibration table of a float model (`adasd calibrate-int8`); default: the
+    /// model manifest's `int8_calibration`.
+    pub int8_calibration: Option<PathBuf>,
     /// GPU ordinal.
     pub device: usize,
     /// Plan and kernel cache (default: systemd's $CACHE_DIRECTORY, else $XDG_CACHE_HOME/adas,
@@ -191,6 +194,7 @@ impl Default for CudaConfig {
     fn default() -> CudaConfig {
         CudaConfig {
             precision: adas_detect::Precision::default(),
+            int8_calibration: None,
             device: 0,
             cache_dir: None,
             streams: adas_detect::DEFAULT_CUDA_STREAMS,
@@ -261,6 +265,7 @@ pub fn backend_options(
             device: cuda.device,
             cache_dir: cuda.cache_dir(),
             streams: cuda.streams,
+            int8_calibration: cuda.int8_calibration.clone(),
         },
     }
 }
@@ -574,6 +579,9 @@ impl Config {
             resolve(p);
         }
         if let Some(p) = self.detector.cuda.cache_dir.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = self.detector.cuda.int8_calibration.as_mut() {
             resolve(p);
         }
         if let Some(p) = self.detector.ort.tensorrt.engine_cache_dir.as_mut() {

@@ -720,6 +720,7 @@ fn bench_sweep(a: &BenchArgs) -> anyhow::Result<ExitCode> {
             device: 0,
             cache_dir: a.cache_dir.clone(),
             streams: a.streams,
+            ..Default::default()
         },
     );
     let report = adasd::benchmark::sweep(
@@ -769,7 +770,20 @@ fn calibrate_int8(
     for (path, e) in &calibration.skipped {
         eprintln!("warning: skipped unreadable image {}: {e}", path.display());
     }
-    let written = int8::write_table(&calibration.ranges, out)
+    let model_sha256 = match &manifest.sha256 {
+        Some(sha) => sha.clone(),
+        None => adas_plugins::sha256_hex(
+            &std::fs::read(&manifest.onnx)
+                .with_context(|| format!("cannot read {}", manifest.onnx.display()))?,
+        ),
+    };
+    let how = match method {
+        int8::Method::Percentile => format!("percentile {percentile}"),
+        int8::Method::Max => "max".into(),
+        int8::Method::Entropy => "entropy".into(),
+    };
+    let engine = calibration.engine_table(&manifest.name, &model_sha256, &how);
+    let written = int8::write_table(&calibration.ranges, &engine, out)
         .with_context(|| format!("cannot write {}", out.display()))?;
     outln!(
         "calibrated {} on {} images ({:?}): {} tensors → {}",

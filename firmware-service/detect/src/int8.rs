@@ -352,7 +352,6 @@ impl ActivationModel {
             .map_err(|e| err("not a readable ONNX model", e))?;
         let mut candidates: Vec<String> = Vec::new();
         if let Some(graph) = &proto.graph {
-            candidates.push(manifest.input.name.clone());
             for node in &graph.node {
                 if node.op_type == "Constant" {
                     continue;
@@ -361,35 +360,50 @@ impl ActivationModel {
             }
         }
         let shape = manifest.input.shape;
-        let typed = onnx
+        let mut model = onnx
             .model_for_path(path)
             .map_err(|e| err("not a readable ONNX model", e))?
             .with_input_names([manifest.input.name.as_str()])
             .map_err(|e| err("input name from the manifest", e))?
             .with_input_fact(0, f32::fact(shape).into())
-            .map_err(|e| err("input shape from the manifest", e))?
-            .into_typed()
-            .map_err(|e| err("typing", e))?;
+            .map_err(|e| err("input shape from the manifest", e))?;
+        // The tensors are made outputs before typing: typing folds no-op Reshapes away and the
+        // value keeps only one of its names, but an output stays.
         let mut names = Vec::new();
         let mut outlets = Vec::new();
         for name in candidates {
-            let Some(outlet) = typed.find_outlet_label(&name) else {
-                continue;
-            };
-            let Ok(fact) = typed.outlet_fact(outlet) else {
-                continue;
-            };
-            if fact.datum_type != f32::datum_type() || fact.konst.is_some() {
-                continue;
-            }
-            if !outlets.contains(&outlet) {
-                outlets.push(outlet);
-                names.push(name);
+            if let Some(outlet) = model.find_outlet_label(&name) {
+                if !outlets.contains(&outlet) {
+                    outlets.push(outlet);
+                    names.push(name);
+                }
             }
         }
-        let mut typed = typed;
-        typed
+        model
             .select_output_outlets(&outlets)
+            .map_err(|e| err("selecting tensors", e))?;
+        let mut typed = model.into_typed().map_err(|e| err("typing", e))?;
+        // Only the float activations: not the integer shape arithmetic, not constants.
+        let mut kept = Vec::new();
+        let mut kept_names = Vec::new();
+        for (outlet, name) in typed
+            .output_outlets()
+            .map_err(|e| err("outputs", e))?
+            .iter()
+            .zip(names)
+        {
+            let fact = typed.outlet_fact(*outlet).map_err(|e| err("typing", e))?;
+            if fact.datum_type == f32::datum_type() && fact.konst.is_none() {
+                kept.push(*outlet);
+                kept_names.push(name);
+            }
+        }
+        // The input is collected as it is fed (a model input is no node output to select).
+        let names = std::iter::once(manifest.input.name.clone())
+            .chain(kept_names)
+            .collect();
+        typed
+            .select_output_outlets(&kept)
             .map_err(|e| err("selecting tensors", e))?;
         let plan = typed
             .into_optimized()
@@ -403,15 +417,17 @@ impl ActivationModel {
         })
     }
 
-    /// Runs the model; calls `f(tensor index, values)` for every collected tensor.
+    /// Runs the model; calls `f(tensor index, values)` for every collected tensor (index 0: the
+    /// input).
     pub fn run(&self, input: &Tensor, mut f: impl FnMut(usize, &[f32])) -> Result<(), DetectError> {
+        f(0, &input.data);
         let tensor = tract_onnx::prelude::Tensor::from_shape(&self.input_shape, &input.data)
             .map_err(|e| DetectError::Inference(format!("{e:#}")))?;
         let outputs = self
             .plan
             .run(tvec!(tensor.into()))
             .map_err(|e| DetectError::Inference(format!("{e:#}")))?;
-        for (i, value) in outputs.iter().enumerate() {
+        for (i, value) in (1..).zip(outputs.iter()) {
             let view = value
                 .to_plain_array_view::<f32>()
                 .map_err(|e| DetectError::Inference(format!("{e:#}")))?;
@@ -439,9 +455,40 @@ pub const MIN_IMAGES: usize = 10;
 /// Result of a calibration run.
 #[derive(Debug, Clone)]
 pub struct Calibration {
+    /// Symmetric ranges `-r..r` (TensorRT's).
     pub ranges: Ranges,
+    /// Each tensor's lowest value seen (≤ 0).
+    pub lows: Ranges,
     pub images_used: usize,
     pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl Calibration {
+    /// The GPU engine's table for the model whose ONNX file hashes to `model_sha256`: each
+    /// tensor's range is `[max(lowest seen, -r), r]`, so a tensor that never goes (far) below 0
+    /// — after a Relu, a LeakyRelu — keeps its 256 levels where its values are.
+    pub fn engine_table(
+        &self,
+        model: &str,
+        model_sha256: &str,
+        method: &str,
+    ) -> adas_gpu::engine::calibrated::Calibration {
+        adas_gpu::engine::calibrated::Calibration {
+            format: adas_gpu::engine::calibrated::FORMAT.into(),
+            model: model.into(),
+            model_sha256: model_sha256.into(),
+            method: method.into(),
+            images: self.images_used,
+            ranges: self
+                .ranges
+                .iter()
+                .map(|(name, &r)| {
+                    let low = self.lows.get(name).copied().unwrap_or(0.0).clamp(-r, 0.0);
+                    (name.clone(), [low, r])
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Runs the model over the images and computes the ranges. Unreadable images are skipped (and
@@ -481,12 +528,13 @@ pub fn calibrate(
     }
     let n = model.names.len();
     let mut amax = vec![0f32; n];
+    let mut lows = vec![0f32; n];
     for x in &inputs {
         model.run(x, |i, v| {
-            let m = v
-                .iter()
-                .fold(0f32, |m, &a| if a.is_finite() { m.max(a.abs()) } else { m });
-            amax[i] = amax[i].max(m);
+            for &a in v.iter().filter(|a| a.is_finite()) {
+                amax[i] = amax[i].max(a.abs());
+                lows[i] = lows[i].min(a);
+            }
         })?;
     }
     let ranges: Vec<f32> = match request.method {
@@ -510,22 +558,32 @@ pub fn calibrate(
     };
     Ok(Calibration {
         ranges: model.names.iter().cloned().zip(ranges).collect(),
+        lows: model.names.iter().cloned().zip(lows).collect(),
         images_used: inputs.len(),
         skipped,
     })
 }
 
-/// Writes `out` (FlatBuffers) and beside it `<stem>.cache` and `<stem>.json`; returns the paths.
-pub fn write_table(ranges: &Ranges, out: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Writes `out` (FlatBuffers) and beside it `<stem>.cache` and `<stem>.json` (TensorRT's
+/// table for ONNX Runtime), and `<stem>.engine.json`, the GPU engine's `engine` table; returns
+/// the paths.
+pub fn write_table(
+    ranges: &Ranges,
+    engine: &adas_gpu::engine::calibrated::Calibration,
+    out: &Path,
+) -> std::io::Result<Vec<PathBuf>> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
     let cache = out.with_extension("cache");
     let json = out.with_extension("json");
+    let engine_json = out.with_extension("engine.json");
     std::fs::write(out, to_flatbuffers(ranges))?;
     std::fs::write(&cache, to_cache_text(ranges))?;
     std::fs::write(&json, to_json(ranges))?;
-    Ok(vec![out.to_path_buf(), cache, json])
+    let text = serde_json::to_string_pretty(engine).map_err(std::io::Error::other)?;
+    std::fs::write(&engine_json, text + "\n")?;
+    Ok(vec![out.to_path_buf(), cache, json, engine_json])
 }
 
 #[cfg(test)]
@@ -547,6 +605,28 @@ mod tests {
         ] {
             assert_eq!(python_float_repr(v), s);
         }
+    }
+
+    #[test]
+    fn the_engine_table_keeps_each_tensors_side_of_zero() {
+        let named =
+            |v: &[(&str, f32)]| -> Ranges { v.iter().map(|(k, r)| (k.to_string(), *r)).collect() };
+        let c = Calibration {
+            // `wide` went far below the clipping threshold, `leaky` a little, `relu` never.
+            ranges: named(&[("wide", 2.0), ("leaky", 4.0), ("relu", 6.0)]),
+            lows: named(&[("wide", -9.0), ("leaky", -0.5), ("relu", 0.0)]),
+            images_used: 12,
+            skipped: Vec::new(),
+        };
+        let t = c.engine_table("m", "ab12", "entropy");
+        assert_eq!(t.ranges["wide"], [-2.0, 2.0]);
+        assert_eq!(t.ranges["leaky"], [-0.5, 4.0]);
+        assert_eq!(t.ranges["relu"], [0.0, 6.0]);
+        assert_eq!(
+            (t.images, t.model_sha256.as_str(), t.method.as_str()),
+            (12, "ab12", "entropy")
+        );
+        assert_eq!(t.format, adas_gpu::engine::calibrated::FORMAT);
     }
 
     #[test]

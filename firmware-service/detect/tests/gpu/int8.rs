@@ -222,8 +222,8 @@ fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
 #[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
 fn int8_kernels_run_the_coco_ssds_own_layers_bit_for_bit() {
     let gpu = Int8Convolver::new(0).unwrap();
-    let quant =
-        qdq::conv_quantization(&root().join("models/ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap();
+    let model = onnx::read(&root().join("models/ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap();
+    let quant = qdq::conv_quantization(&model).unwrap();
     let convs = coco_ssd_convolutions();
     let mut rng = Rng(0x0c0c_05d0);
     let mut failures = Vec::new();
@@ -438,4 +438,72 @@ fn int8_coco_ssd_matches_tensorflow_lite() {
         same_input.misses.len(),
         same_input.compared
     );
+}
+
+/// The float models INT8 with their shipped calibration tables (`precision = "int8"`, the
+/// manifest's `int8_calibration`) against the FP32 engine, their reference: over the fixture's
+/// images present here, the FP32 detections ≥ 0.45 that have a same-label INT8 detection with
+/// IoU ≥ 0.9 and |Δscore| ≤ 0.05. Calibration rounds every activation, so a few may move more;
+/// most must not.
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn calibrated_int8_keeps_the_fp32_engines_detections() {
+    use adas_detect::{BackendKind, BackendOptions, Detector, Precision};
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/reference/ssd_coco_tflite.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let load = |name: &str, precision| {
+        let options = BackendOptions {
+            cuda: super::options(precision, None),
+            ..Default::default()
+        };
+        let model = root().join("models").join(name);
+        Detector::load_with(&model, BackendKind::Cuda, Some(0.3), &options).unwrap()
+    };
+    for name in [
+        "nanodet_m_coco_416.toml",
+        "ssdlite_mobilenet_v2_pedestrian_300.toml",
+    ] {
+        let (mut fp32, mut int8) = (load(name, Precision::Fp32), load(name, Precision::Int8));
+        let (mut images, mut t) = (0, Tally::default());
+        for path in fixture["images"].as_object().unwrap().keys() {
+            let file = root().join(path);
+            if !file.exists() {
+                continue;
+            }
+            images += 1;
+            let img = image::open(&file).unwrap().to_rgb8();
+            let (w, h) = (img.width() as usize, img.height() as usize);
+            let (want, _) = fp32.detect(img.as_raw(), w, h).unwrap();
+            let (got, _) = int8.detect(img.as_raw(), w, h).unwrap();
+            let reference = serde_json::json!({
+                "detections": want.iter().map(|d| serde_json::json!({
+                    "label": d.label,
+                    "score": d.score,
+                    "box": [d.bbox.x1, d.bbox.y1, d.bbox.x2, d.bbox.y2],
+                })).collect::<Vec<_>>()
+            });
+            tally(&mut t, path, &reference, &got, (1.0, 1.0));
+        }
+        println!(
+            "{name} INT8 (calibrated) vs FP32 engine, {images} images: {}",
+            t.summary()
+        );
+        for m in &t.misses {
+            println!("  {m}");
+        }
+        assert!(
+            images >= 5 && t.compared >= 5,
+            "{images} images, {} detections",
+            t.compared
+        );
+        assert!(
+            3 * t.within >= 2 * t.compared,
+            "{name}: only {} of {} FP32 detections kept within the bar",
+            t.within,
+            t.compared
+        );
+    }
 }

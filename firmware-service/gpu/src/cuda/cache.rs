@@ -12,6 +12,9 @@ pub struct PlanKey {
     /// adasd version and a hash of every kernel source.
     pub engine: String,
     pub model_sha256: String,
+    /// SHA-256 of the INT8 calibration table a float model was quantized with.
+    #[serde(default)]
+    pub calibration_sha256: Option<String>,
     pub input_shape: Vec<usize>,
     pub precision: String,
     pub device: DeviceIdentity,
@@ -96,6 +99,12 @@ pub fn difference(old: &PlanKey, new: &PlanKey) -> String {
     };
     field("engine", old.engine.clone(), new.engine.clone());
     field("model", old.model_sha256.clone(), new.model_sha256.clone());
+    let table = |t: &Option<String>| t.clone().unwrap_or_else(|| "none".into());
+    field(
+        "INT8 calibration",
+        table(&old.calibration_sha256),
+        table(&new.calibration_sha256),
+    );
     field(
         "input shape",
         format!("{:?}", old.input_shape),
@@ -137,6 +146,7 @@ mod tests {
         PlanKey {
             engine: "0.1.0/abc".into(),
             model_sha256: "00ff".into(),
+            calibration_sha256: None,
             input_shape: vec![1, 3, 416, 416],
             precision: "fp16".into(),
             device: DeviceIdentity {
@@ -189,6 +199,10 @@ mod tests {
             why.contains("GPU NVIDIA H200 → Orin") && why.contains("cuDNN 91400 → 90300"),
             "{why}"
         );
+        let mut recalibrated = key();
+        recalibrated.calibration_sha256 = Some("c0de".into());
+        let why = lookup(&path, &recalibrated).unwrap_err();
+        assert!(why.contains("INT8 calibration none → c0de"), "{why}");
         std::fs::write(&path, "{").unwrap();
         assert!(lookup(&path, &key())
             .unwrap_err()

@@ -44,6 +44,8 @@ pub struct CudaOptions {
     pub cache_dir: Option<PathBuf>,
     /// Streams the network's independent branches may run on (1: every step in order).
     pub streams: usize,
+    /// INT8 calibration table of a float model (default: the manifest's `int8_calibration`).
+    pub int8_calibration: Option<PathBuf>,
 }
 
 impl Default for CudaOptions {
@@ -54,6 +56,7 @@ impl Default for CudaOptions {
             device: 0,
             cache_dir: None,
             streams: crate::DEFAULT_CUDA_STREAMS,
+            int8_calibration: None,
         }
     }
 }
@@ -166,7 +169,11 @@ impl CudaBackend {
         let half = options.precision.half();
         let int8 = options.precision == Precision::Int8;
         let head = GpuHead::new(manifest).map_err(model_error)?;
-        let graph = onnx::load(&manifest.onnx).map_err(|e| model_error(e.to_string()))?;
+        let model_sha256 = manifest
+            .sha256
+            .clone()
+            .unwrap_or_else(|| file_hash(&manifest.onnx));
+        let proto = onnx::read(&manifest.onnx).map_err(|e| model_error(e.to_string()))?;
         let mut shape = manifest.input.shape.to_vec();
         shape[0] = batch;
         let nchw = manifest.input.layout == Layout::Nchw;
@@ -175,17 +182,22 @@ impl CudaBackend {
         // mma.sync needs compute capability 8.0 (Jetson Orin, Ampere) or newer.
         // The FP16 tensor-core convolutions; an INT8 plan has its own.
         let tensor_cores = half && !int8 && gpu.identity.compute_capability >= (8, 0);
+        let mut calibration_sha256 = None;
         let lowered = if int8 {
-            let convs = engine::qdq::conv_quantization(&manifest.onnx).map_err(|e| {
-                model_error(format!(
-                    "precision \"int8\" needs a quantized (QDQ) model, e.g. \
-                     models/ssd_mobilenet_v2_coco_300_int8.toml; use precision \"fp16\" for a \
-                     float model (INT8 calibration of float models is not built): {e}"
-                ))
-            })?;
+            let table = options
+                .int8_calibration
+                .as_deref()
+                .or(manifest.int8_calibration.as_deref());
+            let m = engine::calibrated::int8_model(&manifest.name, proto, &model_sha256, table)
+                .map_err(|e| model_error(e.to_string()))?;
+            calibration_sha256 = m.calibration_sha256;
+            let convs =
+                engine::qdq::conv_quantization(&m.proto).map_err(|e| model_error(e.to_string()))?;
+            let graph = onnx::from_model(m.proto).map_err(|e| model_error(e.to_string()))?;
             int8::load(&mut gpu, cache)?;
             engine::compile_int8(&graph, &shape, nchw, &manifest.output_names(), convs)
         } else {
+            let graph = onnx::from_model(proto).map_err(|e| model_error(e.to_string()))?;
             let target = engine::Target { tensor_cores };
             engine::compile(&graph, &shape, nchw, &manifest.output_names(), target)
         }
@@ -203,10 +215,8 @@ impl CudaBackend {
 
         let key = cache::PlanKey {
             engine: format!("{}/{}", env!("CARGO_PKG_VERSION"), source_hash(&plugin_src)),
-            model_sha256: manifest
-                .sha256
-                .clone()
-                .unwrap_or_else(|| file_hash(&manifest.onnx)),
+            model_sha256,
+            calibration_sha256,
             input_shape: shape.clone(),
             precision: options.precision.name().into(),
             device: gpu.identity.clone(),

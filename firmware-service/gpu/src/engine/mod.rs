@@ -2,10 +2,12 @@
 //! NHWC GPU steps with fusion ([`plan`], [`resize_add`]), concats written in place ([`in_place`]),
 //! expansions fused into depthwise convolutions ([`expand_dw`]) and the independent branches
 //! ([`branches`]); the INT8 convolutions' integer arithmetic ([`int8`]) and a QDQ model's
-//! quantization for them ([`qdq`]), and the INT8 plan built with it ([`quantized`]). [`compile`] runs lowering and the passes in their one order.
+//! quantization for them ([`qdq`]) — a float model's made from its calibration ([`calibrated`]) — and
+//! the INT8 plan built with it ([`quantized`]). [`compile`] runs lowering and the passes in their one order.
 //! Pure Rust, tested without a GPU; the runtime ([`crate::cuda`]) executes the plan.
 
 pub mod branches;
+pub mod calibrated;
 pub mod expand_dw;
 pub mod in_place;
 pub mod int8;

@@ -78,9 +78,18 @@ fn node_error(node: &NodeProto, message: impl Into<String>) -> OnnxError {
 
 /// Loads `path` and folds its constant subgraphs.
 pub fn load(path: &Path) -> Result<OnnxGraph, OnnxError> {
-    let model = tract_onnx::onnx()
+    from_model(read(path)?)
+}
+
+/// The ONNX model at `path`, as it is stored.
+pub fn read(path: &Path) -> Result<pb::ModelProto, OnnxError> {
+    tract_onnx::onnx()
         .proto_model_for_path(path)
-        .map_err(|e| OnnxError::Read(format!("{e:#}")))?;
+        .map_err(|e| OnnxError::Read(format!("{e:#}")))
+}
+
+/// `model` with its constant subgraphs folded.
+pub fn from_model(model: pb::ModelProto) -> Result<OnnxGraph, OnnxError> {
     let graph = model
         .graph
         .ok_or_else(|| OnnxError::Read("the model has no graph".into()))?;

@@ -12,12 +12,11 @@
 //! integers. (Requantizing those channels to symmetric int8 instead was measured: up to 34 output
 //! steps off on a late layer.)
 
+use super::calibrated::{before_zero_pads, is_clamp};
 use super::int8::{QWeights, Requant};
 use super::onnx::{self, Const, OnnxError};
 use std::collections::HashMap;
-use std::path::Path;
-use tract_onnx::pb::NodeProto;
-use tract_onnx::prelude::Framework;
+use tract_onnx::pb::{ModelProto, NodeProto};
 
 /// A tensor's quantization in the int8 domain: real = (q − zero) · scale.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -58,12 +57,10 @@ struct Graph {
 }
 
 impl Graph {
-    fn load(path: &Path) -> Result<Graph, OnnxError> {
-        let model = tract_onnx::onnx()
-            .proto_model_for_path(path)
-            .map_err(|e| OnnxError::Read(format!("{e:#}")))?;
+    fn new(model: &ModelProto) -> Result<Graph, OnnxError> {
         let graph = model
             .graph
+            .as_ref()
             .ok_or_else(|| OnnxError::Read("the model has no graph".into()))?;
         let mut consts = HashMap::new();
         for t in &graph.initializer {
@@ -75,7 +72,7 @@ impl Graph {
             consumers: HashMap::new(),
             nodes: Vec::new(),
         };
-        for node in graph.node {
+        for node in graph.node.iter().cloned() {
             if node.op_type == "Constant" {
                 if let Some(t) = node
                     .attribute
@@ -147,9 +144,13 @@ impl Graph {
     }
 
     fn conv(&self, conv: &NodeProto) -> Result<ConvQuant, OnnxError> {
+        let producer = |name: &str| self.producer.get(name);
+        let konst = |name: &str| self.consts.get(name).cloned();
         let dequantized = |input: usize, what: &str| -> Result<&NodeProto, OnnxError> {
             conv.input
                 .get(input)
+                // A zero Pad before the convolution is its padding (the plan folds it).
+                .map(|n| before_zero_pads(n, &producer, &konst))
                 .and_then(|n| self.producer.get(n))
                 .filter(|p| p.op_type == "DequantizeLinear")
                 .ok_or_else(|| {
@@ -163,7 +164,18 @@ impl Graph {
                 })
         };
         let x = self.activation(conv, dequantized(0, "input")?)?;
-        let quantize = match conv.output.first().and_then(|o| self.consumers.get(o)) {
+        // The output's quantization, after the clamp (Relu, Clip) that alone reads it: the
+        // epilogue applies it.
+        let mut output = conv.output.first();
+        if let Some([act]) = output
+            .and_then(|o| self.consumers.get(o))
+            .map(Vec::as_slice)
+        {
+            if is_clamp(act) {
+                output = act.output.first();
+            }
+        }
+        let quantize = match output.and_then(|o| self.consumers.get(o)) {
             Some(c) if c.len() == 1 && c[0].op_type == "QuantizeLinear" => &c[0],
             _ => {
                 return Err(node_error(
@@ -276,10 +288,10 @@ impl Graph {
     }
 }
 
-/// Every convolution of the QDQ model at `path`, in graph order, quantized for the INT8 kernels.
+/// Every convolution of QDQ model `model`, in graph order, quantized for the INT8 kernels.
 /// A model without the quantization of some convolution (a float model) is an error naming it.
-pub fn conv_quantization(path: &Path) -> Result<Vec<ConvQuant>, OnnxError> {
-    let g = Graph::load(path)?;
+pub fn conv_quantization(model: &ModelProto) -> Result<Vec<ConvQuant>, OnnxError> {
+    let g = Graph::new(model)?;
     g.nodes
         .iter()
         .filter(|n| n.op_type == "Conv")
@@ -294,6 +306,7 @@ mod tests {
     use super::super::{compile, Target};
     use super::*;
     use adas_plugins::Manifest;
+    use std::path::Path;
 
     fn model(name: &str) -> std::path::PathBuf {
         Path::new(env!("ADAS_REPO_ROOT")).join("models").join(name)
@@ -314,7 +327,9 @@ mod tests {
     /// float form's, TensorFlow Lite's zero points.
     #[test]
     fn the_coco_ssds_quantization_matches_its_float_form() {
-        let convs = conv_quantization(&model("ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap();
+        let convs =
+            conv_quantization(&onnx::read(&model("ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap())
+                .unwrap();
         let plan = float_plan();
         let float: HashMap<&str, _> = plan
             .steps
@@ -366,7 +381,9 @@ mod tests {
     #[test]
     fn every_quantized_layer_computes_its_float_layer() {
         use super::super::int8::{self, activation_range, Output, QConv, QOutput};
-        let convs = conv_quantization(&model("ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap();
+        let convs =
+            conv_quantization(&onnx::read(&model("ssd_mobilenet_v2_coco_300_int8.onnx")).unwrap())
+                .unwrap();
         let plan = float_plan();
         let mut state = 0x9e37_79b9u32;
         let (mut worst, mut values) = (0.0f32, 0usize);
@@ -465,7 +482,7 @@ mod tests {
 
     #[test]
     fn a_float_model_is_refused_with_what_to_do() {
-        let e = conv_quantization(&model("ssd_mobilenet_v2_coco_300.onnx"))
+        let e = conv_quantization(&onnx::read(&model("ssd_mobilenet_v2_coco_300.onnx")).unwrap())
             .unwrap_err()
             .to_string();
         assert!(

@@ -352,7 +352,7 @@ mod tests {
         let path =
             Path::new(env!("ADAS_REPO_ROOT")).join("models/ssd_mobilenet_v2_coco_300_int8.onnx");
         let graph = onnx::load(&path).unwrap();
-        let convs = qdq::conv_quantization(&path).unwrap();
+        let convs = qdq::conv_quantization(&onnx::read(&path).unwrap()).unwrap();
         compile_int8(
             &graph,
             &[batch, 300, 300, 3],
@@ -515,7 +515,9 @@ mod tests {
     #[test]
     fn a_float_model_is_refused_for_int8_with_what_to_do() {
         let path = Path::new(env!("ADAS_REPO_ROOT")).join("models/ssd_mobilenet_v2_coco_300.onnx");
-        let e = qdq::conv_quantization(&path).unwrap_err().to_string();
+        let e = qdq::conv_quantization(&onnx::read(&path).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a QDQ model"), "{e}");
     }
 }
