@@ -255,19 +255,25 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
     let konst = |name: &str| consts.get(name).and_then(|t| onnx::tensor(t).ok());
     let producer_of = |name: &str| producer.get(name).copied();
 
-    // The values to quantize, and each convolution's input value.
+    // Each convolution's input value (by node index: names may repeat or be empty), and the
+    // values to quantize.
+    let mut conv_input: HashMap<usize, String> = HashMap::new();
     let mut quantized: BTreeSet<String> = BTreeSet::new();
-    let mut conv_input: HashMap<String, String> = HashMap::new();
-    for conv in graph.node.iter().filter(|n| n.op_type == "Conv") {
+    for (i, conv) in graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op_type == "Conv")
+    {
         let (Some(x), Some(y)) = (conv.input.first(), conv.output.first()) else {
             return Err(node_error(conv, "a convolution without input or output"));
         };
         let x = before_zero_pads(x, &producer_of, &konst).to_string();
         let y = match consumers.get(y.as_str()).map(Vec::as_slice) {
-            Some([act]) if is_clamp(act) => act.output[0].clone(),
+            Some([act]) if is_clamp(act) => act.output.first().unwrap_or(y).clone(),
             _ => y.clone(),
         };
-        conv_input.insert(conv.name.clone(), x.clone());
+        conv_input.insert(i, x.clone());
         quantized.insert(x);
         quantized.insert(y);
     }
@@ -319,15 +325,21 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
             quantize_pair(&input.name, &mut nodes, &mut initializer);
         }
     }
-    for n in &graph.node {
+    // The INT8 plan finds each convolution's quantization by node name: every node gets one.
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for (index, n) in graph.node.iter().enumerate() {
         let mut n = n.clone();
+        if n.name.is_empty() || !names.insert(n.name.clone()) {
+            n.name = format!("{}::{}_{index}", n.name, n.op_type);
+            names.insert(n.name.clone());
+        }
         for i in n.input.iter_mut() {
             if quantized.contains(i.as_str()) {
                 *i = dequantized(i);
             }
         }
-        if n.op_type == "Conv" {
-            let x_scale = params[&conv_input[&n.name]].0;
+        if let Some(x) = conv_input.get(&index) {
+            let x_scale = params[x].0;
             quantize_weights(&mut n, x_scale, &consts, &mut nodes, &mut initializer)?;
         }
         let outputs = n.output.clone();
@@ -578,6 +590,27 @@ mod tests {
             );
             assert_eq!(count(&|s| matches!(s, Step::QConv(_))), n_convs, "{name}");
         }
+    }
+
+    /// Exporters may leave node names empty; the INT8 plan still finds every convolution's.
+    #[test]
+    fn nameless_convolutions_keep_their_quantization() {
+        let m = manifest("ssdlite_mobilenet_v2_pedestrian_300.toml");
+        let mut proto = onnx::read(&m.onnx).unwrap();
+        for n in &mut proto.graph.as_mut().unwrap().node {
+            n.name.clear();
+        }
+        let sha = m.sha256.clone().unwrap();
+        let int8 = int8_model(&m.name, proto, &sha, m.int8_calibration.as_deref()).unwrap();
+        let convs = qdq::conv_quantization(&int8.proto).unwrap();
+        let graph = onnx::from_model(int8.proto).unwrap();
+        let plan = compile_int8(&graph, &m.input.shape, false, &m.output_names(), convs).unwrap();
+        let qconvs = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::QConv(_)))
+            .count();
+        assert_eq!(qconvs, 88);
     }
 
     /// INT8 beside FP32 on a real photo, both run by the CPU reference of the plan: the
