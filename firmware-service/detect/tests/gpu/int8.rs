@@ -372,6 +372,27 @@ fn tally(
     }
 }
 
+/// TensorFlow Lite's detections of the .tflite COCO SSD on the fixture's images, and their paths.
+fn tflite_fixture() -> serde_json::Value {
+    let path = root().join("tests/fixtures/reference/ssd_coco_tflite.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The fixture's images present on this machine: path, TensorFlow Lite's entry, pixels.
+fn present_images(
+    fixture: &serde_json::Value,
+) -> Vec<(String, serde_json::Value, image::RgbImage)> {
+    let images = fixture["images"].as_object().unwrap();
+    images
+        .iter()
+        .filter(|(path, _)| root().join(path).exists())
+        .map(|(path, entry)| {
+            let img = image::open(root().join(path)).unwrap().to_rgb8();
+            (path.clone(), entry.clone(), img)
+        })
+        .collect()
+}
+
 /// The whole quantized COCO SSD on the engine's INT8 plan (`precision = "int8"`: the model's own
 /// quantization, TensorFlow Lite's integer convolutions, Add/Concat/Sigmoid requantized from the
 /// exact integers) against TensorFlow Lite running the original .tflite
@@ -384,11 +405,7 @@ fn tally(
 #[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
 fn int8_coco_ssd_matches_tensorflow_lite() {
     use adas_detect::{BackendKind, BackendOptions, Detector, Precision};
-    let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("tests/fixtures/reference/ssd_coco_tflite.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let fixture = tflite_fixture();
     let options = BackendOptions {
         cuda: super::options(Precision::Int8, None),
         ..Default::default()
@@ -396,13 +413,9 @@ fn int8_coco_ssd_matches_tensorflow_lite() {
     let model = root().join("models/ssd_mobilenet_v2_coco_300_int8.toml");
     let mut gpu = Detector::load_with(&model, BackendKind::Cuda, Some(0.25), &options).unwrap();
     let (mut images, mut same_input, mut own_resize) = (0, Tally::default(), Tally::default());
-    for (path, entry) in fixture["images"].as_object().unwrap() {
-        let file = root().join(path);
-        if !file.exists() {
-            continue;
-        }
+    for (path, entry, img) in present_images(&fixture) {
+        let (path, entry) = (path.as_str(), &entry);
         images += 1;
-        let img = image::open(&file).unwrap().to_rgb8();
         let (w, h) = (img.width() as usize, img.height() as usize);
         let input = fixture_pixels(&img, 300);
         let (ours, _) = gpu.detect(input.as_raw(), 300, 300).unwrap();
@@ -449,11 +462,7 @@ fn int8_coco_ssd_matches_tensorflow_lite() {
 #[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
 fn calibrated_int8_keeps_the_fp32_engines_detections() {
     use adas_detect::{BackendKind, BackendOptions, Detector, Precision};
-    let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("tests/fixtures/reference/ssd_coco_tflite.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let fixture = tflite_fixture();
     let load = |name: &str, precision| {
         let options = BackendOptions {
             cuda: super::options(precision, None),
@@ -468,13 +477,9 @@ fn calibrated_int8_keeps_the_fp32_engines_detections() {
     ] {
         let (mut fp32, mut int8) = (load(name, Precision::Fp32), load(name, Precision::Int8));
         let (mut images, mut t) = (0, Tally::default());
-        for path in fixture["images"].as_object().unwrap().keys() {
-            let file = root().join(path);
-            if !file.exists() {
-                continue;
-            }
+        for (path, _, img) in present_images(&fixture) {
+            let path = path.as_str();
             images += 1;
-            let img = image::open(&file).unwrap().to_rgb8();
             let (w, h) = (img.width() as usize, img.height() as usize);
             let (want, _) = fp32.detect(img.as_raw(), w, h).unwrap();
             let (got, _) = int8.detect(img.as_raw(), w, h).unwrap();
