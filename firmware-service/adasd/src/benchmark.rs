@@ -59,8 +59,8 @@ pub fn sweep(
     iterations: usize,
     image: &Path,
 ) -> anyhow::Result<Report> {
-    let img = image::open(image)
-        .map_err(|e| anyhow::anyhow!("cannot read image {}: {e}", image.display()))?
+    let img = adas_io::decode::open(image)
+        .map_err(anyhow::Error::msg)?
         .to_rgb8();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let mut rows = Vec::new();

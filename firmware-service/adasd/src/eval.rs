@@ -147,14 +147,9 @@ pub fn run(
     let mut results = Vec::new();
     for entry in &annotations.images {
         let path: PathBuf = images.join(&entry.file_name);
-        let img = image::open(&path)
-            .with_context(|| {
-                format!(
-                    "cannot read image {} (image {} of {})",
-                    path.display(),
-                    entry.id,
-                    annotations_path.display()
-                )
+        let img = adas_io::decode::open(&path)
+            .map_err(|e| {
+                anyhow::anyhow!("{e} (image {} of {})", entry.id, annotations_path.display())
             })?
             .to_rgb8();
         let (w, h) = img.dimensions();

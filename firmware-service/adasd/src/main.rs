@@ -392,10 +392,10 @@ fn detect(
     let renderer = Renderer::default();
     let mut failed = 0;
     for path in images {
-        let img = match image::open(path) {
+        let img = match adas_io::decode::open(path) {
             Ok(img) => img.to_rgb8(),
             Err(e) => {
-                eprintln!("error: cannot read image {}: {e}", path.display());
+                eprintln!("error: {e}");
                 failed += 1;
                 continue;
             }
@@ -651,8 +651,8 @@ fn bench(
         ..Default::default()
     };
     let mut detector = Detector::load_with(model, backend, None, &options)?;
-    let img = image::open(image)
-        .with_context(|| format!("cannot read image {}", image.display()))?
+    let img = adas_io::decode::open(image)
+        .map_err(anyhow::Error::msg)?
         .to_rgb8();
     let (w, h) = img.dimensions();
     let mut samples = Vec::with_capacity(iterations);

@@ -811,8 +811,8 @@ fn draw_frames(path: &Path, homography: &Homography, dir: &Path) -> anyhow::Resu
         let (Some(jpeg), Some(o)) = (&f.jpeg, &f.outcome) else {
             continue;
         };
-        let mut img = match image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg) {
-            Ok(i) => i.to_rgb8(),
+        let mut img = match adas_io::decode::rgb(jpeg, image::ImageFormat::Jpeg) {
+            Ok(i) => i,
             Err(e) => {
                 eprintln!("warning: frame {} (t = {} ns): {e}", f.seq, f.t_ns);
                 continue;

@@ -36,9 +36,8 @@ fn jpeg_of(path: &Path, quality: Option<u8>) -> anyhow::Result<Vec<u8>> {
     if format == image::ImageFormat::Jpeg && quality.is_none() {
         return Ok(bytes);
     }
-    let img = image::load_from_memory_with_format(&bytes, format)
-        .with_context(|| format!("cannot decode {}", path.display()))?
-        .to_rgb8();
+    let img = adas_io::decode::rgb(&bytes, format)
+        .map_err(|e| anyhow::anyhow!("cannot decode {}: {e}", path.display()))?;
     let mut out = Vec::new();
     img.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
         &mut out,

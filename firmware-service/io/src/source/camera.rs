@@ -328,8 +328,10 @@ pub fn decode(g: &Geometry, data: &[u8]) -> Result<image::RgbImage, String> {
         PixelFormat::Mjpeg => {
             use image::ImageDecoder;
             let cannot = |e| format!("cannot decode MJPEG frame ({} bytes): {e}", data.len());
-            let jpeg = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(data))
-                .map_err(cannot)?;
+            let jpeg = crate::decode::contained(|| {
+                image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(data))
+            })
+            .map_err(cannot)?;
             // The size in the header before decoding: a corrupt frame may claim any size, and
             // decoding an 8208×21776 one from 1 KB took 19 s (found by fuzz target camera_frame).
             let (width, height) = jpeg.dimensions();
@@ -339,9 +341,11 @@ pub fn decode(g: &Geometry, data: &[u8]) -> Result<image::RgbImage, String> {
                     g.width, g.height
                 ));
             }
-            Ok(image::DynamicImage::from_decoder(jpeg)
-                .map_err(cannot)?
-                .to_rgb8())
+            Ok(
+                crate::decode::contained(|| image::DynamicImage::from_decoder(jpeg))
+                    .map_err(cannot)?
+                    .to_rgb8(),
+            )
         }
     }
 }

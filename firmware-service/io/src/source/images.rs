@@ -165,7 +165,7 @@ impl FrameSource for ImageSequence {
                         bytes.len()
                     ));
                 }
-                let img = image::load_from_memory_with_format(&bytes, format)
+                let img = crate::decode::rgb(&bytes, format)
                     .map_err(|e| format!("cannot decode image: {e}"))?;
                 if format == image::ImageFormat::Jpeg {
                     self.last_jpeg = Some(bytes);
@@ -176,7 +176,7 @@ impl FrameSource for ImageSequence {
             Ok(img) => Ok(Frame {
                 seq,
                 t_capture_ns,
-                image: img.to_rgb8(),
+                image: img,
                 origin,
             }),
             Err(message) => Err(FrameError {

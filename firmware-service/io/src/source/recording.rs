@@ -106,12 +106,12 @@ impl FrameSource for RecordingSource {
         let decoded = self
             .last_jpeg
             .as_deref()
-            .map(|b| image::load_from_memory_with_format(b, image::ImageFormat::Jpeg));
+            .map(|b| crate::decode::rgb(b, image::ImageFormat::Jpeg));
         Some(match decoded {
             Some(Ok(img)) => Ok(Frame {
                 seq: f.seq,
                 t_capture_ns: f.t_ns,
-                image: img.to_rgb8(),
+                image: img,
                 origin,
             }),
             Some(Err(e)) => Err(FrameError {
