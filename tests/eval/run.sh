@@ -11,7 +11,8 @@
 # python3). TensorFlow Lite runs in its own venv (tflite-runtime needs numpy<2): $TFLITE_PYTHON,
 # else target/eval/venv-tflite, made here on first use. ORT rows need libonnxruntime.so:
 # $ORT_DYLIB_PATH, else the one in the onnxruntime wheel (as .ci/run does); without it they are
-# skipped with a note.
+# skipped with a note. $ADASD: an adasd built with the `ort` feature (CI passes the one its
+# accelerated-backend tests built); else `cargo build -p adasd --features ort` here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 START=$(date +%s)
@@ -78,12 +79,14 @@ else
     echo "note: no libonnxruntime.so (ORT_DYLIB_PATH / onnxruntime wheel): ort rows skipped"
 fi
 
-echo "=== cargo build -p adasd --features ort"
 # The ort feature loads the library at run time, so it always builds; one binary serves both.
 # The dev profile (dependencies optimised, see Cargo.toml) evaluates the 79 images in ~11 s per
-# row and is the build CI already has.
-cargo build --quiet -p adasd --features ort
-ADASD=target/debug/adasd
+# row.
+if [[ -z ${ADASD:-} ]]; then
+    echo "=== cargo build -p adasd --features ort"
+    cargo build --quiet -p adasd --features ort
+    ADASD=target/debug/adasd
+fi
 
 declare -A ROW_FILE=() GROUP_ROWS=()
 GROUP_ORDER=()
