@@ -681,10 +681,15 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let table = m.int8_calibration.clone().unwrap();
-        let (mut t, _) = Calibration::read(&table).unwrap();
-        t.model_sha256 = "00".repeat(32);
-        let stale = dir.path().join("stale.engine.json");
-        std::fs::write(&stale, serde_json::to_string(&t).unwrap()).unwrap();
+        // The shipped table, edited, written to `name`.
+        let edited = |name: &str, edit: &dyn Fn(&mut Calibration)| {
+            let (mut t, _) = Calibration::read(&table).unwrap();
+            edit(&mut t);
+            let path = dir.path().join(name);
+            std::fs::write(&path, serde_json::to_string(&t).unwrap()).unwrap();
+            path
+        };
+        let stale = edited("stale.engine.json", &|t| t.model_sha256 = "00".repeat(32));
         let e = int8_model(&m.name, proto(), &sha, Some(&stale))
             .unwrap_err()
             .to_string();
@@ -693,10 +698,9 @@ mod tests {
             "{e}"
         );
 
-        let (mut t, _) = Calibration::read(&table).unwrap();
-        t.ranges.retain(|name, _| name == &m.input.name);
-        let partial = dir.path().join("partial.engine.json");
-        std::fs::write(&partial, serde_json::to_string(&t).unwrap()).unwrap();
+        let partial = edited("partial.engine.json", &|t| {
+            t.ranges.retain(|name, _| name == &m.input.name)
+        });
         let e = int8_model(&m.name, proto(), &sha, Some(&partial))
             .unwrap_err()
             .to_string();
