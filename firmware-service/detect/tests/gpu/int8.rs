@@ -167,10 +167,14 @@ fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
     let mut checked = 0;
     for (i, c) in shapes.iter().enumerate() {
         // Every shape at batch 1, dense; every third also at batch 2 with concat-slice pitches
-        // (+16: 16-byte copies stay possible; +4: the 4-byte path).
+        // (+16: 16-byte copies stay possible; +4: the 4-byte path); every fifth with odd
+        // pitches (+1, +3: the byte-wise paths, one channel a thread in the depthwise kernel).
         let mut runs = vec![(1, 0, 0)];
         if i % 3 == 0 {
             runs.push((2, if i % 2 == 0 { 16 } else { 4 }, 8));
+        }
+        if i % 5 == 1 {
+            runs.push((1, 1, 3));
         }
         for (n, pad_x, pad_y) in runs {
             let (spec, q, x) = case(c, i + n, n, pad_x, pad_y, &mut rng);

@@ -34,52 +34,119 @@ __device__ __forceinline__ int requantize(int x, int mult, int shift) {
     return rounding_shift_right(q31_high_mul((int)((unsigned int)x << left), mult), right);
 }
 
+// The epilogue's integer for output channel kk: requantized, its zero point added, clamped.
+__device__ __forceinline__ int int8_output(int acc, int kk, const int* bias, const int* mult,
+                                           const int* shift, int y_zero, int lo, int hi) {
+    const int v = requantize(acc + bias[kk], mult[kk], shift[kk]) + y_zero;
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+// q's dequantized value (q − y_zero)·y_scale as FP16 bits.
+__device__ __forceinline__ unsigned short int8_to_half(int q, int y_zero, float y_scale) {
+    const float f = (float)(q - y_zero) * y_scale;
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
 // The epilogue for output channel kk of output pixel p (see the header).
 __device__ __forceinline__ void int8_store(void* y, int acc, int p, int kk, int yp,
                                            const int* bias, const int* mult, const int* shift,
                                            int y_zero, int lo, int hi, int out_half,
                                            float y_scale) {
-    int v = requantize(acc + bias[kk], mult[kk], shift[kk]) + y_zero;
-    v = v < lo ? lo : v > hi ? hi : v;
+    const int v = int8_output(acc, kk, bias, mult, shift, y_zero, lo, hi);
     const int at = p * yp + kk;
-    if (out_half) {
-        const float f = (float)(v - y_zero) * y_scale;
-        unsigned short h;
-        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-        ((unsigned short*)y)[at] = h;
-    } else {
+    if (out_half)
+        ((unsigned short*)y)[at] = int8_to_half(v, y_zero, y_scale);
+    else
         ((signed char*)y)[at] = (signed char)v;
+}
+
+// Depthwise convolution (groups = C = K), NHWC int8, w [R][S][C] (the host transposes the
+// model's [C][R][S], so that neighbouring channels' taps are neighbours), the epilogue above.
+// Scalar INT32 multiply-adds: a depthwise tap is one product per loaded byte, which tensor cores
+// cannot use. Each thread computes L consecutive channels of one output pixel, consecutive
+// threads consecutive channel groups (coalesced loads): with L = 4 (the host's choice where C,
+// both pitches and the bases allow it) every tap is one 4-byte load of x and one of w, and the
+// outputs one 4-byte int8 or 8-byte FP16 store.
+template <int L>
+__device__ __forceinline__ void dwconv_int8_lanes(void* y, const signed char* x,
+                                                  const signed char* w, const int* bias,
+                                                  const int* mult, const int* shift,
+                                                  const int* w_zero, int n, int h, int wd, int c,
+                                                  int r, int s, int ph, int pw, int sh, int sw,
+                                                  int dh, int dw, int oh, int ow, int xp, int yp,
+                                                  int x_zero, int y_zero, int lo, int hi,
+                                                  int out_half, float y_scale) {
+    const int groups = c / L, total = n * oh * ow * groups;
+    const int fill = (x_zero & 0xff) * 0x01010101;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        const int ch = i % groups * L, p = i / groups, ox = p % ow, oy = p / ow % oh,
+                  bn = p / ow / oh;
+        int acc[L] = {}, sum_x[L] = {};
+        for (int rr = 0; rr < r; ++rr) {
+            const int iy = oy * sh - ph + rr * dh;
+            for (int ss = 0; ss < s; ++ss) {
+                const int ix = ox * sw - pw + ss * dw;
+                const bool in = (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
+                const signed char* xs = x + ((bn * h + iy) * wd + ix) * xp + ch;
+                const signed char* ws = w + (rr * s + ss) * c + ch;
+                if constexpr (L == 4) {
+                    const int xv = in ? *(const int*)xs : fill, wv = *(const int*)ws;
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        const int xj = (signed char)(xv >> (8 * j)),
+                                  wj = (signed char)(wv >> (8 * j));
+                        acc[j] += xj * wj;
+                        sum_x[j] += xj;
+                    }
+                } else {
+                    const int v = in ? *xs : x_zero;
+                    acc[0] += v * *ws;
+                    sum_x[0] += v;
+                }
+            }
+        }
+        int q[L];
+#pragma unroll
+        for (int j = 0; j < L; ++j) {
+            const int a = w_zero ? acc[j] - w_zero[ch + j] * sum_x[j] : acc[j];
+            q[j] = int8_output(a, ch + j, bias, mult, shift, y_zero, lo, hi);
+        }
+        const int at = p * yp + ch;
+        if constexpr (L == 4) {
+            if (out_half) {
+                const unsigned int h01 = int8_to_half(q[0], y_zero, y_scale) |
+                                         (unsigned int)int8_to_half(q[1], y_zero, y_scale) << 16;
+                const unsigned int h23 = int8_to_half(q[2], y_zero, y_scale) |
+                                         (unsigned int)int8_to_half(q[3], y_zero, y_scale) << 16;
+                *(uint2*)((unsigned short*)y + at) = make_uint2(h01, h23);
+            } else {
+                *(int*)((signed char*)y + at) = (q[0] & 0xff) | (q[1] & 0xff) << 8 |
+                                                 (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
+            }
+        } else if (out_half) {
+            ((unsigned short*)y)[at] = int8_to_half(q[0], y_zero, y_scale);
+        } else {
+            ((signed char*)y)[at] = (signed char)q[0];
+        }
     }
 }
 
-// Depthwise convolution (groups = C = K), NHWC int8, w [C][R][S], the epilogue above. One thread
-// per output value, consecutive threads on consecutive channels (coalesced loads); scalar INT32
-// multiply-adds: a depthwise tap is one product per loaded byte, which tensor cores cannot use.
+// Grid-stride over N·OH·OW·C / lanes threads; `lanes` is 4 or 1 (see dwconv_int8_lanes).
 extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const signed char* w,
                                        const int* bias, const int* mult, const int* shift,
                                        const int* w_zero, int n,
                                        int h, int wd, int c, int r, int s, int ph, int pw, int sh,
                                        int sw, int dh, int dw, int oh, int ow, int xp, int yp,
                                        int x_zero, int y_zero, int lo, int hi, int out_half,
-                                       float y_scale) {
-    const int total = n * oh * ow * c;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-        const int ch = i % c, p = i / c, ox = p % ow, oy = p / ow % oh, bn = p / ow / oh;
-        const signed char* wk = w + ch * r * s;
-        int acc = 0, sum_x = 0;
-        for (int rr = 0; rr < r; ++rr) {
-            const int iy = oy * sh - ph + rr * dh;
-            for (int ss = 0; ss < s; ++ss) {
-                const int ix = ox * sw - pw + ss * dw;
-                const bool in = (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
-                const int v = in ? x[((bn * h + iy) * wd + ix) * xp + ch] : x_zero;
-                acc += v * wk[rr * s + ss];
-                sum_x += v;
-            }
-        }
-        if (w_zero) acc -= w_zero[ch] * sum_x;
-        int8_store(y, acc, p, ch, yp, bias, mult, shift, y_zero, lo, hi, out_half, y_scale);
-    }
+                                       float y_scale, int lanes) {
+    if (lanes == 4)
+        dwconv_int8_lanes<4>(y, x, w, bias, mult, shift, w_zero, n, h, wd, c, r, s, ph, pw, sh,
+                             sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+    else
+        dwconv_int8_lanes<1>(y, x, w, bias, mult, shift, w_zero, n, h, wd, c, r, s, ph, pw, sh,
+                             sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
 }
 
 // Implicit-GEMM convolution (groups = 1) on tensor cores: mma.sync m16n8k32 s8·s8 → s32 (sm_80+:

@@ -78,7 +78,15 @@ impl DeviceQConv {
             Ok(b)
         };
         let weights = gpu.alloc(q.weights.len())?;
-        let bytes: Vec<u8> = q.weights.iter().map(|&v| v as u8).collect();
+        let bytes: Vec<u8> = if spec.groups == 1 {
+            q.weights.iter().map(|&v| v as u8).collect()
+        } else {
+            // Depthwise: [C][R·S] → [R·S][C], the layout dwconv_int8 reads 4 channels at a time.
+            let taps = spec.r * spec.s;
+            (0..taps * spec.k)
+                .map(|i| q.weights[i % spec.k * taps + i / spec.k] as u8)
+                .collect()
+        };
         gpu.upload(weights.1, &bytes)?;
         let multipliers: Vec<i32> = q.requant.iter().map(|r| r.multiplier).collect();
         let shifts: Vec<i32> = q.requant.iter().map(|r| r.shift).collect();
@@ -133,11 +141,20 @@ impl DeviceQConv {
             );
             gpu.launch_grid_on(stream, "conv_int8_mma", grid, THREADS, 0, &args)
         } else {
-            let args: [&dyn Arg; 29] = [
+            // Four channels a thread where every access can be 4 bytes (8 for FP16 outputs).
+            let out_bytes = if c.output == Output::Fp16 { 2 } else { 1 };
+            let wide = [c.c, c.x_pitch, c.y_pitch]
+                .iter()
+                .all(|v| v.is_multiple_of(4))
+                && x.is_multiple_of(4)
+                && y.is_multiple_of(4 * out_bytes);
+            let lanes: i32 = if wide { 4 } else { 1 };
+            let args: [&dyn Arg; 30] = [
                 &y, &x, &wt, &b, &m, &sf, &wz, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh, &sw, &dh,
-                &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale,
+                &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale, &lanes,
             ];
-            gpu.launch_on(stream, "dwconv_int8", c.n * c.oh * c.ow * c.k, 1, 0, &args)
+            let threads = c.n * c.oh * c.ow * c.k / lanes as usize;
+            gpu.launch_on(stream, "dwconv_int8", threads, 1, 0, &args)
         }
     }
 }
