@@ -238,21 +238,9 @@ fn can_input(can: &CanConfig, sys_class_net: &Path) -> Option<Finding> {
                  reconnect_ms, but until it exists no status or warning reaches the vehicle; \
                  create it: {}",
                 sys_class_net.join(name).display(),
-                can_bring_up(name)
+                adas_io::can::bring_up_commands(name)
             )))
         }
-    }
-}
-
-/// The commands that make the SocketCAN interface `name` exist and come up.
-pub fn can_bring_up(name: &str) -> String {
-    if name.starts_with("vcan") {
-        format!("sudo ip link add dev {name} type vcan && sudo ip link set {name} up")
-    } else {
-        format!(
-            "sudo ip link set {name} type can bitrate 500000 && sudo ip link set {name} up \
-             (with the vehicle bus's bitrate)"
-        )
     }
 }
 

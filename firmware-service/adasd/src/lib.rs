@@ -28,20 +28,3 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
-
-/// The `main` of the single-device helpers (`adas-canio`, `adas-camera`): logging set up from
-/// the verbosity flags, then `run`; its error goes to stderr under the binary's `name`, after the
-/// counts of held-back log lines, with the exit status `adas_cli::exit_status` gives it.
-pub fn helper_main(
-    name: &str,
-    verbosity: &adas_cli::Verbosity,
-    run: impl FnOnce() -> anyhow::Result<std::process::ExitCode>,
-) -> std::process::ExitCode {
-    let logging = adas_cli::init(verbosity);
-    let result = run();
-    drop(logging);
-    result.unwrap_or_else(|e| {
-        eprintln!("{name}: error: {e:#}");
-        adas_cli::exit_status(e.as_ref())
-    })
-}

@@ -60,6 +60,23 @@ pub fn exit_status(error: &(dyn std::error::Error + 'static)) -> std::process::E
     std::process::ExitCode::FAILURE
 }
 
+/// The `main` of the single-device helpers (`adas-canio`, `adas-camera`): logging set up from
+/// the verbosity flags, then `run`; its error goes to stderr under the binary's `name`, after the
+/// counts of held-back log lines, with the exit status [`exit_status`] gives it.
+pub fn helper_main(
+    name: &str,
+    verbosity: &Verbosity,
+    run: impl FnOnce() -> anyhow::Result<std::process::ExitCode>,
+) -> std::process::ExitCode {
+    let logging = init(verbosity);
+    let result = run();
+    drop(logging);
+    result.unwrap_or_else(|e| {
+        eprintln!("{name}: error: {e:#}");
+        exit_status(e.as_ref())
+    })
+}
+
 /// clap value parser for a duration in seconds: a finite number above zero.
 pub fn seconds(text: &str) -> Result<f64, String> {
     text.parse::<f64>()

@@ -77,7 +77,7 @@ fn frame_size(text: &str) -> Result<(u32, u32), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    adasd::helper_main("adas-camera", &cli.verbosity, || run(&cli))
+    adas_cli::helper_main("adas-camera", &cli.verbosity, || run(&cli))
 }
 
 /// The run gave up on the device: `why`, and what to do.

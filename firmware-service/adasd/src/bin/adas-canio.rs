@@ -53,7 +53,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    adasd::helper_main("adas-canio", &cli.verbosity, || run(&cli))
+    adas_cli::helper_main("adas-canio", &cli.verbosity, || run(&cli))
 }
 
 /// The status for the ego input's state: standby while it is valid, else unavailable with the
@@ -125,7 +125,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
              {RECONNECT_MS} ms; the log above says why). Check that it exists: `ip link show \
              {interface}`; create or bring it up: {}",
             origin.elapsed().as_secs_f64(),
-            adasd::check::can_bring_up(&interface)
+            adas_io::can::bring_up_commands(&interface)
         ))
         .into());
     }
