@@ -12,6 +12,7 @@ The scraped text is kept as DIR/metrics.prom.
 import argparse
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,8 @@ def main():
     with open(config, "a") as f:
         f.write('\n[metrics]\nlisten = "127.0.0.1:0"\n')
     log_path = os.path.join(a.out, "adasd.log")
+    # A frames.jsonl left by an earlier run would count as this run's decided frames.
+    shutil.rmtree(os.path.join(a.out, "out"), ignore_errors=True)
     events = os.path.join(a.out, "out", "frames.jsonl")
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
