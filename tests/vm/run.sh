@@ -2,7 +2,9 @@
 # The VM test bed: boots Debian's stock kernel under qemu (TCG, no KVM) with a busybox initramfs,
 # can-utils, iproute2 and the daemon's binaries with their shared libraries, runs the CAN scenario
 # of guest-init.sh against the real kernel SocketCAN stack, and checks the capture with cantools.
-# Usage: bash tests/vm/run.sh   (runs tests/vm/prepare.sh first; VM_WORK=/tmp/adas-vm by default)
+# Usage: bash tests/vm/run.sh [BIN_DIR]   (runs tests/vm/prepare.sh first; VM_WORK=/tmp/adas-vm by
+# default). BIN_DIR holds adasd, adas-canio and adas-camera as already built; without it they are
+# built here (debug, default features).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -13,10 +15,16 @@ KVER=$(basename "$KDIR")
 VMLINUZ=$VM_WORK/kernel/boot/vmlinuz-$KVER
 
 echo "--- the daemon's binaries (the host's debug build; they run on the guest's copy of its glibc)"
-# The same build `cargo test` made (default features: v4l2 and video), so CI compiles nothing
-# more here; the guest gets the binaries' shared libraries next to can-utils'.
-cargo build -q -p adasd --bins
-BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
+# CI passes the folder `cargo test --workspace` built them in: `cargo build -p adasd` resolves
+# features for adasd alone, not for the workspace and its tests, and would rebuild most
+# dependencies (4 to 7 minutes on 2 cores). The guest gets the binaries' shared libraries next to
+# can-utils'.
+if [[ -n ${1:-} ]]; then
+    BIN=$1
+else
+    cargo build -q -p adasd --bins
+    BIN=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug
+fi
 
 echo "--- initramfs"
 IR=$VM_WORK/initramfs
