@@ -2,9 +2,10 @@
 # CI's fuzz smoke run, on the stable toolchain alone: builds every fuzz target once, as
 # `cargo fuzz build -a --sanitizer none` would (libFuzzer with coverage instrumentation, debug
 # assertions and overflow checks on), then runs each for FUZZ_SECONDS (15) from its committed
-# corpus. Fails if any target crashes, hangs (> 10 s on one input) or runs out of memory; the
-# input that did it is left in fuzz/artifacts/<target>/. New inputs go to a scratch folder, so
-# the committed corpus is not changed.
+# corpus, as many at a time as there are cores (FUZZ_JOBS). Fails if any target crashes, hangs
+# (> 10 s on one input) or runs out of memory; the input that did it is left in
+# fuzz/artifacts/<target>/. New inputs go to a scratch folder, so the committed corpus is not
+# changed.
 #
 # No cargo-fuzz or nightly needed: the flags below are those of cargo-fuzz 0.13 (src/project.rs)
 # for `cargo fuzz build -a -s none`, and the binaries land where it puts them, so both tools share
@@ -44,13 +45,26 @@ bin="${CARGO_TARGET_DIR:-target}/$triple/release"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+# One target per core at a time: each libFuzzer run is single-threaded, so running them side by
+# side gives every target the same executions as running them one after another.
+parallel=${FUZZ_JOBS:-$(nproc)}
+run_target() {
+    local t=$1 rc=0
+    mkdir -p "$scratch/$t" "artifacts/$t"
+    "$bin/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="artifacts/$t/" -print_final_stats=1 "$scratch/$t" "corpus/$t" \
+        2>"$scratch/$t.log" || rc=$?
+    echo "$rc" >"$scratch/$t.rc"
+}
+for t in "${targets[@]}"; do
+    while (($(jobs -rp | wc -l) >= parallel)); do wait -n || true; done
+    run_target "$t" &
+done
+wait
 failed=()
 for t in "${targets[@]}"; do
-    mkdir -p "$scratch/$t" "artifacts/$t"
     echo "=== $t: ${seconds} s from corpus/$t ($(find "corpus/$t" -type f | wc -l) inputs)"
-    if ! "$bin/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="artifacts/$t/" -print_final_stats=1 "$scratch/$t" "corpus/$t" \
-        2>"$scratch/$t.log"; then
+    if [[ $(cat "$scratch/$t.rc") != 0 ]]; then
         failed+=("$t")
         tail -n 60 "$scratch/$t.log"
     fi
@@ -61,4 +75,4 @@ if ((${#failed[@]})); then
     echo "fuzz targets that failed: ${failed[*]} (inputs in fuzz/artifacts/)" >&2
     exit 1
 fi
-echo "all ${#targets[@]} fuzz targets ran ${seconds} s without a crash"
+echo "all ${#targets[@]} fuzz targets ran ${seconds} s without a crash ($parallel at a time)"
