@@ -1,8 +1,8 @@
 //! The INT8 kernels against the integer reference (`adas_gpu::engine::int8`), bit for bit, on
 //! every convolution shape of the COCO SSD: dense ones on tensor cores, depthwise ones on CUDA
 //! cores, each copy width of the dense kernel (16-, 4- and 1-byte chunks), with and without weight
-//! zero points, int8 and FP16 outputs, the clamps of no activation, ReLU and ReLU6, batches and
-//! pitched (concat-slice) buffers.
+//! zero points, int8 outputs, FP16 ones (dequantized from the grid, or straight from the sums),
+//! the clamps of no activation, ReLU and ReLU6, batches and pitched (concat-slice) buffers.
 
 use super::{manifest, root, MODELS};
 use adas_gpu::cuda::Int8Convolver;
@@ -79,10 +79,11 @@ fn case(
     rng: &mut Rng,
 ) -> (QConv, QWeights, Vec<i8>) {
     let act = [Act::Clip(0.0, 6.0), Act::Relu, Act::None][variant % 3];
-    let output = if variant % 4 == 3 {
-        Output::Fp16
-    } else {
-        Output::Int8
+    // Each output kind with and without weight zero points (the variant's parity).
+    let output = match variant / 2 % 4 {
+        2 => Output::Fp16,
+        3 => Output::Float,
+        _ => Output::Int8,
     };
     // Near the middle, so that ReLU and ReLU6 leave values on both sides of their clamps.
     let y_zero = (rng.next() % 81) as i8 - 40;
@@ -119,6 +120,10 @@ fn case(
         requant: (0..spec.k)
             .map(|_| Requant::new(base * (0.5 + 1.5 * rng.unit())))
             .collect(),
+        // Real values of a few hundred at most: inside FP16's range.
+        scale: (0..spec.k)
+            .map(|_| 1e-3 * (0.5 + rng.unit() as f32))
+            .collect(),
     };
     let x = (0..spec.x_len()).map(|_| rng.i8()).collect();
     (spec, q, x)
@@ -126,7 +131,7 @@ fn case(
 
 /// Values that differ between the two outputs (the whole buffers, so a write between pitched
 /// pixels counts too; FP16 compared by bits), and how many output values of the reference lie
-/// strictly inside the clamp.
+/// strictly inside the clamp (a float output's: how many are not 0).
 fn compare(spec: &QConv, gpu: &QOutput, cpu: &QOutput) -> (usize, usize) {
     let positions = (0..spec.n * spec.oh * spec.ow)
         .flat_map(|p| (0..spec.k).map(move |k| p * spec.y_pitch + k))
@@ -147,7 +152,10 @@ fn compare(spec: &QConv, gpu: &QOutput, cpu: &QOutput) -> (usize, usize) {
                 .count(),
             positions
                 .iter()
-                .filter(|&&i| inside((c[i] / spec.y_scale).round() as i32 + i32::from(spec.y_zero)))
+                .filter(|&&i| match spec.output {
+                    Output::Float => c[i] != 0.0,
+                    _ => inside((c[i] / spec.y_scale).round() as i32 + i32::from(spec.y_zero)),
+                })
                 .count(),
         ),
         _ => (usize::MAX, 0),
@@ -234,11 +242,13 @@ fn int8_kernels_run_the_coco_ssds_own_layers_bit_for_bit() {
     for q in &quant {
         let c = convs.iter().find(|c| c.node == q.node).unwrap();
         let float_consumer = q.node.contains("Predictor");
+        // The COCO SSD quantizes every convolution's output.
+        let y = q.y.unwrap();
         let spec = QConv {
             x_zero: q.x.zero,
-            y_zero: q.y.zero,
-            y_scale: q.y.scale,
-            clamp: activation_range(c.act, q.y.scale, q.y.zero).unwrap(),
+            y_zero: y.zero,
+            y_scale: y.scale,
+            clamp: activation_range(c.act, y.scale, y.zero).unwrap(),
             output: if float_consumer {
                 Output::Fp16
             } else {

@@ -11,8 +11,10 @@
 // exactly TensorFlow Lite's Σ (x − x_zero)·(w − w_zero) + bias.
 // The epilogue requantizes as TensorFlow Lite does (gemmlowp's fixed-point multiplier, Q31
 // `mult` and power-of-two `shift` per output channel, rounding twice), adds the output's zero
-// point and clamps to [lo, hi]: the activation (ReLU, ReLU6) in the quantized domain. It writes
-// int8, or — where the consumer is float — the dequantized value (q − y_zero)·y_scale as FP16.
+// point and clamps to [lo, hi]: the activation (ReLU, ReLU6) in the quantized domain. `out_mode`
+// says what it writes: 0 that int8; 1 (the consumer is float) its dequantized value
+// (q − y_zero)·y_scale as FP16; 2 (the model leaves the output unquantized) the sum's real value
+// (acc + bias)·scale[kk] in FP32, rounded once to FP16, with no grid and no clamp.
 
 // Rounded high half of 2·a·b, saturated (gemmlowp SaturatingRoundingDoublingHighMul).
 __device__ __forceinline__ int q31_high_mul(int a, int b) {
@@ -41,22 +43,35 @@ __device__ __forceinline__ int int8_output(int acc, int kk, const int* bias, con
     return v < lo ? lo : v > hi ? hi : v;
 }
 
-// q's dequantized value (q − y_zero)·y_scale as FP16 bits.
-__device__ __forceinline__ unsigned short int8_to_half(int q, int y_zero, float y_scale) {
-    const float f = (float)(q - y_zero) * y_scale;
+__device__ __forceinline__ unsigned short f32_to_half(float f) {
     unsigned short h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
 }
 
+// q's dequantized value (q − y_zero)·y_scale as FP16 bits.
+__device__ __forceinline__ unsigned short int8_to_half(int q, int y_zero, float y_scale) {
+    return f32_to_half(__fmul_rn((float)(q - y_zero), y_scale));
+}
+
+// Output mode 2: the sum's real value as FP16 bits (one FP32 product, no fused multiply-add).
+__device__ __forceinline__ unsigned short sum_to_half(int acc, int kk, const int* bias,
+                                                      const float* scale) {
+    return f32_to_half(__fmul_rn(__int2float_rn(acc + bias[kk]), scale[kk]));
+}
+
 // The epilogue for output channel kk of output pixel p (see the header).
 __device__ __forceinline__ void int8_store(void* y, int acc, int p, int kk, int yp,
                                            const int* bias, const int* mult, const int* shift,
-                                           int y_zero, int lo, int hi, int out_half,
-                                           float y_scale) {
-    const int v = int8_output(acc, kk, bias, mult, shift, y_zero, lo, hi);
+                                           const float* scale, int y_zero, int lo, int hi,
+                                           int out_mode, float y_scale) {
     const int at = p * yp + kk;
-    if (out_half)
+    if (out_mode == 2) {
+        ((unsigned short*)y)[at] = sum_to_half(acc, kk, bias, scale);
+        return;
+    }
+    const int v = int8_output(acc, kk, bias, mult, shift, y_zero, lo, hi);
+    if (out_mode == 1)
         ((unsigned short*)y)[at] = int8_to_half(v, y_zero, y_scale);
     else
         ((signed char*)y)[at] = (signed char)v;
@@ -73,11 +88,11 @@ template <int L>
 __device__ __forceinline__ void dwconv_int8_lanes(void* y, const signed char* x,
                                                   const signed char* w, const int* bias,
                                                   const int* mult, const int* shift,
-                                                  const int* w_zero, int n, int h, int wd, int c,
-                                                  int r, int s, int ph, int pw, int sh, int sw,
-                                                  int dh, int dw, int oh, int ow, int xp, int yp,
-                                                  int x_zero, int y_zero, int lo, int hi,
-                                                  int out_half, float y_scale) {
+                                                  const float* scale, const int* w_zero, int n,
+                                                  int h, int wd, int c, int r, int s, int ph,
+                                                  int pw, int sh, int sw, int dh, int dw, int oh,
+                                                  int ow, int xp, int yp, int x_zero, int y_zero,
+                                                  int lo, int hi, int out_mode, float y_scale) {
     const int groups = c / L, total = n * oh * ow * groups;
     const int fill = (x_zero & 0xff) * 0x01010101;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
@@ -107,26 +122,29 @@ __device__ __forceinline__ void dwconv_int8_lanes(void* y, const signed char* x,
                 }
             }
         }
-        int q[L];
+        // Each lane's output: the int8 q, or the FP16 bits h (modes 1 and 2).
+        int q[L] = {};
+        unsigned int hb[L] = {};
 #pragma unroll
         for (int j = 0; j < L; ++j) {
             const int a = w_zero ? acc[j] - w_zero[ch + j] * sum_x[j] : acc[j];
-            q[j] = int8_output(a, ch + j, bias, mult, shift, y_zero, lo, hi);
+            if (out_mode == 2) {
+                hb[j] = sum_to_half(a, ch + j, bias, scale);
+            } else {
+                q[j] = int8_output(a, ch + j, bias, mult, shift, y_zero, lo, hi);
+                if (out_mode == 1) hb[j] = int8_to_half(q[j], y_zero, y_scale);
+            }
         }
         const int at = p * yp + ch;
         if constexpr (L == 4) {
-            if (out_half) {
-                const unsigned int h01 = int8_to_half(q[0], y_zero, y_scale) |
-                                         (unsigned int)int8_to_half(q[1], y_zero, y_scale) << 16;
-                const unsigned int h23 = int8_to_half(q[2], y_zero, y_scale) |
-                                         (unsigned int)int8_to_half(q[3], y_zero, y_scale) << 16;
-                *(uint2*)((unsigned short*)y + at) = make_uint2(h01, h23);
+            if (out_mode) {
+                *(uint2*)((unsigned short*)y + at) = make_uint2(hb[0] | hb[1] << 16, hb[2] | hb[3] << 16);
             } else {
                 *(int*)((signed char*)y + at) = (q[0] & 0xff) | (q[1] & 0xff) << 8 |
                                                  (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
             }
-        } else if (out_half) {
-            ((unsigned short*)y)[at] = int8_to_half(q[0], y_zero, y_scale);
+        } else if (out_mode) {
+            ((unsigned short*)y)[at] = (unsigned short)hb[0];
         } else {
             ((signed char*)y)[at] = (signed char)q[0];
         }
@@ -136,17 +154,19 @@ __device__ __forceinline__ void dwconv_int8_lanes(void* y, const signed char* x,
 // Grid-stride over N·OH·OW·C / lanes threads; `lanes` is 4 or 1 (see dwconv_int8_lanes).
 extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const signed char* w,
                                        const int* bias, const int* mult, const int* shift,
-                                       const int* w_zero, int n,
+                                       const float* scale, const int* w_zero, int n,
                                        int h, int wd, int c, int r, int s, int ph, int pw, int sh,
                                        int sw, int dh, int dw, int oh, int ow, int xp, int yp,
-                                       int x_zero, int y_zero, int lo, int hi, int out_half,
+                                       int x_zero, int y_zero, int lo, int hi, int out_mode,
                                        float y_scale, int lanes) {
     if (lanes == 4)
-        dwconv_int8_lanes<4>(y, x, w, bias, mult, shift, w_zero, n, h, wd, c, r, s, ph, pw, sh,
-                             sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+        dwconv_int8_lanes<4>(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s, ph,
+                             pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
+                             out_mode, y_scale);
     else
-        dwconv_int8_lanes<1>(y, x, w, bias, mult, shift, w_zero, n, h, wd, c, r, s, ph, pw, sh,
-                             sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half, y_scale);
+        dwconv_int8_lanes<1>(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s, ph,
+                             pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
+                             out_mode, y_scale);
 }
 
 // Implicit-GEMM convolution (groups = 1) on tensor cores: mma.sync m16n8k32 s8·s8 → s32 (sm_80+:
@@ -260,11 +280,11 @@ template <int V>
 __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const signed char* x,
                                                 const signed char* w, const int* bias,
                                                 const int* mult, const int* shift,
-                                                const int* w_zero, int n, int h,
-                                                int wd, int c, int k, int r, int s, int ph, int pw,
-                                                int sh, int sw, int dh, int dw, int oh, int ow,
-                                                int xp, int yp, int x_zero, int y_zero, int lo,
-                                                int hi, int out_half, float y_scale) {
+                                                const float* scale, const int* w_zero, int n,
+                                                int h, int wd, int c, int k, int r, int s, int ph,
+                                                int pw, int sh, int sw, int dh, int dw, int oh,
+                                                int ow, int xp, int yp, int x_zero, int y_zero,
+                                                int lo, int hi, int out_mode, float y_scale) {
 #if __CUDA_ARCH__ >= 800
     signed char(*as)[I8_BM][I8_LD] = sm.as;
     signed char(*bs)[I8_BN][I8_LD] = sm.bs;
@@ -341,8 +361,8 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
                     const int row = p - p0;
                     const int sx = sm.sum_x[0][row] + sm.sum_x[1][row];
                     const int v = w_zero ? acc[mi][ni][e] - w_zero[kk] * sx : acc[mi][ni][e];
-                    int8_store(y, v, p, kk, yp, bias, mult, shift, y_zero, lo, hi, out_half,
-                               y_scale);
+                    int8_store(y, v, p, kk, yp, bias, mult, shift, scale, y_zero, lo, hi,
+                               out_mode, y_scale);
                 }
             }
 #else
@@ -353,24 +373,24 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
 // Grid (⌈N·OH·OW / 64⌉, ⌈K / 64⌉), 128 threads. Parameters as dwconv_int8 plus K.
 extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
     void* y, const signed char* x, const signed char* w, const int* bias, const int* mult,
-    const int* shift, const int* w_zero, int n, int h, int wd, int c, int k, int r, int s, int ph,
-    int pw, int sh, int sw, int dh, int dw, int oh, int ow, int xp, int yp, int x_zero, int y_zero,
-    int lo, int hi, int out_half, float y_scale) {
+    const int* shift, const float* scale, const int* w_zero, int n, int h, int wd, int c, int k,
+    int r, int s, int ph, int pw, int sh, int sw, int dh, int dw, int oh, int ow, int xp, int yp,
+    int x_zero, int y_zero, int lo, int hi, int out_mode, float y_scale) {
     // One shared block for every copy width (per-instantiation arrays would add up).
     __shared__ __align__(16) I8Shared sm;
     const unsigned long long xa = (unsigned long long)x, wa = (unsigned long long)w;
     if ((c | xp) % 16 == 0 && (xa | wa) % 16 == 0)
-        conv_int8_tiles<16>(sm, y, x, w, bias, mult, shift, w_zero, n, h, wd, c, k, r, s, ph, pw,
-                             sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half,
-                             y_scale);
+        conv_int8_tiles<16>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
+                             ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
+                             out_mode, y_scale);
     else if ((c | xp) % 4 == 0 && (xa | wa) % 4 == 0)
-        conv_int8_tiles<4>(sm, y, x, w, bias, mult, shift, w_zero, n, h, wd, c, k, r, s, ph, pw,
-                            sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half,
-                            y_scale);
+        conv_int8_tiles<4>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
+                            ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
+                            out_mode, y_scale);
     else
-        conv_int8_tiles<1>(sm, y, x, w, bias, mult, shift, w_zero, n, h, wd, c, k, r, s, ph, pw,
-                            sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_half,
-                            y_scale);
+        conv_int8_tiles<1>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
+                            ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
+                            out_mode, y_scale);
 }
 
 // A QDQ model's QuantizeLinear (uint8 grid, int8 domain) of v into y[i]:

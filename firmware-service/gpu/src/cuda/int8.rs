@@ -49,6 +49,7 @@ pub(crate) struct DeviceQConv {
     bias: (CudaSlice<u8>, DevPtr),
     multiplier: (CudaSlice<u8>, DevPtr),
     shift: (CudaSlice<u8>, DevPtr),
+    scale: (CudaSlice<u8>, DevPtr),
     /// Weight zero points; None for symmetric weights (the kernels then skip Σ x).
     w_zero: Option<(CudaSlice<u8>, DevPtr)>,
 }
@@ -59,14 +60,15 @@ impl DeviceQConv {
             return Err(GpuError::Backend(format!("cuda: INT8 convolution: {why}")));
         }
         let want = spec.k * spec.q_len();
-        let per_channel = [q.bias.len(), q.requant.len(), q.w_zero.len()];
+        let per_channel = [q.bias.len(), q.requant.len(), q.scale.len(), q.w_zero.len()];
         if q.weights.len() != want || per_channel.iter().any(|&n| n != spec.k) {
             return Err(GpuError::Backend(format!(
-                "cuda: INT8 convolution: {} weights, {} biases, {} multipliers, {} zero points for \
-                 {} output channels of {} taps each",
+                "cuda: INT8 convolution: {} weights, {} biases, {} multipliers, {} scales, {} zero \
+                 points for {} output channels of {} taps each",
                 q.weights.len(),
                 q.bias.len(),
                 q.requant.len(),
+                q.scale.len(),
                 q.w_zero.len(),
                 spec.k,
                 spec.q_len()
@@ -77,6 +79,8 @@ impl DeviceQConv {
             gpu.upload(b.1, v)?;
             Ok(b)
         };
+        let scale = gpu.alloc(q.scale.len() * 4)?;
+        gpu.upload(scale.1, &q.scale)?;
         let weights = gpu.alloc(q.weights.len())?;
         let bytes: Vec<u8> = if spec.groups == 1 {
             q.weights.iter().map(|&v| v as u8).collect()
@@ -102,6 +106,7 @@ impl DeviceQConv {
             bias: put_i32(&spec.folded_bias(q))?,
             multiplier: put_i32(&multipliers)?,
             shift: put_i32(&shifts)?,
+            scale,
             w_zero,
         })
     }
@@ -124,15 +129,21 @@ impl DeviceQConv {
         let (xp, yp) = (i(c.x_pitch), i(c.y_pitch));
         let (xz, yz) = (i32::from(c.x_zero), i32::from(c.y_zero));
         let (lo, hi) = (i32::from(c.clamp.0), i32::from(c.clamp.1));
-        let half = i32::from(c.output == Output::Fp16);
-        let scale = c.y_scale;
+        // int8.cu's out_mode.
+        let mode: i32 = match c.output {
+            Output::Int8 => 0,
+            Output::Fp16 => 1,
+            Output::Float => 2,
+        };
+        let y_scale = c.y_scale;
         let (wt, b, m, sf) = (self.weights.1, self.bias.1, self.multiplier.1, self.shift.1);
+        let sc = self.scale.1;
         // A null pointer: symmetric weights.
         let wz: DevPtr = self.w_zero.as_ref().map_or(0, |z| z.1);
         if c.groups == 1 {
-            let args: [&dyn Arg; 30] = [
-                &y, &x, &wt, &b, &m, &sf, &wz, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh, &sw,
-                &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale,
+            let args: [&dyn Arg; 31] = [
+                &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh,
+                &sw, &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale,
             ];
             let grid = (
                 (c.n * c.oh * c.ow).div_ceil(TILE_PIXELS) as u32,
@@ -142,16 +153,16 @@ impl DeviceQConv {
             gpu.launch_grid_on(stream, "conv_int8_mma", grid, THREADS, 0, &args)
         } else {
             // Four channels a thread where every access can be 4 bytes (8 for FP16 outputs).
-            let out_bytes = if c.output == Output::Fp16 { 2 } else { 1 };
+            let out_bytes = c.output.bytes() as u64;
             let wide = [c.c, c.x_pitch, c.y_pitch]
                 .iter()
                 .all(|v| v.is_multiple_of(4))
                 && x.is_multiple_of(4)
                 && y.is_multiple_of(4 * out_bytes);
             let lanes: i32 = if wide { 4 } else { 1 };
-            let args: [&dyn Arg; 30] = [
-                &y, &x, &wt, &b, &m, &sf, &wz, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh, &sw, &dh,
-                &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &half, &scale, &lanes,
+            let args: [&dyn Arg; 31] = [
+                &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh, &sw,
+                &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &lanes,
             ];
             let threads = c.n * c.oh * c.ow * c.k / lanes as usize;
             gpu.launch_on(stream, "dwconv_int8", threads, 1, 0, &args)
@@ -241,8 +252,7 @@ impl Int8Convolver {
         let bytes: Vec<u8> = x.iter().map(|&v| v as u8).collect();
         gpu.upload(xb.1, &bytes)?;
         let len = spec.y_len();
-        let elem = if spec.output == Output::Fp16 { 2 } else { 1 };
-        let yb = gpu.alloc(len * elem)?;
+        let yb = gpu.alloc(len * spec.output.bytes())?;
         conv.launch_on(gpu, &gpu.stream, yb.1, xb.1)?;
         let out = match spec.output {
             Output::Int8 => {
@@ -251,7 +261,7 @@ impl Int8Convolver {
                 gpu.sync()?;
                 QOutput::Int8(y.into_iter().map(|v| v as i8).collect())
             }
-            Output::Fp16 => {
+            Output::Fp16 | Output::Float => {
                 let mut y = vec![0u16; len];
                 gpu.download(&mut y, yb.1)?;
                 gpu.sync()?;

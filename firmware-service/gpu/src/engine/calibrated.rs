@@ -8,6 +8,9 @@
 //!   the convolution's padding), and its output — after the Relu or Clip that follows it alone
 //!   (the INT8 epilogue clamps), before any other activation (LeakyRelu, Sigmoid stay float) —
 //!   get a QuantizeLinear → DequantizeLinear pair: uint8, per tensor, from the calibrated range;
+//!   but the output of a convolution without a clamp that no later convolution reads (a
+//!   detection head's box and score logits) stays float: the INT8 kernel writes it in FP16 from
+//!   its INT32 sums, instead of through an 8-bit grid that would cost the scores whole steps;
 //! - weights become int8 with one symmetric scale per output channel (largest |w| → 127), the
 //!   bias INT32 at the input scale × the channel's weight scale.
 //!
@@ -254,6 +257,7 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
     }
     let konst = |name: &str| consts.get(name).and_then(|t| onnx::tensor(t).ok());
     let producer_of = |name: &str| producer.get(name).copied();
+    let feeds_a_conv = feeds_a_convolution(&graph.node, &consumers);
 
     // Each convolution's input value (by node index: names may repeat or be empty), and the
     // values to quantize.
@@ -271,6 +275,11 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
         let x = before_zero_pads(x, &producer_of, &konst).to_string();
         let y = match consumers.get(y.as_str()).map(Vec::as_slice) {
             Some([act]) if is_clamp(act) => act.output.first().unwrap_or(y).clone(),
+            _ if !feeds_a_conv.contains(y.as_str()) => {
+                conv_input.insert(i, x.clone());
+                quantized.insert(x);
+                continue;
+            }
             _ => y.clone(),
         };
         conv_input.insert(i, x.clone());
@@ -374,6 +383,31 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
         ..graph
     });
     Ok(model)
+}
+
+/// The values of `nodes` (a graph in topological order) from which some convolution is reached.
+fn feeds_a_convolution<'a>(
+    nodes: &'a [NodeProto],
+    consumers: &HashMap<&str, Vec<&NodeProto>>,
+) -> BTreeSet<&'a str> {
+    let mut feeding: BTreeSet<&str> = BTreeSet::new();
+    // Backwards: a value's readers come after it.
+    for n in nodes.iter().rev() {
+        let reached: Vec<&str> = n
+            .output
+            .iter()
+            .filter(|o| {
+                consumers.get(o.as_str()).is_some_and(|readers| {
+                    readers.iter().any(|r| {
+                        r.op_type == "Conv" || r.output.iter().any(|v| feeding.contains(v.as_str()))
+                    })
+                })
+            })
+            .map(String::as_str)
+            .collect();
+        feeding.extend(reached);
+    }
+    feeding
 }
 
 /// Turns `conv`'s float weights (and bias) into int8 (INT32) constants and the DequantizeLinear
@@ -530,6 +564,7 @@ fn node(op: &str, name: &str, input: Vec<String>, output: &str, axis: Option<i64
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
+    use super::super::int8::Output;
     use super::super::plan::Step;
     use super::super::{compile, compile_int8, qdq, reference, Target};
     use super::*;
@@ -561,9 +596,13 @@ mod tests {
     /// runs all of them on the INT8 kernels.
     #[test]
     fn a_calibrated_float_model_runs_every_convolution_in_int8() {
-        for (name, input) in [
-            ("nanodet_m_coco_416.toml", [1, 3, 416, 416]),
-            ("ssdlite_mobilenet_v2_pedestrian_300.toml", [1, 300, 300, 3]),
+        for (name, input, heads) in [
+            ("nanodet_m_coco_416.toml", [1, 3, 416, 416], 3),
+            (
+                "ssdlite_mobilenet_v2_pedestrian_300.toml",
+                [1, 300, 300, 3],
+                12,
+            ),
         ] {
             let m = manifest(name);
             let int8 = quantized(&m);
@@ -589,6 +628,18 @@ mod tests {
                 "{name}: float convolutions left"
             );
             assert_eq!(count(&|s| matches!(s, Step::QConv(_))), n_convs, "{name}");
+            // The detection heads (NanoDet: one per level; SSDLite: boxes and classes of six
+            // levels) write FP16 from their sums; no other convolution does.
+            let float_out: Vec<&str> = plan
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::QConv(q) if q.spec.output == Output::Float => Some(q.node.as_str()),
+                    _ => None,
+                })
+                .collect();
+            println!("{name}: float outputs {float_out:?}");
+            assert_eq!(float_out.len(), heads, "{name}: {float_out:?}");
         }
     }
 

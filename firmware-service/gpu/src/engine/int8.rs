@@ -9,7 +9,9 @@
 //! `m[k] = x_scale · w_scale[k] / y_scale` as a Q31 fixed-point multiplier and a power of two
 //! ([`Requant`], TensorFlow Lite's `QuantizeMultiplier` / `MultiplyByQuantizedMultiplier`), taps in
 //! the padding contributing nothing; the activation is the clamp ([`activation_range`]). Where the
-//! consumer is float the output is the dequantized value `(q − y_zero) · y_scale`, rounded to FP16.
+//! consumer is float the output is the dequantized value `(q − y_zero) · y_scale`, rounded to FP16;
+//! where the model leaves the output unquantized (no convolution reads it: a detection head) it is
+//! the INT32 sum's real value `(Σ + bias) · x_scale · w_scale[k]`, rounded to FP16 ([`Output::Float`]).
 
 use super::qdq::Affine;
 use adas_plugins::gpu::Act;
@@ -140,6 +142,20 @@ pub enum Output {
     Int8,
     /// The dequantized value as FP16: the consumer is float.
     Fp16,
+    /// FP16 straight from the INT32 sum, `(Σ + bias) · scale[k]` in FP32 then rounded once, with
+    /// no output grid: the model does not quantize this output (no convolution reads it). No
+    /// activation: a clamp after such a convolution stays a float op of its own.
+    Float,
+}
+
+impl Output {
+    /// Bytes per output value.
+    pub fn bytes(self) -> usize {
+        match self {
+            Output::Int8 => 1,
+            Output::Fp16 | Output::Float => 2,
+        }
+    }
 }
 
 /// Shape and quantization of one INT8 convolution: NHWC int8 input with its pixels `x_pitch`
@@ -172,14 +188,18 @@ pub struct QConv {
 }
 
 /// One INT8 convolution's constants: weights (KRSC) and their zero point, the model's INT32 bias
-/// (at scale `x_scale · w_scale[k]`) and the requantization, per output channel.
+/// (at scale `x_scale · w_scale[k]`), the requantization and that scale, per output channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QWeights {
     pub weights: Vec<i8>,
     /// Weight zero point per output channel; all 0 for symmetric weights.
     pub w_zero: Vec<i8>,
     pub bias: Vec<i32>,
+    /// Onto the output's grid (an [`Output::Float`] convolution has none: multipliers of 0).
     pub requant: Vec<Requant>,
+    /// `x_scale · w_scale[k]` in FP32, the real value of one unit of the INT32 sum: what an
+    /// [`Output::Float`] output multiplies by.
+    pub scale: Vec<f32>,
 }
 
 impl QWeights {
@@ -319,11 +339,16 @@ pub fn conv(conv: &QConv, q: &QWeights, x: &[i8]) -> QOutput {
                             }
                         }
                     }
+                    let at = p * conv.y_pitch + k;
+                    if conv.output == Output::Float {
+                        let real = acc.wrapping_add(q.bias[k]) as f32 * q.scale[k];
+                        yf[at] = half::f16::from_f32(real).to_f32();
+                        continue;
+                    }
                     let v = q.requant[k]
                         .apply(acc.wrapping_add(q.bias[k]))
                         .wrapping_add(i32::from(conv.y_zero))
                         .clamp(i32::from(conv.clamp.0), i32::from(conv.clamp.1));
-                    let at = p * conv.y_pitch + k;
                     y8[at] = v as i8;
                     let real = (v - i32::from(conv.y_zero)) as f32 * conv.y_scale;
                     yf[at] = half::f16::from_f32(real).to_f32();
@@ -333,7 +358,7 @@ pub fn conv(conv: &QConv, q: &QWeights, x: &[i8]) -> QOutput {
     }
     match conv.output {
         Output::Int8 => QOutput::Int8(y8),
-        Output::Fp16 => QOutput::Fp16(yf),
+        Output::Fp16 | Output::Float => QOutput::Fp16(yf),
     }
 }
 
@@ -541,6 +566,7 @@ mod tests {
                 w_zero,
                 bias,
                 requant,
+                scale: vec![1.0; k],
             };
             assert_eq!(q.has_zero_point(), zeros);
             let x: Vec<i8> = (0..spec.x_len()).map(|_| xorshift(&mut st) as i8).collect();
@@ -589,7 +615,7 @@ mod tests {
     }
 
     #[test]
-    fn fp16_output_is_the_dequantized_value() {
+    fn fp16_outputs_are_the_dequantized_value_or_the_sums_real_one() {
         let spec = QConv {
             n: 1,
             h: 1,
@@ -617,8 +643,24 @@ mod tests {
             w_zero: vec![0],
             bias: vec![0],
             requant: vec![Requant::new(1.0)],
+            scale: vec![0.1],
         };
         // 2·10 = 20 → q = 23 → (23 − 3) · 0.1 = 2.0 (FP16: exactly 2).
         assert_eq!(conv(&spec, &q, &[10]), QOutput::Fp16(vec![2.0]));
+        // A float output: the sum's real value, off the output's grid, past its clamp, no
+        // requantization: (2·(−7 − 1) + 3) · 0.125 = −1.625, exact in FP16.
+        let float = QConv {
+            x_zero: 1,
+            clamp: (0, 127),
+            output: Output::Float,
+            ..spec
+        };
+        let q = QWeights {
+            bias: vec![3],
+            requant: vec![Requant::new(0.0)],
+            scale: vec![0.125],
+            ..q
+        };
+        assert_eq!(conv(&float, &q, &[-7]), QOutput::Fp16(vec![-1.625]));
     }
 }

@@ -31,7 +31,10 @@ pub struct ConvQuant {
     /// The ONNX Conv node.
     pub node: String,
     pub x: Affine,
-    pub y: Affine,
+    /// The output's quantization; None where the model leaves the convolution's own output
+    /// unquantized (nothing reads it but float ops): the kernels then write it as
+    /// [`super::int8::Output::Float`].
+    pub y: Option<Affine>,
     /// KRSC int8 weights and zero points, INT32 bias (scale `x.scale · w_scales[k]`),
     /// requantization per channel.
     pub weights: QWeights,
@@ -165,27 +168,31 @@ impl Graph {
         };
         let x = self.activation(conv, dequantized(0, "input")?)?;
         // The output's quantization, after the clamp (Relu, Clip) that alone reads it: the
-        // epilogue applies it.
+        // epilogue applies it. A convolution's own output that no QuantizeLinear reads stays
+        // float (a detection head's, as TensorRT runs it: INT8 in, float out).
+        let readers = |o: Option<&String>| o.and_then(|o| self.consumers.get(o)).map(Vec::as_slice);
         let mut output = conv.output.first();
-        if let Some([act]) = output
-            .and_then(|o| self.consumers.get(o))
-            .map(Vec::as_slice)
-        {
+        let raw = readers(output).unwrap_or_default();
+        if let [act] = raw {
             if is_clamp(act) {
                 output = act.output.first();
             }
         }
-        let quantize = match output.and_then(|o| self.consumers.get(o)) {
-            Some(c) if c.len() == 1 && c[0].op_type == "QuantizeLinear" => &c[0],
+        let y = match readers(output) {
+            Some([q]) if q.op_type == "QuantizeLinear" => Some(self.activation(conv, q)?),
+            _ if output == conv.output.first()
+                && raw.iter().all(|r| r.op_type != "QuantizeLinear") =>
+            {
+                None
+            }
             _ => {
                 return Err(node_error(
                     conv,
                     "the output is not quantized by one QuantizeLinear: INT8 needs every \
-                     convolution's output quantization",
+                     convolution's output quantization but a float one's",
                 ))
             }
         };
-        let y = self.activation(conv, quantize)?;
 
         let dq_w = dequantized(1, "weight")?;
         let w = self.constant(dq_w, 0)?;
@@ -204,7 +211,11 @@ impl Graph {
         let len = cg * r * s;
         let mut weights = vec![0i8; k * len];
         let mut w_zero = vec![0i8; k];
-        let (mut w_scales, mut requant) = (Vec::with_capacity(k), Vec::with_capacity(k));
+        let (mut w_scales, mut requant, mut scale) = (
+            Vec::with_capacity(k),
+            Vec::with_capacity(k),
+            Vec::with_capacity(k),
+        );
         let mut with_zero_point = 0;
         for kk in 0..k {
             let zero = if wz.len() == 1 { wz[0] } else { wz[kk] };
@@ -243,7 +254,11 @@ impl Graph {
             }
             w_scales.push(step);
             // TensorFlow Lite: the input × filter scale in float, the division in double.
-            requant.push(Requant::new(f64::from(x.scale * step) / f64::from(y.scale)));
+            let sum_scale = x.scale * step;
+            scale.push(sum_scale);
+            requant.push(Requant::new(
+                y.map_or(0.0, |y| f64::from(sum_scale) / f64::from(y.scale)),
+            ));
         }
 
         let bias = match conv.input.get(2).filter(|n| !n.is_empty()) {
@@ -281,6 +296,7 @@ impl Graph {
                 w_zero,
                 bias,
                 requant,
+                scale,
             },
             w_scales,
             with_zero_point,
@@ -398,6 +414,8 @@ mod tests {
             let out =
                 |len: usize, k: usize, st: usize| (len + 2 * f.pad[0]).saturating_sub(k) / st + 1;
             let (oh, ow) = (out(h, f.r, f.stride[0]), out(w, f.s, f.stride[1]));
+            // The COCO SSD quantizes every convolution's output.
+            let yq = q.y.unwrap();
             let spec = QConv {
                 n: 1,
                 h,
@@ -415,9 +433,9 @@ mod tests {
                 x_pitch: f.c,
                 y_pitch: f.k,
                 x_zero: q.x.zero,
-                y_zero: q.y.zero,
-                y_scale: q.y.scale,
-                clamp: activation_range(f.act, q.y.scale, q.y.zero).unwrap(),
+                y_zero: yq.zero,
+                y_scale: yq.scale,
+                clamp: activation_range(f.act, yq.scale, yq.zero).unwrap(),
                 output: Output::Int8,
             };
             let x: Vec<i8> = (0..spec.x_len())
@@ -435,8 +453,8 @@ mod tests {
             let len = spec.q_len();
             let cg = f.c / f.groups;
             let real_x = |i: usize| (f32::from(x[i]) - f32::from(q.x.zero)) * q.x.scale;
-            let lo = (f32::from(spec.clamp.0) - f32::from(q.y.zero)) * q.y.scale;
-            let hi = (f32::from(spec.clamp.1) - f32::from(q.y.zero)) * q.y.scale;
+            let lo = (f32::from(spec.clamp.0) - f32::from(yq.zero)) * yq.scale;
+            let hi = (f32::from(spec.clamp.1) - f32::from(yq.zero)) * yq.scale;
             for p in 0..oh * ow {
                 let (oy, ox) = (p / ow, p % ow);
                 for k in 0..f.k {
@@ -458,10 +476,10 @@ mod tests {
                         }
                     }
                     let want = sum.clamp(lo, hi);
-                    let got = (f32::from(y[p * f.k + k]) - f32::from(q.y.zero)) * q.y.scale;
+                    let got = (f32::from(y[p * f.k + k]) - f32::from(yq.zero)) * yq.scale;
                     // In output steps: the requantization rounds twice (to the Q31 product,
                     // then by 2^shift: ½ + ½·2^shift), 1e-3 for float rounding of the sums.
-                    let err = (got - want).abs() / q.y.scale;
+                    let err = (got - want).abs() / yq.scale;
                     let twice = 0.5 * 2f32.powi(q.weights.requant[k].shift);
                     let bound = 0.5 + twice + 1e-3;
                     assert!(

@@ -5,7 +5,8 @@
 //! - A convolution absorbs the QuantizeLinear of its output (its epilogue requantizes): it
 //!   writes int8 where every reader of that value is an INT8 convolution, else the dequantized
 //!   value in FP16 (exactly on the grid, what the float readers — Add, Concat, Reshape,
-//!   Transpose, Sigmoid, the outputs — would have read).
+//!   Transpose, Sigmoid, the outputs — would have read). One whose output the model leaves
+//!   unquantized (a detection head's) writes FP16 straight from its INT32 sums.
 //! - A QuantizeLinear whose readers are all INT8 convolutions writes int8 (the input's first
 //!   QuantizeLinear turns the pixel back into its uint8 value); one with float readers too keeps
 //!   its FP16 value and a [`Step::Requantize`] gives the convolutions their int8 copy.
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 /// The quantization of the value `step` writes, where it is a quantizing step.
 fn affine(step: &Step) -> Option<Affine> {
     match step {
-        Step::QConv(q) => Some(Affine {
+        Step::QConv(q) if q.spec.output != Output::Float => Some(Affine {
             scale: q.spec.y_scale,
             zero: q.spec.y_zero,
         }),
@@ -243,25 +244,31 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                         }
                     }
                 };
-                // The output's QuantizeLinear, absorbed.
-                let out = match readers[c.y][..] {
+                // The output's QuantizeLinear, absorbed; none where the model leaves it float.
+                let quantized = match readers[c.y][..] {
                     [r] => match &plan.steps[r] {
-                        Step::Quantize { y, .. } => *y,
-                        _ => c.y,
+                        Step::Quantize { y, .. } => Some(*y),
+                        _ => None,
                     },
-                    _ => c.y,
+                    _ => None,
                 };
-                if out == c.y {
-                    return Err(err(
-                        &c.node,
-                        "its output is not quantized by one QuantizeLinear".into(),
-                    ));
-                }
-                int8[out] = conv_readers_only(out);
-                let output = if int8[out] {
-                    Output::Int8
-                } else {
-                    Output::Fp16
+                let (out, output) = match (quantized, q.y) {
+                    (Some(out), Some(_)) => {
+                        int8[out] = conv_readers_only(out);
+                        let output = if int8[out] {
+                            Output::Int8
+                        } else {
+                            Output::Fp16
+                        };
+                        (out, output)
+                    }
+                    (None, None) => (c.y, Output::Float),
+                    _ => {
+                        return Err(err(
+                            &c.node,
+                            "its output is not quantized by one QuantizeLinear".into(),
+                        ))
+                    }
                 };
                 let spec = spec(c, &q, output)?;
                 plan.weights[c.weight] = Vec::new();
@@ -293,19 +300,36 @@ fn spec(c: &ConvStep, q: &ConvQuant, output: Output) -> Result<QConv, PlanError>
             "a fused or in-place convolution: the INT8 plan runs the lowering alone".into(),
         ));
     }
-    let clamp = activation_range(c.act, q.y.scale, q.y.zero).ok_or_else(|| {
-        err(
-            &c.node,
-            format!("activation {:?} is not a clamp: INT8 cannot fuse it", c.act),
-        )
-    })?;
-    let spec = QConv {
-        x_zero: q.x.zero,
-        y_zero: q.y.zero,
-        y_scale: q.y.scale,
-        clamp,
-        output,
-        ..QConv::of(c, c.n)
+    let spec = match q.y {
+        Some(y) => QConv {
+            x_zero: q.x.zero,
+            y_zero: y.zero,
+            y_scale: y.scale,
+            clamp: activation_range(c.act, y.scale, y.zero).ok_or_else(|| {
+                err(
+                    &c.node,
+                    format!("activation {:?} is not a clamp: INT8 cannot fuse it", c.act),
+                )
+            })?,
+            output,
+            ..QConv::of(c, c.n)
+        },
+        // No grid to clamp on: the activation would have to run in float.
+        None if c.act != Act::None => {
+            return Err(err(
+                &c.node,
+                format!(
+                    "a float output with activation {:?}: INT8 fuses clamps on quantized \
+                     outputs only (quantize the activation's output)",
+                    c.act
+                ),
+            ))
+        }
+        None => QConv {
+            x_zero: q.x.zero,
+            output,
+            ..QConv::of(c, c.n)
+        },
     };
     if let Some(why) = spec.unsupported() {
         return Err(err(&c.node, why));
@@ -337,6 +361,9 @@ fn hash(q: &QWeights) -> String {
     for r in &q.requant {
         h.update(r.multiplier.to_le_bytes());
         h.update(r.shift.to_le_bytes());
+    }
+    for s in &q.scale {
+        h.update(s.to_le_bytes());
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
