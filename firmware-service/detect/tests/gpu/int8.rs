@@ -526,3 +526,78 @@ fn calibrated_int8_keeps_the_fp32_engines_detections() {
         );
     }
 }
+
+/// The whole INT8 network on the GPU against its plan run by the CPU reference
+/// (`adas_gpu::engine::reference`, the kernels' executable specification), on real images: the
+/// COCO SSD's own quantization and the float models with their calibration tables. The
+/// convolutions are bit-exact (the tests above); between them the GPU keeps float values in FP16
+/// where the reference keeps f32, so a value next to a rounding boundary may land one step
+/// over, and the quantized network turns such a step into output steps: each output's mean
+/// |Δ| must stay under 2 % of its largest value (a wrong index or scale moves far more).
+#[test]
+#[ignore = "needs an NVIDIA GPU: tests/gpu/run.sh"]
+fn int8_networks_compute_their_cpu_reference() {
+    use adas_detect::cuda::CudaBackend;
+    use adas_detect::{Backend, Precision};
+    use adas_gpu::engine::{calibrated, compile_int8, reference};
+    let mut failures = Vec::new();
+    for name in [
+        "ssd_mobilenet_v2_coco_300_int8.toml",
+        "nanodet_m_coco_416.toml",
+        "ssdlite_mobilenet_v2_pedestrian_300.toml",
+    ] {
+        let m = manifest(name);
+        let proto = onnx::read(&m.onnx).unwrap();
+        let sha = m.sha256.clone().unwrap_or_default();
+        let int8 =
+            calibrated::int8_model(&m.name, proto, &sha, m.int8_calibration.as_deref()).unwrap();
+        let convs = qdq::conv_quantization(&int8.proto).unwrap();
+        let graph = onnx::from_model(int8.proto).unwrap();
+        let nchw = m.input.layout == adas_plugins::manifest::Layout::Nchw;
+        let plan = compile_int8(&graph, &m.input.shape, nchw, &m.output_names(), convs).unwrap();
+        let options = super::options(Precision::Int8, None);
+        let mut gpu = CudaBackend::load(&m, m.score_threshold, &options).unwrap();
+        for (file, img) in super::media() {
+            let input = super::network_input(&m, &img);
+            let nhwc: Vec<f32> = if nchw {
+                let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3]);
+                (0..h * w * c)
+                    .map(|i| input.data[(i % c) * h * w + i / c])
+                    .collect()
+            } else {
+                input.data.clone()
+            };
+            // The engine holds its input in FP16.
+            let nhwc: Vec<f32> = nhwc
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_f32())
+                .collect();
+            let want = reference::run(&plan, &nhwc);
+            let got = gpu.infer_owned(&input).unwrap();
+            for ((g, r), out) in got.iter().zip(&want).zip(m.output_names()) {
+                assert_eq!(g.data.len(), r.len(), "{name} {out}");
+                // FP16 storage alone moves a value by up to 2⁻¹¹ of its magnitude.
+                let tol = |v: f32| v.abs() * 1e-3 + 1e-6;
+                let off: Vec<f32> = g.data.iter().zip(r).map(|(a, b)| (a - b).abs()).collect();
+                let moved = g
+                    .data
+                    .iter()
+                    .zip(r)
+                    .filter(|(a, b)| (*a - *b).abs() > tol(**b))
+                    .count();
+                let worst = off.iter().fold(0.0f32, |a, v| a.max(*v));
+                let mean = off.iter().sum::<f32>() / off.len() as f32;
+                println!(
+                    "{name} {file} {out}: {moved} of {} values moved, mean |Δ| {mean:.2e}, \
+                     worst {worst:.3e}",
+                    r.len()
+                );
+                let scale = r.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+                if mean > 0.02 * scale {
+                    failures.push(format!("{name} {file} {out}: {moved} moved, worst {worst}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -15,7 +15,7 @@ pub mod onnx;
 pub mod plan;
 pub mod qdq;
 pub mod quantized;
-#[cfg(test)]
+#[cfg(any(test, feature = "reference"))]
 pub mod reference;
 pub mod resize_add;
 
