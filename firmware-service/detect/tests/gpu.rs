@@ -8,6 +8,7 @@
 
 use adas_detect::cuda::{CudaBackend, CudaOptions, PlanSource, OWN_CONVS};
 use adas_detect::{Backend, BackendKind, BackendOptions, Detector, FrameResult, Precision};
+use adas_gpu::engine::reference::nhwc_input;
 use adas_plugins::manifest::Layout;
 use adas_plugins::{nms, preprocess, Decoder, Detection, Manifest, Tensor};
 use std::path::{Path, PathBuf};
@@ -118,14 +119,7 @@ fn preprocess_kernel_matches_cpu_twin() {
             let (w, h) = (img.width() as usize, img.height() as usize);
             let ours = gpu.preprocess_only(img.as_raw(), w, h).unwrap();
             let cpu = network_input(&m, &img);
-            let cpu_nhwc: Vec<f32> = if m.input.layout == Layout::Nchw {
-                let (c, hh, ww) = (cpu.shape[1], cpu.shape[2], cpu.shape[3]);
-                (0..hh * ww * c)
-                    .map(|i| cpu.data[(i % c) * hh * ww + i / c])
-                    .collect()
-            } else {
-                cpu.data.clone()
-            };
+            let cpu_nhwc = nhwc_input(&cpu, m.input.layout == Layout::Nchw);
             let d = max_abs(&ours, &cpu_nhwc);
             println!("preprocess {name} {file}: max |gpu − cpu| = {d:e}");
             assert!(d < 1e-3, "{d}");

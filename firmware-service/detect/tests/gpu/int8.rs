@@ -559,16 +559,8 @@ fn int8_networks_compute_their_cpu_reference() {
         let mut gpu = CudaBackend::load(&m, m.score_threshold, &options).unwrap();
         for (file, img) in super::media() {
             let input = super::network_input(&m, &img);
-            let nhwc: Vec<f32> = if nchw {
-                let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3]);
-                (0..h * w * c)
-                    .map(|i| input.data[(i % c) * h * w + i / c])
-                    .collect()
-            } else {
-                input.data.clone()
-            };
             // The engine holds its input in FP16.
-            let nhwc: Vec<f32> = nhwc
+            let nhwc: Vec<f32> = reference::nhwc_input(&input, nchw)
                 .iter()
                 .map(|&v| half::f16::from_f32(v).to_f32())
                 .collect();

@@ -70,6 +70,18 @@ fn conv(c: &ConvStep, bufs: &mut [Vec<f32>], w: &[Vec<f32>]) {
     }
 }
 
+/// A batch-1 network input as the engine's input buffer holds it: NHWC (an NCHW tensor
+/// transposed).
+pub fn nhwc_input(input: &adas_plugins::Tensor, nchw: bool) -> Vec<f32> {
+    if !nchw {
+        return input.data.clone();
+    }
+    let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3]);
+    (0..h * w * c)
+        .map(|i| input.data[(i % c) * h * w + i / c])
+        .collect()
+}
+
 /// Runs `plan` on `input` (NHWC physical) and returns the outputs.
 pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
     let mut bufs: Vec<Vec<f32>> = plan.buffers.iter().map(|&n| vec![0.0; n]).collect();
@@ -349,15 +361,7 @@ mod tests {
         // As the FP16 tensor-core engine runs it (the plain plan is a subset of its steps).
         let target = super::super::Target { tensor_cores: true };
         let p = super::super::compile(&g, &input.shape, nchw, &m.output_names(), target).unwrap();
-        // The engine's input buffer is NHWC.
-        let nhwc: Vec<f32> = if nchw {
-            let (c, h, w) = (input.shape[1], input.shape[2], input.shape[3]);
-            (0..h * w * c)
-                .map(|i| input.data[(i % c) * h * w + i / c])
-                .collect()
-        } else {
-            input.data.clone()
-        };
+        let nhwc = nhwc_input(&input, nchw);
         let ours = run(&p, &nhwc);
         let mut tract = adas_detect::TractBackend::load(&m).unwrap();
         use adas_detect::Backend;
