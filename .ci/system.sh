@@ -48,11 +48,8 @@ if [[ ! -x $PROMTOOL_DIR/root/usr/bin/promtool ]]; then
 fi
 "$PROMTOOL_DIR/root/usr/bin/promtool" --version 2>&1 | head -1
 
-step "VM test bed: qemu (bookworm-backports), can-utils, busybox, the stock kernel (tests/vm/prepare.sh)"
+step "VM test bed: qemu and qemu-img (bookworm-backports), can-utils, busybox, the stock kernel (tests/vm/prepare.sh)"
 bash tests/vm/prepare.sh
-# qemu-img (the service VM's overlay) is in qemu-utils, from the same suite as prepare.sh's qemu.
-command -v qemu-img >/dev/null || $SUDO apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Use-Pty=0 -t bookworm-backports qemu-utils >/dev/null
 
 step "service VM image (tests/vm/service/image.sh)"
 KDIR=$(ls -d "$VM_WORK"/kernel/lib/modules/*/ | head -1)

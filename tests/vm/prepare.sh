@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches what the VM test bed needs onto the host (idempotent):
-# - qemu-system-x86 from bookworm-backports (the base suite's one would downgrade qemu-utils),
+# - qemu-system-x86 and qemu-utils from bookworm-backports (the base suite's qemu would
+#   downgrade a backported qemu-utils),
 # - can-utils and iproute2 (copied into the guest with their libraries), busybox-static,
 # - Debian's linux-image-amd64 kernel + modules, *downloaded and unpacked* (not installed) into
 #   $VM_WORK/kernel,
@@ -26,8 +27,9 @@ need=()
 for p in busybox-static can-utils iproute2 cpio; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
+# qemu-img (the service VM's overlay) is in qemu-utils, taken from the same suite.
 need_qemu=""
-command -v qemu-system-x86_64 >/dev/null || need_qemu=1
+command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null || need_qemu=1
 if ((${#need[@]})) || [[ -n $need_qemu || ! -d $VM_WORK/kernel/boot ]]; then
     $SUDO apt-get update -qq
 fi
@@ -37,9 +39,9 @@ if ((${#need[@]})); then
 fi
 if [[ -n $need_qemu ]]; then
     # -t: take qemu-system-x86 *and its qemu-* dependencies* from backports, matching qemu-utils.
-    echo "installing: qemu-system-x86 (bookworm-backports)"
+    echo "installing: qemu-system-x86 qemu-utils (bookworm-backports)"
     $SUDO apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 \
-        -t bookworm-backports qemu-system-x86 >/dev/null
+        -t bookworm-backports qemu-system-x86 qemu-utils >/dev/null
 fi
 
 mkdir -p "$VM_WORK"

@@ -11,9 +11,6 @@ cd "$(dirname "$0")/../../.."
 DEB=$(realpath "${1:?usage: tests/vm/service/run.sh ADASD_DEB}")
 VM_WORK=${VM_WORK:-/tmp/adas-vm}
 bash tests/vm/prepare.sh
-# qemu-img (the overlay) is in qemu-utils, from the same suite as prepare.sh's qemu.
-command -v qemu-img >/dev/null || apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 \
-    -t bookworm-backports qemu-utils >/dev/null
 KDIR=$(ls -d "$VM_WORK"/kernel/lib/modules/*/ | head -1)
 KVER=$(basename "$KDIR")
 VMLINUZ=$VM_WORK/kernel/boot/vmlinuz-$KVER

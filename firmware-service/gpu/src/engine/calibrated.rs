@@ -274,17 +274,13 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
         };
         let x = before_zero_pads(x, &producer_of, &konst).to_string();
         let y = match consumers.get(y.as_str()).map(Vec::as_slice) {
-            Some([act]) if is_clamp(act) => act.output.first().unwrap_or(y).clone(),
-            _ if !feeds_a_conv.contains(y.as_str()) => {
-                conv_input.insert(i, x.clone());
-                quantized.insert(x);
-                continue;
-            }
-            _ => y.clone(),
+            Some([act]) if is_clamp(act) => act.output.first().or(Some(y)),
+            _ if !feeds_a_conv.contains(y.as_str()) => None,
+            _ => Some(y),
         };
         conv_input.insert(i, x.clone());
         quantized.insert(x);
-        quantized.insert(y);
+        quantized.extend(y.cloned());
     }
     let mut params: HashMap<String, (f32, u8)> = HashMap::new();
     for t in &quantized {

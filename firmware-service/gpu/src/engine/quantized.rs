@@ -300,20 +300,18 @@ fn spec(c: &ConvStep, q: &ConvQuant, output: Output) -> Result<QConv, PlanError>
             "a fused or in-place convolution: the INT8 plan runs the lowering alone".into(),
         ));
     }
-    let spec = match q.y {
-        Some(y) => QConv {
-            x_zero: q.x.zero,
-            y_zero: y.zero,
-            y_scale: y.scale,
-            clamp: activation_range(c.act, y.scale, y.zero).ok_or_else(|| {
+    let neutral = QConv::of(c, c.n);
+    let (y_zero, y_scale, clamp) = match q.y {
+        Some(y) => (
+            y.zero,
+            y.scale,
+            activation_range(c.act, y.scale, y.zero).ok_or_else(|| {
                 err(
                     &c.node,
                     format!("activation {:?} is not a clamp: INT8 cannot fuse it", c.act),
                 )
             })?,
-            output,
-            ..QConv::of(c, c.n)
-        },
+        ),
         // No grid to clamp on: the activation would have to run in float.
         None if c.act != Act::None => {
             return Err(err(
@@ -325,11 +323,15 @@ fn spec(c: &ConvStep, q: &ConvQuant, output: Output) -> Result<QConv, PlanError>
                 ),
             ))
         }
-        None => QConv {
-            x_zero: q.x.zero,
-            output,
-            ..QConv::of(c, c.n)
-        },
+        None => (neutral.y_zero, neutral.y_scale, neutral.clamp),
+    };
+    let spec = QConv {
+        x_zero: q.x.zero,
+        y_zero,
+        y_scale,
+        clamp,
+        output,
+        ..neutral
     };
     if let Some(why) = spec.unsupported() {
         return Err(err(&c.node, why));
