@@ -100,27 +100,38 @@ enum Command {
     /// activation ranges and write the table ONNX Runtime's TensorRT provider reads
     /// (`detector.ort.tensorrt.int8_calibration_table`), plus `.cache` and `.json` copies.
     #[command(name = "calibrate-int8")]
-    CalibrateInt8 {
-        /// Model manifest.
-        #[arg(long)]
-        model: PathBuf,
-        /// Folder of calibration images (JPEG/PNG, taken in file-name order).
-        #[arg(long)]
-        images: PathBuf,
-        /// Images to use. With fewer in the folder all are used and a warning says so; fewer
-        /// than 10 readable images is an error.
-        #[arg(long, default_value_t = 200)]
-        count: usize,
-        /// The table to write (a `.cache` and a `.json` copy go next to it).
-        #[arg(long, default_value = "calibration.flatbuffers")]
-        out: PathBuf,
-        /// How a tensor's range is taken from its activations.
-        #[arg(long, value_enum, default_value_t = adas_detect::int8::Method::Max)]
-        method: adas_detect::int8::Method,
-        /// For --method percentile.
-        #[arg(long, default_value_t = 99.99)]
-        percentile: f64,
-    },
+    CalibrateInt8(CalibrateArgs),
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// Model manifest.
+    #[arg(long)]
+    model: PathBuf,
+    /// Folder of calibration images (JPEG/PNG, taken in file-name order).
+    #[arg(long)]
+    images: PathBuf,
+    /// Images to use. With fewer in the folder all are used and a warning says so; fewer
+    /// than 10 readable images is an error.
+    #[arg(long, default_value_t = 200)]
+    count: usize,
+    /// The table to write (a `.cache` and a `.json` copy go next to it).
+    #[arg(long, default_value = "calibration.flatbuffers")]
+    out: PathBuf,
+    /// How a tensor's range is taken from its activations.
+    #[arg(long, value_enum, default_value_t = adas_detect::int8::Method::Max)]
+    method: adas_detect::int8::Method,
+    /// For --method percentile.
+    #[arg(long, default_value_t = 99.99)]
+    percentile: f64,
+    /// GPU engine: keep this many convolutions in FP16, those whose quantization costs the
+    /// outputs most (each quantized alone on the CPU, over --sensitivity-images of the images;
+    /// minutes per image on large models).
+    #[arg(long, default_value_t = 0)]
+    float_layers: usize,
+    /// Images, spread over the calibration set, that --float-layers measures on.
+    #[arg(long, default_value_t = 8)]
+    sensitivity_images: usize,
 }
 
 #[derive(clap::Args)]
@@ -357,14 +368,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => eval(&a),
         Command::Bench(a) if !a.batch.is_empty() => bench_sweep(&a),
         Command::Bench(a) => bench(&a.model, a.backend, a.iterations, a.threads, &a.image),
-        Command::CalibrateInt8 {
-            model,
-            images,
-            count,
-            out,
-            method,
-            percentile,
-        } => calibrate_int8(&model, &images, count, &out, method, percentile),
+        Command::CalibrateInt8(a) => calibrate_int8(&a),
     };
     match result {
         Ok(code) => code,
@@ -739,32 +743,32 @@ fn bench_sweep(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn calibrate_int8(
-    model: &Path,
-    images: &Path,
-    count: usize,
-    out: &Path,
-    method: adas_detect::int8::Method,
-    percentile: f64,
-) -> anyhow::Result<ExitCode> {
+fn calibrate_int8(a: &CalibrateArgs) -> anyhow::Result<ExitCode> {
     use adas_detect::int8;
-    let manifest = adas_plugins::manifest::Manifest::load(model)?;
-    let mut files = adas_io::source::image_files(images)?;
-    if files.len() < count {
+    let manifest = adas_plugins::manifest::Manifest::load(&a.model)?;
+    let mut files = adas_io::source::image_files(&a.images)?;
+    if files.len() < a.count {
         eprintln!(
-            "warning: {} has {} images, fewer than --count {count}; calibrating with all {}",
-            images.display(),
+            "warning: {} has {} images, fewer than --count {}; calibrating with all {}",
+            a.images.display(),
             files.len(),
+            a.count,
             files.len()
         );
     }
-    files.truncate(count);
+    files.truncate(a.count);
+    let samples = if a.float_layers > 0 {
+        a.sensitivity_images.max(1)
+    } else {
+        0
+    };
     let calibration = int8::calibrate(
         &manifest,
         &int8::CalibrationRequest {
             images: files,
-            method,
-            percentile,
+            method: a.method,
+            percentile: a.percentile,
+            samples,
         },
     )?;
     for (path, e) in &calibration.skipped {
@@ -777,20 +781,27 @@ fn calibrate_int8(
                 .with_context(|| format!("cannot read {}", manifest.onnx.display()))?,
         ),
     };
-    let how = match method {
-        int8::Method::Percentile => format!("percentile {percentile}"),
+    let how = match a.method {
+        int8::Method::Percentile => format!("percentile {}", a.percentile),
         int8::Method::Max => "max".into(),
         int8::Method::Entropy => "entropy".into(),
     };
-    let engine = calibration.engine_table(&manifest.name, &model_sha256, &how);
-    let written = int8::write_table(&calibration.ranges, &engine, out)
-        .with_context(|| format!("cannot write {}", out.display()))?;
+    let mut engine = calibration.engine_table(&manifest.name, &model_sha256, &how);
+    if a.float_layers > 0 {
+        keep_float_layers(&manifest, &mut engine, &calibration.samples, a.float_layers)?;
+    }
+    let written = int8::write_table(&calibration.ranges, &engine, &a.out)
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     outln!(
-        "calibrated {} on {} images ({:?}): {} tensors → {}",
+        "calibrated {} on {} images ({:?}): {} tensors{} → {}",
         manifest.name,
         calibration.images_used,
-        method,
+        a.method,
         calibration.ranges.len(),
+        match engine.float_convolutions.len() {
+            0 => String::new(),
+            n => format!(", {n} convolutions kept in FP16"),
+        },
         written
             .iter()
             .map(|p| p.display().to_string())
@@ -798,6 +809,38 @@ fn calibrate_int8(
             .join(", ")
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `calibrate-int8 --float-layers n`: measures every convolution's quantization cost on the
+/// samples (with a progress bar), keeps the `n` costliest float in `engine` and prints the
+/// ranking.
+fn keep_float_layers(
+    manifest: &adas_plugins::manifest::Manifest,
+    engine: &mut adas_detect::int8::EngineTable,
+    samples: &[adas_plugins::Tensor],
+    n: usize,
+) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "INT8 sensitivity {bar:30} {pos}/{len} convolutions, {elapsed} (ETA {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    let costs = adas_detect::int8::float_layers(manifest, engine, samples, n, &|done| {
+        bar.set_position(done as u64)
+    });
+    bar.finish_and_clear();
+    let costs = costs?;
+    outln!(
+        "INT8 sensitivity over {} images: each convolution quantized alone, its outputs' \
+         noise-to-signal ratio against the float network's (costliest first; * kept in FP16):",
+        samples.len()
+    )?;
+    for (i, c) in costs.iter().enumerate() {
+        let kept = if i < n { "*" } else { " " };
+        outln!("  {kept} {:<32} {:.3e}", c.conv, c.cost)?;
+    }
+    Ok(())
 }
 
 /// The replay the command line asks for; `verbose`: a line per frame.

@@ -15,6 +15,8 @@
 //!   KL divergence between the 2048-bin |x| histogram and its 128-level quantisation.
 
 use super::DetectError;
+/// The GPU engine's calibration table, and what [`float_layers`] measures.
+pub use adas_gpu::engine::{calibrated::Calibration as EngineTable, sensitivity::LayerCost};
 use adas_plugins::manifest::Manifest;
 use adas_plugins::{preprocess, Tensor};
 use std::collections::BTreeMap;
@@ -447,6 +449,8 @@ pub struct CalibrationRequest {
     pub method: Method,
     /// For [`Method::Percentile`].
     pub percentile: f64,
+    /// How many of the images, spread evenly over them, to keep for [`float_layers`].
+    pub samples: usize,
 }
 
 /// Fewer readable calibration images than this is an error.
@@ -461,6 +465,8 @@ pub struct Calibration {
     pub lows: Ranges,
     pub images_used: usize,
     pub skipped: Vec<(PathBuf, String)>,
+    /// [`CalibrationRequest::samples`] of the preprocessed images, for [`float_layers`].
+    pub samples: Vec<Tensor>,
 }
 
 impl Calibration {
@@ -487,6 +493,7 @@ impl Calibration {
                     (name.clone(), [low, r])
                 })
                 .collect(),
+            float_convolutions: Default::default(),
         }
     }
 }
@@ -556,12 +563,52 @@ pub fn calibrate(
                 .collect()
         }
     };
+    let every = inputs.len().div_ceil(request.samples.max(1));
     Ok(Calibration {
         ranges: model.names.iter().cloned().zip(ranges).collect(),
         lows: model.names.iter().cloned().zip(lows).collect(),
         images_used: inputs.len(),
         skipped,
+        samples: inputs
+            .into_iter()
+            .step_by(every)
+            .take(request.samples)
+            .collect(),
     })
+}
+
+/// Keeps the `n` convolutions of `manifest`'s model whose quantization costs its outputs most
+/// float in `table` (the GPU engine's), measured over `samples` (adas-gpu's
+/// `engine::sensitivity`); returns every convolution's cost, costliest first. `done` is told
+/// how many convolutions are measured.
+pub fn float_layers(
+    manifest: &Manifest,
+    table: &mut EngineTable,
+    samples: &[Tensor],
+    n: usize,
+    done: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<LayerCost>, DetectError> {
+    use adas_gpu::engine::{onnx, reference, sensitivity};
+    let model_error = |message: String| DetectError::Model {
+        path: manifest.onnx.clone(),
+        message,
+    };
+    let proto = onnx::read(&manifest.onnx).map_err(|e| model_error(e.to_string()))?;
+    let nchw = manifest.input.layout == adas_plugins::manifest::Layout::Nchw;
+    let inputs: Vec<Vec<f32>> = samples
+        .iter()
+        .map(|x| reference::nhwc_input(x, nchw))
+        .collect();
+    let outputs = manifest.output_names();
+    let io = sensitivity::Io {
+        input_shape: &manifest.input.shape,
+        nchw,
+        outputs: &outputs,
+    };
+    let costs = sensitivity::layer_costs(&proto, table, io, &inputs, done)
+        .map_err(|e| model_error(e.to_string()))?;
+    table.float_convolutions = sensitivity::costliest(&costs, n);
+    Ok(costs)
 }
 
 /// Writes `out` (FlatBuffers) and beside it `<stem>.cache` and `<stem>.json` (TensorRT's
@@ -617,6 +664,7 @@ mod tests {
             lows: named(&[("wide", -9.0), ("leaky", -0.5), ("relu", 0.0)]),
             images_used: 12,
             skipped: Vec::new(),
+            samples: Vec::new(),
         };
         let t = c.engine_table("m", "ab12", "entropy");
         assert_eq!(t.ranges["wide"], [-2.0, 2.0]);

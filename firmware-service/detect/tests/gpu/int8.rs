@@ -97,6 +97,13 @@ fn case(
         y_scale,
         clamp: activation_range(act, y_scale, y_zero).unwrap(),
         output,
+        // A float output's activation runs on its FP32 value: LeakyRelu (NanoDet's) in place
+        // of the clamp ReLU6.
+        act: match (output, act) {
+            (Output::Float, Act::Clip(..)) => Act::Leaky(0.1),
+            (Output::Float, act) => act,
+            _ => Act::None,
+        },
         ..shape(c)
     };
     let len = spec.q_len();

@@ -14,7 +14,8 @@
 // point and clamps to [lo, hi]: the activation (ReLU, ReLU6) in the quantized domain. `out_mode`
 // says what it writes: 0 that int8; 1 (the consumer is float) its dequantized value
 // (q − y_zero)·y_scale as FP16; 2 (the model leaves the output unquantized) the sum's real value
-// (acc + bias)·scale[kk] in FP32, rounded once to FP16, with no grid and no clamp.
+// (acc + bias)·scale[kk] in FP32, activated there (`act`, `act_a`, `act_b`: common.cuh's
+// activate) and rounded once to FP16, with no grid.
 
 // Rounded high half of 2·a·b, saturated (gemmlowp SaturatingRoundingDoublingHighMul).
 __device__ __forceinline__ int q31_high_mul(int a, int b) {
@@ -54,20 +55,28 @@ __device__ __forceinline__ unsigned short int8_to_half(int q, int y_zero, float 
     return f32_to_half(__fmul_rn((float)(q - y_zero), y_scale));
 }
 
-// Output mode 2: the sum's real value as FP16 bits (one FP32 product, no fused multiply-add).
+// Output mode 2's float activation (common.cuh's activate codes).
+struct FloatAct {
+    int kind;
+    float a, b;
+};
+
+// Output mode 2: the sum's real value, activated, as FP16 bits (one FP32 product, no fused
+// multiply-add).
 __device__ __forceinline__ unsigned short sum_to_half(int acc, int kk, const int* bias,
-                                                      const float* scale) {
-    return f32_to_half(__fmul_rn(__int2float_rn(acc + bias[kk]), scale[kk]));
+                                                      const float* scale, FloatAct act) {
+    const float v = __fmul_rn(__int2float_rn(acc + bias[kk]), scale[kk]);
+    return f32_to_half(activate(v, act.kind, act.a, act.b));
 }
 
 // The epilogue for output channel kk of output pixel p (see the header).
 __device__ __forceinline__ void int8_store(void* y, int acc, int p, int kk, int yp,
                                            const int* bias, const int* mult, const int* shift,
                                            const float* scale, int y_zero, int lo, int hi,
-                                           int out_mode, float y_scale) {
+                                           int out_mode, float y_scale, FloatAct act) {
     const int at = p * yp + kk;
     if (out_mode == 2) {
-        ((unsigned short*)y)[at] = sum_to_half(acc, kk, bias, scale);
+        ((unsigned short*)y)[at] = sum_to_half(acc, kk, bias, scale, act);
         return;
     }
     const int v = int8_output(acc, kk, bias, mult, shift, y_zero, lo, hi);
@@ -92,7 +101,8 @@ __device__ __forceinline__ void dwconv_int8_lanes(void* y, const signed char* x,
                                                   int h, int wd, int c, int r, int s, int ph,
                                                   int pw, int sh, int sw, int dh, int dw, int oh,
                                                   int ow, int xp, int yp, int x_zero, int y_zero,
-                                                  int lo, int hi, int out_mode, float y_scale) {
+                                                  int lo, int hi, int out_mode, float y_scale,
+                                                  FloatAct act) {
     const int groups = c / L, total = n * oh * ow * groups;
     const int fill = (x_zero & 0xff) * 0x01010101;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
@@ -129,7 +139,7 @@ __device__ __forceinline__ void dwconv_int8_lanes(void* y, const signed char* x,
         for (int j = 0; j < L; ++j) {
             const int a = w_zero ? acc[j] - w_zero[ch + j] * sum_x[j] : acc[j];
             if (out_mode == 2) {
-                hb[j] = sum_to_half(a, ch + j, bias, scale);
+                hb[j] = sum_to_half(a, ch + j, bias, scale, act);
             } else {
                 q[j] = int8_output(a, ch + j, bias, mult, shift, y_zero, lo, hi);
                 if (out_mode == 1) hb[j] = int8_to_half(q[j], y_zero, y_scale);
@@ -158,15 +168,17 @@ extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const sign
                                        int h, int wd, int c, int r, int s, int ph, int pw, int sh,
                                        int sw, int dh, int dw, int oh, int ow, int xp, int yp,
                                        int x_zero, int y_zero, int lo, int hi, int out_mode,
-                                       float y_scale, int lanes) {
+                                       float y_scale, int act_kind, float act_a, float act_b,
+                                       int lanes) {
+    const FloatAct act = {act_kind, act_a, act_b};
     if (lanes == 4)
         dwconv_int8_lanes<4>(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s, ph,
                              pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                             out_mode, y_scale);
+                             out_mode, y_scale, act);
     else
         dwconv_int8_lanes<1>(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s, ph,
                              pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                             out_mode, y_scale);
+                             out_mode, y_scale, act);
 }
 
 // Implicit-GEMM convolution (groups = 1) on tensor cores: mma.sync m16n8k32 s8·s8 → s32 (sm_80+:
@@ -284,7 +296,8 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
                                                 int h, int wd, int c, int k, int r, int s, int ph,
                                                 int pw, int sh, int sw, int dh, int dw, int oh,
                                                 int ow, int xp, int yp, int x_zero, int y_zero,
-                                                int lo, int hi, int out_mode, float y_scale) {
+                                                int lo, int hi, int out_mode, float y_scale,
+                                                FloatAct act) {
 #if __CUDA_ARCH__ >= 800
     signed char(*as)[I8_BM][I8_LD] = sm.as;
     signed char(*bs)[I8_BN][I8_LD] = sm.bs;
@@ -362,7 +375,7 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
                     const int sx = sm.sum_x[0][row] + sm.sum_x[1][row];
                     const int v = w_zero ? acc[mi][ni][e] - w_zero[kk] * sx : acc[mi][ni][e];
                     int8_store(y, v, p, kk, yp, bias, mult, shift, scale, y_zero, lo, hi,
-                               out_mode, y_scale);
+                               out_mode, y_scale, act);
                 }
             }
 #else
@@ -370,27 +383,29 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
 #endif
 }
 
-// Grid (⌈N·OH·OW / 64⌉, ⌈K / 64⌉), 128 threads. Parameters as dwconv_int8 plus K.
+// Grid (⌈N·OH·OW / 64⌉, ⌈K / 64⌉), 128 threads. Parameters as dwconv_int8 plus K, less lanes.
 extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
     void* y, const signed char* x, const signed char* w, const int* bias, const int* mult,
     const int* shift, const float* scale, const int* w_zero, int n, int h, int wd, int c, int k,
     int r, int s, int ph, int pw, int sh, int sw, int dh, int dw, int oh, int ow, int xp, int yp,
-    int x_zero, int y_zero, int lo, int hi, int out_mode, float y_scale) {
+    int x_zero, int y_zero, int lo, int hi, int out_mode, float y_scale, int act_kind,
+    float act_a, float act_b) {
+    const FloatAct act = {act_kind, act_a, act_b};
     // One shared block for every copy width (per-instantiation arrays would add up).
     __shared__ __align__(16) I8Shared sm;
     const unsigned long long xa = (unsigned long long)x, wa = (unsigned long long)w;
     if ((c | xp) % 16 == 0 && (xa | wa) % 16 == 0)
         conv_int8_tiles<16>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
                              ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                             out_mode, y_scale);
+                             out_mode, y_scale, act);
     else if ((c | xp) % 4 == 0 && (xa | wa) % 4 == 0)
         conv_int8_tiles<4>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
                             ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                            out_mode, y_scale);
+                            out_mode, y_scale, act);
     else
         conv_int8_tiles<1>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
                             ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                            out_mode, y_scale);
+                            out_mode, y_scale, act);
 }
 
 // A QDQ model's QuantizeLinear (uint8 grid, int8 domain) of v into y[i]:

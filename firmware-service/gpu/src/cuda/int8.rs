@@ -136,14 +136,16 @@ impl DeviceQConv {
             Output::Float => 2,
         };
         let y_scale = c.y_scale;
+        let (act, act_a, act_b) = c.act.code();
         let (wt, b, m, sf) = (self.weights.1, self.bias.1, self.multiplier.1, self.shift.1);
         let sc = self.scale.1;
         // A null pointer: symmetric weights.
         let wz: DevPtr = self.w_zero.as_ref().map_or(0, |z| z.1);
         if c.groups == 1 {
-            let args: [&dyn Arg; 31] = [
+            let args: [&dyn Arg; 34] = [
                 &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh,
-                &sw, &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale,
+                &sw, &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act,
+                &act_a, &act_b,
             ];
             let grid = (
                 (c.n * c.oh * c.ow).div_ceil(TILE_PIXELS) as u32,
@@ -160,9 +162,10 @@ impl DeviceQConv {
                 && x.is_multiple_of(4)
                 && y.is_multiple_of(4 * out_bytes);
             let lanes: i32 = if wide { 4 } else { 1 };
-            let args: [&dyn Arg; 31] = [
+            let args: [&dyn Arg; 34] = [
                 &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh, &sw,
-                &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &lanes,
+                &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act, &act_a,
+                &act_b, &lanes,
             ];
             let threads = c.n * c.oh * c.ow * c.k / lanes as usize;
             gpu.launch_on(stream, "dwconv_int8", threads, 1, 0, &args)

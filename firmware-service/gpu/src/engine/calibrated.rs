@@ -4,17 +4,20 @@
 //!
 //! The rewrite quantizes what the INT8 convolutions read and write, as TensorRT's explicit
 //! quantization and ONNX Runtime's `quantize_static` (QDQ format) place them:
-//! - every convolution's input, taken before the zero Pads that feed it (the plan folds them into
-//!   the convolution's padding), and its output — after the Relu or Clip that follows it alone
-//!   (the INT8 epilogue clamps), before any other activation (LeakyRelu, Sigmoid stay float) —
-//!   get a QuantizeLinear → DequantizeLinear pair: uint8, per tensor, from the calibrated range;
-//!   but the output of a convolution without a clamp that no later convolution reads (a
-//!   detection head's box and score logits) stays float: the INT8 kernel writes it in FP16 from
-//!   its INT32 sums, instead of through an 8-bit grid that would cost the scores whole steps;
+//! - every INT8 convolution's input, taken before the zero Pads that feed it (the plan folds them
+//!   into the convolution's padding), and its output — after the Relu or Clip that follows it
+//!   alone (the INT8 epilogue clamps), before any other activation (LeakyRelu, Sigmoid stay
+//!   float) — get a QuantizeLinear → DequantizeLinear pair: uint8, per tensor, from the
+//!   calibrated range; but an output from which no INT8 convolution is reached (a detection
+//!   head's box and score logits, the input of a layer kept float) stays float: the INT8 kernel
+//!   writes it in FP16 from its INT32 sums, activation applied, instead of through an 8-bit grid
+//!   that would cost the scores whole steps;
 //! - weights become int8 with one symmetric scale per output channel (largest |w| → 127), the
 //!   bias INT32 at the input scale × the channel's weight scale.
 //!
-//! Everything else stays float and runs in FP16 between the quantized values.
+//! The convolutions the table keeps float (`float_convolutions`, chosen by
+//! [`super::sensitivity`]) keep their float weights and run in FP16, as everything else does
+//! between the quantized values.
 
 use super::onnx::{self, attr_str, OnnxError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,6 +42,10 @@ pub struct Calibration {
     pub images: usize,
     /// Tensor name → `[low, high]`: the range its values are quantized to (`low` ≤ 0 ≤ `high`).
     pub ranges: BTreeMap<String, [f32; 2]>,
+    /// The convolutions that stay float (FP16), named by their output tensor: the layers whose
+    /// quantization costs the outputs most (`adasd calibrate-int8 --float-layers`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub float_convolutions: BTreeSet<String>,
 }
 
 /// Why an INT8 plan cannot be made; every message says what to do.
@@ -257,7 +264,19 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
     }
     let konst = |name: &str| consts.get(name).and_then(|t| onnx::tensor(t).ok());
     let producer_of = |name: &str| producer.get(name).copied();
-    let feeds_a_conv = feeds_a_convolution(&graph.node, &consumers);
+    let float = &calibration.float_convolutions;
+    if let Some(t) = float
+        .iter()
+        .find(|t| producer.get(t.as_str()).is_none_or(|p| p.op_type != "Conv"))
+    {
+        return Err(OnnxError::Read(format!(
+            "the calibration table keeps `{t}` float, which no convolution writes: it was not \
+             made for this model; run `adasd calibrate-int8` again"
+        )));
+    }
+    let is_int8_conv =
+        |n: &NodeProto| n.op_type == "Conv" && n.output.first().is_none_or(|y| !float.contains(y));
+    let feeds_a_conv = feeds_a_convolution(&graph.node, &consumers, &is_int8_conv);
 
     // Each convolution's input value (by node index: names may repeat or be empty), and the
     // values to quantize.
@@ -267,17 +286,19 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
         .node
         .iter()
         .enumerate()
-        .filter(|(_, n)| n.op_type == "Conv")
+        .filter(|(_, n)| is_int8_conv(n))
     {
         let (Some(x), Some(y)) = (conv.input.first(), conv.output.first()) else {
             return Err(node_error(conv, "a convolution without input or output"));
         };
         let x = before_zero_pads(x, &producer_of, &konst).to_string();
+        // After the clamp that alone reads it (the epilogue applies it), and only where an
+        // INT8 convolution reads it: a float reader takes the sums' real value.
         let y = match consumers.get(y.as_str()).map(Vec::as_slice) {
-            Some([act]) if is_clamp(act) => act.output.first().or(Some(y)),
-            _ if !feeds_a_conv.contains(y.as_str()) => None,
-            _ => Some(y),
+            Some([act]) if is_clamp(act) => act.output.first().unwrap_or(y),
+            _ => y,
         };
+        let y = feeds_a_conv.contains(y.as_str()).then_some(y);
         conv_input.insert(i, x.clone());
         quantized.insert(x);
         quantized.extend(y.cloned());
@@ -381,10 +402,12 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
     Ok(model)
 }
 
-/// The values of `nodes` (a graph in topological order) from which some convolution is reached.
+/// The values of `nodes` (a graph in topological order) from which some INT8 convolution is
+/// reached through ops that keep values on their grids (not through a float convolution).
 fn feeds_a_convolution<'a>(
     nodes: &'a [NodeProto],
     consumers: &HashMap<&str, Vec<&NodeProto>>,
+    is_int8_conv: &impl Fn(&NodeProto) -> bool,
 ) -> BTreeSet<&'a str> {
     let mut feeding: BTreeSet<&str> = BTreeSet::new();
     // Backwards: a value's readers come after it.
@@ -395,7 +418,9 @@ fn feeds_a_convolution<'a>(
             .filter(|o| {
                 consumers.get(o.as_str()).is_some_and(|readers| {
                     readers.iter().any(|r| {
-                        r.op_type == "Conv" || r.output.iter().any(|v| feeding.contains(v.as_str()))
+                        is_int8_conv(r)
+                            || (r.op_type != "Conv"
+                                && r.output.iter().any(|v| feeding.contains(v.as_str())))
                     })
                 })
             })
@@ -588,10 +613,10 @@ mod tests {
         assert!(scale > 0.0 && zero == 0);
     }
 
-    /// The shipped tables quantize every convolution of NanoDet and SSDLite, and the INT8 plan
-    /// runs all of them on the INT8 kernels.
+    /// The shipped tables quantize every convolution of NanoDet and SSDLite but those they keep
+    /// float, and the INT8 plan runs those in float, the rest on the INT8 kernels.
     #[test]
-    fn a_calibrated_float_model_runs_every_convolution_in_int8() {
+    fn a_calibrated_float_model_runs_its_convolutions_in_int8_but_those_kept_float() {
         for (name, input, heads) in [
             ("nanodet_m_coco_416.toml", [1, 3, 416, 416], 3),
             (
@@ -601,6 +626,7 @@ mod tests {
             ),
         ] {
             let m = manifest(name);
+            let (table, _) = Calibration::read(m.int8_calibration.as_deref().unwrap()).unwrap();
             let int8 = quantized(&m);
             assert!(int8.calibration_sha256.is_some());
             let convs = qdq::conv_quantization(&int8.proto).unwrap();
@@ -613,29 +639,40 @@ mod tests {
                 .iter()
                 .filter(|n| n.op_type == "Conv")
                 .count();
-            assert_eq!(convs.len(), n_convs, "{name}");
+            let kept = table.float_convolutions.len();
+            assert_eq!(convs.len(), n_convs - kept, "{name}");
             let graph = onnx::from_model(int8.proto).unwrap();
             let nchw = m.input.layout == adas_plugins::manifest::Layout::Nchw;
             let plan = compile_int8(&graph, &input, nchw, &m.output_names(), convs).unwrap();
             let count = |f: &dyn Fn(&Step) -> bool| plan.steps.iter().filter(|s| f(s)).count();
+            assert_eq!(count(&|s| matches!(s, Step::Conv(_))), kept, "{name}");
             assert_eq!(
-                count(&|s| matches!(s, Step::Conv(_))),
-                0,
-                "{name}: float convolutions left"
+                count(&|s| matches!(s, Step::QConv(_))),
+                n_convs - kept,
+                "{name}"
             );
-            assert_eq!(count(&|s| matches!(s, Step::QConv(_))), n_convs, "{name}");
-            // The detection heads (NanoDet: one per level; SSDLite: boxes and classes of six
-            // levels) write FP16 from their sums; no other convolution does.
-            let float_out: Vec<&str> = plan
-                .steps
-                .iter()
-                .filter_map(|s| match s {
-                    Step::QConv(q) if q.spec.output == Output::Float => Some(q.node.as_str()),
-                    _ => None,
-                })
-                .collect();
-            println!("{name}: float outputs {float_out:?}");
-            assert_eq!(float_out.len(), heads, "{name}: {float_out:?}");
+            // Float outputs: the detection heads (NanoDet: one per level; SSDLite: boxes and
+            // classes of six levels), and the inputs of the layers kept float.
+            let feeds_float = |b: usize| {
+                plan.steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Conv(c) if c.x == b))
+            };
+            let (mut to_heads, mut to_float) = (0, 0);
+            for s in &plan.steps {
+                if let Step::QConv(q) = s {
+                    if q.spec.output == Output::Float {
+                        if feeds_float(q.y) {
+                            to_float += 1;
+                        } else {
+                            to_heads += 1;
+                        }
+                    }
+                }
+            }
+            println!("{name}: {to_heads} heads, {to_float} inputs of float layers in FP16");
+            assert_eq!(to_heads, heads, "{name}");
+            assert!(to_float <= kept, "{name}");
         }
     }
 

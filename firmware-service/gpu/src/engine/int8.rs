@@ -142,9 +142,9 @@ pub enum Output {
     Int8,
     /// The dequantized value as FP16: the consumer is float.
     Fp16,
-    /// FP16 straight from the INT32 sum, `(Σ + bias) · scale[k]` in FP32 then rounded once, with
-    /// no output grid: the model does not quantize this output (no convolution reads it). No
-    /// activation: a clamp after such a convolution stays a float op of its own.
+    /// FP16 straight from the INT32 sum, `act((Σ + bias) · scale[k])` in FP32 then rounded once,
+    /// with no output grid: the model does not quantize this output (no INT8 convolution reads
+    /// it: a detection head, or the input of a layer kept float).
     Float,
 }
 
@@ -185,6 +185,8 @@ pub struct QConv {
     /// The activation, as a clamp in the output's quantized domain.
     pub clamp: (i8, i8),
     pub output: Output,
+    /// An [`Output::Float`]'s activation, on its FP32 value (`None` for quantized outputs).
+    pub act: Act,
 }
 
 /// One INT8 convolution's constants: weights (KRSC) and their zero point, the model's INT32 bias
@@ -234,6 +236,7 @@ impl QConv {
             y_scale: 1.0,
             clamp: (i8::MIN, i8::MAX),
             output: Output::Int8,
+            act: Act::None,
         }
     }
 
@@ -342,7 +345,7 @@ pub fn conv(conv: &QConv, q: &QWeights, x: &[i8]) -> QOutput {
                     let at = p * conv.y_pitch + k;
                     if conv.output == Output::Float {
                         let real = acc.wrapping_add(q.bias[k]) as f32 * q.scale[k];
-                        yf[at] = half::f16::from_f32(real).to_f32();
+                        yf[at] = half::f16::from_f32(conv.act.apply(real)).to_f32();
                         continue;
                     }
                     let v = q.requant[k]
@@ -544,6 +547,7 @@ mod tests {
                 y_scale: 0.05,
                 clamp: (-100, 90),
                 output: Output::Int8,
+                act: Act::None,
             };
             let len = spec.q_len();
             let weights: Vec<i8> = (0..k * len).map(|_| xorshift(&mut st) as i8).collect();
@@ -637,6 +641,7 @@ mod tests {
             y_scale: 0.1,
             clamp: (-128, 127),
             output: Output::Fp16,
+            act: Act::None,
         };
         let q = QWeights {
             weights: vec![2],
@@ -662,5 +667,13 @@ mod tests {
             ..q
         };
         assert_eq!(conv(&float, &q, &[-7]), QOutput::Fp16(vec![-1.625]));
+        // Its activation runs on that FP32 value: LeakyRelu 0.1 → −0.1625, rounded once to
+        // FP16.
+        let leaky = QConv {
+            act: Act::Leaky(0.1),
+            ..float
+        };
+        let want = half::f16::from_f32(-1.625f32 * 0.1).to_f32();
+        assert_eq!(conv(&leaky, &q, &[-7]), QOutput::Fp16(vec![want]));
     }
 }

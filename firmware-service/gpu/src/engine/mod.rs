@@ -15,9 +15,9 @@ pub mod onnx;
 pub mod plan;
 pub mod qdq;
 pub mod quantized;
-#[cfg(any(test, feature = "reference"))]
 pub mod reference;
 pub mod resize_add;
+pub mod sensitivity;
 
 use onnx::OnnxGraph;
 use plan::{Plan, PlanError};

@@ -146,6 +146,14 @@ impl Graph {
         })
     }
 
+    /// A convolution whose weights are a float constant, not a DequantizeLinear's output.
+    fn has_float_weights(&self, conv: &NodeProto) -> bool {
+        conv.input
+            .get(1)
+            .and_then(|w| self.producer.get(w.as_str()))
+            .is_none_or(|p| p.op_type != "DequantizeLinear")
+    }
+
     fn conv(&self, conv: &NodeProto) -> Result<ConvQuant, OnnxError> {
         let producer = |name: &str| self.producer.get(name);
         let konst = |name: &str| self.consts.get(name).cloned();
@@ -168,8 +176,9 @@ impl Graph {
         };
         let x = self.activation(conv, dequantized(0, "input")?)?;
         // The output's quantization, after the clamp (Relu, Clip) that alone reads it: the
-        // epilogue applies it. A convolution's own output that no QuantizeLinear reads stays
-        // float (a detection head's, as TensorRT runs it: INT8 in, float out).
+        // epilogue applies it. An output that no QuantizeLinear reads, before or after that
+        // clamp, stays float (a detection head's, the input of a float layer; as TensorRT runs
+        // it: INT8 in, float out).
         let readers = |o: Option<&String>| o.and_then(|o| self.consumers.get(o)).map(Vec::as_slice);
         let mut output = conv.output.first();
         let raw = readers(output).unwrap_or_default();
@@ -178,10 +187,13 @@ impl Graph {
                 output = act.output.first();
             }
         }
-        let y = match readers(output) {
-            Some([q]) if q.op_type == "QuantizeLinear" => Some(self.activation(conv, q)?),
-            _ if output == conv.output.first()
-                && raw.iter().all(|r| r.op_type != "QuantizeLinear") =>
+        let after = readers(output).unwrap_or_default();
+        let y = match after {
+            [q] if q.op_type == "QuantizeLinear" => Some(self.activation(conv, q)?),
+            _ if raw
+                .iter()
+                .chain(after)
+                .all(|r| r.op_type != "QuantizeLinear") =>
             {
                 None
             }
@@ -304,15 +316,26 @@ impl Graph {
     }
 }
 
-/// Every convolution of QDQ model `model`, in graph order, quantized for the INT8 kernels.
-/// A model without the quantization of some convolution (a float model) is an error naming it.
+/// Every INT8 convolution of QDQ model `model`, in graph order, quantized for the INT8 kernels:
+/// each whose weights are dequantized. One with float weights stays a float convolution, as
+/// TensorRT runs it (a layer kept in FP16 for accuracy); a model with no quantized convolution
+/// (a float model) is an error that says what INT8 needs.
 pub fn conv_quantization(model: &ModelProto) -> Result<Vec<ConvQuant>, OnnxError> {
     let g = Graph::new(model)?;
-    g.nodes
+    let convs: Vec<ConvQuant> = g
+        .nodes
         .iter()
-        .filter(|n| n.op_type == "Conv")
+        .filter(|n| n.op_type == "Conv" && !g.has_float_weights(n))
         .map(|n| g.conv(n))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    if convs.is_empty() {
+        return Err(OnnxError::Read(
+            "no convolution has quantized weights: not a QDQ model (INT8 needs the model's \
+             quantization, or a calibration)"
+                .into(),
+        ));
+    }
+    Ok(convs)
 }
 
 #[cfg(test)]
@@ -437,6 +460,7 @@ mod tests {
                 y_scale: yq.scale,
                 clamp: activation_range(f.act, yq.scale, yq.zero).unwrap(),
                 output: Output::Int8,
+                act: adas_plugins::gpu::Act::None,
             };
             let x: Vec<i8> = (0..spec.x_len())
                 .map(|_| {

@@ -21,7 +21,7 @@ use super::int8::{activation_range, Output, QConv, QWeights};
 use super::plan::{BufId, ConvStep, Plan, PlanError, QConvStep, Step};
 use super::qdq::{Affine, ConvQuant};
 use adas_plugins::gpu::Act;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The quantization of the value `step` writes, where it is a quantizing step.
 fn affine(step: &Step) -> Option<Affine> {
@@ -39,23 +39,52 @@ fn affine(step: &Step) -> Option<Affine> {
     }
 }
 
-/// The quantization of the value in buffer `b` (`writers`: every step writing a buffer).
-fn quant_of(
-    b: BufId,
-    steps: &[Step],
-    writers: &[Vec<usize>],
-    readers: &[Vec<usize>],
-) -> Option<Affine> {
-    let grid = |w: usize| match &steps[w] {
+/// Where the plan's steps are, for [`quant_of`]: every step writing and reading each buffer,
+/// and which convolutions are INT8 (the others stay float).
+struct Graph<'a> {
+    steps: &'a [Step],
+    writers: Vec<Vec<usize>>,
+    readers: Vec<Vec<usize>>,
+    int8_convs: HashSet<String>,
+}
+
+impl<'a> Graph<'a> {
+    fn new(steps: &'a [Step], buffers: usize, int8_convs: HashSet<String>) -> Self {
+        let mut g = Graph {
+            steps,
+            writers: vec![Vec::new(); buffers],
+            readers: vec![Vec::new(); buffers],
+            int8_convs,
+        };
+        for (i, s) in steps.iter().enumerate() {
+            g.writers[s.writes()].push(i);
+            for b in s.reads() {
+                g.readers[b].push(i);
+            }
+        }
+        g
+    }
+
+    fn is_int8_conv(&self, step: usize) -> bool {
+        matches!(&self.steps[step], Step::Conv(c) if self.int8_convs.contains(&c.node))
+    }
+}
+
+/// The quantization of the value in buffer `b`.
+fn quant_of(b: BufId, g: &Graph) -> Option<Affine> {
+    let grid = |w: usize| match &g.steps[w] {
         // An INT8 convolution's output: its QuantizeLinear's.
-        Step::Conv(_) => readers[b].first().and_then(|&r| affine(&steps[r])),
+        Step::Conv(_) if g.is_int8_conv(w) => {
+            g.readers[b].first().and_then(|&r| affine(&g.steps[r]))
+        }
+        Step::Conv(_) => None,
         // 0 is on every grid (the zero point); moving values keeps theirs: a Concat's slices,
         // a transposition.
-        Step::Pad { x, value, .. } if *value == 0.0 => quant_of(*x, steps, writers, readers),
-        Step::Copy { x, .. } | Step::Permute { x, .. } => quant_of(*x, steps, writers, readers),
+        Step::Pad { x, value, .. } if *value == 0.0 => quant_of(*x, g),
+        Step::Copy { x, .. } | Step::Permute { x, .. } => quant_of(*x, g),
         s => affine(s),
     };
-    let (first, rest) = writers[b].split_first()?;
+    let (first, rest) = g.writers[b].split_first()?;
     let g = grid(*first)?;
     rest.iter()
         .all(|&w| grid(w).is_some_and(|h| same(h, g)))
@@ -74,28 +103,20 @@ fn err(node: &str, message: String) -> PlanError {
     }
 }
 
-/// Turns every convolution of `plan` into an INT8 one with its quantization from `convs`
-/// (matched by ONNX node name). Every convolution must read and write quantized values.
+/// Turns each convolution of `plan` that `convs` quantizes (matched by ONNX node name) into an
+/// INT8 one; the others stay float (FP16). Every INT8 convolution must read and write
+/// quantized values.
 pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
     let mut by_node: HashMap<String, ConvQuant> =
         convs.into_iter().map(|c| (c.node.clone(), c)).collect();
     let n = plan.buffers.len();
-    let mut writers = vec![Vec::new(); n];
-    let mut readers = vec![Vec::new(); n];
-    for (i, s) in plan.steps.iter().enumerate() {
-        writers[s.writes()].push(i);
-        for b in s.reads() {
-            readers[b].push(i);
-        }
-    }
-    let quant_of = |b: BufId| quant_of(b, &plan.steps, &writers, &readers);
+    let g = Graph::new(&plan.steps, n, by_node.keys().cloned().collect());
+    let (writers, readers) = (&g.writers, &g.readers);
+    let quant_of = |b: BufId| quant_of(b, &g);
     let is_output = |b: BufId| plan.outputs.iter().any(|(o, _)| *o == b) || b == plan.input;
+    // int8 may be written only where INT8 convolutions alone read it.
     let conv_readers_only = |b: BufId| {
-        !is_output(b)
-            && !readers[b].is_empty()
-            && readers[b]
-                .iter()
-                .all(|&r| matches!(plan.steps[r], Step::Conv(_)))
+        !is_output(b) && !readers[b].is_empty() && readers[b].iter().all(|&r| g.is_int8_conv(r))
     };
     // Quantize steps absorbed by the convolution that writes their input, or by an element-wise
     // step between quantized values (`fused`: that step's index → the Requantize doing both).
@@ -104,9 +125,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
     for (i, s) in plan.steps.iter().enumerate() {
         match s {
             Step::Quantize { x, .. } => {
-                absorbed[i] |= writers[*x]
-                    .iter()
-                    .any(|&w| matches!(plan.steps[w], Step::Conv(_)));
+                absorbed[i] |= writers[*x].iter().any(|&w| g.is_int8_conv(w));
             }
             Step::Eltwise { a, b, y, act, .. } => {
                 let Some(x_grid) = quant_of(*a) else { continue };
@@ -196,13 +215,10 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                     steps.push(r);
                 }
             }
-            Step::Conv(c) => {
-                let q = by_node.remove(&c.node).ok_or_else(|| {
-                    err(
-                        &c.node,
-                        "the model's quantization has no such convolution".into(),
-                    )
-                })?;
+            Step::Conv(c) if by_node.contains_key(&c.node) => {
+                let Some(q) = by_node.remove(&c.node) else {
+                    continue;
+                };
                 // The value read: a Quantize step's, or an INT8 convolution's output, maybe
                 // padded with zeros (0 is on every grid: the zero point).
                 let x_quant = quant_of(c.x).ok_or_else(|| {
@@ -312,17 +328,7 @@ fn spec(c: &ConvStep, q: &ConvQuant, output: Output) -> Result<QConv, PlanError>
                 )
             })?,
         ),
-        // No grid to clamp on: the activation would have to run in float.
-        None if c.act != Act::None => {
-            return Err(err(
-                &c.node,
-                format!(
-                    "a float output with activation {:?}: INT8 fuses clamps on quantized \
-                     outputs only (quantize the activation's output)",
-                    c.act
-                ),
-            ))
-        }
+        // No grid: the activation runs on the float value.
         None => (neutral.y_zero, neutral.y_scale, neutral.clamp),
     };
     let spec = QConv {
@@ -331,6 +337,11 @@ fn spec(c: &ConvStep, q: &ConvQuant, output: Output) -> Result<QConv, PlanError>
         y_scale,
         clamp,
         output,
+        act: if output == Output::Float {
+            c.act
+        } else {
+            Act::None
+        },
         ..neutral
     };
     if let Some(why) = spec.unsupported() {
@@ -494,23 +505,14 @@ mod tests {
         let want = std::fs::read(fixtures.join("ssd_coco_int8_raw.bin")).unwrap();
         let plan = int8_plan(1);
         let outputs = super::super::reference::run(&plan, &input);
-        let mut writers = vec![Vec::new(); plan.buffers.len()];
-        let mut readers = vec![Vec::new(); plan.buffers.len()];
-        for (i, s) in plan.steps.iter().enumerate() {
-            writers[s.writes()].push(i);
-            for b in s.reads() {
-                readers[b].push(i);
-            }
-        }
+        let g = Graph::new(&plan.steps, plan.buffers.len(), HashSet::new());
         // Boxes (`Squeeze`, 1917 × 4) then scores (`convert_scores`, 1917 × 91), uint8.
         let mut got = Vec::new();
         for ((b, _), values) in plan.outputs.iter().zip(&outputs) {
-            let g = quant_of(*b, &plan.steps, &writers, &readers).unwrap();
-            got.extend(
-                values.iter().map(|v| {
-                    ((v / g.scale).round_ties_even() as i32 + i32::from(g.zero) + 128) as u8
-                }),
-            );
+            let grid = quant_of(*b, &g).unwrap();
+            got.extend(values.iter().map(|v| {
+                ((v / grid.scale).round_ties_even() as i32 + i32::from(grid.zero) + 128) as u8
+            }));
         }
         assert_eq!(got.len(), want.len());
         let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
