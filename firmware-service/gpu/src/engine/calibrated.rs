@@ -293,12 +293,16 @@ pub fn quantize(mut model: ModelProto, calibration: &Calibration) -> Result<Mode
         };
         let x = before_zero_pads(x, &producer_of, &konst).to_string();
         // After the clamp that alone reads it (the epilogue applies it), and only where an
-        // INT8 convolution reads it: a float reader takes the sums' real value.
-        let y = match consumers.get(y.as_str()).map(Vec::as_slice) {
+        // INT8 convolution reads it: a float reader takes the sums' real value. But an Add that
+        // alone reads a float output would become the epilogue's residual, which the INT8
+        // kernels lack: that output keeps its grid.
+        let readers = |v: &str| consumers.get(v).map(Vec::as_slice);
+        let y = match readers(y) {
             Some([act]) if is_clamp(act) => act.output.first().unwrap_or(y),
             _ => y,
         };
-        let y = feeds_a_conv.contains(y.as_str()).then_some(y);
+        let into_add = matches!(readers(y), Some([add]) if add.op_type == "Add");
+        let y = (feeds_a_conv.contains(y.as_str()) || into_add).then_some(y);
         conv_input.insert(i, x.clone());
         quantized.insert(x);
         quantized.extend(y.cloned());

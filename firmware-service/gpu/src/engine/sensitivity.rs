@@ -383,6 +383,25 @@ mod tests {
         );
     }
 
+    /// An inverted residual's projection, quantized alone, still writes its grid into the
+    /// residual Add: the INT8 kernels have no residual epilogue for a float output.
+    #[test]
+    fn a_convolution_before_a_residual_add_is_measured_alone_too() {
+        let mut model = three_convolutions();
+        let graph = model.graph.as_mut().unwrap();
+        graph.initializer[1].dims = vec![8, 8, 1, 1];
+        graph.node[3] = op("Add", &["b", "a_relu"], "sum", vec![]);
+        graph.node.push(op("Conv", &["sum", "wc"], "y", vec![]));
+        let mut t = table("none");
+        t.ranges.insert("sum".into(), [-4.0, 4.0]);
+        let costs = layer_costs(&model, &t, IO, &inputs(), &|_| {}).unwrap();
+        assert_eq!(costs.len(), 3, "{costs:?}");
+        assert!(
+            costs.iter().all(|c| c.cost > 0.0 && c.cost < 0.05),
+            "{costs:?}"
+        );
+    }
+
     #[test]
     fn a_table_naming_no_convolution_is_refused_with_what_to_do() {
         let t = Calibration {
