@@ -820,14 +820,20 @@ fn keep_float_layers(
     samples: &[adas_plugins::Tensor],
     n: usize,
 ) -> anyhow::Result<()> {
+    eprintln!(
+        "INT8 sensitivity: every convolution quantized alone, on the CPU over {} images \
+         (minutes on large models)",
+        samples.len()
+    );
     let bar = indicatif::ProgressBar::new(0);
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "INT8 sensitivity {bar:30} {pos}/{len} convolutions, {elapsed} (ETA {eta})",
     ) {
         bar.set_style(style);
     }
-    let costs = adas_detect::int8::float_layers(manifest, engine, samples, n, &|done| {
-        bar.set_position(done as u64)
+    let costs = adas_detect::int8::float_layers(manifest, engine, samples, n, &|done, of| {
+        bar.set_length(of as u64);
+        bar.set_position(done as u64);
     });
     bar.finish_and_clear();
     let costs = costs?;

@@ -579,14 +579,14 @@ pub fn calibrate(
 
 /// Keeps the `n` convolutions of `manifest`'s model whose quantization costs its outputs most
 /// float in `table` (the GPU engine's), measured over `samples` (adas-gpu's
-/// `engine::sensitivity`); returns every convolution's cost, costliest first. `done` is told
-/// how many convolutions are measured.
+/// `engine::sensitivity`); returns every convolution's cost, costliest first. `done(k, of)`: k
+/// of the `of` convolutions are measured.
 pub fn float_layers(
     manifest: &Manifest,
     table: &mut EngineTable,
     samples: &[Tensor],
     n: usize,
-    done: &(dyn Fn(usize) + Sync),
+    done: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<LayerCost>, DetectError> {
     use adas_gpu::engine::{onnx, reference, sensitivity};
     let model_error = |message: String| DetectError::Model {

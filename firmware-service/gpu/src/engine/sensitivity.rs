@@ -50,14 +50,15 @@ pub struct Io<'a> {
 }
 
 /// Every convolution of float model `model` with its cost under `calibration`'s ranges, costliest
-/// first, over `inputs` (NHWC, as [`reference::run`] takes them). `done` is called after each
-/// convolution with how many are done; the convolutions are spread over the CPU's cores.
+/// first, over `inputs` (NHWC, as [`reference::run`] takes them). `done(k, of)` is called after
+/// each convolution: k of the `of` convolutions are measured. The convolutions are spread over the
+/// CPU's cores.
 pub fn layer_costs(
     model: &ModelProto,
     calibration: &Calibration,
     io: Io,
     inputs: &[Vec<f32>],
-    done: &(dyn Fn(usize) + Sync),
+    done: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<LayerCost>, SensitivityError> {
     let float_plan = compile(
         &onnx::from_model(model.clone())?,
@@ -96,7 +97,10 @@ pub fn layer_costs(
             .map(|(x, want)| noise_to_signal(&reference::run(&plan, x), want))
             .sum::<f64>()
             / inputs.len() as f64;
-        done(finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+        done(
+            finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            convs.len(),
+        );
         Ok(LayerCost {
             conv: conv.clone(),
             cost,
@@ -305,7 +309,7 @@ mod tests {
             &table("a_relu"),
             IO,
             &inputs(),
-            &|_| {},
+            &|_, _| {},
         )
         .unwrap();
         let order: Vec<&str> = costs.iter().map(|c| c.conv.as_str()).collect();
@@ -394,7 +398,7 @@ mod tests {
         graph.node.push(op("Conv", &["sum", "wc"], "y", vec![]));
         let mut t = table("none");
         t.ranges.insert("sum".into(), [-4.0, 4.0]);
-        let costs = layer_costs(&model, &t, IO, &inputs(), &|_| {}).unwrap();
+        let costs = layer_costs(&model, &t, IO, &inputs(), &|_, _| {}).unwrap();
         assert_eq!(costs.len(), 3, "{costs:?}");
         assert!(
             costs.iter().all(|c| c.cost > 0.0 && c.cost < 0.05),
