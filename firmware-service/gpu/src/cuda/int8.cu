@@ -37,22 +37,10 @@ __device__ __forceinline__ int requantize(int x, int mult, int shift) {
     return rounding_shift_right(q31_high_mul((int)((unsigned int)x << left), mult), right);
 }
 
-// The epilogue's integer for output channel kk: requantized, its zero point added, clamped.
-__device__ __forceinline__ int int8_output(int acc, int kk, const int* bias, const int* mult,
-                                           const int* shift, int y_zero, int lo, int hi) {
-    const int v = requantize(acc + bias[kk], mult[kk], shift[kk]) + y_zero;
-    return v < lo ? lo : v > hi ? hi : v;
-}
-
 __device__ __forceinline__ unsigned short f32_to_half(float f) {
     unsigned short h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
-}
-
-// q's dequantized value (q − y_zero)·y_scale as FP16 bits.
-__device__ __forceinline__ unsigned short int8_to_half(int q, int y_zero, float y_scale) {
-    return f32_to_half(__fmul_rn((float)(q - y_zero), y_scale));
 }
 
 // Output mode 2's float activation (common.cuh's activate codes).
@@ -61,107 +49,131 @@ struct FloatAct {
     float a, b;
 };
 
-// Output mode 2: the sum's real value, activated, as FP16 bits (one FP32 product, no fused
-// multiply-add).
-__device__ __forceinline__ unsigned short sum_to_half(int acc, int kk, const int* bias,
-                                                      const float* scale, FloatAct act) {
-    const float v = __fmul_rn(__int2float_rn(acc + bias[kk]), scale[kk]);
-    return f32_to_half(activate(v, act.kind, act.a, act.b));
+// The epilogue's constants of one output channel, loaded once per thread and channel.
+struct I8Channel {
+    int bias, mult, shift, w_zero;
+    float scale;
+};
+
+__device__ __forceinline__ I8Channel i8_channel(int kk, const int* __restrict__ bias,
+                                                const int* __restrict__ mult,
+                                                const int* __restrict__ shift,
+                                                const float* __restrict__ scale,
+                                                const int* __restrict__ w_zero) {
+    return {bias[kk], mult[kk], shift[kk], w_zero ? w_zero[kk] : 0, scale[kk]};
 }
 
-// The epilogue for output channel kk of output pixel p (see the header).
-__device__ __forceinline__ void int8_store(void* y, int acc, int p, int kk, int yp,
-                                           const int* bias, const int* mult, const int* shift,
-                                           const float* scale, int y_zero, int lo, int hi,
-                                           int out_mode, float y_scale, FloatAct act) {
-    const int at = p * yp + kk;
+// The epilogue's output for INT32 sums S (and X = Σ x, with weight zero points) of one channel
+// (see the header): the int8 value (modes 0) or the FP16 bits (modes 1 and 2). Mode 2 is one
+// FP32 product, no fused multiply-add.
+__device__ __forceinline__ unsigned int i8_epilogue(int sum, int sum_x, const I8Channel& ch,
+                                                    int y_zero, int lo, int hi, int out_mode,
+                                                    float y_scale, FloatAct act) {
+    const int acc = sum - ch.w_zero * sum_x + ch.bias;
     if (out_mode == 2) {
-        ((unsigned short*)y)[at] = sum_to_half(acc, kk, bias, scale, act);
-        return;
+        const float v = __fmul_rn(__int2float_rn(acc), ch.scale);
+        return f32_to_half(activate(v, act.kind, act.a, act.b));
     }
-    const int v = int8_output(acc, kk, bias, mult, shift, y_zero, lo, hi);
-    if (out_mode == 1)
-        ((unsigned short*)y)[at] = int8_to_half(v, y_zero, y_scale);
-    else
-        ((signed char*)y)[at] = (signed char)v;
+    int q = requantize(acc, ch.mult, ch.shift) + y_zero;
+    q = q < lo ? lo : q > hi ? hi : q;
+    if (out_mode == 1) return f32_to_half(__fmul_rn((float)(q - y_zero), y_scale));
+    return (unsigned int)q & 0xff;
 }
 
-// Depthwise convolution (groups = C = K), NHWC int8, w [R][S][C] (the host transposes the
-// model's [C][R][S], so that neighbouring channels' taps are neighbours), the epilogue above.
-// Scalar INT32 multiply-adds: a depthwise tap is one product per loaded byte, which tensor cores
-// cannot use. Each thread computes L consecutive channels of one output pixel, consecutive
-// threads consecutive channel groups (coalesced loads): with L = 4 (the host's choice where C,
-// both pitches and the bases allow it) every tap is one 4-byte load of x and one of w, and the
-// outputs one 4-byte int8 or 8-byte FP16 store.
-template <int L>
-__device__ __forceinline__ void dwconv_int8_lanes(void* y, const signed char* x,
-                                                  const signed char* w, const int* bias,
-                                                  const int* mult, const int* shift,
-                                                  const float* scale, const int* w_zero, int n,
-                                                  int h, int wd, int c, int r, int s, int ph,
-                                                  int pw, int sh, int sw, int dh, int dw, int oh,
-                                                  int ow, int xp, int yp, int x_zero, int y_zero,
-                                                  int lo, int hi, int out_mode, float y_scale,
-                                                  FloatAct act) {
-    const int groups = c / L, total = n * oh * ow * groups;
-    const int fill = (x_zero & 0xff) * 0x01010101;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-        const int ch = i % groups * L, p = i / groups, ox = p % ow, oy = p / ow % oh,
-                  bn = p / ow / oh;
-        int acc[L] = {}, sum_x[L] = {};
-        for (int rr = 0; rr < r; ++rr) {
-            const int iy = oy * sh - ph + rr * dh;
-            for (int ss = 0; ss < s; ++ss) {
-                const int ix = ox * sw - pw + ss * dw;
-                const bool in = (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
-                const signed char* xs = x + ((bn * h + iy) * wd + ix) * xp + ch;
-                const signed char* ws = w + (rr * s + ss) * c + ch;
+// Depthwise convolution (groups = C = K), NHWC int8, the epilogue above. Weights [G][C][4]: the
+// R·S taps in G = ⌈R·S / 4⌉ groups of four, one 4-byte word per channel and group (the host
+// transposes the model's [C][R][S] and pads the last group with zero weights). A depthwise tap
+// is one product per loaded byte, which tensor cores cannot use; dp4a takes four taps of one
+// channel at once. Each thread computes L consecutive channels of one output pixel, consecutive
+// threads consecutive channel groups (coalesced loads). With L = 4 (the host's choice where C,
+// both pitches and the bases allow it) each tap is one 4-byte load of x (four channels), a group's
+// four such words are transposed by byte permutes into one word per channel, its weights one
+// 16-byte load, and the outputs one 4-byte int8 or 8-byte FP16 store. A pad tap past R·S reads
+// 0 against its 0 weight: nothing added to S nor to X. ZW: the weights have zero points (X).
+template <int L, bool ZW, int RS>
+__device__ __forceinline__ void dwconv_int8_lanes(
+    void* __restrict__ y, const signed char* __restrict__ x, const signed char* __restrict__ w,
+    const int* __restrict__ bias, const int* __restrict__ mult, const int* __restrict__ shift,
+    const float* __restrict__ scale, const int* __restrict__ w_zero, int n, int h, int wd, int c,
+    int r, int s, int ph, int pw, int sh, int sw, int dh, int dw, int oh, int ow, int xp, int yp,
+    int x_zero, int y_zero, int lo, int hi, int out_mode, float y_scale, FloatAct act) {
+    if constexpr (RS != 0) r = s = RS;  // the taps known at compile time: the loops unroll
+    const int lanes = c / L, per_row = ow * lanes, taps = r * s, groups = (taps + 3) / 4;
+    const int fill = L == 4 ? (x_zero & 0xff) * 0x01010101 : x_zero;
+    for (int row = blockIdx.y; row < n * oh; row += gridDim.y) {
+        const int oy = row % oh, bn = row / oh, y0 = oy * sh - ph;
+        const signed char* xr = x + bn * h * wd * xp;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < per_row;
+             i += gridDim.x * blockDim.x) {
+            const int ch = i % lanes * L, ox = i / lanes, p = row * ow + ox, x0 = ox * sw - pw;
+            const signed char* xb = xr + ch;
+            int acc[L] = {}, sum_x[L] = {};
+            int t = 0, tr = 0, ts = 0;  // the tap, its row and column
+            for (int g = 0; g < groups; ++g) {
+                int xv[4];  // four taps: L = 4, four channels' bytes each; L = 1, the one value
+#pragma unroll
+                for (int u = 0; u < 4; ++u, ++t) {
+                    xv[u] = 0;
+                    if (t < taps) {
+                        const int iy = y0 + tr * dh, ix = x0 + ts * dw;
+                        const bool in = (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
+                        const signed char* xs = xb + (iy * wd + ix) * xp;
+                        if constexpr (L == 4)
+                            xv[u] = in ? *(const int*)xs : fill;
+                        else
+                            xv[u] = in ? *xs : fill;
+                        if (++ts == s) ts = 0, ++tr;
+                    }
+                }
                 if constexpr (L == 4) {
-                    const int xv = in ? *(const int*)xs : fill, wv = *(const int*)ws;
+                    const int4 wv = *(const int4*)(w + (g * c + ch) * 4);
+                    // Byte transpose: word j holds channel j of the four taps.
+                    const unsigned int lo01 = __byte_perm(xv[0], xv[1], 0x5140),
+                                       hi01 = __byte_perm(xv[0], xv[1], 0x7362),
+                                       lo23 = __byte_perm(xv[2], xv[3], 0x5140),
+                                       hi23 = __byte_perm(xv[2], xv[3], 0x7362);
+                    const int xt[4] = {(int)__byte_perm(lo01, lo23, 0x5410),
+                                       (int)__byte_perm(lo01, lo23, 0x7632),
+                                       (int)__byte_perm(hi01, hi23, 0x5410),
+                                       (int)__byte_perm(hi01, hi23, 0x7632)};
+                    const int wt[4] = {wv.x, wv.y, wv.z, wv.w};
 #pragma unroll
                     for (int j = 0; j < 4; ++j) {
-                        const int xj = (signed char)(xv >> (8 * j)),
-                                  wj = (signed char)(wv >> (8 * j));
-                        acc[j] += xj * wj;
-                        sum_x[j] += xj;
+                        acc[j] = __dp4a(xt[j], wt[j], acc[j]);
+                        if constexpr (ZW) sum_x[j] = __dp4a(xt[j], 0x01010101, sum_x[j]);
                     }
                 } else {
-                    const int v = in ? *xs : x_zero;
-                    acc[0] += v * *ws;
-                    sum_x[0] += v;
+                    const signed char* ws = w + (g * c + ch) * 4;
+#pragma unroll
+                    for (int u = 0; u < 4; ++u) {
+                        acc[0] += xv[u] * ws[u];
+                        if constexpr (ZW) sum_x[0] += xv[u];
+                    }
                 }
             }
-        }
-        // Each lane's output: the int8 q, or the FP16 bits h (modes 1 and 2).
-        int q[L] = {};
-        unsigned int hb[L] = {};
+            unsigned int o[L];
 #pragma unroll
-        for (int j = 0; j < L; ++j) {
-            const int a = w_zero ? acc[j] - w_zero[ch + j] * sum_x[j] : acc[j];
-            if (out_mode == 2) {
-                hb[j] = sum_to_half(a, ch + j, bias, scale, act);
+            for (int j = 0; j < L; ++j)
+                o[j] = i8_epilogue(acc[j], sum_x[j],
+                                   i8_channel(ch + j, bias, mult, shift, scale, ZW ? w_zero : nullptr),
+                                   y_zero, lo, hi, out_mode, y_scale, act);
+            const int at = p * yp + ch;
+            if constexpr (L == 4) {
+                if (out_mode)
+                    *(uint2*)((unsigned short*)y + at) = make_uint2(o[0] | o[1] << 16, o[2] | o[3] << 16);
+                else
+                    *(unsigned int*)((signed char*)y + at) = o[0] | o[1] << 8 | o[2] << 16 | o[3] << 24;
+            } else if (out_mode) {
+                ((unsigned short*)y)[at] = (unsigned short)o[0];
             } else {
-                q[j] = int8_output(a, ch + j, bias, mult, shift, y_zero, lo, hi);
-                if (out_mode == 1) hb[j] = int8_to_half(q[j], y_zero, y_scale);
+                ((signed char*)y)[at] = (signed char)o[0];
             }
-        }
-        const int at = p * yp + ch;
-        if constexpr (L == 4) {
-            if (out_mode) {
-                *(uint2*)((unsigned short*)y + at) = make_uint2(hb[0] | hb[1] << 16, hb[2] | hb[3] << 16);
-            } else {
-                *(int*)((signed char*)y + at) = (q[0] & 0xff) | (q[1] & 0xff) << 8 |
-                                                 (q[2] & 0xff) << 16 | (q[3] & 0xff) << 24;
-            }
-        } else if (out_mode) {
-            ((unsigned short*)y)[at] = (unsigned short)hb[0];
-        } else {
-            ((signed char*)y)[at] = (signed char)q[0];
         }
     }
 }
 
-// Grid-stride over N·OH·OW·C / lanes threads; `lanes` is 4 or 1 (see dwconv_int8_lanes).
+// Grid (x: over OW·C / lanes threads, y: the N·OH output rows), both grid-stride; `lanes` is 4 or
+// 1 (see dwconv_int8_lanes).
 extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const signed char* w,
                                        const int* bias, const int* mult, const int* shift,
                                        const float* scale, const int* w_zero, int n,
@@ -171,14 +183,21 @@ extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const sign
                                        float y_scale, int act_kind, float act_a, float act_b,
                                        int lanes) {
     const FloatAct act = {act_kind, act_a, act_b};
-    if (lanes == 4)
-        dwconv_int8_lanes<4>(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s, ph,
-                             pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                             out_mode, y_scale, act);
-    else
-        dwconv_int8_lanes<1>(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s, ph,
-                             pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                             out_mode, y_scale, act);
+#define I8_DW(L, ZW, RS)                                                                         \
+    dwconv_int8_lanes<L, ZW, RS>(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s,  \
+                                 ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, \
+                                 out_mode, y_scale, act)
+    const bool k3 = r == 3 && s == 3;  // MobileNets' depthwise layers
+    if (lanes == 4) {
+        if (w_zero) {
+            if (k3) I8_DW(4, true, 3); else I8_DW(4, true, 0);
+        } else {
+            if (k3) I8_DW(4, false, 3); else I8_DW(4, false, 0);
+        }
+    } else {
+        if (w_zero) I8_DW(1, true, 0); else I8_DW(1, false, 0);
+    }
+#undef I8_DW
 }
 
 // Implicit-GEMM convolution (groups = 1) on tensor cores: mma.sync m16n8k32 s8·s8 → s32 (sm_80+:
@@ -228,21 +247,41 @@ __device__ __forceinline__ void i8_fill(unsigned int dst, unsigned int fill) {
     }
 }
 
-// One slice (reduction indices q0 … q0 + I8_KC − 1) of A (pixels) and B (weights) into shared
-// memory. Each thread copies a fixed column chunk of V bytes in every ROW_STEP-th row.
+// Where a thread's copy chunk is in the reduction q = (r·S + s)·C + c: q, its channel and tap.
+// The slices advance it by I8_KC (no division per slice).
+struct I8Cursor {
+    int q, cc, tr, ts;
+};
+
+__device__ __forceinline__ I8Cursor i8_cursor(int q, int c, int s) {
+    const int t = q / c;
+    return {q, q % c, t / s, t % s};
+}
+
+__device__ __forceinline__ void i8_advance(I8Cursor& u, int c, int s) {
+    u.q += I8_KC;
+    u.cc += I8_KC;
+    while (u.cc >= c) {
+        u.cc -= c;
+        if (++u.ts == s) u.ts = 0, ++u.tr;
+    }
+}
+
+// One slice (the I8_KC reduction indices from the cursor's slice start) of A (pixels) and B
+// (weights) into shared memory. Each thread copies a fixed column chunk of V bytes in every
+// ROW_STEP-th row.
 template <int V>
 __device__ __forceinline__ void i8_stage(signed char (*as)[I8_LD], signed char (*bs)[I8_LD],
-                                         const signed char* x, const signed char* w, int q0,
-                                         int Q, int c, int s, int h, int wd, int xp, int dh,
+                                         const signed char* x, const signed char* w,
+                                         const I8Cursor& u, int Q, int h, int wd, int xp, int dh,
                                          int dw, int k, int k0, unsigned int fill,
                                          const int* pix_off, const int* pix_y, const int* pix_x) {
     constexpr int PER_ROW = I8_KC / V, ROW_STEP = I8_THREADS / PER_ROW;
     const int col = threadIdx.x % PER_ROW, row0 = threadIdx.x / PER_ROW;
-    const int q = q0 + col * V;
-    const bool in_q = q < Q;
+    const bool in_q = u.q < Q;
     // The chunk's tap: V divides C, so a chunk never straddles two taps.
-    const int cc = q % c, t = q / c, dy = t / s * dh, dx = t % s * dw;
-    const int off = (dy * wd + dx) * xp + cc;
+    const int dy = u.tr * dh, dx = u.ts * dw;
+    const int off = (dy * wd + dx) * xp + u.cc;
 #pragma unroll 4
     for (int row = row0; row < I8_BM; row += ROW_STEP) {
         const unsigned int dst = i8_shared_address(&as[row][col * V]);
@@ -256,7 +295,7 @@ __device__ __forceinline__ void i8_stage(signed char (*as)[I8_LD], signed char (
 #pragma unroll 4
     for (int row = row0; row < I8_BN; row += ROW_STEP) {
         const bool valid = in_q && k0 + row < k;
-        i8_copy<V>(i8_shared_address(&bs[row][col * V]), valid ? w + ((k0 + row) * Q + q) : w,
+        i8_copy<V>(i8_shared_address(&bs[row][col * V]), valid ? w + ((k0 + row) * Q + u.q) : w,
                    valid);
     }
 }
@@ -273,9 +312,17 @@ __device__ __forceinline__ void mma_16832(int (&acc)[4], const int (&a)[4], int 
 }
 
 // The block's shared memory: two slices of A and B, and where each tile row's pixel is.
+// The staging buffers and, once the reduction is done, the tile's INT32 sums in their place (rows
+// padded by 8: the fragments' 8-byte stores hit 2 banks' worth at most).
+#define I8_SUMS_LD (I8_BN + 8)
 struct I8Shared {
-    signed char as[2][I8_BM][I8_LD];
-    signed char bs[2][I8_BN][I8_LD];
+    union {
+        struct {
+            signed char as[2][I8_BM][I8_LD];
+            signed char bs[2][I8_BN][I8_LD];
+        } stage;
+        int sums[I8_BM][I8_SUMS_LD];
+    };
     int pix_off[I8_BM], pix_y[I8_BM], pix_x[I8_BM];
     int sum_x[2][I8_BM];  // X per tile row, in two halves of each slice
 };
@@ -299,8 +346,8 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
                                                 int lo, int hi, int out_mode, float y_scale,
                                                 FloatAct act) {
 #if __CUDA_ARCH__ >= 800
-    signed char(*as)[I8_BM][I8_LD] = sm.as;
-    signed char(*bs)[I8_BN][I8_LD] = sm.bs;
+    signed char(*as)[I8_BM][I8_LD] = sm.stage.as;
+    signed char(*bs)[I8_BN][I8_LD] = sm.stage.bs;
     int *pix_off = sm.pix_off, *pix_y = sm.pix_y, *pix_x = sm.pix_x;
     const int P = n * oh * ow, Q = r * s * c, p0 = blockIdx.x * I8_BM, k0 = blockIdx.y * I8_BN;
     for (int row = threadIdx.x; row < I8_BM; row += I8_THREADS) {
@@ -324,13 +371,17 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
     int sum_x = 0;  // with weight zero points: this thread's half of its row's X
     const int x_row = threadIdx.x / 2, x_half = threadIdx.x % 2;
     const int slices = (Q + I8_KC - 1) / I8_KC;
-    i8_stage<V>(as[0], bs[0], x, w, 0, Q, c, s, h, wd, xp, dh, dw, k, k0, fill, pix_off, pix_y, pix_x);
+    // This thread's copy chunk (i8_stage's column) and where the next slice starts.
+    I8Cursor u = i8_cursor(threadIdx.x % (I8_KC / V) * V, c, s);
+    i8_stage<V>(as[0], bs[0], x, w, u, Q, h, wd, xp, dh, dw, k, k0, fill, pix_off, pix_y, pix_x);
     asm volatile("cp.async.commit_group;" ::: "memory");
     for (int i = 0; i < slices; ++i) {
         const int buf = i & 1;
-        if (i + 1 < slices)
-            i8_stage<V>(as[buf ^ 1], bs[buf ^ 1], x, w, (i + 1) * I8_KC, Q, c, s, h, wd, xp, dh,
-                        dw, k, k0, fill, pix_off, pix_y, pix_x);
+        if (i + 1 < slices) {
+            i8_advance(u, c, s);
+            i8_stage<V>(as[buf ^ 1], bs[buf ^ 1], x, w, u, Q, h, wd, xp, dh, dw, k, k0, fill,
+                        pix_off, pix_y, pix_x);
+        }
         asm volatile("cp.async.commit_group;" ::: "memory");
         asm volatile("cp.async.wait_group 1;" ::: "memory");
         __syncthreads();
@@ -360,24 +411,53 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
         }
         __syncthreads();
     }
+    // The epilogue. The fragments' sums go to shared memory (the staging buffers are free: the
+    // last slice ended with a barrier), then each thread takes 4 neighbouring channels of every
+    // 8th row, so that a warp writes 2 rows × 64 channels in 4-byte (int8) or 8-byte (FP16)
+    // stores where the pitch and base allow.
     sm.sum_x[x_half][x_row] = sum_x;
-    __syncthreads();
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
         for (int ni = 0; ni < 4; ++ni)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int p = p0 + wm + mi * 16 + g + (e / 2) * 8;
-                const int kk = k0 + wn + ni * 8 + t4 * 2 + e % 2;
-                if (p < P && kk < k) {
-                    const int row = p - p0;
-                    const int sx = sm.sum_x[0][row] + sm.sum_x[1][row];
-                    const int v = w_zero ? acc[mi][ni][e] - w_zero[kk] * sx : acc[mi][ni][e];
-                    int8_store(y, v, p, kk, yp, bias, mult, shift, scale, y_zero, lo, hi,
-                               out_mode, y_scale, act);
-                }
+            for (int eh = 0; eh < 2; ++eh)
+                *(int2*)&sm.sums[wm + mi * 16 + g + eh * 8][wn + ni * 8 + t4 * 2] =
+                    make_int2(acc[mi][ni][eh * 2], acc[mi][ni][eh * 2 + 1]);
+    __syncthreads();
+    constexpr int GROUPS = I8_BN / 4;
+    const int col = threadIdx.x % GROUPS * 4, kk = k0 + col;
+    I8Channel chan[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+        chan[j] = i8_channel(kk + j < k ? kk + j : 0, bias, mult, shift, scale, w_zero);
+    const int out_bytes = out_mode ? 2 : 1;
+    const bool wide = kk + 3 < k && yp % 4 == 0 && (unsigned long long)y % (4 * out_bytes) == 0;
+    for (int row = threadIdx.x / GROUPS; row < I8_BM && p0 + row < P; row += I8_THREADS / GROUPS) {
+        const int sx = w_zero ? sm.sum_x[0][row] + sm.sum_x[1][row] : 0;
+        const int4 v = *(const int4*)&sm.sums[row][col];
+        const int sums[4] = {v.x, v.y, v.z, v.w};
+        unsigned int o[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+            o[j] = i8_epilogue(sums[j], sx, chan[j], y_zero, lo, hi, out_mode, y_scale, act);
+        const int at = (p0 + row) * yp + kk;
+        if (wide) {
+            if (out_mode)
+                *(uint2*)((unsigned short*)y + at) = make_uint2(o[0] | o[1] << 16, o[2] | o[3] << 16);
+            else
+                *(unsigned int*)((signed char*)y + at) = o[0] | o[1] << 8 | o[2] << 16 | o[3] << 24;
+        } else {
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                if (kk + j >= k) break;
+                if (out_mode)
+                    ((unsigned short*)y)[at + j] = (unsigned short)o[j];
+                else
+                    ((signed char*)y)[at + j] = (signed char)o[j];
             }
+        }
+    }
 #else
     __trap();  // the host loads this kernel on compute capability 8.0 or newer only
 #endif

@@ -81,16 +81,12 @@ impl DeviceQConv {
         };
         let scale = gpu.alloc(q.scale.len() * 4)?;
         gpu.upload(scale.1, &q.scale)?;
-        let weights = gpu.alloc(q.weights.len())?;
         let bytes: Vec<u8> = if spec.groups == 1 {
             q.weights.iter().map(|&v| v as u8).collect()
         } else {
-            // Depthwise: [C][R·S] → [R·S][C], the layout dwconv_int8 reads 4 channels at a time.
-            let taps = spec.r * spec.s;
-            (0..taps * spec.k)
-                .map(|i| q.weights[i % spec.k * taps + i / spec.k] as u8)
-                .collect()
+            depthwise_layout(&q.weights, spec.k, spec.r * spec.s)
         };
+        let weights = gpu.alloc(bytes.len())?;
         gpu.upload(weights.1, &bytes)?;
         let multipliers: Vec<i32> = q.requant.iter().map(|r| r.multiplier).collect();
         let shifts: Vec<i32> = q.requant.iter().map(|r| r.shift).collect();
@@ -167,10 +163,30 @@ impl DeviceQConv {
                 &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act, &act_a,
                 &act_b, &lanes,
             ];
-            let threads = c.n * c.oh * c.ow * c.k / lanes as usize;
-            gpu.launch_on(stream, "dwconv_int8", threads, 1, 0, &args)
+            // One grid row per output row (grid-stride past the 65 535 a grid has).
+            let per_row = c.ow * c.k / lanes as usize;
+            let rows = (c.n * c.oh).min(65_535) as u32;
+            gpu.launch_on(stream, "dwconv_int8", per_row, rows, 0, &args)
         }
     }
+}
+
+/// A depthwise convolution's weights `[C][taps]` as `dwconv_int8` reads them: `[G][C][4]`, the
+/// taps in G = ⌈taps / 4⌉ groups of four (one dp4a word per channel and group), the last group
+/// padded with zero weights.
+fn depthwise_layout(weights: &[i8], channels: usize, taps: usize) -> Vec<u8> {
+    let groups = taps.div_ceil(4);
+    (0..groups * channels * 4)
+        .map(|i| {
+            let (g, c, u) = (i / 4 / channels, i / 4 % channels, i % 4);
+            let t = g * 4 + u;
+            if t < taps {
+                weights[c * taps + t] as u8
+            } else {
+                0
+            }
+        })
+        .collect()
 }
 
 /// Enqueues a [`crate::engine::plan::Step::Quantize`]: `len` FP16 values of `x` onto their
@@ -278,5 +294,34 @@ impl Int8Convolver {
         // The buffers live until the copies are done.
         drop((xb, yb, conv));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::depthwise_layout;
+
+    #[test]
+    fn depthwise_weights_are_grouped_by_four_taps_per_channel() {
+        // 3 channels × 9 taps, each weight naming its channel and tap: c·16 + t.
+        let weights: Vec<i8> = (0..3)
+            .flat_map(|c| (0..9).map(move |t| c * 16 + t))
+            .collect();
+        let laid = depthwise_layout(&weights, 3, 9);
+        assert_eq!(
+            laid.len(),
+            3 * 3 * 4,
+            "⌈9/4⌉ = 3 groups of 3 channels × 4 taps"
+        );
+        for g in 0..3 {
+            for c in 0..3 {
+                let word = &laid[(g * 3 + c) * 4..][..4];
+                for (u, &b) in word.iter().enumerate() {
+                    let t = g * 4 + u;
+                    let want = if t < 9 { (c * 16 + t) as u8 } else { 0 };
+                    assert_eq!(b, want, "group {g}, channel {c}, tap {t}");
+                }
+            }
+        }
     }
 }
