@@ -80,6 +80,30 @@ __device__ __forceinline__ unsigned int i8_epilogue(int sum, int sum_x, const I8
     return (unsigned int)q & 0xff;
 }
 
+// Up to L neighbouring epilogue outputs `o` (the first `count`) at element `at` of y: one 4-byte
+// (int8) or 8-byte (FP16) store where `wide` (four of them, aligned), else one at a time.
+template <int L>
+__device__ __forceinline__ void i8_store(void* y, int at, const unsigned int (&o)[L], int count,
+                                         bool wide, int out_mode) {
+    if constexpr (L == 4) {
+        if (wide) {
+            if (out_mode)
+                *(uint2*)((unsigned short*)y + at) = make_uint2(o[0] | o[1] << 16, o[2] | o[3] << 16);
+            else
+                *(unsigned int*)((signed char*)y + at) = o[0] | o[1] << 8 | o[2] << 16 | o[3] << 24;
+            return;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < L; ++j) {
+        if (j >= count) break;
+        if (out_mode)
+            ((unsigned short*)y)[at + j] = (unsigned short)o[j];
+        else
+            ((signed char*)y)[at + j] = (signed char)o[j];
+    }
+}
+
 // Depthwise convolution (groups = C = K), NHWC int8, the epilogue above. Weights [G][C][4]: the
 // R·S taps in G = ⌈R·S / 4⌉ groups of four, one 4-byte word per channel and group (the host
 // transposes the model's [C][R][S] and pads the last group with zero weights). A depthwise tap
@@ -157,17 +181,7 @@ __device__ __forceinline__ void dwconv_int8_lanes(
                 o[j] = i8_epilogue(acc[j], sum_x[j],
                                    i8_channel(ch + j, bias, mult, shift, scale, ZW ? w_zero : nullptr),
                                    y_zero, lo, hi, out_mode, y_scale, act);
-            const int at = p * yp + ch;
-            if constexpr (L == 4) {
-                if (out_mode)
-                    *(uint2*)((unsigned short*)y + at) = make_uint2(o[0] | o[1] << 16, o[2] | o[3] << 16);
-                else
-                    *(unsigned int*)((signed char*)y + at) = o[0] | o[1] << 8 | o[2] << 16 | o[3] << 24;
-            } else if (out_mode) {
-                ((unsigned short*)y)[at] = (unsigned short)o[0];
-            } else {
-                ((signed char*)y)[at] = (signed char)o[0];
-            }
+            i8_store<L>(y, p * yp + ch, o, L, L == 4, out_mode);
         }
     }
 }
@@ -311,9 +325,9 @@ __device__ __forceinline__ void mma_16832(int (&acc)[4], const int (&a)[4], int 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// The block's shared memory: two slices of A and B, and where each tile row's pixel is.
-// The staging buffers and, once the reduction is done, the tile's INT32 sums in their place (rows
-// padded by 8: the fragments' 8-byte stores hit 2 banks' worth at most).
+// The block's shared memory: two slices of A and B — once the reduction is done, the tile's INT32
+// sums in their place (rows padded by 8: the fragments' 8-byte stores hit 2 banks' worth at
+// most) —, where each tile row's pixel is, and its X.
 #define I8_SUMS_LD (I8_BN + 8)
 struct I8Shared {
     union {
@@ -441,22 +455,7 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
 #pragma unroll
         for (int j = 0; j < 4; ++j)
             o[j] = i8_epilogue(sums[j], sx, chan[j], y_zero, lo, hi, out_mode, y_scale, act);
-        const int at = (p0 + row) * yp + kk;
-        if (wide) {
-            if (out_mode)
-                *(uint2*)((unsigned short*)y + at) = make_uint2(o[0] | o[1] << 16, o[2] | o[3] << 16);
-            else
-                *(unsigned int*)((signed char*)y + at) = o[0] | o[1] << 8 | o[2] << 16 | o[3] << 24;
-        } else {
-#pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                if (kk + j >= k) break;
-                if (out_mode)
-                    ((unsigned short*)y)[at + j] = (unsigned short)o[j];
-                else
-                    ((signed char*)y)[at + j] = (signed char)o[j];
-            }
-        }
+        i8_store<4>(y, (p0 + row) * yp + kk, o, k - kk, wide, out_mode);
     }
 #else
     __trap();  // the host loads this kernel on compute capability 8.0 or newer only
