@@ -1,11 +1,13 @@
 //! The INT8 kernels against the integer reference (`adas_gpu::engine::int8`), bit for bit, on
 //! every convolution shape of the COCO SSD: dense ones on tensor cores, depthwise ones on CUDA
-//! cores, each copy width of the dense kernel (16-, 4- and 1-byte chunks), with and without weight
+//! cores, each way of splitting a convolution among threads (`Split`: both dense tiles, one or
+//! several depthwise output pixels a thread), each copy width of the dense kernel (16-, 4- and
+//! 1-byte chunks), with and without weight
 //! zero points, int8 outputs, FP16 ones (dequantized from the grid, or straight from the sums),
 //! the clamps of no activation, ReLU and ReLU6, batches and pitched (concat-slice) buffers.
 
 use super::{manifest, root, MODELS};
-use adas_gpu::cuda::Int8Convolver;
+use adas_gpu::cuda::{Int8Convolver, Split};
 use adas_gpu::engine::int8::{self, activation_range, Output, QConv, QOutput, QWeights, Requant};
 use adas_gpu::engine::plan::{ConvStep, Step};
 use adas_gpu::engine::{compile, onnx, qdq, Target};
@@ -180,6 +182,7 @@ fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
     let mut rng = Rng(0x5eed_1a8e);
     let mut failures = Vec::new();
     let mut checked = 0;
+    let mut splits_run = Vec::new();
     for (i, c) in shapes.iter().enumerate() {
         // Every shape at batch 1, dense; every third also at batch 2 with concat-slice pitches
         // (+16: 16-byte copies stay possible; +4: the 4-byte path); every fifth with odd
@@ -194,12 +197,15 @@ fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
         for (n, pad_x, pad_y) in runs {
             let (spec, q, x) = case(c, i + n, n, pad_x, pad_y, &mut rng);
             let want = int8::conv(&spec, &q, &x);
-            let got = gpu.conv(&spec, &q, &x).unwrap();
-            let (wrong, inside) = compare(&spec, &got, &want);
-            let total = spec.n * spec.oh * spec.ow * spec.k;
-            println!(
-                "int8 {} n{} {}×{}×{} → {}×{}×{} {}×{}/{} groups {} pitch {}/{} {:?} clamp {:?} \
-                 w_zero {}: {wrong} of {total} differ, {inside} inside the clamp",
+            // Every way the kernels split this convolution among threads, whichever the
+            // engine would pick on this GPU.
+            for split in Split::candidates(&spec) {
+                let got = gpu.conv(&spec, &q, &x, Some(split)).unwrap();
+                let (wrong, inside) = compare(&spec, &got, &want);
+                let total = spec.n * spec.oh * spec.ow * spec.k;
+                println!(
+                "int8 {} {split:?} n{} {}×{}×{} → {}×{}×{} {}×{}/{} groups {} pitch {}/{} {:?} \
+                 clamp {:?} w_zero {}: {wrong} of {total} differ, {inside} inside the clamp",
                 c.node,
                 spec.n,
                 spec.h,
@@ -218,12 +224,19 @@ fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
                 spec.clamp,
                 q.has_zero_point()
             );
-            // Not a comparison of clamped constants: most values carry the arithmetic.
-            assert!(inside * 2 > total / 3, "{}: {inside} of {total}", c.node);
-            if wrong != 0 {
-                failures.push(format!("{} (batch {n}): {wrong} of {total}", c.node));
+                // Not a comparison of clamped constants: most values carry the arithmetic.
+                assert!(inside * 2 > total / 3, "{}: {inside} of {total}", c.node);
+                if wrong != 0 {
+                    failures.push(format!(
+                        "{} {split:?} (batch {n}): {wrong} of {total}",
+                        c.node
+                    ));
+                }
+                checked += 1;
+                if !splits_run.contains(&split) {
+                    splits_run.push(split);
+                }
             }
-            checked += 1;
         }
     }
     println!(
@@ -232,6 +245,9 @@ fn int8_convolutions_match_the_integer_reference_bit_for_bit() {
         shapes.len()
     );
     assert!(failures.is_empty(), "INT8 kernels differ: {failures:#?}");
+    for split in [Split::Square, Split::Tall, Split::Pixel, Split::Pixels] {
+        assert!(splits_run.contains(&split), "{split:?} never ran");
+    }
 }
 
 /// The COCO SSD's own INT8 layers — its weights, zero points, scales and ReLU6 clamps, imported
@@ -265,7 +281,7 @@ fn int8_kernels_run_the_coco_ssds_own_layers_bit_for_bit() {
         };
         let x: Vec<i8> = (0..spec.x_len()).map(|_| rng.i8()).collect();
         let want = int8::conv(&spec, &q.weights, &x);
-        let got = gpu.conv(&spec, &q.weights, &x).unwrap();
+        let got = gpu.conv(&spec, &q.weights, &x, None).unwrap();
         let (wrong, inside) = compare(&spec, &got, &want);
         let total = spec.oh * spec.ow * spec.k;
         println!(

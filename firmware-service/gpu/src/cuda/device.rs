@@ -211,6 +211,24 @@ impl Gpu {
             .map_err(|e| gpu_error("synchronize (a kernel failed?)", e))
     }
 
+    /// How many `threads`-thread blocks of kernel `name` (no dynamic shared memory) the whole
+    /// GPU holds at once: its SMs × the blocks an SM fits by registers and shared memory.
+    pub fn resident_blocks(&self, name: &str, threads: u32) -> Result<usize, GpuError> {
+        use cudarc::driver::sys::CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
+        let f = self
+            .functions
+            .get(name)
+            .ok_or_else(|| GpuError::Backend(format!("cuda: kernel {name} not loaded")))?;
+        let sms = self
+            .ctx
+            .attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(|e| gpu_error("multiprocessor count", e))?;
+        let per_sm = f
+            .occupancy_max_active_blocks_per_multiprocessor(threads, 0, None)
+            .map_err(|e| gpu_error(&format!("occupancy of {name}"), e))?;
+        Ok(usize::try_from(sms).unwrap_or(0) * per_sm as usize)
+    }
+
     /// Whether `name` is loaded and can be launched with `threads` per block and `bytes` of
     /// dynamic shared memory, its blocks in clusters of `cluster` (1: none; the cluster size is
     /// compiled into the kernel). Above the default 48 KiB a kernel must opt in, up to what the

@@ -17,24 +17,21 @@
 // (acc + bias)·scale[kk] in FP32, activated there (`act`, `act_a`, `act_b`: common.cuh's
 // activate) and rounded once to FP16, with no grid.
 
-// Rounded high half of 2·a·b, saturated (gemmlowp SaturatingRoundingDoublingHighMul).
-__device__ __forceinline__ int q31_high_mul(int a, int b) {
-    if (a == b && a == (int)0x80000000) return 0x7fffffff;
-    const long long ab = (long long)a * (long long)b;
-    const long long nudge = ab >= 0 ? (1ll << 30) : (1ll - (1ll << 30));
-    return (int)((ab + nudge) / (1ll << 31));  // C division truncates toward zero, as gemmlowp's
-}
-
-// x / 2^e rounded to nearest, ties away from zero (gemmlowp RoundingDivideByPOT).
-__device__ __forceinline__ int rounding_shift_right(int x, int e) {
-    const int mask = (1 << e) - 1, remainder = x & mask, threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> e) + (remainder > threshold ? 1 : 0);
-}
-
-// TensorFlow Lite's MultiplyByQuantizedMultiplier: x · mult · 2^shift / 2^31.
+// TensorFlow Lite's MultiplyByQuantizedMultiplier: x · mult · 2^shift / 2^31, with gemmlowp's
+// two roundings (the CPU twin spells them out: engine::int8::q31_high_mul, rounding_shift_right).
+// Here each is one 64-bit add and shift, the same integers:
+// - SaturatingRoundingDoublingHighMul's nudge-then-truncate rounds a tie of a·b / 2^31 up on
+//   either side of zero, so it is floor((a·b + 2^30) / 2^31); it saturates only for
+//   a = b = INT32_MIN, the one product that reaches 2^31 after the shift.
+// - RoundingDivideByPOT rounds ties away from zero: floor((t + 2^(e−1) − [t < 0]) / 2^e) for
+//   e > 0, t itself for e = 0; in 64 bits, so that the offset cannot overflow.
 __device__ __forceinline__ int requantize(int x, int mult, int shift) {
     const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    return rounding_shift_right(q31_high_mul((int)((unsigned int)x << left), mult), right);
+    const long long a = (int)((unsigned int)x << left);
+    long long t = (a * mult + (1ll << 30)) >> 31;
+    t = t < 0x7fffffffll ? t : 0x7fffffffll;
+    const long long half = (1ll << right) >> 1;
+    return (int)((t + half - (t < 0 && right > 0 ? 1 : 0)) >> right);
 }
 
 __device__ __forceinline__ unsigned short f32_to_half(float f) {
@@ -104,6 +101,26 @@ __device__ __forceinline__ void i8_store(void* y, int at, const unsigned int (&o
     }
 }
 
+// acc[j] (and, ZW, sum_x[j]) += channel j's four taps: xv[u] holds tap u's four channels (a
+// 4-byte load of x), wv channel j's four taps in word j. Byte permutes transpose xv into one word
+// per channel, and one dp4a multiplies each.
+template <bool ZW>
+__device__ __forceinline__ void i8_dot_taps(const int (&xv)[4], int4 wv, int (&acc)[4],
+                                            int (&sum_x)[4]) {
+    const unsigned int lo01 = __byte_perm(xv[0], xv[1], 0x5140),
+                       hi01 = __byte_perm(xv[0], xv[1], 0x7362),
+                       lo23 = __byte_perm(xv[2], xv[3], 0x5140),
+                       hi23 = __byte_perm(xv[2], xv[3], 0x7362);
+    const int xt[4] = {(int)__byte_perm(lo01, lo23, 0x5410), (int)__byte_perm(lo01, lo23, 0x7632),
+                       (int)__byte_perm(hi01, hi23, 0x5410), (int)__byte_perm(hi01, hi23, 0x7632)};
+    const int wt[4] = {wv.x, wv.y, wv.z, wv.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        acc[j] = __dp4a(xt[j], wt[j], acc[j]);
+        if constexpr (ZW) sum_x[j] = __dp4a(xt[j], 0x01010101, sum_x[j]);
+    }
+}
+
 // Depthwise convolution (groups = C = K), NHWC int8, the epilogue above. Weights [G][C][4]: the
 // R·S taps in G = ⌈R·S / 4⌉ groups of four, one 4-byte word per channel and group (the host
 // transposes the model's [C][R][S] and pads the last group with zero weights). A depthwise tap
@@ -150,22 +167,7 @@ __device__ __forceinline__ void dwconv_int8_lanes(
                     }
                 }
                 if constexpr (L == 4) {
-                    const int4 wv = *(const int4*)(w + (g * c + ch) * 4);
-                    // Byte transpose: word j holds channel j of the four taps.
-                    const unsigned int lo01 = __byte_perm(xv[0], xv[1], 0x5140),
-                                       hi01 = __byte_perm(xv[0], xv[1], 0x7362),
-                                       lo23 = __byte_perm(xv[2], xv[3], 0x5140),
-                                       hi23 = __byte_perm(xv[2], xv[3], 0x7362);
-                    const int xt[4] = {(int)__byte_perm(lo01, lo23, 0x5410),
-                                       (int)__byte_perm(lo01, lo23, 0x7632),
-                                       (int)__byte_perm(hi01, hi23, 0x5410),
-                                       (int)__byte_perm(hi01, hi23, 0x7632)};
-                    const int wt[4] = {wv.x, wv.y, wv.z, wv.w};
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) {
-                        acc[j] = __dp4a(xt[j], wt[j], acc[j]);
-                        if constexpr (ZW) sum_x[j] = __dp4a(xt[j], 0x01010101, sum_x[j]);
-                    }
+                    i8_dot_taps<ZW>(xv, *(const int4*)(w + (g * c + ch) * 4), acc, sum_x);
                 } else {
                     const signed char* ws = w + (g * c + ch) * 4;
 #pragma unroll
@@ -184,6 +186,91 @@ __device__ __forceinline__ void dwconv_int8_lanes(
             i8_store<L>(y, p * yp + ch, o, L, L == 4, out_mode);
         }
     }
+}
+
+// The 3 × 3 depthwise convolutions of MobileNets (dilation 1, stride SW on both axes, L = 4), PX
+// neighbouring output pixels a thread: their taps share input columns, (PX − 1)·SW + 3 a row
+// against 3·PX, each loaded once, and the weights and channel constants load once for all PX.
+template <bool ZW, int PX, int SW>
+__device__ __forceinline__ void dwconv3x3_int8_pixels(
+    void* __restrict__ y, const signed char* __restrict__ x, const signed char* __restrict__ w,
+    const int* __restrict__ bias, const int* __restrict__ mult, const int* __restrict__ shift,
+    const float* __restrict__ scale, const int* __restrict__ w_zero, int n, int h, int wd, int c,
+    int ph, int pw, int oh, int ow, int xp, int yp, int x_zero, int y_zero, int lo, int hi,
+    int out_mode, float y_scale, FloatAct act) {
+    constexpr int COLS = (PX - 1) * SW + 3;
+    const int lanes = c / 4, per_row = (ow + PX - 1) / PX * lanes;
+    const int fill = (x_zero & 0xff) * 0x01010101;
+    for (int row = blockIdx.y; row < n * oh; row += gridDim.y) {
+        const int oy = row % oh, bn = row / oh, y0 = oy * SW - ph;
+        for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < per_row;
+             i += gridDim.x * blockDim.x) {
+            const int ch = i % lanes * 4, ox0 = i / lanes * PX, x0 = ox0 * SW - pw;
+            const signed char* xb = x + bn * h * wd * xp + ch;
+            int xv[3][COLS];  // the input words (four channels) under the PX pixels' taps
+#pragma unroll
+            for (int tr = 0; tr < 3; ++tr) {
+                const int iy = y0 + tr;
+                const bool row_in = (unsigned)iy < (unsigned)h;
+#pragma unroll
+                for (int col = 0; col < COLS; ++col) {
+                    const int ix = x0 + col;
+                    xv[tr][col] = row_in && (unsigned)ix < (unsigned)wd
+                                      ? *(const int*)(xb + (iy * wd + ix) * xp)
+                                      : fill;
+                }
+            }
+            int4 wv[3];
+#pragma unroll
+            for (int g = 0; g < 3; ++g) wv[g] = *(const int4*)(w + (g * c + ch) * 4);
+            I8Channel chan[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+                chan[j] = i8_channel(ch + j, bias, mult, shift, scale, ZW ? w_zero : nullptr);
+#pragma unroll
+            for (int px = 0; px < PX; ++px) {
+                if (ox0 + px >= ow) break;
+                int acc[4] = {}, sum_x[4] = {};
+#pragma unroll
+                for (int g = 0; g < 3; ++g) {
+                    int taps[4];  // taps 4g … 4g + 3 of this pixel; past the 9th, 0 (weight 0)
+#pragma unroll
+                    for (int u = 0; u < 4; ++u) {
+                        const int t = 4 * g + u;
+                        taps[u] = t < 9 ? xv[t / 3][px * SW + t % 3] : 0;
+                    }
+                    i8_dot_taps<ZW>(taps, wv[g], acc, sum_x);
+                }
+                unsigned int o[4];
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+                    o[j] = i8_epilogue(acc[j], sum_x[j], chan[j], y_zero, lo, hi, out_mode,
+                                       y_scale, act);
+                i8_store<4>(y, (row * ow + ox0 + px) * yp + ch, o, 4, true, out_mode);
+            }
+        }
+    }
+}
+
+// Grid (x: over ⌈OW / PX⌉·C / 4 threads, y: the N·OH output rows), both grid-stride; PX = 4 at
+// `stride` 1, 2 at stride 2. Parameters as dwconv_int8, less those fixed here. The bounds keep
+// three blocks on an SM (79 registers, no spills, on sm_87 and sm_90).
+extern "C" __global__ void __launch_bounds__(256, 3) dwconv3x3_int8(
+    void* y, const signed char* x, const signed char* w, const int* bias, const int* mult,
+    const int* shift, const float* scale, const int* w_zero, int n, int h, int wd, int c, int ph,
+    int pw, int stride, int oh, int ow, int xp, int yp, int x_zero, int y_zero, int lo, int hi,
+    int out_mode, float y_scale, int act_kind, float act_a, float act_b) {
+    const FloatAct act = {act_kind, act_a, act_b};
+#define I8_DW3(ZW, PX, SW)                                                                         \
+    dwconv3x3_int8_pixels<ZW, PX, SW>(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, ph, \
+                                      pw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode,       \
+                                      y_scale, act)
+    if (stride == 1) {
+        if (w_zero) I8_DW3(true, 4, 1); else I8_DW3(false, 4, 1);
+    } else {
+        if (w_zero) I8_DW3(true, 2, 2); else I8_DW3(false, 2, 2);
+    }
+#undef I8_DW3
 }
 
 // Grid (x: over OW·C / lanes threads, y: the N·OH output rows), both grid-stride; `lanes` is 4 or
@@ -217,13 +304,13 @@ extern "C" __global__ void dwconv_int8(void* y, const signed char* x, const sign
 // Implicit-GEMM convolution (groups = 1) on tensor cores: mma.sync m16n8k32 s8·s8 → s32 (sm_80+:
 // Jetson Orin, Ampere, Hopper). GEMM rows are output pixels p, columns output channels, the
 // reduction q = (r·S + s)·C + c walks the taps (im2col addresses computed on the fly). A block of
-// 4 warps computes a 64-pixel × 64-channel tile, each warp 32 × 32 (2 × 4 MMAs per 32-wide
-// step), over the reduction in 64-byte slices, double-buffered: cp.async copies the next slice
-// into shared memory while the warps multiply this one. Copies are 16 bytes where C, the pixel
+// 4 warps computes a BM-pixel × BN-channel tile, each warp 32 × 32 (2 × 4 MMAs per 32-wide
+// step): 64 × 64, or 128 × 32 where K leaves a last tile of 32 channels or fewer (K = 16, 24,
+// 32, 96, 144, 160 in MobileNets), so that no warp multiplies past K (the host's Split).
+// The reduction runs in 64-byte slices, double-buffered: cp.async copies the next slice into
+// shared memory while the warps multiply this one. Copies are 16 bytes where C, the pixel
 // pitch and the base are multiples of 16, else 4, else 1 (a network's first layer, C = 3). INT32
 // sums are exact, so the result does not depend on the order: bit-identical to the CPU twin.
-#define I8_BM 64
-#define I8_BN 64
 #define I8_KC 64
 // Row pitch in shared memory: 80 bytes keeps 16-byte copies aligned and puts the 8 rows a
 // fragment load touches on 8 different groups of 4 banks.
@@ -284,7 +371,7 @@ __device__ __forceinline__ void i8_advance(I8Cursor& u, int c, int s) {
 // One slice (the I8_KC reduction indices from the cursor's slice start) of A (pixels) and B
 // (weights) into shared memory. Each thread copies a fixed column chunk of V bytes in every
 // ROW_STEP-th row.
-template <int V>
+template <int V, int BM, int BN>
 __device__ __forceinline__ void i8_stage(signed char (*as)[I8_LD], signed char (*bs)[I8_LD],
                                          const signed char* x, const signed char* w,
                                          const I8Cursor& u, int Q, int h, int wd, int xp, int dh,
@@ -297,7 +384,7 @@ __device__ __forceinline__ void i8_stage(signed char (*as)[I8_LD], signed char (
     const int dy = u.tr * dh, dx = u.ts * dw;
     const int off = (dy * wd + dx) * xp + u.cc;
 #pragma unroll 4
-    for (int row = row0; row < I8_BM; row += ROW_STEP) {
+    for (int row = row0; row < BM; row += ROW_STEP) {
         const unsigned int dst = i8_shared_address(&as[row][col * V]);
         const int iy = pix_y[row] + dy, ix = pix_x[row] + dx;
         if (in_q && (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd)
@@ -307,7 +394,7 @@ __device__ __forceinline__ void i8_stage(signed char (*as)[I8_LD], signed char (
 
     }
 #pragma unroll 4
-    for (int row = row0; row < I8_BN; row += ROW_STEP) {
+    for (int row = row0; row < BN; row += ROW_STEP) {
         const bool valid = in_q && k0 + row < k;
         i8_copy<V>(i8_shared_address(&bs[row][col * V]), valid ? w + ((k0 + row) * Q + u.q) : w,
                    valid);
@@ -315,6 +402,14 @@ __device__ __forceinline__ void i8_stage(signed char (*as)[I8_LD], signed char (
 }
 
 __device__ __forceinline__ int i8_word(const signed char* p) { return *(const int*)p; }
+
+// Four 8 × 16-byte matrices from shared memory, one register of each per lane (lane l gets row
+// l / 4, bytes 4·(l % 4) of each): lane l gives the address of row l % 8 of matrix l / 8.
+__device__ __forceinline__ void ldmatrix_x4(int (&r)[4], unsigned int row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(row));
+}
 
 // acc (this lane's part of a 16 × 8 INT32 tile) += A (16 × 32, row-major) · B (32 × 8, col).
 __device__ __forceinline__ void mma_16832(int (&acc)[4], const int (&a)[4], int b0, int b1) {
@@ -327,20 +422,20 @@ __device__ __forceinline__ void mma_16832(int (&acc)[4], const int (&a)[4], int 
 
 // The block's shared memory: two slices of A and B — once the reduction is done, the tile's INT32
 // sums in their place (rows padded by 8: the fragments' 8-byte stores hit 2 banks' worth at
-// most) —, where each tile row's pixel is, and its X.
-#define I8_SUMS_LD (I8_BN + 8)
+// most) —, where each tile row's pixel is, and its X (summed by 128 / BM threads a row).
+template <int BM, int BN>
 struct I8Shared {
+    static constexpr int X_PARTS = I8_THREADS / BM;
     union {
         struct {
-            signed char as[2][I8_BM][I8_LD];
-            signed char bs[2][I8_BN][I8_LD];
+            signed char as[2][BM][I8_LD];
+            signed char bs[2][BN][I8_LD];
         } stage;
-        int sums[I8_BM][I8_SUMS_LD];
+        int sums[BM][BN + 8];
     };
-    int pix_off[I8_BM], pix_y[I8_BM], pix_x[I8_BM];
-    int sum_x[2][I8_BM];  // X per tile row, in two halves of each slice
+    int pix_off[BM], pix_y[BM], pix_x[BM];
+    int sum_x[X_PARTS][BM];  // X per tile row, in X_PARTS parts of each slice
 };
-static_assert(I8_THREADS == 2 * I8_BM, "two threads sum each row's X");
 
 // c + the four signed bytes of a.
 __device__ __forceinline__ int add_bytes(int a, int c) {
@@ -349,8 +444,8 @@ __device__ __forceinline__ int add_bytes(int a, int c) {
     return d;
 }
 
-template <int V>
-__device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const signed char* x,
+template <int V, int BM, int BN>
+__device__ __forceinline__ void conv_int8_tiles(I8Shared<BM, BN>& sm, void* y, const signed char* x,
                                                 const signed char* w, const int* bias,
                                                 const int* mult, const int* shift,
                                                 const float* scale, const int* w_zero, int n,
@@ -360,11 +455,11 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
                                                 int lo, int hi, int out_mode, float y_scale,
                                                 FloatAct act) {
 #if __CUDA_ARCH__ >= 800
-    signed char(*as)[I8_BM][I8_LD] = sm.stage.as;
-    signed char(*bs)[I8_BN][I8_LD] = sm.stage.bs;
+    signed char(*as)[BM][I8_LD] = sm.stage.as;
+    signed char(*bs)[BN][I8_LD] = sm.stage.bs;
     int *pix_off = sm.pix_off, *pix_y = sm.pix_y, *pix_x = sm.pix_x;
-    const int P = n * oh * ow, Q = r * s * c, p0 = blockIdx.x * I8_BM, k0 = blockIdx.y * I8_BN;
-    for (int row = threadIdx.x; row < I8_BM; row += I8_THREADS) {
+    const int P = n * oh * ow, Q = r * s * c, p0 = blockIdx.x * BM, k0 = blockIdx.y * BN;
+    for (int row = threadIdx.x; row < BM; row += I8_THREADS) {
         const int p = p0 + row;
         if (p < P) {
             const int ox = p % ow, oy = p / ow % oh, bn = p / ow / oh;
@@ -380,48 +475,57 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
     __syncthreads();
     const unsigned int fill = (x_zero & 0xff) * 0x01010101u;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t4 = lane % 4;
-    const int wm = (warp % 2) * 32, wn = (warp / 2) * 32;
+    constexpr int WARPS_M = BM / 32, X_PARTS = I8Shared<BM, BN>::X_PARTS;
+    const int wm = (warp % WARPS_M) * 32, wn = (warp / WARPS_M) * 32;
     int acc[2][4][4] = {};
-    int sum_x = 0;  // with weight zero points: this thread's half of its row's X
-    const int x_row = threadIdx.x / 2, x_half = threadIdx.x % 2;
+    int sum_x = 0;  // with weight zero points: this thread's part of its row's X
+    const int x_row = threadIdx.x / X_PARTS, x_part = threadIdx.x % X_PARTS;
     const int slices = (Q + I8_KC - 1) / I8_KC;
+    // The rows this lane addresses for ldmatrix_x4 in buffer 0 (A: fragment rows 0–15, bytes
+    // 0 / 16; B: 8 channels, bytes 0 / 16, then the next 8 channels).
+    const unsigned int a_lane = i8_shared_address(&as[0][wm + (lane & 15)][(lane >> 4) * 16]);
+    const unsigned int b_lane =
+        i8_shared_address(&bs[0][wn + (lane & 7) + (lane >> 4) * 8][(lane >> 3 & 1) * 16]);
     // This thread's copy chunk (i8_stage's column) and where the next slice starts.
     I8Cursor u = i8_cursor(threadIdx.x % (I8_KC / V) * V, c, s);
-    i8_stage<V>(as[0], bs[0], x, w, u, Q, h, wd, xp, dh, dw, k, k0, fill, pix_off, pix_y, pix_x);
+    i8_stage<V, BM, BN>(as[0], bs[0], x, w, u, Q, h, wd, xp, dh, dw, k, k0, fill, pix_off, pix_y, pix_x);
     asm volatile("cp.async.commit_group;" ::: "memory");
     for (int i = 0; i < slices; ++i) {
         const int buf = i & 1;
         if (i + 1 < slices) {
             i8_advance(u, c, s);
-            i8_stage<V>(as[buf ^ 1], bs[buf ^ 1], x, w, u, Q, h, wd, xp, dh, dw, k, k0, fill,
+            i8_stage<V, BM, BN>(as[buf ^ 1], bs[buf ^ 1], x, w, u, Q, h, wd, xp, dh, dw, k, k0, fill,
                         pix_off, pix_y, pix_x);
         }
         asm volatile("cp.async.commit_group;" ::: "memory");
         asm volatile("cp.async.wait_group 1;" ::: "memory");
         __syncthreads();
+        // A 32-byte chunk past Q holds zeros only (layers with C = 16 or 24 are one such slice).
+        const int valid = Q - i * I8_KC;
 #pragma unroll
         for (int kk = 0; kk < I8_KC; kk += 32) {
+            if (kk > 0 && kk >= valid) break;
+            // A fragment mi: rows 0–7 / 8–15 × bytes 0–15 / 16–31 of its 16 rows; B, two
+            // fragments ni, ni + 1: their 8 channels × bytes 0–15 / 16–31.
             int a[2][4];
 #pragma unroll
-            for (int mi = 0; mi < 2; ++mi) {
-                const signed char* p = &as[buf][wm + mi * 16 + g][kk + t4 * 4];
-                a[mi][0] = i8_word(p);
-                a[mi][1] = i8_word(p + 8 * I8_LD);
-                a[mi][2] = i8_word(p + 16);
-                a[mi][3] = i8_word(p + 8 * I8_LD + 16);
-            }
+            for (int mi = 0; mi < 2; ++mi)
+                ldmatrix_x4(a[mi], a_lane + buf * sizeof(as[0]) + (mi * 16 * I8_LD + kk));
 #pragma unroll
-            for (int ni = 0; ni < 4; ++ni) {
-                const signed char* p = &bs[buf][wn + ni * 8 + g][kk + t4 * 4];
-                const int b0 = i8_word(p), b1 = i8_word(p + 16);
+            for (int nj = 0; nj < 2; ++nj) {
+                int b[4];
+                ldmatrix_x4(b, b_lane + buf * sizeof(bs[0]) + (nj * 16 * I8_LD + kk));
 #pragma unroll
-                for (int mi = 0; mi < 2; ++mi) mma_16832(acc[mi][ni], a[mi], b0, b1);
+                for (int mi = 0; mi < 2; ++mi) {
+                    mma_16832(acc[mi][nj * 2], a[mi], b[0], b[1]);
+                    mma_16832(acc[mi][nj * 2 + 1], a[mi], b[2], b[3]);
+                }
             }
         }
         if (w_zero) {
-            const signed char* p = &as[buf][x_row][x_half * (I8_KC / 2)];
+            const signed char* p = &as[buf][x_row][x_part * (I8_KC / X_PARTS)];
 #pragma unroll
-            for (int j = 0; j < I8_KC / 2; j += 4) sum_x = add_bytes(i8_word(p + j), sum_x);
+            for (int j = 0; j < I8_KC / X_PARTS; j += 4) sum_x = add_bytes(i8_word(p + j), sum_x);
         }
         __syncthreads();
     }
@@ -429,7 +533,7 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
     // last slice ended with a barrier), then each thread takes 4 neighbouring channels of every
     // 8th row, so that a warp writes 2 rows × 64 channels in 4-byte (int8) or 8-byte (FP16)
     // stores where the pitch and base allow.
-    sm.sum_x[x_half][x_row] = sum_x;
+    sm.sum_x[x_part][x_row] = sum_x;
 #pragma unroll
     for (int mi = 0; mi < 2; ++mi)
 #pragma unroll
@@ -439,7 +543,7 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
                 *(int2*)&sm.sums[wm + mi * 16 + g + eh * 8][wn + ni * 8 + t4 * 2] =
                     make_int2(acc[mi][ni][eh * 2], acc[mi][ni][eh * 2 + 1]);
     __syncthreads();
-    constexpr int GROUPS = I8_BN / 4;
+    constexpr int GROUPS = BN / 4;
     const int col = threadIdx.x % GROUPS * 4, kk = k0 + col;
     I8Channel chan[4];
 #pragma unroll
@@ -447,8 +551,10 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
         chan[j] = i8_channel(kk + j < k ? kk + j : 0, bias, mult, shift, scale, w_zero);
     const int out_bytes = out_mode ? 2 : 1;
     const bool wide = kk + 3 < k && yp % 4 == 0 && (unsigned long long)y % (4 * out_bytes) == 0;
-    for (int row = threadIdx.x / GROUPS; row < I8_BM && p0 + row < P; row += I8_THREADS / GROUPS) {
-        const int sx = w_zero ? sm.sum_x[0][row] + sm.sum_x[1][row] : 0;
+    for (int row = threadIdx.x / GROUPS; row < BM && p0 + row < P; row += I8_THREADS / GROUPS) {
+        int sx = 0;
+#pragma unroll
+        for (int part = 0; part < X_PARTS; ++part) sx += w_zero ? sm.sum_x[part][row] : 0;
         const int4 v = *(const int4*)&sm.sums[row][col];
         const int sums[4] = {v.x, v.y, v.z, v.w};
         unsigned int o[4];
@@ -462,29 +568,34 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared& sm, void* y, const sig
 #endif
 }
 
-// Grid (⌈N·OH·OW / 64⌉, ⌈K / 64⌉), 128 threads. Parameters as dwconv_int8 plus K, less lanes.
+// Grid (⌈N·OH·OW / BM⌉, ⌈K / BN⌉), 128 threads; `tile_n` is BN, 64 (BM = 64) or 32 (BM = 128).
+// Parameters as dwconv_int8 plus K, less lanes.
 extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
     void* y, const signed char* x, const signed char* w, const int* bias, const int* mult,
     const int* shift, const float* scale, const int* w_zero, int n, int h, int wd, int c, int k,
     int r, int s, int ph, int pw, int sh, int sw, int dh, int dw, int oh, int ow, int xp, int yp,
     int x_zero, int y_zero, int lo, int hi, int out_mode, float y_scale, int act_kind,
-    float act_a, float act_b) {
+    float act_a, float act_b, int tile_n) {
     const FloatAct act = {act_kind, act_a, act_b};
-    // One shared block for every copy width (per-instantiation arrays would add up).
-    __shared__ __align__(16) I8Shared sm;
+    // One shared block for every tile and copy width (per-instantiation arrays would add up).
+    __shared__ __align__(16) union {
+        I8Shared<64, 64> square;
+        I8Shared<128, 32> tall;
+    } sm;
     const unsigned long long xa = (unsigned long long)x, wa = (unsigned long long)w;
-    if ((c | xp) % 16 == 0 && (xa | wa) % 16 == 0)
-        conv_int8_tiles<16>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
-                             ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                             out_mode, y_scale, act);
-    else if ((c | xp) % 4 == 0 && (xa | wa) % 4 == 0)
-        conv_int8_tiles<4>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
-                            ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                            out_mode, y_scale, act);
-    else
-        conv_int8_tiles<1>(sm, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s,
-                            ph, pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi,
-                            out_mode, y_scale, act);
+    const int v = (c | xp) % 16 == 0 && (xa | wa) % 16 == 0 ? 16
+                  : (c | xp) % 4 == 0 && (xa | wa) % 4 == 0 ? 4
+                                                            : 1;
+#define I8_TILES(V, SM)                                                                           \
+    conv_int8_tiles<V>(sm.SM, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s, ph, \
+                       pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode,       \
+                       y_scale, act)
+    if (tile_n == 32) {
+        if (v == 16) I8_TILES(16, tall); else if (v == 4) I8_TILES(4, tall); else I8_TILES(1, tall);
+    } else {
+        if (v == 16) I8_TILES(16, square); else if (v == 4) I8_TILES(4, square); else I8_TILES(1, square);
+    }
+#undef I8_TILES
 }
 
 // A QDQ model's QuantizeLinear (uint8 grid, int8 domain) of v into y[i]:

@@ -15,13 +15,129 @@ const SOURCE: &str = include_str!("int8.cu");
 const NAMES: &[&str] = &[
     "conv_int8_mma",
     "dwconv_int8",
+    "dwconv3x3_int8",
     "quantize_f16",
     "requantize_f16",
 ];
-/// The dense kernel's tile (`I8_BM` × `I8_BN` in int8.cu) and block size.
-const TILE_PIXELS: usize = 64;
-const TILE_CHANNELS: usize = 64;
+/// The dense kernel's block size.
 const THREADS: u32 = 128;
+/// The depthwise kernels' block size (`Gpu::launch_on`'s).
+const DW_THREADS: u32 = 256;
+
+/// How a convolution's outputs are split among the kernels' threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// `conv_int8_mma`, a 64-pixel × 64-channel tile a block.
+    Square,
+    /// `conv_int8_mma`, a 128-pixel × 32-channel tile a block: where the last of K's 64-channel
+    /// tiles would hold 32 channels or fewer (MobileNets' projections and first layers), no
+    /// warp multiplies past K.
+    Tall,
+    /// `dwconv_int8`, one output pixel a thread.
+    Pixel,
+    /// `dwconv3x3_int8`: 3 × 3, dilation 1, stride 1 or 2, 4 channels a thread, and 4 (stride
+    /// 1) or 2 neighbouring output pixels, whose taps share input columns.
+    Pixels,
+}
+
+impl Split {
+    /// The split every convolution of `c`'s kind can take, and the wider one where `c` allows
+    /// it.
+    fn splits(c: &QConv) -> (Split, Option<Split>) {
+        if c.groups == 1 {
+            (
+                Split::Square,
+                matches!(c.k % 64, 1..=32).then_some(Split::Tall),
+            )
+        } else {
+            (
+                Split::Pixel,
+                (Split::pixels_per_thread(c) > 1).then_some(Split::Pixels),
+            )
+        }
+    }
+
+    /// Every split that can run `c` (the GPU tests run each).
+    pub fn candidates(c: &QConv) -> Vec<Split> {
+        let (narrow, wide) = Split::splits(c);
+        std::iter::once(narrow).chain(wide).collect()
+    }
+
+    /// The split for `c` on a GPU that holds `resident(kernel, threads)` blocks of a kernel at
+    /// once: the wider one (fewer, fuller blocks) only where its blocks still fill the whole
+    /// GPU — at batch 1 a 150 × 150 layer gives an H100 too few of them, and the narrow
+    /// split's extra blocks then run in parallel.
+    fn choose<E>(
+        c: &QConv,
+        resident: impl FnOnce(&'static str, u32) -> Result<usize, E>,
+    ) -> Result<Split, E> {
+        Ok(match Split::splits(c) {
+            (_, Some(wide)) if wide.blocks(c) >= resident(wide.kernel(), wide.threads())? => wide,
+            (narrow, _) => narrow,
+        })
+    }
+
+    fn kernel(self) -> &'static str {
+        match self {
+            Split::Square | Split::Tall => "conv_int8_mma",
+            Split::Pixel => "dwconv_int8",
+            Split::Pixels => "dwconv3x3_int8",
+        }
+    }
+
+    fn threads(self) -> u32 {
+        match self {
+            Split::Square | Split::Tall => THREADS,
+            Split::Pixel | Split::Pixels => DW_THREADS,
+        }
+    }
+
+    /// The dense tile, pixels × output channels (`BM` × `BN` in int8.cu).
+    fn tile(self) -> (usize, usize) {
+        if self == Split::Tall {
+            (128, 32)
+        } else {
+            (64, 64)
+        }
+    }
+
+    /// `dwconv3x3_int8`'s output pixels a thread for `c`; 1 where it cannot run `c`.
+    fn pixels_per_thread(c: &QConv) -> usize {
+        let shape = c.r == 3 && c.s == 3 && c.dilation == [1, 1];
+        let lanes = [c.c, c.x_pitch, c.y_pitch]
+            .iter()
+            .all(|v| v.is_multiple_of(4));
+        match c.stride {
+            [1, 1] if shape && lanes => 4,
+            [2, 2] if shape && lanes => 2,
+            _ => 1,
+        }
+    }
+
+    /// Output pixels a thread (depthwise splits).
+    fn pixels(self, c: &QConv) -> usize {
+        if self == Split::Pixels {
+            Split::pixels_per_thread(c)
+        } else {
+            1
+        }
+    }
+
+    /// Blocks of work for `c` (the launch's grid, before the grid-stride cap; four channels a
+    /// depthwise thread).
+    fn blocks(self, c: &QConv) -> usize {
+        match self {
+            Split::Square | Split::Tall => {
+                let (m, n) = self.tile();
+                (c.n * c.oh * c.ow).div_ceil(m) * c.k.div_ceil(n)
+            }
+            Split::Pixel | Split::Pixels => {
+                let per_row = c.ow.div_ceil(self.pixels(c)) * c.k / 4;
+                c.n * c.oh * per_row.div_ceil(DW_THREADS as usize)
+            }
+        }
+    }
+}
 
 /// `mma.sync` with s8 operands: compute capability 8.0 (Jetson Orin, Ampere) or newer.
 pub fn supports_int8(compute_capability: (i32, i32)) -> bool {
@@ -52,6 +168,7 @@ pub(crate) struct DeviceQConv {
     scale: (CudaSlice<u8>, DevPtr),
     /// Weight zero points; None for symmetric weights (the kernels then skip Σ x).
     w_zero: Option<(CudaSlice<u8>, DevPtr)>,
+    split: Split,
 }
 
 impl DeviceQConv {
@@ -96,7 +213,9 @@ impl DeviceQConv {
         } else {
             None
         };
+        let split = Split::choose(spec, |kernel, threads| gpu.resident_blocks(kernel, threads))?;
         Ok(DeviceQConv {
+            split,
             spec: spec.clone(),
             weights,
             bias: put_i32(&spec.folded_bias(q))?,
@@ -137,36 +256,50 @@ impl DeviceQConv {
         let sc = self.scale.1;
         // A null pointer: symmetric weights.
         let wz: DevPtr = self.w_zero.as_ref().map_or(0, |z| z.1);
-        if c.groups == 1 {
-            let args: [&dyn Arg; 34] = [
-                &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh,
-                &sw, &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act,
-                &act_a, &act_b,
-            ];
-            let grid = (
-                (c.n * c.oh * c.ow).div_ceil(TILE_PIXELS) as u32,
-                c.k.div_ceil(TILE_CHANNELS) as u32,
-                1,
-            );
-            gpu.launch_grid_on(stream, "conv_int8_mma", grid, THREADS, 0, &args)
-        } else {
-            // Four channels a thread where every access can be 4 bytes (8 for FP16 outputs).
-            let out_bytes = c.output.bytes() as u64;
-            let wide = [c.c, c.x_pitch, c.y_pitch]
-                .iter()
-                .all(|v| v.is_multiple_of(4))
-                && x.is_multiple_of(4)
-                && y.is_multiple_of(4 * out_bytes);
-            let lanes: i32 = if wide { 4 } else { 1 };
-            let args: [&dyn Arg; 34] = [
-                &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh, &sw,
-                &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act, &act_a,
-                &act_b, &lanes,
-            ];
-            // One grid row per output row (grid-stride past the 65 535 a grid has).
-            let per_row = c.ow * c.k / lanes as usize;
-            let rows = (c.n * c.oh).min(65_535) as u32;
-            gpu.launch_on(stream, "dwconv_int8", per_row, rows, 0, &args)
+        // Four channels a depthwise thread where every access can be 4 bytes (8 for FP16
+        // outputs); Pixels needs them.
+        let out_bytes = c.output.bytes() as u64;
+        let wide = [c.c, c.x_pitch, c.y_pitch]
+            .iter()
+            .all(|v| v.is_multiple_of(4))
+            && x.is_multiple_of(4)
+            && y.is_multiple_of(4 * out_bytes);
+        // One depthwise grid row per output row (grid-stride past the 65 535 a grid has).
+        let rows = (c.n * c.oh).min(65_535) as u32;
+        match self.split {
+            Split::Square | Split::Tall => {
+                let (tile_pixels, tile_channels) = self.split.tile();
+                let tile_n = tile_channels as i32;
+                let args: [&dyn Arg; 35] = [
+                    &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh,
+                    &sw, &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act,
+                    &act_a, &act_b, &tile_n,
+                ];
+                let grid = (
+                    (c.n * c.oh * c.ow).div_ceil(tile_pixels) as u32,
+                    c.k.div_ceil(tile_channels) as u32,
+                    1,
+                );
+                gpu.launch_grid_on(stream, "conv_int8_mma", grid, THREADS, 0, &args)
+            }
+            Split::Pixels if wide => {
+                let args: [&dyn Arg; 28] = [
+                    &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &ph, &pw, &sh, &oh, &ow,
+                    &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act, &act_a, &act_b,
+                ];
+                let per_row = c.ow.div_ceil(self.split.pixels(c)) * c.k / 4;
+                gpu.launch_on(stream, "dwconv3x3_int8", per_row, rows, 0, &args)
+            }
+            Split::Pixel | Split::Pixels => {
+                let lanes: i32 = if wide { 4 } else { 1 };
+                let args: [&dyn Arg; 34] = [
+                    &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &r, &s, &ph, &pw, &sh,
+                    &sw, &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act,
+                    &act_a, &act_b, &lanes,
+                ];
+                let per_row = c.ow * c.k / lanes as usize;
+                gpu.launch_on(stream, "dwconv_int8", per_row, rows, 0, &args)
+            }
         }
     }
 }
@@ -256,8 +389,15 @@ impl Int8Convolver {
         format!("{} (sm_{major}{minor})", self.gpu.identity.gpu)
     }
 
-    /// `spec` on `x` (laid out as `spec` says) on the GPU.
-    pub fn conv(&self, spec: &QConv, q: &QWeights, x: &[i8]) -> Result<QOutput, GpuError> {
+    /// `spec` on `x` (laid out as `spec` says) on the GPU, split among threads as `split` says
+    /// (one of [`Split::candidates`]), or as the engine chooses for this GPU.
+    pub fn conv(
+        &self,
+        spec: &QConv,
+        q: &QWeights,
+        x: &[i8],
+        split: Option<Split>,
+    ) -> Result<QOutput, GpuError> {
         if x.len() != spec.x_len() {
             return Err(GpuError::Backend(format!(
                 "cuda: INT8 convolution: {} input values for a buffer of {}",
@@ -266,7 +406,21 @@ impl Int8Convolver {
             )));
         }
         let gpu = &self.gpu;
-        let conv = DeviceQConv::upload(gpu, spec, q)?;
+        let mut conv = DeviceQConv::upload(gpu, spec, q)?;
+        if let Some(split) = split {
+            if !Split::candidates(spec).contains(&split) {
+                return Err(GpuError::Backend(format!(
+                    "cuda: INT8 convolution: {split:?} cannot run {} × {} groups {} stride {:?}; \
+                     it takes one of {:?}",
+                    spec.r,
+                    spec.s,
+                    spec.groups,
+                    spec.stride,
+                    Split::candidates(spec)
+                )));
+            }
+            conv.split = split;
+        }
         let xb = gpu.alloc(x.len())?;
         let bytes: Vec<u8> = x.iter().map(|&v| v as u8).collect();
         gpu.upload(xb.1, &bytes)?;
@@ -299,7 +453,109 @@ impl Int8Convolver {
 
 #[cfg(test)]
 mod tests {
-    use super::depthwise_layout;
+    use super::{depthwise_layout, Split};
+    use crate::engine::int8::{Output, QConv};
+    use adas_plugins::gpu::Act;
+
+    /// A MobileNet layer at batch `n`: `size`² output pixels, `c` → `k` channels, 1 × 1 dense
+    /// or 3 × 3 depthwise (`groups` = C = K) at `stride`.
+    fn layer(n: usize, size: usize, c: usize, k: usize, depthwise: bool, stride: usize) -> QConv {
+        let taps = if depthwise { 3 } else { 1 };
+        QConv {
+            n,
+            h: size * stride,
+            w: size * stride,
+            c,
+            k,
+            r: taps,
+            s: taps,
+            pad: [taps / 2; 2],
+            stride: [stride; 2],
+            dilation: [1, 1],
+            groups: if depthwise { c } else { 1 },
+            oh: size,
+            ow: size,
+            x_pitch: c,
+            y_pitch: k,
+            x_zero: 0,
+            y_zero: 0,
+            y_scale: 1.0,
+            clamp: (-128, 127),
+            output: Output::Int8,
+            act: Act::None,
+        }
+    }
+
+    #[test]
+    fn the_wider_split_is_taken_only_where_its_blocks_fill_the_gpu() {
+        use Split::*;
+        // Dense: the 128 × 32 tile where K's last 64-channel tile would hold 32 or fewer
+        // (MobileNets' projections and first layers), never past K by more than 31 channels.
+        for k in [16, 24, 32, 96, 144, 160, 273, 288] {
+            assert_eq!(
+                Split::candidates(&layer(1, 19, 64, k, false, 1)),
+                [Square, Tall]
+            );
+        }
+        for k in [33, 64, 192, 384, 546, 576, 960, 1280] {
+            assert_eq!(Split::candidates(&layer(1, 19, 64, k, false, 1)), [Square]);
+        }
+        // Depthwise: several pixels a thread for 3 × 3 at stride 1 (4) and 2 (2), with four
+        // channels a thread; one otherwise.
+        let dw = layer(1, 150, 32, 32, true, 1);
+        assert_eq!(Split::candidates(&dw), [Pixel, Pixels]);
+        assert_eq!(Pixels.pixels(&dw), 4);
+        assert_eq!(Pixels.pixels(&layer(1, 75, 96, 96, true, 2)), 2);
+        let odd_pitch = QConv {
+            x_pitch: 33,
+            ..dw.clone()
+        };
+        let dilated = QConv {
+            dilation: [2, 2],
+            ..dw.clone()
+        };
+        let five = QConv {
+            r: 5,
+            s: 5,
+            ..dw.clone()
+        };
+        for c in [odd_pitch, dilated, five, layer(1, 50, 32, 32, true, 3)] {
+            assert_eq!(Split::candidates(&c), [Pixel], "{c:?}");
+        }
+        // The choice: an H100 holds 132 SMs × 7 blocks of the dense kernel, × 3 of the
+        // depthwise one. The SSD's 150 × 150 projection (K = 16) and depthwise layer give it
+        // 176 and 300 of the wider blocks at batch 1 — the narrow split runs there —, 5 632 and
+        // 9 600 at batch 32.
+        let h100 = |kernel: &str, _threads: u32| -> Result<usize, ()> {
+            Ok(132 * if kernel == "conv_int8_mma" { 7 } else { 3 })
+        };
+        let projection = |n| layer(n, 150, 32, 16, false, 1);
+        let depthwise = |n| layer(n, 150, 32, 32, true, 1);
+        assert_eq!(Tall.blocks(&projection(1)), 176);
+        assert_eq!(Pixels.blocks(&depthwise(1)), 300);
+        assert_eq!(Split::choose(&projection(1), h100), Ok(Square));
+        assert_eq!(Split::choose(&projection(32), h100), Ok(Tall));
+        assert_eq!(Split::choose(&depthwise(1), h100), Ok(Pixel));
+        assert_eq!(Split::choose(&depthwise(32), h100), Ok(Pixels));
+        // A Jetson Orin (16 SMs) is filled at batch 1 already.
+        let orin = |kernel: &str, _threads: u32| -> Result<usize, ()> {
+            Ok(16 * if kernel == "conv_int8_mma" { 7 } else { 3 })
+        };
+        assert_eq!(Split::choose(&projection(1), orin), Ok(Tall));
+        assert_eq!(Split::choose(&depthwise(1), orin), Ok(Pixels));
+        // Only the wider split's kernel is asked about, and its error is the choice's.
+        let unloaded = |kernel: &str, _threads: u32| -> Result<usize, String> {
+            Err(format!("{kernel} not loaded"))
+        };
+        assert_eq!(
+            Split::choose(&depthwise(1), unloaded),
+            Err("dwconv3x3_int8 not loaded".to_string())
+        );
+        assert_eq!(
+            Split::choose(&layer(1, 19, 64, 64, false, 1), unloaded),
+            Ok(Square)
+        );
+    }
 
     #[test]
     fn depthwise_weights_are_grouped_by_four_taps_per_channel() {

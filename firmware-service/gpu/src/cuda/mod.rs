@@ -18,7 +18,7 @@ mod network;
 
 pub use cache::PlanSource;
 pub use device::check_libraries;
-pub use int8::Int8Convolver;
+pub use int8::{Int8Convolver, Split};
 pub use network::{OwnConv, OWN_CONVS};
 
 use crate::engine::{self, onnx};

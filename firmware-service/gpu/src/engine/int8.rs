@@ -676,4 +676,65 @@ mod tests {
         let want = half::f16::from_f32(-1.625f32 * 0.1).to_f32();
         assert_eq!(conv(&leaky, &q, &[-7]), QOutput::Fp16(vec![want]));
     }
+
+    /// cuda/int8.cu's `requantize`, transcribed: each of gemmlowp's roundings as one 64-bit add
+    /// and arithmetic shift.
+    fn requantize_in_one_shift_each(x: i32, mult: i32, shift: i32) -> i32 {
+        let (left, right) = if shift > 0 { (shift, 0) } else { (0, -shift) };
+        let a = i64::from(x.wrapping_shl(left as u32));
+        let t = ((a * i64::from(mult) + (1 << 30)) >> 31).min(i64::from(i32::MAX));
+        let half = (1i64 << right) >> 1;
+        ((t + half - i64::from(t < 0 && right > 0)) >> right) as i32
+    }
+
+    #[test]
+    fn the_kernels_requantize_is_gemmlowps_two_roundings() {
+        // Every shift TensorFlow Lite's multipliers take, the saturating multiplier and the
+        // ends of the Q31 range, and sums at the extremes, at exact ties of both roundings
+        // (a·m = ±2^30 + k·2^31, t = ±2^(e−1) + k·2^e) and one either side, plus a
+        // pseudo-random sweep.
+        let mut sums: Vec<i32> = vec![i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX];
+        for e in 0..31 {
+            for k in [-3i64, -1, 0, 1, 2] {
+                for d in -1..=1 {
+                    let v = k * (1i64 << (e + 1)) + (1i64 << e) + d;
+                    sums.extend(
+                        i32::try_from(v)
+                            .ok()
+                            .into_iter()
+                            .chain(i32::try_from(-v).ok()),
+                    );
+                }
+            }
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as i32
+        };
+        sums.extend((0..2000).map(|_| next()));
+        sums.extend((0..2000).map(|_| next() >> 12));
+        let mut mults = vec![i32::MIN, 0, 1, 1 << 30, (1 << 30) + 1, i32::MAX];
+        mults.extend((0..24).map(|_| (next() & i32::MAX) | (1 << 30)));
+        let mut checked = 0usize;
+        for shift in -31..=30 {
+            for &m in &mults {
+                let r = Requant {
+                    multiplier: m,
+                    shift,
+                };
+                for &x in &sums {
+                    assert_eq!(
+                        requantize_in_one_shift_each(x, m, shift),
+                        r.apply(x),
+                        "x {x}, multiplier {m}, shift {shift}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 9_000_000, "{checked}");
+    }
 }
