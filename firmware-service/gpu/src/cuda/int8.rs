@@ -104,9 +104,7 @@ impl Split {
     /// `dwconv3x3_int8`'s output pixels a thread for `c`; 1 where it cannot run `c`.
     fn pixels_per_thread(c: &QConv) -> usize {
         let shape = c.r == 3 && c.s == 3 && c.dilation == [1, 1];
-        let lanes = [c.c, c.x_pitch, c.y_pitch]
-            .iter()
-            .all(|v| v.is_multiple_of(4));
+        let lanes = four_channel_pitches(c);
         match c.stride {
             [1, 1] if shape && lanes => 4,
             [2, 2] if shape && lanes => 2,
@@ -123,20 +121,38 @@ impl Split {
         }
     }
 
+    /// The dense kernel's grid: pixel tiles × channel tiles.
+    fn dense_grid(self, c: &QConv) -> (usize, usize) {
+        let (m, n) = self.tile();
+        ((c.n * c.oh * c.ow).div_ceil(m), c.k.div_ceil(n))
+    }
+
+    /// A depthwise kernel's threads per output row, `lanes` channels a thread.
+    fn threads_per_row(self, c: &QConv, lanes: usize) -> usize {
+        c.ow.div_ceil(self.pixels(c)) * c.k / lanes
+    }
+
     /// Blocks of work for `c` (the launch's grid, before the grid-stride cap; four channels a
     /// depthwise thread).
     fn blocks(self, c: &QConv) -> usize {
         match self {
             Split::Square | Split::Tall => {
-                let (m, n) = self.tile();
-                (c.n * c.oh * c.ow).div_ceil(m) * c.k.div_ceil(n)
+                let (pixels, channels) = self.dense_grid(c);
+                pixels * channels
             }
             Split::Pixel | Split::Pixels => {
-                let per_row = c.ow.div_ceil(self.pixels(c)) * c.k / 4;
-                c.n * c.oh * per_row.div_ceil(DW_THREADS as usize)
+                c.n * c.oh * self.threads_per_row(c, 4).div_ceil(DW_THREADS as usize)
             }
         }
     }
+}
+
+/// Channel count and both pixel pitches multiples of 4: four channels a depthwise thread, in
+/// 4-byte accesses.
+fn four_channel_pitches(c: &QConv) -> bool {
+    [c.c, c.x_pitch, c.y_pitch]
+        .iter()
+        .all(|v| v.is_multiple_of(4))
 }
 
 /// `mma.sync` with s8 operands: compute capability 8.0 (Jetson Orin, Ampere) or newer.
@@ -259,27 +275,20 @@ impl DeviceQConv {
         // Four channels a depthwise thread where every access can be 4 bytes (8 for FP16
         // outputs); Pixels needs them.
         let out_bytes = c.output.bytes() as u64;
-        let wide = [c.c, c.x_pitch, c.y_pitch]
-            .iter()
-            .all(|v| v.is_multiple_of(4))
-            && x.is_multiple_of(4)
-            && y.is_multiple_of(4 * out_bytes);
+        let wide =
+            four_channel_pitches(c) && x.is_multiple_of(4) && y.is_multiple_of(4 * out_bytes);
         // One depthwise grid row per output row (grid-stride past the 65 535 a grid has).
         let rows = (c.n * c.oh).min(65_535) as u32;
         match self.split {
             Split::Square | Split::Tall => {
-                let (tile_pixels, tile_channels) = self.split.tile();
-                let tile_n = tile_channels as i32;
+                let tile_n = self.split.tile().1 as i32;
                 let args: [&dyn Arg; 35] = [
                     &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &k, &r, &s, &ph, &pw, &sh,
                     &sw, &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act,
                     &act_a, &act_b, &tile_n,
                 ];
-                let grid = (
-                    (c.n * c.oh * c.ow).div_ceil(tile_pixels) as u32,
-                    c.k.div_ceil(tile_channels) as u32,
-                    1,
-                );
+                let (pixel_tiles, channel_tiles) = self.split.dense_grid(c);
+                let grid = (pixel_tiles as u32, channel_tiles as u32, 1);
                 gpu.launch_grid_on(stream, "conv_int8_mma", grid, THREADS, 0, &args)
             }
             Split::Pixels if wide => {
@@ -287,7 +296,7 @@ impl DeviceQConv {
                     &y, &x, &wt, &b, &m, &sf, &sc, &wz, &n, &h, &w, &ch, &ph, &pw, &sh, &oh, &ow,
                     &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act, &act_a, &act_b,
                 ];
-                let per_row = c.ow.div_ceil(self.split.pixels(c)) * c.k / 4;
+                let per_row = self.split.threads_per_row(c, 4);
                 gpu.launch_on(stream, "dwconv3x3_int8", per_row, rows, 0, &args)
             }
             Split::Pixel | Split::Pixels => {
@@ -297,7 +306,7 @@ impl DeviceQConv {
                     &sw, &dh, &dw, &oh, &ow, &xp, &yp, &xz, &yz, &lo, &hi, &mode, &y_scale, &act,
                     &act_a, &act_b, &lanes,
                 ];
-                let per_row = c.ow * c.k / lanes as usize;
+                let per_row = Split::Pixel.threads_per_row(c, lanes as usize);
                 gpu.launch_on(stream, "dwconv_int8", per_row, rows, 0, &args)
             }
         }
