@@ -630,20 +630,22 @@ extern "C" __global__ void quantize_f16(void* y, const unsigned short* x, int n,
 
 // A QDQ model's element-wise op between quantized values (Step::Requantize; the CPU twin is
 // engine::int8::requantize): y = quantize(act(dequantize(x) + dequantize(b))), b optional. x and
-// b hold FP16 values on their grids; their integers are recovered exactly, the rest is FP32 with
-// each product and the sum rounded once (no FMA contraction) and round half to even.
-__device__ __forceinline__ float grid_value(unsigned short h, float scale, int zero) {
-    const int q = __float2int_rn(__fdiv_rn(from_f16(h), scale)) + zero;
+// b hold values on their grids, as int8 or FP16 (their integers recovered exactly); the rest is
+// FP32 with each product and the sum rounded once (no FMA contraction) and round half to even.
+__device__ __forceinline__ float grid_value(const void* p, int i, int is_int8, float scale,
+                                            int zero) {
+    const int q = is_int8 ? (int)((const signed char*)p)[i]
+                          : __float2int_rn(__fdiv_rn(from_f16(((const unsigned short*)p)[i]), scale)) + zero;
     return __fmul_rn((float)(q - zero), scale);
 }
 
-extern "C" __global__ void requantize_f16(void* y, const unsigned short* x, float x_scale,
-                                          int x_zero, const unsigned short* b, float b_scale,
-                                          int b_zero, int n, int act, float act_a, float act_b,
-                                          float scale, int zero, int out_int8) {
+extern "C" __global__ void requantize(void* y, const void* x, float x_scale, int x_zero,
+                                      int x_int8, const void* b, float b_scale, int b_zero,
+                                      int b_int8, int n, int act, float act_a, float act_b,
+                                      float scale, int zero, int out_int8) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        float v = grid_value(x[i], x_scale, x_zero);
-        if (b) v = __fadd_rn(v, grid_value(b[i], b_scale, b_zero));
+        float v = grid_value(x, i, x_int8, x_scale, x_zero);
+        if (b) v = __fadd_rn(v, grid_value(b, i, b_int8, b_scale, b_zero));
         store_quantized(y, i, activate(v, act, act_a, act_b), scale, zero, out_int8);
     }
 }

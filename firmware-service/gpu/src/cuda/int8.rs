@@ -5,6 +5,7 @@
 
 use super::device::{Arg, DevPtr, Gpu};
 use crate::engine::int8::{Output, QConv, QOutput, QWeights};
+use crate::engine::plan::Operand;
 use crate::engine::qdq::Affine;
 use crate::GpuError;
 use adas_plugins::gpu::Act;
@@ -17,7 +18,7 @@ const NAMES: &[&str] = &[
     "dwconv_int8",
     "dwconv3x3_int8",
     "quantize_f16",
-    "requantize_f16",
+    "requantize",
 ];
 /// The dense kernel's block size.
 const THREADS: u32 = 128;
@@ -351,15 +352,16 @@ pub(crate) fn launch_quantize(
     gpu.launch_on(stream, "quantize_f16", len, 1, 0, &args)
 }
 
-/// Enqueues a [`crate::engine::plan::Step::Requantize`]: `len` values of `x` (and `b`), FP16
-/// on their grids, through `act` onto `grid`, into `y` as int8 (`int8`) or as their FP16 value.
+/// Enqueues a [`crate::engine::plan::Step::Requantize`]: `len` values of `x` (and `b`), each
+/// int8 or FP16 on its grid, through `act` onto `grid`, into `y` as int8 (`int8`) or as their
+/// FP16 value.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch_requantize(
     gpu: &Gpu,
     stream: &CudaStream,
     y: DevPtr,
-    x: (DevPtr, Affine),
-    b: Option<(DevPtr, Affine)>,
+    x: (DevPtr, Operand),
+    b: Option<(DevPtr, Operand)>,
     act: Act,
     len: usize,
     grid: Affine,
@@ -367,15 +369,17 @@ pub(crate) fn launch_requantize(
 ) -> Result<(), GpuError> {
     let n = i32::try_from(len)
         .map_err(|_| GpuError::Backend(format!("cuda: requantizing {len} values: 2^31 or more")))?;
-    let (xp, xs, xz) = (x.0, x.1.scale, i32::from(x.1.zero));
+    let operand =
+        |(p, o): (DevPtr, Operand)| (p, o.grid.scale, i32::from(o.grid.zero), i32::from(o.int8));
+    let (xp, xs, xz, x8) = operand(x);
     // A null pointer: no second operand.
-    let (bp, bs, bz) = b.map_or((0, 1.0, 0), |(p, g)| (p, g.scale, i32::from(g.zero)));
+    let (bp, bs, bz, b8) = b.map_or((0, 1.0, 0, 0), operand);
     let (code, act_a, act_b) = act.code();
     let (scale, zero, out) = (grid.scale, i32::from(grid.zero), i32::from(int8));
-    let args: [&dyn Arg; 14] = [
-        &y, &xp, &xs, &xz, &bp, &bs, &bz, &n, &code, &act_a, &act_b, &scale, &zero, &out,
+    let args: [&dyn Arg; 16] = [
+        &y, &xp, &xs, &xz, &x8, &bp, &bs, &bz, &b8, &n, &code, &act_a, &act_b, &scale, &zero, &out,
     ];
-    gpu.launch_on(stream, "requantize_f16", len, 1, 0, &args)
+    gpu.launch_on(stream, "requantize", len, 1, 0, &args)
 }
 
 /// One INT8 convolution at a time on a GPU: input up, kernel, output down.

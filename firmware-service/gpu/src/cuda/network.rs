@@ -1024,7 +1024,6 @@ impl Network {
                 } => launch_quantize(gpu, stream, buf(*y), buf(*x), *len, *scale, *zero, *int8)?,
                 Step::Requantize {
                     x,
-                    x_grid,
                     b,
                     act,
                     y,
@@ -1032,8 +1031,8 @@ impl Network {
                     grid,
                     int8,
                 } => {
-                    let b = b.map(|(b, g)| (buf(b), g));
-                    let x = (buf(*x), *x_grid);
+                    let b = b.map(|b| (buf(b.buf), b));
+                    let x = (buf(x.buf), *x);
                     launch_requantize(gpu, stream, buf(*y), x, b, *act, *len, *grid, *int8)?
                 }
                 Step::QConv(q) => {

@@ -124,12 +124,13 @@ pub fn integer_of(v: f32, g: Affine) -> i32 {
 }
 
 /// One value of [`super::plan::Step::Requantize`]: `quantize(act(dequantize(x) +
-/// dequantize(b)))` onto `to`, as ONNX's DequantizeLinear → op → QuantizeLinear define it in
-/// FP32 (each product and the sum rounded once: no fused multiply-add; round half to even;
-/// saturated). On the COCO SSD it agrees with TensorFlow Lite's fixed-point Add and its
-/// Concatenation and Logistic requantization on every value measured (docs/GPU.md).
-pub fn requantize(x: (f32, Affine), b: Option<(f32, Affine)>, act: Act, to: Affine) -> i8 {
-    let real = |(v, g): (f32, Affine)| (integer_of(v, g) - i32::from(g.zero)) as f32 * g.scale;
+/// dequantize(b)))` onto `to` (`x` and `b`: integers on their grids), as ONNX's
+/// DequantizeLinear → op → QuantizeLinear define it in FP32 (each product and the sum rounded
+/// once: no fused multiply-add; round half to even; saturated). On the COCO SSD it agrees with
+/// TensorFlow Lite's fixed-point Add and its Concatenation and Logistic requantization on every
+/// value measured (docs/GPU.md).
+pub fn requantize(x: (i32, Affine), b: Option<(i32, Affine)>, act: Act, to: Affine) -> i8 {
+    let real = |(q, g): (i32, Affine)| (q - i32::from(g.zero)) as f32 * g.scale;
     let sum = real(x) + b.map_or(0.0, real);
     let q = (act.apply(sum) / to.scale).round_ties_even() + f32::from(to.zero);
     q.clamp(-128.0, 127.0) as i8
@@ -406,17 +407,18 @@ mod tests {
             zero: 10,
         };
         // (6 − 4)·0.25 + (1 + 2)·0.5 = 2.0 → 2 + 10.
-        assert_eq!(requantize((0.5, a), Some((1.5, b)), Act::None, to), 12);
+        assert_eq!(requantize((6, a), Some((1, b)), Act::None, to), 12);
         // 0.5 rounds half to even: 0 + 10; ReLU clamps −1.5 to 0.
-        assert_eq!(requantize((0.5, a), None, Act::None, to), 10);
-        assert_eq!(requantize((-1.5, b), None, Act::Relu, to), 10);
-        // Saturates at the int8 ends; the Sigmoid of 0 is 0.5 → 128 on a 1/256 grid.
-        assert_eq!(requantize((200.0, to), None, Act::None, to), 127);
+        assert_eq!(requantize((6, a), None, Act::None, to), 10);
+        assert_eq!(requantize((-5, b), None, Act::Relu, to), 10);
+        // Saturates at the int8 ends: 117 + 117 → 244 + 10; the Sigmoid of 0 is 0.5 → 128 on a
+        // 1/256 grid.
+        assert_eq!(requantize((127, to), Some((127, to)), Act::None, to), 127);
         let scores = Affine {
             scale: 1.0 / 256.0,
             zero: -128,
         };
-        assert_eq!(requantize((0.0, to), None, Act::Sigmoid, scores), 0);
+        assert_eq!(requantize((10, to), None, Act::Sigmoid, scores), 0);
     }
 
     #[test]

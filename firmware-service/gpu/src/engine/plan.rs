@@ -233,20 +233,28 @@ pub enum Step {
     QConv(QConvStep),
     /// A QDQ model's element-wise op between quantized values ([`super::quantized`]):
     /// `y = quantize(act(dequantize(x) + dequantize(b)))` over `len` values (`b` optional).
-    /// Each input holds values on its grid, dequantized in the activation type; their integers
-    /// are recovered exactly and the rest is FP32 ([`super::int8::requantize`]), so the
+    /// Each input holds values on its grid, as int8 or dequantized in the activation type (their
+    /// integers recovered exactly); the rest is FP32 ([`super::int8::requantize`]), so the
     /// activation type's rounding never moves a result to the next step. `y` holds q as int8
     /// where `int8`, else its value.
     Requantize {
-        x: BufId,
-        x_grid: Affine,
-        b: Option<(BufId, Affine)>,
+        x: Operand,
+        b: Option<Operand>,
         act: Act,
         y: BufId,
         len: usize,
         grid: Affine,
         int8: bool,
     },
+}
+
+/// An input of a [`Step::Requantize`]: values on `grid`, held in `buf` as int8 where `int8`,
+/// else dequantized in the activation type.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Operand {
+    pub buf: BufId,
+    pub grid: Affine,
+    pub int8: bool,
 }
 
 /// An INT8 convolution: int8 NHWC input `x`, int8 or (dequantized) FP16 output `y`, its
@@ -304,7 +312,7 @@ impl Step {
             | Step::Permute { x, .. }
             | Step::Quantize { x, .. } => vec![*x],
             Step::QConv(q) => vec![q.x],
-            Step::Requantize { x, b, .. } => [Some(*x), b.map(|(b, _)| b)]
+            Step::Requantize { x, b, .. } => [Some(x.buf), b.map(|b| b.buf)]
                 .into_iter()
                 .flatten()
                 .collect(),

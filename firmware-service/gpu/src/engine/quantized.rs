@@ -18,7 +18,7 @@
 //!   in 0.4 % of the COCO SSD's residual adds).
 
 use super::int8::{activation_range, Output, QConv, QWeights};
-use super::plan::{BufId, ConvStep, Plan, PlanError, QConvStep, Step};
+use super::plan::{BufId, ConvStep, Operand, Plan, PlanError, QConvStep, Step};
 use super::qdq::{Affine, ConvQuant};
 use adas_plugins::gpu::Act;
 use std::collections::{HashMap, HashSet};
@@ -103,20 +103,65 @@ fn err(node: &str, message: String) -> PlanError {
     }
 }
 
+/// Zero Pads read by INT8 convolutions alone become those convolutions' padding (any sides: a
+/// tap outside the image reads the input's zero point, the quantized 0 on every grid).
+fn fold_pads(plan: &mut Plan, int8_convs: &HashSet<String>) {
+    let g = Graph::new(&plan.steps, plan.buffers.len(), int8_convs.clone());
+    let mut folds = Vec::new();
+    for (i, s) in plan.steps.iter().enumerate() {
+        let Step::Pad {
+            x,
+            y,
+            nhwc,
+            top,
+            left,
+            value,
+            ..
+        } = s
+        else {
+            continue;
+        };
+        let convs = &g.readers[*y];
+        if *value == 0.0
+            && g.writers[*y] == [i]
+            && !plan.outputs.iter().any(|(o, _)| o == y)
+            && !convs.is_empty()
+            && convs.iter().all(|&r| g.is_int8_conv(r))
+        {
+            folds.push((i, *x, *nhwc, [*top, *left], convs.clone()));
+        }
+    }
+    for (_, x, [_, h, w, _], [top, left], convs) in &folds {
+        for &r in convs {
+            if let Step::Conv(conv) = &mut plan.steps[r] {
+                (conv.x, conv.h, conv.w) = (*x, *h, *w);
+                conv.pad = [conv.pad[0] + top, conv.pad[1] + left];
+            }
+        }
+    }
+    let mut i = 0;
+    plan.steps.retain(|_| {
+        i += 1;
+        !folds.iter().any(|f| f.0 == i - 1)
+    });
+}
+
 /// Turns each convolution of `plan` that `convs` quantizes (matched by ONNX node name) into an
 /// INT8 one; the others stay float (FP16). Every INT8 convolution must read and write
 /// quantized values.
 pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
     let mut by_node: HashMap<String, ConvQuant> =
         convs.into_iter().map(|c| (c.node.clone(), c)).collect();
+    fold_pads(plan, &by_node.keys().cloned().collect());
     let n = plan.buffers.len();
     let g = Graph::new(&plan.steps, n, by_node.keys().cloned().collect());
     let (writers, readers) = (&g.writers, &g.readers);
     let quant_of = |b: BufId| quant_of(b, &g);
     let is_output = |b: BufId| plan.outputs.iter().any(|(o, _)| *o == b) || b == plan.input;
-    // int8 may be written only where INT8 convolutions alone read it.
-    let conv_readers_only = |b: BufId| {
-        !is_output(b) && !readers[b].is_empty() && readers[b].iter().all(|&r| g.is_int8_conv(r))
+    let operand = |buf: BufId, grid: Affine| Operand {
+        buf,
+        grid,
+        int8: false,
     };
     // Quantize steps absorbed by the convolution that writes their input, or by an element-wise
     // step between quantized values (`fused`: that step's index → the Requantize doing both).
@@ -131,7 +176,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                 let Some(x_grid) = quant_of(*a) else { continue };
                 let b = match b {
                     Some(b) => match quant_of(*b) {
-                        Some(g) => Some((*b, g)),
+                        Some(g) => Some(operand(*b, g)),
                         None => continue,
                     },
                     None => None,
@@ -149,14 +194,13 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                         fused.insert(
                             i,
                             Step::Requantize {
-                                x: *a,
-                                x_grid,
+                                x: operand(*a, x_grid),
                                 b,
                                 act: *act,
                                 y,
                                 len,
                                 grid: Affine { scale, zero },
-                                int8: conv_readers_only(y),
+                                int8: false,
                             },
                         );
                     }
@@ -165,10 +209,31 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
             _ => {}
         }
     }
+    // The steps that read int8: INT8 convolutions and the Requantize steps (of values already
+    // on a grid, and the fused element-wise ops).
+    let reads_int8: Vec<bool> = (0..plan.steps.len())
+        .map(|r| match &plan.steps[r] {
+            Step::Conv(_) => g.is_int8_conv(r),
+            Step::Quantize { x, .. } => !absorbed[r] && quant_of(*x).is_some(),
+            Step::Eltwise { .. } => fused.contains_key(&r),
+            _ => false,
+        })
+        .collect();
+    // int8 is written where only such steps read.
+    let int8_readers_only = |b: BufId| {
+        !is_output(b) && !readers[b].is_empty() && readers[b].iter().all(|&r| reads_int8[r])
+    };
     let mut steps = Vec::with_capacity(plan.steps.len());
-    // Buffers holding int8, and the int8 copies made for convolutions of FP16 values.
+    // Buffers holding int8; the int8 copies made for convolutions of FP16 values; and the
+    // buffers a requantization onto the same grid would only copy, read in their source's place.
     let mut int8 = vec![false; n];
     let mut copies: HashMap<BufId, BufId> = HashMap::new();
+    let mut alias: HashMap<BufId, BufId> = HashMap::new();
+    let source = |alias: &HashMap<BufId, BufId>, b: BufId| alias.get(&b).copied().unwrap_or(b);
+    let held = |int8: &[bool], o: Operand| Operand {
+        int8: int8[o.buf],
+        ..o
+    };
     for (i, step) in plan.steps.iter().enumerate() {
         match step {
             Step::Quantize {
@@ -179,16 +244,21 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                 zero,
                 ..
             } if !absorbed[i] => {
-                int8[*y] = conv_readers_only(*y);
                 let grid = Affine {
                     scale: *scale,
                     zero: *zero,
                 };
-                // A value already on a grid is requantized from its integer.
-                steps.push(match quant_of(*x) {
+                let x = source(&alias, *x);
+                int8[*y] = int8_readers_only(*y);
+                // A value already on a grid is requantized from its integer, or read in place
+                // where that grid is its own.
+                steps.push(match quant_of(x) {
+                    Some(x_grid) if same(x_grid, grid) && int8[x] && int8[*y] => {
+                        alias.insert(*y, x);
+                        continue;
+                    }
                     Some(x_grid) => Step::Requantize {
-                        x: *x,
-                        x_grid,
+                        x: held(&int8, operand(x, x_grid)),
                         b: None,
                         act: Act::None,
                         y: *y,
@@ -197,7 +267,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                         int8: int8[*y],
                     },
                     None => Step::Quantize {
-                        x: *x,
+                        x,
                         y: *y,
                         len: *len,
                         scale: *scale,
@@ -208,11 +278,36 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
             }
             Step::Quantize { .. } => {}
             _ if fused.contains_key(&i) => {
-                if let Some(r) = fused.remove(&i) {
-                    if let Step::Requantize { y, int8: q, .. } = r {
-                        int8[y] = q;
-                    }
-                    steps.push(r);
+                if let Some(Step::Requantize {
+                    x,
+                    b,
+                    act,
+                    y,
+                    len,
+                    grid,
+                    ..
+                }) = fused.remove(&i)
+                {
+                    let resolve = |o: Operand| {
+                        held(
+                            &int8,
+                            Operand {
+                                buf: source(&alias, o.buf),
+                                ..o
+                            },
+                        )
+                    };
+                    let (x, b) = (resolve(x), b.map(resolve));
+                    int8[y] = int8_readers_only(y);
+                    steps.push(Step::Requantize {
+                        x,
+                        b,
+                        act,
+                        y,
+                        len,
+                        grid,
+                        int8: int8[y],
+                    });
                 }
             }
             Step::Conv(c) if by_node.contains_key(&c.node) => {
@@ -236,26 +331,26 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                         ),
                     ));
                 }
-                let x = if int8[c.x] {
-                    c.x
+                let x = source(&alias, c.x);
+                let x = if int8[x] {
+                    x
                 } else {
-                    match copies.get(&c.x) {
+                    match copies.get(&x) {
                         Some(&copy) => copy,
                         None => {
                             let copy = plan.buffers.len();
-                            plan.buffers.push(plan.buffers[c.x]);
+                            plan.buffers.push(plan.buffers[x]);
                             int8.push(true);
                             steps.push(Step::Requantize {
-                                x: c.x,
-                                x_grid: x_quant,
+                                x: operand(x, x_quant),
                                 b: None,
                                 act: Act::None,
                                 y: copy,
-                                len: plan.buffers[c.x],
+                                len: plan.buffers[x],
                                 grid: q.x,
                                 int8: true,
                             });
-                            copies.insert(c.x, copy);
+                            copies.insert(x, copy);
                             copy
                         }
                     }
@@ -270,7 +365,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                 };
                 let (out, output) = match (quantized, q.y) {
                     (Some(out), Some(_)) => {
-                        int8[out] = conv_readers_only(out);
+                        int8[out] = int8_readers_only(out);
                         let output = if int8[out] {
                             Output::Int8
                         } else {
@@ -411,22 +506,23 @@ mod tests {
         assert_eq!(count(&|s| matches!(s, Step::QConv(_))), 72);
         assert_eq!(plan.qweights.len(), 72);
         // The pixel (pixel − 128 in int8: scale 1/128, zero 0) is what the first convolution
-        // reads: the input's QuantizeLinear, zero-padded, quantized to int8.
-        let first = plan
-            .steps
-            .iter()
-            .position(|s| matches!(s, Step::QConv(_)))
-            .unwrap();
-        let quantize = &plan.steps[first - 1];
-        let pixel = Affine {
-            scale: 1.0 / 128.0,
-            zero: 0,
+        // reads: the input's QuantizeLinear, in int8, its zero Pad (TensorFlow's "SAME" for
+        // stride 2: bottom and right) the convolution's own padding.
+        let Some(Step::QConv(first)) = plan.steps.iter().find(|s| matches!(s, Step::QConv(_)))
+        else {
+            panic!("no INT8 convolution");
         };
         assert!(
-            matches!(quantize, Step::Requantize { int8: true, x_grid, grid, .. } if *x_grid == pixel && *grid == pixel),
-            "{quantize:?}"
+            matches!(plan.steps[0], Step::Quantize { x, y, int8: true, scale, zero: 0, .. }
+                if x == plan.input && y == first.x && scale == 1.0 / 128.0),
+            "{:?}",
+            plan.steps[0]
         );
-        assert!(matches!(plan.steps[0], Step::Quantize { x, .. } if x == plan.input));
+        assert_eq!(
+            (first.spec.h, first.spec.pad, first.spec.oh),
+            (300, [0, 0], 150)
+        );
+        assert_eq!(count(&|s| matches!(s, Step::Pad { .. })), 0);
         let mut int8 = vec![false; plan.buffers.len()];
         for s in &plan.steps {
             match s {
@@ -434,13 +530,14 @@ mod tests {
                 Step::Requantize {
                     x, b, y, int8: q, ..
                 } => {
-                    // It reads values on their grids, in FP16.
-                    assert!(!int8[*x] && b.is_none_or(|(b, _)| !int8[b]), "{s:?}");
+                    // It reads values on their grids, each as its writer holds it.
+                    for o in [Some(x), b.as_ref()].into_iter().flatten() {
+                        assert_eq!(int8[o.buf], o.int8, "{s:?}");
+                    }
                     int8[*y] = *q;
                 }
                 Step::QConv(q) => {
-                    // Every INT8 convolution reads int8; it writes int8 exactly where only INT8
-                    // convolutions read.
+                    // Every INT8 convolution reads int8.
                     assert!(int8[q.x], "{} reads FP16", q.node);
                     int8[q.y] = q.spec.output == Output::Int8;
                     assert_eq!(q.spec.n, 2);
@@ -472,7 +569,16 @@ mod tests {
             )
         });
         assert_eq!((adds, sigmoid), (10, 1));
-        let requantize = count(&|s| matches!(s, Step::Requantize { .. }));
+        // Values between INT8 steps stay int8: the residual chain (each projection's output and
+        // each sum is read by the next add and the next expansion) needs no int8 copies, so the
+        // other requantizations are the Sigmoid's and those onto the Concats' grids (5 class and
+        // 5 box predictors; the sixth box predictor writes on that grid itself).
+        let int8_in_and_out = count(
+            &|s| matches!(s, Step::Requantize { x, b: Some(b), int8: true, .. } if x.int8 && b.int8),
+        );
+        assert_eq!(int8_in_and_out, 10, "{}", plan.summary());
+        let requantize = count(&|s| matches!(s, Step::Requantize { b: None, .. }));
+        assert_eq!(requantize, 11, "{}", plan.summary());
         // Only the input is quantized from float values.
         assert_eq!(
             count(&|s| matches!(s, Step::Quantize { .. })),
@@ -480,7 +586,6 @@ mod tests {
             "{}",
             plan.summary()
         );
-        assert!(requantize > 11, "{}", plan.summary());
         // The float convolution weights are dropped: INT8 uploads its own.
         let float: usize = plan.weights.iter().map(Vec::len).sum();
         assert!(float < 1000, "{float} float weights left");

@@ -3,7 +3,7 @@
 //! shipped models, so lowering mistakes are caught without a GPU; the GPU test machine then
 //! compares the CUDA kernels with the same outputs.
 
-use super::plan::{ConvStep, Coord, Plan, Step};
+use super::plan::{ConvStep, Coord, Operand, Plan, Step};
 
 /// Source coordinate of output index `o` for Resize (before clamping).
 pub fn resize_coord(o: usize, scale: f32, in_len: usize, out_len: usize, coord: Coord) -> f32 {
@@ -275,7 +275,6 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
             }
             Step::Requantize {
                 x,
-                x_grid,
                 b,
                 act,
                 y,
@@ -283,10 +282,19 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                 grid,
                 int8,
             } => {
+                let integer = |o: &Operand, i: usize| {
+                    let v = bufs[o.buf][i];
+                    let q = if o.int8 {
+                        v as i32
+                    } else {
+                        super::int8::integer_of(v, o.grid)
+                    };
+                    (q, o.grid)
+                };
                 let values: Vec<f32> = (0..*len)
                     .map(|i| {
-                        let other = b.map(|(b, g)| (bufs[b][i], g));
-                        let q = super::int8::requantize((bufs[*x][i], *x_grid), other, *act, *grid);
+                        let other = b.as_ref().map(|b| integer(b, i));
+                        let q = super::int8::requantize(integer(x, i), other, *act, *grid);
                         if *int8 {
                             f32::from(q)
                         } else {
