@@ -603,7 +603,10 @@ extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
 // (q − zero)·scale as FP16 where the readers are float.
 __device__ __forceinline__ void store_quantized(void* y, int i, float v, float scale, int zero,
                                                 int out_int8) {
-    int q = __float2int_rn(__fdiv_rn(v, scale)) + zero;
+    // The quotient bounded first, so that the conversion to int cannot overflow (a value past
+    // ±512 saturates either way).
+    const float t = fminf(fmaxf(__fdiv_rn(v, scale), -512.0f), 512.0f);
+    int q = __float2int_rn(t) + zero;
     q = q < -128 ? -128 : q > 127 ? 127 : q;
     if (out_int8) {
         ((signed char*)y)[i] = (signed char)q;
@@ -639,13 +642,17 @@ __device__ __forceinline__ float grid_value(const void* p, int i, int is_int8, f
     return __fmul_rn((float)(q - zero), scale);
 }
 
+// Value i goes to y[i / run · stride + offset + i % run] (a Concat's slice; run = stride = n,
+// offset = 0: y itself).
 extern "C" __global__ void requantize(void* y, const void* x, float x_scale, int x_zero,
                                       int x_int8, const void* b, float b_scale, int b_zero,
                                       int b_int8, int n, int act, float act_a, float act_b,
-                                      float scale, int zero, int out_int8) {
+                                      float scale, int zero, int out_int8, int run, int stride,
+                                      int offset) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         float v = grid_value(x, i, x_int8, x_scale, x_zero);
         if (b) v = __fadd_rn(v, grid_value(b, i, b_int8, b_scale, b_zero));
-        store_quantized(y, i, activate(v, act, act_a, act_b), scale, zero, out_int8);
+        const int at = run == n ? i : i / run * stride + offset + i % run;
+        store_quantized(y, at, activate(v, act, act_a, act_b), scale, zero, out_int8);
     }
 }

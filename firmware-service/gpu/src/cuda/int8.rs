@@ -5,7 +5,7 @@
 
 use super::device::{Arg, DevPtr, Gpu};
 use crate::engine::int8::{Output, QConv, QOutput, QWeights};
-use crate::engine::plan::Operand;
+use crate::engine::plan::{Operand, Slice};
 use crate::engine::qdq::Affine;
 use crate::GpuError;
 use adas_plugins::gpu::Act;
@@ -353,8 +353,8 @@ pub(crate) fn launch_quantize(
 }
 
 /// Enqueues a [`crate::engine::plan::Step::Requantize`]: `len` values of `x` (and `b`), each
-/// int8 or FP16 on its grid, through `act` onto `grid`, into `y` as int8 (`int8`) or as their
-/// FP16 value.
+/// int8 or FP16 on its grid, through `act` onto `grid`, into `y` (or its slice `into`) as int8
+/// (`int8`) or as their FP16 value.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn launch_requantize(
     gpu: &Gpu,
@@ -366,9 +366,15 @@ pub(crate) fn launch_requantize(
     len: usize,
     grid: Affine,
     int8: bool,
+    into: Option<Slice>,
 ) -> Result<(), GpuError> {
-    let n = i32::try_from(len)
-        .map_err(|_| GpuError::Backend(format!("cuda: requantizing {len} values: 2^31 or more")))?;
+    let too_many = || GpuError::Backend(format!("cuda: requantizing {len} values: 2^31 or more"));
+    let n = i32::try_from(len).map_err(|_| too_many())?;
+    let last = into.map_or(len, |s| s.at(len.saturating_sub(1)) + 1);
+    i32::try_from(last).map_err(|_| too_many())?;
+    let (run, stride, offset) = into.map_or((n, n, 0), |s| {
+        (s.len as i32, s.stride as i32, s.offset as i32)
+    });
     let operand =
         |(p, o): (DevPtr, Operand)| (p, o.grid.scale, i32::from(o.grid.zero), i32::from(o.int8));
     let (xp, xs, xz, x8) = operand(x);
@@ -376,8 +382,9 @@ pub(crate) fn launch_requantize(
     let (bp, bs, bz, b8) = b.map_or((0, 1.0, 0, 0), operand);
     let (code, act_a, act_b) = act.code();
     let (scale, zero, out) = (grid.scale, i32::from(grid.zero), i32::from(int8));
-    let args: [&dyn Arg; 16] = [
+    let args: [&dyn Arg; 19] = [
         &y, &xp, &xs, &xz, &x8, &bp, &bs, &bz, &b8, &n, &code, &act_a, &act_b, &scale, &zero, &out,
+        &run, &stride, &offset,
     ];
     gpu.launch_on(stream, "requantize", len, 1, 0, &args)
 }

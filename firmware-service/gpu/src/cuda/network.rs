@@ -1030,10 +1030,12 @@ impl Network {
                     len,
                     grid,
                     int8,
+                    into,
                 } => {
                     let b = b.map(|b| (buf(b.buf), b));
                     let x = (buf(x.buf), *x);
-                    launch_requantize(gpu, stream, buf(*y), x, b, *act, *len, *grid, *int8)?
+                    let (y, act) = (buf(*y), *act);
+                    launch_requantize(gpu, stream, y, x, b, act, *len, *grid, *int8, *into)?
                 }
                 Step::QConv(q) => {
                     let conv = self.qconvs[index].as_ref().ok_or_else(|| {

@@ -8,8 +8,8 @@
 //! captured from the lanes has the plan's dependency structure.
 //!
 //! Two steps depend on each other when they touch the same buffer and at least one writes it,
-//! except two writers of provably disjoint parts of one buffer (convolutions writing their
-//! slices of a concat in place). Every other buffer has one writer and is never reused.
+//! except two writers of provably disjoint parts of one buffer (convolutions, copies and
+//! requantizations writing their slices of a concat in place). Every other buffer has one writer and is never reused.
 
 use super::plan::Step;
 
@@ -56,6 +56,9 @@ fn written(s: &Step) -> Option<(usize, usize, usize, usize)> {
             y_offset,
             ..
         } => Some((*y_offset, *y_stride, *len, *outer)),
+        Step::Requantize {
+            into: Some(slice), ..
+        } => Some((slice.offset, slice.stride, slice.len, slice.outer)),
         _ => None,
     }
 }

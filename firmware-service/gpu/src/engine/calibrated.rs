@@ -675,6 +675,24 @@ mod tests {
                 }
             }
             println!("{name}: {to_heads} heads, {to_float} inputs of float layers in FP16");
+            if name.starts_with("nanodet") {
+                // The Concats of its CSP stages join quantized values (one through a LeakyRelu):
+                // each input is requantized onto the Concat's grid into its slice, in int8, with
+                // no copy and no QuantizeLinear after (the stem's Concat of float layers keeps
+                // its copies, as the heads' splits).
+                let slices = count(&|s| {
+                    matches!(
+                        s,
+                        Step::Requantize {
+                            into: Some(_),
+                            int8: true,
+                            ..
+                        }
+                    )
+                });
+                assert_eq!(slices, 20, "{}", plan.summary());
+                assert_eq!(count(&|s| matches!(s, Step::Copy { .. })), 10);
+            }
             assert_eq!(to_heads, heads, "{name}");
             assert!(to_float <= kept, "{name}");
         }

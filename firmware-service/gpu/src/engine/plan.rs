@@ -245,7 +245,27 @@ pub enum Step {
         len: usize,
         grid: Affine,
         int8: bool,
+        /// Where in `y` the values go (a Concat's slice); None: `y`'s first `len`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        into: Option<Slice>,
     },
+}
+
+/// Where a step's `outer · len` values go in its output buffer: run `o` of `len` at
+/// `offset + o · stride` (a Concat's slice, written in place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slice {
+    pub outer: usize,
+    pub len: usize,
+    pub stride: usize,
+    pub offset: usize,
+}
+
+impl Slice {
+    /// The place of value `i`.
+    pub fn at(&self, i: usize) -> usize {
+        i / self.len * self.stride + self.offset + i % self.len
+    }
 }
 
 /// An input of a [`Step::Requantize`]: values on `grid`, held in `buf` as int8 where `int8`,

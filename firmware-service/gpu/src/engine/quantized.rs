@@ -3,22 +3,24 @@
 //! the model's quantization ([`super::qdq`]).
 //!
 //! - A convolution absorbs the QuantizeLinear of its output (its epilogue requantizes): it
-//!   writes int8 where every reader of that value is an INT8 convolution, else the dequantized
-//!   value in FP16 (exactly on the grid, what the float readers — Add, Concat, Reshape,
-//!   Transpose, Sigmoid, the outputs — would have read). One whose output the model leaves
-//!   unquantized (a detection head's) writes FP16 straight from its INT32 sums.
-//! - A QuantizeLinear whose readers are all INT8 convolutions writes int8 (the input's first
+//!   writes int8 where every reader of that value is an INT8 step (a convolution or a
+//!   [`Step::Requantize`]), else the dequantized value in FP16 (exactly on the grid, what the
+//!   float readers — Concat copies, Reshape, Transpose, the outputs — would have read). One whose
+//!   output the model leaves unquantized (a detection head's) writes FP16 straight from its
+//!   INT32 sums. A zero Pad read only by INT8 convolutions is their padding.
+//! - A QuantizeLinear whose readers are all INT8 steps writes int8 (the input's first
 //!   QuantizeLinear turns the pixel back into its uint8 value); one with float readers too keeps
 //!   its FP16 value and a [`Step::Requantize`] gives the convolutions their int8 copy.
-//! - Values between quantized ops stay FP16 on their grids, and every op on them is a
-//!   [`Step::Requantize`] that recovers their integers exactly: a QuantizeLinear of a value
-//!   already on a grid (the requantization before a Concat), and an element-wise op (residual
-//!   Add, Sigmoid) fused with the QuantizeLinear of its output. Their arithmetic is FP32, so the
-//!   FP16 in between never moves a result to the next step (rounding the FP16 sum instead did,
+//! - Every op between quantized values is a [`Step::Requantize`], reading each operand as its
+//!   writer holds it (int8, or FP16 on its grid, whose integer it recovers exactly): a
+//!   QuantizeLinear of a value already on a grid (none onto the value's own grid), an
+//!   element-wise op (residual Add, LeakyRelu, Sigmoid) fused with the QuantizeLinear of its
+//!   output, and a Concat's inputs requantized straight into their slices. Their arithmetic is
+//!   FP32, so no storage type moves a result to the next step (rounding an FP16 sum instead did,
 //!   in 0.4 % of the COCO SSD's residual adds).
 
 use super::int8::{activation_range, Output, QConv, QWeights};
-use super::plan::{BufId, ConvStep, Operand, Plan, PlanError, QConvStep, Step};
+use super::plan::{BufId, ConvStep, Operand, Plan, PlanError, QConvStep, Slice, Step};
 use super::qdq::{Affine, ConvQuant};
 use adas_plugins::gpu::Act;
 use std::collections::{HashMap, HashSet};
@@ -201,6 +203,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                                 len,
                                 grid: Affine { scale, zero },
                                 int8: false,
+                                into: None,
                             },
                         );
                     }
@@ -209,14 +212,101 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
             _ => {}
         }
     }
+    // A Concat whose one reader is a QuantizeLinear, of values on grids (or of a unary op of
+    // one, the LeakyRelu between a convolution and a Concat): each Copy becomes a Requantize
+    // onto the QuantizeLinear's grid straight into its slice, through that op (`dissolved`:
+    // those ops); the QuantizeLinear goes. ONNX's DequantizeLinear → op → Concat →
+    // QuantizeLinear, in FP32 as every Requantize.
+    let mut dissolved: HashSet<usize> = HashSet::new();
+    for (qi, s) in plan.steps.iter().enumerate() {
+        let Step::Quantize {
+            x: cat,
+            y,
+            scale,
+            zero,
+            ..
+        } = s
+        else {
+            continue;
+        };
+        if absorbed[qi] || is_output(*cat) || readers[*cat] != [qi] || writers[*cat].is_empty() {
+            continue;
+        }
+        let slice_of = |w: usize| {
+            let Step::Copy {
+                x,
+                outer,
+                len,
+                x_stride,
+                y_stride,
+                x_offset,
+                y_offset,
+                ..
+            } = &plan.steps[w]
+            else {
+                return None;
+            };
+            if x_stride != len || *x_offset != 0 {
+                return None;
+            }
+            let into = Slice {
+                outer: *outer,
+                len: *len,
+                stride: *y_stride,
+                offset: *y_offset,
+            };
+            if let Some(grid) = quant_of(*x) {
+                return Some((w, operand(*x, grid), Act::None, None, into));
+            }
+            let ([e], [_]) = (&writers[*x][..], &readers[*x][..]) else {
+                return None;
+            };
+            match &plan.steps[*e] {
+                Step::Eltwise {
+                    a, b: None, act, ..
+                } if !fused.contains_key(e) => {
+                    quant_of(*a).map(|grid| (w, operand(*a, grid), *act, Some(*e), into))
+                }
+                _ => None,
+            }
+        };
+        let Some(slices) = writers[*cat]
+            .iter()
+            .map(|&w| slice_of(w))
+            .collect::<Option<Vec<_>>>()
+        else {
+            continue;
+        };
+        absorbed[qi] = true;
+        for (w, x, act, e, into) in slices {
+            dissolved.extend(e);
+            let grid = Affine {
+                scale: *scale,
+                zero: *zero,
+            };
+            let len = into.outer * into.len;
+            fused.insert(
+                w,
+                Step::Requantize {
+                    x,
+                    b: None,
+                    act,
+                    y: *y,
+                    len,
+                    grid,
+                    int8: false,
+                    into: Some(into),
+                },
+            );
+        }
+    }
     // The steps that read int8: INT8 convolutions and the Requantize steps (of values already
-    // on a grid, and the fused element-wise ops).
+    // on a grid, the fused element-wise ops and Concat slices).
     let reads_int8: Vec<bool> = (0..plan.steps.len())
         .map(|r| match &plan.steps[r] {
             Step::Conv(_) => g.is_int8_conv(r),
             Step::Quantize { x, .. } => !absorbed[r] && quant_of(*x).is_some(),
-            Step::Eltwise { .. } => fused.contains_key(&r),
-            _ => false,
+            _ => fused.contains_key(&r) || dissolved.contains(&r),
         })
         .collect();
     // int8 is written where only such steps read.
@@ -265,6 +355,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                         len: *len,
                         grid,
                         int8: int8[*y],
+                        into: None,
                     },
                     None => Step::Quantize {
                         x,
@@ -285,6 +376,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                     y,
                     len,
                     grid,
+                    into,
                     ..
                 }) = fused.remove(&i)
                 {
@@ -307,9 +399,11 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                         len,
                         grid,
                         int8: int8[y],
+                        into,
                     });
                 }
             }
+            _ if dissolved.contains(&i) => {}
             Step::Conv(c) if by_node.contains_key(&c.node) => {
                 let Some(q) = by_node.remove(&c.node) else {
                     continue;
@@ -349,6 +443,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
                                 len: plan.buffers[x],
                                 grid: q.x,
                                 int8: true,
+                                into: None,
                             });
                             copies.insert(x, copy);
                             copy
@@ -554,9 +649,7 @@ mod tests {
             assert!(!int8[*b], "outputs are FP16");
         }
         // Every element-wise op runs between quantized values, with its QuantizeLinear: the 10
-        // residual adds, the scores' Sigmoid. The requantizations before the Concats too (6
-        // class and 5 box predictors onto their Concat's grid, and 2 of the 1 × 1 maps' after
-        // their transposition).
+        // residual adds, the scores' Sigmoid.
         assert_eq!(count(&|s| matches!(s, Step::Eltwise { .. })), 0);
         let adds = count(&|s| matches!(s, Step::Requantize { b: Some(_), .. }));
         let sigmoid = count(&|s| {

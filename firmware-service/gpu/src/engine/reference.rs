@@ -281,6 +281,7 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                 len,
                 grid,
                 int8,
+                into,
             } => {
                 let integer = |o: &Operand, i: usize| {
                     let v = bufs[o.buf][i];
@@ -302,7 +303,14 @@ pub fn run(plan: &Plan, input: &[f32]) -> Vec<Vec<f32>> {
                         }
                     })
                     .collect();
-                bufs[*y][..*len].copy_from_slice(&values);
+                match into {
+                    Some(slice) => {
+                        for (i, v) in values.into_iter().enumerate() {
+                            bufs[*y][slice.at(i)] = v;
+                        }
+                    }
+                    None => bufs[*y][..*len].copy_from_slice(&values),
+                }
             }
             Step::QConv(q) => {
                 let x: Vec<i8> = bufs[q.x][..q.spec.x_len()]
