@@ -49,17 +49,12 @@ fn written(s: &Step) -> Option<(usize, usize, usize, usize)> {
             let c = c.output();
             Some((c.y_at.offset, c.y_at.pitch, c.k, c.n * c.oh * c.ow))
         }
-        Step::Copy {
-            outer,
-            len,
-            y_stride,
-            y_offset,
-            ..
-        } => Some((*y_offset, *y_stride, *len, *outer)),
         Step::Requantize {
             into: Some(slice), ..
         } => Some((slice.offset, slice.stride, slice.len, slice.outer)),
-        _ => None,
+        s => s
+            .copy_into()
+            .map(|slice| (slice.offset, slice.stride, slice.len, slice.outer)),
     }
 }
 

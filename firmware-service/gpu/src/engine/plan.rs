@@ -293,6 +293,25 @@ pub struct QConvStep {
 }
 
 impl Step {
+    /// Where a Copy puts its values in its output buffer.
+    pub fn copy_into(&self) -> Option<Slice> {
+        match self {
+            Step::Copy {
+                outer,
+                len,
+                y_stride,
+                y_offset,
+                ..
+            } => Some(Slice {
+                outer: *outer,
+                len: *len,
+                stride: *y_stride,
+                offset: *y_offset,
+            }),
+            _ => None,
+        }
+    }
+
     /// The buffer the step writes.
     pub fn writes(&self) -> BufId {
         match self {

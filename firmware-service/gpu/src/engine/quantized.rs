@@ -20,7 +20,7 @@
 //!   in 0.4 % of the COCO SSD's residual adds).
 
 use super::int8::{activation_range, Output, QConv, QWeights};
-use super::plan::{BufId, ConvStep, Operand, Plan, PlanError, QConvStep, Slice, Step};
+use super::plan::{BufId, ConvStep, Operand, Plan, PlanError, QConvStep, Step};
 use super::qdq::{Affine, ConvQuant};
 use adas_plugins::gpu::Act;
 use std::collections::{HashMap, HashSet};
@@ -233,28 +233,19 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
             continue;
         }
         let slice_of = |w: usize| {
+            let into = plan.steps[w].copy_into()?;
             let Step::Copy {
                 x,
-                outer,
-                len,
                 x_stride,
-                y_stride,
                 x_offset,
-                y_offset,
                 ..
             } = &plan.steps[w]
             else {
                 return None;
             };
-            if x_stride != len || *x_offset != 0 {
+            if *x_stride != into.len || *x_offset != 0 {
                 return None;
             }
-            let into = Slice {
-                outer: *outer,
-                len: *len,
-                stride: *y_stride,
-                offset: *y_offset,
-            };
             if let Some(grid) = quant_of(*x) {
                 return Some((w, operand(*x, grid), Act::None, None, into));
             }
@@ -278,12 +269,12 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
             continue;
         };
         absorbed[qi] = true;
+        let grid = Affine {
+            scale: *scale,
+            zero: *zero,
+        };
         for (w, x, act, e, into) in slices {
             dissolved.extend(e);
-            let grid = Affine {
-                scale: *scale,
-                zero: *zero,
-            };
             let len = into.outer * into.len;
             fused.insert(
                 w,
