@@ -18,20 +18,41 @@
 // activate) and rounded once to FP16, with no grid.
 
 // TensorFlow Lite's MultiplyByQuantizedMultiplier: x · mult · 2^shift / 2^31, with gemmlowp's
-// two roundings (the CPU twin spells them out: engine::int8::q31_high_mul, rounding_shift_right).
-// Here each is one 64-bit add and shift, the same integers:
-// - SaturatingRoundingDoublingHighMul's nudge-then-truncate rounds a tie of a·b / 2^31 up on
-//   either side of zero, so it is floor((a·b + 2^30) / 2^31); it saturates only for
-//   a = b = INT32_MIN, the one product that reaches 2^31 after the shift.
-// - RoundingDivideByPOT rounds ties away from zero: floor((t + 2^(e−1) − [t < 0]) / 2^e) for
-//   e > 0, t itself for e = 0; in 64 bits, so that the offset cannot overflow.
-__device__ __forceinline__ int requantize(int x, int mult, int shift) {
-    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    const long long a = (int)((unsigned int)x << left);
-    long long t = (a * mult + (1ll << 30)) >> 31;
-    t = t < 0x7fffffffll ? t : 0x7fffffffll;
-    const long long half = (1ll << right) >> 1;
-    return (int)((t + half - (t < 0 && right > 0 ? 1 : 0)) >> right);
+// two roundings (the CPU twin spells them out: engine::int8::q31_high_mul, rounding_shift_right),
+// as one 64-bit multiply-add and one shift. With a = x << left (int32, wrapping like TensorFlow
+// Lite), r = right and u = a·mult + 2^30:
+// - SaturatingRoundingDoublingHighMul is t = floor(u / 2^31) (its nudge-then-truncate rounds a tie
+//   up on either side of zero; it saturates only for a = mult = INT32_MIN, and mult ≥ 0);
+// - RoundingDivideByPOT rounds ties away from zero: floor((t + 2^(r−1) − [t < 0]) / 2^r), t itself
+//   for r = 0;
+// - floor(floor(v / b) / c) = floor(v / (b·c)), so the two are floor((u + h·2^31) / 2^(31 + r)),
+//   h = 2^(r−1) − [t < 0] (0 for r = 0), and [t < 0] may be taken as [a < 0]: they differ only
+//   where a < 0 and t = 0, and both offsets then give 0.
+// So the result is (a·mult + round − [a < 0]·2·half) >> (31 + r), with round = 2^30 + 2^(30 + r)
+// and half = 2^30 for r > 0, round = 2^30 and half = 0 for r = 0 (i8_scale, once per channel;
+// engine::int8's the_kernels_requantize_is_gemmlowps_two_roundings checks this form on the host).
+struct I8Scale {
+    int mult, left, bits, half;  // bits = 31 + r
+    long long round;
+};
+
+__device__ __forceinline__ I8Scale i8_scale(int mult, int shift) {
+    const int right = shift > 0 ? 0 : -shift;
+    return {mult, shift > 0 ? shift : 0, 31 + right, right > 0 ? 1 << 30 : 0,
+            (1ll << 30) + (right > 0 ? 1ll << (30 + right) : 0)};
+}
+
+// a·b + c: one signed 32 × 32 → 64-bit multiply-add (C's 64-bit product takes three).
+__device__ __forceinline__ long long mad_wide(int a, int b, long long c) {
+    long long d;
+    asm("mad.wide.s32 %0, %1, %2, %3;" : "=l"(d) : "r"(a), "r"(b), "l"(c));
+    return d;
+}
+
+__device__ __forceinline__ int requantize(int x, const I8Scale& q) {
+    const int a = (int)((unsigned int)x << q.left);
+    const long long v = mad_wide((a >> 31) * 2, q.half, mad_wide(a, q.mult, q.round));
+    return (int)(v >> q.bits);
 }
 
 __device__ __forceinline__ unsigned short f32_to_half(float f) {
@@ -46,32 +67,33 @@ struct FloatAct {
     float a, b;
 };
 
-// The epilogue's constants of one output channel, loaded once per thread and channel.
+// The epilogue's constants of one output channel, loaded once per thread and channel (the
+// float scale of output mode 2 is read where it is used: it would hold a register per channel).
 struct I8Channel {
-    int bias, mult, shift, w_zero;
-    float scale;
+    int bias, w_zero;
+    I8Scale q;
 };
 
 __device__ __forceinline__ I8Channel i8_channel(int kk, const int* __restrict__ bias,
                                                 const int* __restrict__ mult,
                                                 const int* __restrict__ shift,
-                                                const float* __restrict__ scale,
                                                 const int* __restrict__ w_zero) {
-    return {bias[kk], mult[kk], shift[kk], w_zero ? w_zero[kk] : 0, scale[kk]};
+    return {bias[kk], w_zero ? w_zero[kk] : 0, i8_scale(mult[kk], shift[kk])};
 }
 
-// The epilogue's output for INT32 sums S (and X = Σ x, with weight zero points) of one channel
+// The epilogue's output for INT32 sums S (and X = Σ x, with weight zero points) of channel kk
 // (see the header): the int8 value (modes 0) or the FP16 bits (modes 1 and 2). Mode 2 is one
 // FP32 product, no fused multiply-add.
 __device__ __forceinline__ unsigned int i8_epilogue(int sum, int sum_x, const I8Channel& ch,
+                                                    int kk, const float* __restrict__ scale,
                                                     int y_zero, int lo, int hi, int out_mode,
                                                     float y_scale, FloatAct act) {
     const int acc = sum - ch.w_zero * sum_x + ch.bias;
     if (out_mode == 2) {
-        const float v = __fmul_rn(__int2float_rn(acc), ch.scale);
+        const float v = __fmul_rn(__int2float_rn(acc), scale[kk]);
         return f32_to_half(activate(v, act.kind, act.a, act.b));
     }
-    int q = requantize(acc, ch.mult, ch.shift) + y_zero;
+    int q = requantize(acc, ch.q) + y_zero;
     q = q < lo ? lo : q > hi ? hi : q;
     if (out_mode == 1) return f32_to_half(__fmul_rn((float)(q - y_zero), y_scale));
     return (unsigned int)q & 0xff;
@@ -181,8 +203,8 @@ __device__ __forceinline__ void dwconv_int8_lanes(
 #pragma unroll
             for (int j = 0; j < L; ++j)
                 o[j] = i8_epilogue(acc[j], sum_x[j],
-                                   i8_channel(ch + j, bias, mult, shift, scale, ZW ? w_zero : nullptr),
-                                   y_zero, lo, hi, out_mode, y_scale, act);
+                                   i8_channel(ch + j, bias, mult, shift, ZW ? w_zero : nullptr),
+                                   ch + j, scale, y_zero, lo, hi, out_mode, y_scale, act);
             i8_store<L>(y, p * yp + ch, o, L, L == 4, out_mode);
         }
     }
@@ -223,14 +245,17 @@ __device__ __forceinline__ void dwconv3x3_int8_pixels(
             int4 wv[3];
 #pragma unroll
             for (int g = 0; g < 3; ++g) wv[g] = *(const int4*)(w + (g * c + ch) * 4);
-            I8Channel chan[4];
+            // Every pixel's sums first (S − w_zero·X), then the epilogues: the taps' registers
+            // are free by the time the channel constants load.
+            int wz[4] = {};
+            if constexpr (ZW) {
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
-                chan[j] = i8_channel(ch + j, bias, mult, shift, scale, ZW ? w_zero : nullptr);
+                for (int j = 0; j < 4; ++j) wz[j] = w_zero[ch + j];
+            }
+            int acc[PX][4] = {};
 #pragma unroll
             for (int px = 0; px < PX; ++px) {
-                if (ox0 + px >= ow) break;
-                int acc[4] = {}, sum_x[4] = {};
+                int sum_x[4] = {};
 #pragma unroll
                 for (int g = 0; g < 3; ++g) {
                     int taps[4];  // taps 4g … 4g + 3 of this pixel; past the 9th, 0 (weight 0)
@@ -239,13 +264,22 @@ __device__ __forceinline__ void dwconv3x3_int8_pixels(
                         const int t = 4 * g + u;
                         taps[u] = t < 9 ? xv[t / 3][px * SW + t % 3] : 0;
                     }
-                    i8_dot_taps<ZW>(taps, wv[g], acc, sum_x);
+                    i8_dot_taps<ZW>(taps, wv[g], acc[px], sum_x);
                 }
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[px][j] -= wz[j] * sum_x[j];
+            }
+            I8Channel chan[4];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) chan[j] = i8_channel(ch + j, bias, mult, shift, nullptr);
+#pragma unroll
+            for (int px = 0; px < PX; ++px) {
+                if (ox0 + px >= ow) break;
                 unsigned int o[4];
 #pragma unroll
                 for (int j = 0; j < 4; ++j)
-                    o[j] = i8_epilogue(acc[j], sum_x[j], chan[j], y_zero, lo, hi, out_mode,
-                                       y_scale, act);
+                    o[j] = i8_epilogue(acc[px][j], 0, chan[j], ch + j, scale, y_zero, lo, hi,
+                                       out_mode, y_scale, act);
                 i8_store<4>(y, (row * ow + ox0 + px) * yp + ch, o, 4, true, out_mode);
             }
         }
@@ -548,7 +582,7 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared<BM, BN>& sm, void* y, c
     I8Channel chan[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j)
-        chan[j] = i8_channel(kk + j < k ? kk + j : 0, bias, mult, shift, scale, w_zero);
+        chan[j] = i8_channel(kk + j < k ? kk + j : 0, bias, mult, shift, w_zero);
     const int out_bytes = out_mode ? 2 : 1;
     const bool wide = kk + 3 < k && yp % 4 == 0 && (unsigned long long)y % (4 * out_bytes) == 0;
     for (int row = threadIdx.x / GROUPS; row < BM && p0 + row < P; row += I8_THREADS / GROUPS) {
@@ -560,7 +594,8 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared<BM, BN>& sm, void* y, c
         unsigned int o[4];
 #pragma unroll
         for (int j = 0; j < 4; ++j)
-            o[j] = i8_epilogue(sums[j], sx, chan[j], y_zero, lo, hi, out_mode, y_scale, act);
+            o[j] = i8_epilogue(sums[j], sx, chan[j], kk + j < k ? kk + j : 0, scale, y_zero, lo,
+                               hi, out_mode, y_scale, act);
         i8_store<4>(y, (p0 + row) * yp + kk, o, k - kk, wide, out_mode);
     }
 #else
