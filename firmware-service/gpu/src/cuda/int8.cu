@@ -144,8 +144,10 @@ __device__ __forceinline__ void i8_dot_taps(const int (&xv)[4], int4 wv, int (&a
 }
 
 // Depthwise convolution (groups = C = K), NHWC int8, the epilogue above. Weights [G][C][4]: the
-// R·S taps in G = ⌈R·S / 4⌉ groups of four, one 4-byte word per channel and group (the host
-// transposes the model's [C][R][S] and pads the last group with zero weights). A depthwise tap
+// R·S taps in G groups of four, one 4-byte word per channel and group (the host transposes the
+// model's [C][R][S]): a 3 × 3 kernel has one group per column, its three rows and a zero
+// weight, so that the pixels of dwconv3x3_int8 share whole groups; any other kernel its taps in
+// raster order, G = ⌈R·S / 4⌉, the last group padded with zero weights. A depthwise tap
 // is one product per loaded byte, which tensor cores cannot use; dp4a takes four taps of one
 // channel at once. Each thread computes L consecutive channels of one output pixel, consecutive
 // threads consecutive channel groups (coalesced loads). With L = 4 (the host's choice where C,
@@ -161,7 +163,9 @@ __device__ __forceinline__ void dwconv_int8_lanes(
     int r, int s, int ph, int pw, int sh, int sw, int dh, int dw, int oh, int ow, int xp, int yp,
     int x_zero, int y_zero, int lo, int hi, int out_mode, float y_scale, FloatAct act) {
     if constexpr (RS != 0) r = s = RS;  // the taps known at compile time: the loops unroll
-    const int lanes = c / L, per_row = ow * lanes, taps = r * s, groups = (taps + 3) / 4;
+    const int lanes = c / L, per_row = ow * lanes, taps = r * s;
+    const bool by_column = r == 3 && s == 3;  // the weights' layout (above)
+    const int groups = by_column ? 3 : (taps + 3) / 4;
     const int fill = L == 4 ? (x_zero & 0xff) * 0x01010101 : x_zero;
     for (int row = blockIdx.y; row < n * oh; row += gridDim.y) {
         const int oy = row % oh, bn = row / oh, y0 = oy * sh - ph;
@@ -171,14 +175,16 @@ __device__ __forceinline__ void dwconv_int8_lanes(
             const int ch = i % lanes * L, ox = i / lanes, p = row * ow + ox, x0 = ox * sw - pw;
             const signed char* xb = xr + ch;
             int acc[L] = {}, sum_x[L] = {};
-            int t = 0, tr = 0, ts = 0;  // the tap, its row and column
+            int t = 0, tr = 0, ts = 0;  // raster order: the tap, its row and column
             for (int g = 0; g < groups; ++g) {
                 int xv[4];  // four taps: L = 4, four channels' bytes each; L = 1, the one value
 #pragma unroll
                 for (int u = 0; u < 4; ++u, ++t) {
                     xv[u] = 0;
-                    if (t < taps) {
-                        const int iy = y0 + tr * dh, ix = x0 + ts * dw;
+                    // By column: group g is column g, u its row.
+                    if (by_column ? u < 3 : t < taps) {
+                        const int iy = y0 + (by_column ? u : tr) * dh;
+                        const int ix = x0 + (by_column ? g : ts) * dw;
                         const bool in = (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd;
                         const signed char* xs = xb + (iy * wd + ix) * xp;
                         if constexpr (L == 4)
@@ -210,9 +216,21 @@ __device__ __forceinline__ void dwconv_int8_lanes(
     }
 }
 
+// Channel j's bytes of three input words (rows 0–2 of one column, four channels each) as word
+// j, row by row; its fourth byte is row 2's next channel, against a zero weight (and left out of
+// X by the mask in dwconv3x3_int8_pixels).
+__device__ __forceinline__ void i8_column(int r0, int r1, int r2, int (&col)[4]) {
+    const unsigned int lo = __byte_perm(r0, r1, 0x5140), hi = __byte_perm(r0, r1, 0x7362);
+    col[0] = (int)__byte_perm(lo, r2, 0x5410);
+    col[1] = (int)__byte_perm(lo, r2, 0x6532);
+    col[2] = (int)__byte_perm(hi, r2, 0x7610);
+    col[3] = (int)__byte_perm(hi, r2, 0x7732);
+}
+
 // The 3 × 3 depthwise convolutions of MobileNets (dilation 1, stride SW on both axes, L = 4), PX
-// neighbouring output pixels a thread: their taps share input columns, (PX − 1)·SW + 3 a row
-// against 3·PX, each loaded once, and the weights and channel constants load once for all PX.
+// neighbouring output pixels a thread: their taps share input columns, (PX − 1)·SW + 3 of them
+// against 3·PX, each loaded and transposed (i8_column) once, and the weights and channel
+// constants load once for all PX.
 template <bool ZW, int PX, int SW>
 __device__ __forceinline__ void dwconv3x3_int8_pixels(
     void* __restrict__ y, const signed char* __restrict__ x, const signed char* __restrict__ w,
@@ -229,20 +247,21 @@ __device__ __forceinline__ void dwconv3x3_int8_pixels(
              i += gridDim.x * blockDim.x) {
             const int ch = i % lanes * 4, ox0 = i / lanes * PX, x0 = ox0 * SW - pw;
             const signed char* xb = x + bn * h * wd * xp + ch;
-            int xv[3][COLS];  // the input words (four channels) under the PX pixels' taps
+            int cols[COLS][4];  // the input columns under the PX pixels' taps, transposed
 #pragma unroll
-            for (int tr = 0; tr < 3; ++tr) {
-                const int iy = y0 + tr;
-                const bool row_in = (unsigned)iy < (unsigned)h;
+            for (int col = 0; col < COLS; ++col) {
+                const int ix = x0 + col;
+                int v[3];
 #pragma unroll
-                for (int col = 0; col < COLS; ++col) {
-                    const int ix = x0 + col;
-                    xv[tr][col] = row_in && (unsigned)ix < (unsigned)wd
-                                      ? *(const int*)(xb + (iy * wd + ix) * xp)
-                                      : fill;
+                for (int tr = 0; tr < 3; ++tr) {
+                    const int iy = y0 + tr;
+                    v[tr] = (unsigned)iy < (unsigned)h && (unsigned)ix < (unsigned)wd
+                                ? *(const int*)(xb + (iy * wd + ix) * xp)
+                                : fill;
                 }
+                i8_column(v[0], v[1], v[2], cols[col]);
             }
-            int4 wv[3];
+            int4 wv[3];  // column g's weights: word j is channel j's rows 0–2 and a zero
 #pragma unroll
             for (int g = 0; g < 3; ++g) wv[g] = *(const int4*)(w + (g * c + ch) * 4);
             // Every pixel's sums first (S − w_zero·X), then the epilogues: the taps' registers
@@ -258,13 +277,13 @@ __device__ __forceinline__ void dwconv3x3_int8_pixels(
                 int sum_x[4] = {};
 #pragma unroll
                 for (int g = 0; g < 3; ++g) {
-                    int taps[4];  // taps 4g … 4g + 3 of this pixel; past the 9th, 0 (weight 0)
+                    const int(&col)[4] = cols[px * SW + g];
+                    const int wg[4] = {wv[g].x, wv[g].y, wv[g].z, wv[g].w};
 #pragma unroll
-                    for (int u = 0; u < 4; ++u) {
-                        const int t = 4 * g + u;
-                        taps[u] = t < 9 ? xv[t / 3][px * SW + t % 3] : 0;
+                    for (int j = 0; j < 4; ++j) {
+                        acc[px][j] = __dp4a(col[j], wg[j], acc[px][j]);
+                        if constexpr (ZW) sum_x[j] = __dp4a(col[j], 0x00010101, sum_x[j]);
                     }
-                    i8_dot_taps<ZW>(taps, wv[g], acc[px], sum_x);
                 }
 #pragma unroll
                 for (int j = 0; j < 4; ++j) acc[px][j] -= wz[j] * sum_x[j];

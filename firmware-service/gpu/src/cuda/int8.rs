@@ -218,7 +218,7 @@ impl DeviceQConv {
         let bytes: Vec<u8> = if spec.groups == 1 {
             q.weights.iter().map(|&v| v as u8).collect()
         } else {
-            depthwise_layout(&q.weights, spec.k, spec.r * spec.s)
+            depthwise_layout(&q.weights, spec.k, spec.r, spec.s)
         };
         let weights = gpu.alloc(bytes.len())?;
         gpu.upload(weights.1, &bytes)?;
@@ -314,20 +314,23 @@ impl DeviceQConv {
     }
 }
 
-/// A depthwise convolution's weights `[C][taps]` as `dwconv_int8` reads them: `[G][C][4]`, the
-/// taps in G = ⌈taps / 4⌉ groups of four (one dp4a word per channel and group), the last group
-/// padded with zero weights.
-fn depthwise_layout(weights: &[i8], channels: usize, taps: usize) -> Vec<u8> {
-    let groups = taps.div_ceil(4);
+/// A depthwise convolution's weights `[C][R][S]` as `dwconv_int8` and `dwconv3x3_int8` read
+/// them: `[G][C][4]`, one dp4a word per group of four taps and channel. A 3 × 3 kernel has one
+/// group per column (rows 0–2 and a zero weight: the output pixels of a thread share columns);
+/// any other its taps in raster order, G = ⌈R·S / 4⌉, the last group padded with zero weights.
+fn depthwise_layout(weights: &[i8], channels: usize, r: usize, s: usize) -> Vec<u8> {
+    let taps = r * s;
+    let by_column = (r, s) == (3, 3);
+    let groups = if by_column { 3 } else { taps.div_ceil(4) };
     (0..groups * channels * 4)
         .map(|i| {
             let (g, c, u) = (i / 4 / channels, i / 4 % channels, i % 4);
-            let t = g * 4 + u;
-            if t < taps {
-                weights[c * taps + t] as u8
+            let tap = if by_column {
+                (u < 3).then_some(u * s + g)
             } else {
-                0
-            }
+                Some(g * 4 + u).filter(|&t| t < taps)
+            };
+            tap.map_or(0, |t| weights[c * taps + t] as u8)
         })
         .collect()
 }
@@ -579,22 +582,39 @@ mod tests {
 
     #[test]
     fn depthwise_weights_are_grouped_by_four_taps_per_channel() {
-        // 3 channels × 9 taps, each weight naming its channel and tap: c·16 + t.
-        let weights: Vec<i8> = (0..3)
-            .flat_map(|c| (0..9).map(move |t| c * 16 + t))
-            .collect();
-        let laid = depthwise_layout(&weights, 3, 9);
+        // Each weight names its channel and tap: c·16 + t.
+        let weights = |taps: i8| -> Vec<i8> {
+            (0..3)
+                .flat_map(|c| (0..taps).map(move |t| c * 16 + t))
+                .collect()
+        };
+        // 3 × 3: group g is column g, byte u its row u, the fourth byte a zero weight.
+        let laid = depthwise_layout(&weights(9), 3, 3, 3);
+        assert_eq!(laid.len(), 3 * 3 * 4, "3 columns of 3 channels × 4 bytes");
+        for g in 0..3 {
+            for c in 0..3 {
+                let word = &laid[(g * 3 + c) * 4..][..4];
+                let want = [0, 1, 2].map(|u| (c * 16 + u * 3 + g) as u8);
+                assert_eq!(
+                    word,
+                    [want[0], want[1], want[2], 0],
+                    "column {g}, channel {c}"
+                );
+            }
+        }
+        // 2 × 3: six taps in raster order, two groups, the last padded.
+        let laid = depthwise_layout(&weights(6), 3, 2, 3);
         assert_eq!(
             laid.len(),
-            3 * 3 * 4,
-            "⌈9/4⌉ = 3 groups of 3 channels × 4 taps"
+            2 * 3 * 4,
+            "⌈6/4⌉ = 2 groups of 3 channels × 4 taps"
         );
-        for g in 0..3 {
+        for g in 0..2 {
             for c in 0..3 {
                 let word = &laid[(g * 3 + c) * 4..][..4];
                 for (u, &b) in word.iter().enumerate() {
                     let t = g * 4 + u;
-                    let want = if t < 9 { (c * 16 + t) as u8 } else { 0 };
+                    let want = if t < 6 { (c * 16 + t) as u8 } else { 0 };
                     assert_eq!(b, want, "group {g}, channel {c}, tap {t}");
                 }
             }
