@@ -217,8 +217,8 @@ __device__ __forceinline__ void dwconv_int8_lanes(
 }
 
 // Channel j's bytes of three input words (rows 0–2 of one column, four channels each) as word
-// j, row by row; its fourth byte is row 2's next channel, against a zero weight (and left out of
-// X by the mask in dwconv3x3_int8_pixels).
+// j, row by row; its fourth byte is one of row 2's, against a zero weight (and left out of X by
+// the mask in dwconv3x3_int8_pixels).
 __device__ __forceinline__ void i8_column(int r0, int r1, int r2, int (&col)[4]) {
     const unsigned int lo = __byte_perm(r0, r1, 0x5140), hi = __byte_perm(r0, r1, 0x7362);
     col[0] = (int)__byte_perm(lo, r2, 0x5410);
@@ -599,9 +599,12 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared<BM, BN>& sm, void* y, c
     constexpr int GROUPS = BN / 4;
     const int col = threadIdx.x % GROUPS * 4, kk = k0 + col;
     I8Channel chan[4];
+    int kj[4];  // the channels, those past K read as channel 0 (their outputs are not stored)
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-        chan[j] = i8_channel(kk + j < k ? kk + j : 0, bias, mult, shift, w_zero);
+    for (int j = 0; j < 4; ++j) {
+        kj[j] = kk + j < k ? kk + j : 0;
+        chan[j] = i8_channel(kj[j], bias, mult, shift, w_zero);
+    }
     const int out_bytes = out_mode ? 2 : 1;
     const bool wide = kk + 3 < k && yp % 4 == 0 && (unsigned long long)y % (4 * out_bytes) == 0;
     for (int row = threadIdx.x / GROUPS; row < BM && p0 + row < P; row += I8_THREADS / GROUPS) {
@@ -613,8 +616,8 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared<BM, BN>& sm, void* y, c
         unsigned int o[4];
 #pragma unroll
         for (int j = 0; j < 4; ++j)
-            o[j] = i8_epilogue(sums[j], sx, chan[j], kk + j < k ? kk + j : 0, scale, y_zero, lo,
-                               hi, out_mode, y_scale, act);
+            o[j] = i8_epilogue(sums[j], sx, chan[j], kj[j], scale, y_zero, lo, hi, out_mode,
+                               y_scale, act);
         i8_store<4>(y, (p0 + row) * yp + kk, o, k - kk, wide, out_mode);
     }
 #else

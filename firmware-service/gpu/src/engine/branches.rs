@@ -49,11 +49,8 @@ fn written(s: &Step) -> Option<(usize, usize, usize, usize)> {
             let c = c.output();
             Some((c.y_at.offset, c.y_at.pitch, c.k, c.n * c.oh * c.ow))
         }
-        Step::Requantize {
-            into: Some(slice), ..
-        } => Some((slice.offset, slice.stride, slice.len, slice.outer)),
         s => s
-            .copy_into()
+            .slice_written()
             .map(|slice| (slice.offset, slice.stride, slice.len, slice.outer)),
     }
 }

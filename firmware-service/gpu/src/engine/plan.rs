@@ -293,8 +293,8 @@ pub struct QConvStep {
 }
 
 impl Step {
-    /// Where a Copy puts its values in its output buffer.
-    pub fn copy_into(&self) -> Option<Slice> {
+    /// The slice of its output buffer a Copy, or a Requantize into a Concat's slice, writes.
+    pub fn slice_written(&self) -> Option<Slice> {
         match self {
             Step::Copy {
                 outer,
@@ -308,6 +308,7 @@ impl Step {
                 stride: *y_stride,
                 offset: *y_offset,
             }),
+            Step::Requantize { into, .. } => *into,
             _ => None,
         }
     }

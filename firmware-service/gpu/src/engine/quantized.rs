@@ -233,7 +233,7 @@ pub fn apply(plan: &mut Plan, convs: Vec<ConvQuant>) -> Result<(), PlanError> {
             continue;
         }
         let slice_of = |w: usize| {
-            let into = plan.steps[w].copy_into()?;
+            let into = plan.steps[w].slice_written()?;
             let Step::Copy {
                 x,
                 x_stride,
