@@ -88,17 +88,18 @@ RUNNER = r"""
 extern "C" void run_dwconv3x3(int gx, int gy, int bx, void* y, const signed char* x,
     const signed char* w, const int* bias, const int* mult, const int* shift, const float* scale,
     const int* w_zero, int n, int h, int wd, int c, int ph, int pw, int stride, int oh, int ow,
-    int xp, int yp, int x_zero, int y_zero, int lo, int hi, int out_mode, float y_scale) {
+    int xp, int yp, int x_zero, int y_zero, int lo, int hi, int out_mode, float y_scale,
+    int act, float act_a, float act_b) {
     GRID(dwconv3x3_int8, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, ph, pw, stride,
-         oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode, y_scale, 0, 0.0f, 0.0f)
+         oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode, y_scale, act, act_a, act_b)
 }
 extern "C" void run_dwconv(int gx, int gy, int bx, void* y, const signed char* x,
     const signed char* w, const int* bias, const int* mult, const int* shift, const float* scale,
     const int* w_zero, int n, int h, int wd, int c, int r, int s, int ph, int pw, int sh, int sw,
     int oh, int ow, int xp, int yp, int x_zero, int y_zero, int lo, int hi, int out_mode,
-    float y_scale, int lanes) {
+    float y_scale, int act, float act_a, float act_b, int lanes) {
     GRID(dwconv_int8, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s, ph, pw, sh,
-         sw, 1, 1, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode, y_scale, 0, 0.0f, 0.0f,
+         sw, 1, 1, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode, y_scale, act, act_a, act_b,
          lanes)
 }
 """
@@ -167,10 +168,16 @@ def f16_bits(v):
     return struct.unpack("H", struct.pack("e", v))[0]
 
 
+# Activation codes (common.cuh) and ONNX's definitions in FP32 (mode 2's, on the float value).
+ACTS = {0: lambda v, a, b: v, 1: lambda v, a, b: max(v, 0.0),
+        2: lambda v, a, b: min(max(v, a), b), 3: lambda v, a, b: v if v >= 0 else f32(v * a)}
+
+
 def reference(case, x, weights, bias, mult, shift, scale, w_zero):
     """TensorFlow Lite's depthwise convolution: Σ over the taps inside the image of
     (x − x_zero)·(w − w_zero) + bias, requantized, plus y_zero, clamped (mode 0); its dequantized
-    value in FP16 (mode 1); or (Σ + bias)·scale in FP32, rounded once to FP16 (mode 2)."""
+    value in FP16 (mode 1); or (Σ + bias)·scale in FP32, activated, rounded once to FP16 (mode
+    2)."""
     n, h, wd, c, r, s = case["n"], case["h"], case["w"], case["c"], case["r"], case["s"]
     out = {}
     for b in range(n):
@@ -185,7 +192,8 @@ def reference(case, x, weights, bias, mult, shift, scale, w_zero):
                                 v = x[((b * h + iy) * wd + ix) * case["xp"] + k]
                                 acc += (v - case["x_zero"]) * (weights[k][tr * s + ts] - w_zero[k])
                     if case["mode"] == 2:
-                        val = f16_bits(f32(f32(float(acc)) * scale[k]))
+                        real = f32(f32(float(acc)) * scale[k])
+                        val = f16_bits(ACTS[case["act"]](real, case["act_a"], case["act_b"]))
                     else:
                         q = multiply_by_quantized_multiplier(acc, mult[k], shift[k]) + case["y_zero"]
                         q = min(max(q, case["lo"]), case["hi"])
@@ -223,10 +231,15 @@ def make_case(rng, i):
         return None
     mode = rng.choice([0, 0, 0, 1, 2])
     lo, hi = rng.choice([(-128, 127), (rng.randint(-128, -20), rng.randint(40, 127))])
+    # Mode 2's activation: none, ReLU, a clip, LeakyRelu (NanoDet's heads); the Sigmoid's expf
+    # is the GPU's own, which the host does not have.
+    act, act_a, act_b = rng.choice([(0, 0.0, 0.0), (1, 0.0, 0.0), (2, f32(-0.5), f32(3.0)),
+                                    (3, f32(0.1), 0.0)])
     return dict(n=rng.randint(1, 2), h=h, w=w, c=c, r=r, s=s, sh=stride, sw=stride, ph=ph, pw=pw,
                 oh=oh, ow=ow, xp=c + rng.choice([0, 0, 4, 8, 1, 3]), yp=c + rng.choice([0, 0, 4, 1]),
                 x_zero=rng.randint(-128, 127), y_zero=rng.randint(-128, 127), lo=lo, hi=hi,
-                mode=mode, y_scale=f32(rng.uniform(0.01, 0.2)), zw=rng.random() < 0.5)
+                mode=mode, y_scale=f32(rng.uniform(0.01, 0.2)), zw=rng.random() < 0.5, act=act,
+                act_a=act_a, act_b=act_b)
 
 
 def ints(values):
@@ -255,6 +268,7 @@ def run_case(lib, rng, case):
     sentinel = 0x5a if out_bytes == 1 else 0x5a5a
     args = (ints(bias), ints(mult), ints(shift), (ctypes.c_float * c)(*scale),
             ints(w_zero) if case["zw"] else None)
+    act_args = (case["act"], ctypes.c_float(case["act_a"]), ctypes.c_float(case["act_b"]))
     rows = n * case["oh"]
     results = {}
     kernels = []
@@ -272,12 +286,13 @@ def run_case(lib, rng, case):
             lib.run_dwconv3x3(gx, gy, bx, y, xb, wb, *args, *common, case["ph"], case["pw"],
                               case["sh"], case["oh"], case["ow"], case["xp"], case["yp"],
                               case["x_zero"], case["y_zero"], case["lo"], case["hi"], case["mode"],
-                              ctypes.c_float(case["y_scale"]))
+                              ctypes.c_float(case["y_scale"]), *act_args)
         else:
             lib.run_dwconv(gx, gy, bx, y, xb, wb, *args, *common, case["r"], case["s"], case["ph"],
                            case["pw"], case["sh"], case["sw"], case["oh"], case["ow"], case["xp"],
                            case["yp"], case["x_zero"], case["y_zero"], case["lo"], case["hi"],
-                           case["mode"], ctypes.c_float(case["y_scale"]), 4 if "4" in kernel else 1)
+                           case["mode"], ctypes.c_float(case["y_scale"]), *act_args,
+                           4 if "4" in kernel else 1)
         got = list(y)
         wrong = 0
         for at in range(size):
