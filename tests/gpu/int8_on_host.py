@@ -29,30 +29,20 @@ CASES = int(sys.argv[sys.argv.index("--cases") + 1]) if "--cases" in sys.argv el
 SHIM = r"""
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #define __device__
 #define __global__
 #define __forceinline__ inline
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
-#define __shared__ static
-#define __align__(n) __attribute__((aligned(n)))
 struct Dim3 { unsigned int x, y, z; };
 struct alignas(8) uint2 { unsigned int x, y; };
 struct alignas(16) int4 { int x, y, z, w; };
-struct alignas(8) int2 { int x, y; };
 static inline uint2 make_uint2(unsigned int x, unsigned int y) { return {x, y}; }
-static inline int2 make_int2(int x, int y) { return {x, y}; }
 static Dim3 blockIdx, blockDim, gridDim, threadIdx;
-static inline void __syncthreads() {}
-static inline void __trap() { abort(); }
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline float __int2float_rn(int i) { return (float)i; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
-static inline float __fadd_rn(float a, float b) { return a + b; }
-static inline float __fdiv_rn(float a, float b) { return a / b; }
-static inline int __float2int_rn(float f) { return (int)nearbyintf(f); }
 // PTX prmt: byte i of the result is byte (s >> 4i) & 7 of {y, x}.
 static inline unsigned int __byte_perm(unsigned int x, unsigned int y, unsigned int s) {
     const uint64_t v = (uint64_t)y << 32 | x;
