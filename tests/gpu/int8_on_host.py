@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""Runs the INT8 depthwise kernels of firmware-service/gpu/src/cuda/int8.cu on the CPU — the
-CUDA source itself, compiled by g++ with a few shims, one thread after another — and checks every
-output bit for bit against TensorFlow Lite's integer depthwise convolution written out here in
-Python (gemmlowp's two roundings, the zero points, the clamp). No GPU needed: CI runs it, so the
-kernels' arithmetic, their weight layout and their byte permutes are checked on every commit; the
-GPU tests (tests/gpu/run.sh) check the same kernels on the hardware.
+"""Runs the INT8 convolution kernels of firmware-service/gpu/src/cuda/int8.cu on the CPU — the CUDA
+source itself, compiled by g++ with a few shims — and checks every output bit for bit against
+TensorFlow Lite's integer convolutions written out here in Python (gemmlowp's two roundings, the
+zero points, the clamp). No GPU needed: CI runs it, so the kernels' arithmetic, their weight
+layout, their byte permutes and the tensor-core kernel's tiling and fragment shuffles are checked
+on every commit; the GPU tests (tests/gpu/run.sh) check the same kernels on the hardware.
 
-What the shims cannot stand in for is what only a GPU shows (memory ordering, occupancy, the PTX
-of the inline assembly): the depthwise kernels share no memory between threads, so running their
-threads one by one is their semantics. The tensor-core kernel (conv_int8_mma), which needs warps,
-is left out; its epilogue is the depthwise kernels' (i8_epilogue).
+The depthwise kernels share no memory between threads: their threads run one after another. The
+tensor-core kernel (conv_int8_mma) runs each block's threads as fibers that switch only where a
+GPU's threads wait for each other: at __syncthreads, and at each warp's ldmatrix and mma.sync,
+which gather the 32 lanes' registers and hand each lane its part of the result as the PTX ISA
+lays the fragments out (ldmatrix .m8n8.x4; mma .m16n8k32 .s8: A row-major, B column-major, C).
+Its cp.async copies complete at once.
 
-usage: int8_on_host.py [--cases N]
+What the shims cannot stand in for is what only a GPU shows: memory ordering (a missing
+cp.async wait or barrier), occupancy, and the PTX of the inline assembly itself.
+
+usage: int8_on_host.py [--cases N] [--dense-cases N]
 """
 import ctypes
 import pathlib
@@ -22,27 +27,48 @@ import subprocess
 import sys
 import tempfile
 
-root = pathlib.Path(__file__).resolve().parents[2]
-CASES = int(sys.argv[sys.argv.index("--cases") + 1]) if "--cases" in sys.argv else 1000
+import numpy as np
 
-# The CUDA built-ins the depthwise kernels use, on the host.
+root = pathlib.Path(__file__).resolve().parents[2]
+
+
+def option(name, default):
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
+
+
+CASES = option("--cases", 1000)
+DENSE_CASES = option("--dense-cases", 400)
+
+# The CUDA built-ins the kernels use, on the host; a block's threads as fibers (see the header).
 SHIM = r"""
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <vector>
+#include <ucontext.h>
 #define __device__
 #define __global__
 #define __forceinline__ inline
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
+#define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
+#define __CUDA_ARCH__ 800
 struct Dim3 { unsigned int x, y, z; };
+struct alignas(8) int2 { int x, y; };
 struct alignas(8) uint2 { unsigned int x, y; };
 struct alignas(16) int4 { int x, y, z, w; };
+static inline int2 make_int2(int x, int y) { return {x, y}; }
 static inline uint2 make_uint2(unsigned int x, unsigned int y) { return {x, y}; }
-static Dim3 blockIdx, blockDim, gridDim, threadIdx;
+// Not static: the fiber switches are calls the compiler cannot see into, so it must reload them.
+Dim3 blockIdx, blockDim, gridDim, threadIdx;
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline float __int2float_rn(int i) { return (float)i; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline void __trap() { fputs("__trap()\n", stderr); abort(); }
 // PTX prmt: byte i of the result is byte (s >> 4i) & 7 of {y, x}.
 static inline unsigned int __byte_perm(unsigned int x, unsigned int y, unsigned int s) {
     const uint64_t v = (uint64_t)y << 32 | x;
@@ -55,15 +81,130 @@ static inline int __dp4a(int a, int b, int c) {
     for (int i = 0; i < 4; ++i) c += (int)(int8_t)(a >> 8 * i) * (int)(int8_t)(b >> 8 * i);
     return c;
 }
+
+// A block's threads as fibers, run in turn by `run_block`; a fiber gives way only at a barrier.
+struct Fiber { ucontext_t context; std::vector<char> stack; bool done; };
+static ucontext_t scheduler;
+static std::vector<Fiber> fibers;
+static std::function<void()> fiber_body;
+static int current;
+static long progress;  // barrier arrivals and finished fibers: a round without any is a deadlock
+struct Barrier { int arrived; long generation; };
+static Barrier block_barrier, warp_barriers[32];
+
+static void barrier_wait(Barrier& b, int count) {
+    const long generation = b.generation;
+    ++progress;
+    if (++b.arrived == count) {
+        b.arrived = 0;
+        ++b.generation;
+        return;
+    }
+    while (b.generation == generation) swapcontext(&fibers[current].context, &scheduler);
+}
+static inline void __syncthreads() { barrier_wait(block_barrier, blockDim.x); }
+static inline void warp_sync() { barrier_wait(warp_barriers[threadIdx.x / 32], 32); }
+
+static void fiber_main() {
+    fiber_body();
+    fibers[current].done = true;
+    ++progress;
+}
+
+// Runs `body` as blockDim.x threads of block blockIdx (they return to the scheduler at the end).
+static void run_block(std::function<void()> body) {
+    const int threads = (int)blockDim.x;
+    fiber_body = std::move(body);
+    fibers.assign(threads, Fiber{});
+    block_barrier = {};
+    for (Barrier& b : warp_barriers) b = {};
+    for (Fiber& f : fibers) {
+        f.stack.resize(1 << 17);
+        getcontext(&f.context);
+        f.context.uc_stack.ss_sp = f.stack.data();
+        f.context.uc_stack.ss_size = f.stack.size();
+        f.context.uc_link = &scheduler;
+        makecontext(&f.context, fiber_main, 0);
+    }
+    for (int done = 0; done < threads;) {
+        const long before = progress;
+        for (int t = 0; t < threads; ++t) {
+            if (fibers[t].done) continue;
+            current = t;
+            threadIdx = {(unsigned)t, 0, 0};
+            swapcontext(&scheduler, &fibers[t].context);
+            done += fibers[t].done;
+        }
+        if (progress == before && done < threads) {
+            fprintf(stderr, "block (%u, %u): its threads wait at different barriers\n", blockIdx.x, blockIdx.y);
+            abort();
+        }
+    }
+}
+
+// Shared memory is the kernel's static block; its 32-bit addresses are the low half of the
+// host's (the block never straddles 4 GiB: checked).
+static uintptr_t shared_high = UINTPTR_MAX;
+static inline char* shared_pointer(unsigned int a) { return (char*)(shared_high << 32 | a); }
+
+// Lane l's registers in an exchange among its warp's 32 lanes.
+static unsigned int warp_words[32][32][6];
 """
 
-# Where the depthwise part of int8.cu ends.
-DENSE = "// Implicit-GEMM convolution (groups = 1) on tensor cores"
+# Where the part of int8.cu the host runs ends: the element-wise kernels after it are PTX throughout.
+END = "// A QDQ model's QuantizeLinear"
 
 # The functions whose body is inline PTX, on the host: name → body.
 HOST_BODIES = {
     "f32_to_half": "{ _Float16 h = (_Float16)f; unsigned short b; memcpy(&b, &h, 2); return b; }",
     "mad_wide": "{ return (long long)a * b + c; }",
+    "add_bytes": "{ return __dp4a(a, 0x01010101, c); }",
+    "i8_shared_address": r"""{
+    const uintptr_t a = (uintptr_t)p;
+    if (shared_high == UINTPTR_MAX) shared_high = a >> 32;
+    if (a >> 32 != shared_high) { fputs("shared memory straddles 4 GiB\n", stderr); abort(); }
+    return (unsigned int)a;
+}""",
+    "i8_copy": """{
+    if (valid) memcpy(shared_pointer(dst), src, V);
+    else memset(shared_pointer(dst), 0, V);
+}""",
+    "i8_fill": """{
+    for (int i = 0; i < V; ++i) shared_pointer(dst)[i] = (char)(fill >> 8 * (i % 4));
+}""",
+    "i8_commit": "{}",
+    "i8_wait_prior": "{}",
+    # Matrix i's rows come from lanes 8i … 8i + 7; lane l gets bytes 4·(l % 4) of row l / 4.
+    "ldmatrix_x4": r"""{
+    unsigned int (&words)[32][6] = warp_words[threadIdx.x / 32];
+    const int l = threadIdx.x % 32;
+    words[l][0] = row;
+    warp_sync();
+    for (int i = 0; i < 4; ++i) memcpy(&r[i], shared_pointer(words[8 * i + l / 4][0] + 4 * (l % 4)), 4);
+    warp_sync();
+}""",
+    # m16n8k32 .s8, lane l = 4·g + t: A's register j holds row g + 8·(j % 2), bytes 16·(j / 2) +
+    # 4·t …; B's register j column g, rows 16·j + 4·t …; C's register j row g + 8·(j / 2),
+    # column 2·t + j % 2.
+    "mma_16832": r"""{
+    unsigned int (&words)[32][6] = warp_words[threadIdx.x / 32];
+    const int l = threadIdx.x % 32, g = l / 4, t = l % 4;
+    for (int j = 0; j < 4; ++j) words[l][j] = (unsigned int)a[j];
+    words[l][4] = (unsigned int)b0;
+    words[l][5] = (unsigned int)b1;
+    warp_sync();
+    for (int j = 0; j < 4; ++j) {
+        const int m = g + 8 * (j / 2), n = 2 * t + j % 2;
+        unsigned int sum = (unsigned int)acc[j];
+        for (int q = 0; q < 32; ++q) {
+            const int a_byte = (int8_t)(words[(m % 8) * 4 + q % 16 / 4][m / 8 + 2 * (q / 16)] >> 8 * (q % 4));
+            const int b_byte = (int8_t)(words[n * 4 + q % 16 / 4][4 + q / 16] >> 8 * (q % 4));
+            sum += (unsigned int)(a_byte * b_byte);
+        }
+        acc[j] = (int)sum;
+    }
+    warp_sync();
+}""",
 }
 
 RUNNER = r"""
@@ -92,24 +233,54 @@ extern "C" void run_dwconv(int gx, int gy, int bx, void* y, const signed char* x
          sw, 1, 1, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode, y_scale, act, act_a, act_b,
          lanes)
 }
+// The host's grid for conv_int8_mma (cuda::int8::Split::dense_grid), 128 threads a block.
+extern "C" void run_conv_mma(void* y, const signed char* x, const signed char* w,
+    const int* bias, const int* mult, const int* shift, const float* scale, const int* w_zero,
+    int n, int h, int wd, int c, int k, int r, int s, int ph, int pw, int sh, int sw, int dh,
+    int dw, int oh, int ow, int xp, int yp, int x_zero, int y_zero, int lo, int hi, int out_mode,
+    float y_scale, int act, float act_a, float act_b, int tile_n) {
+    const int bm = tile_n == 32 ? 128 : 64;
+    gridDim = {(unsigned)((n * oh * ow + bm - 1) / bm), (unsigned)((k + tile_n - 1) / tile_n), 1};
+    blockDim = {I8_THREADS, 1, 1};
+    for (unsigned by = 0; by < gridDim.y; ++by)
+        for (unsigned bx = 0; bx < gridDim.x; ++bx) {
+            blockIdx = {bx, by, 0};
+            run_block([&] {
+                conv_int8_mma(y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, k, r, s, ph,
+                              pw, sh, sw, dh, dw, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode,
+                              y_scale, act, act_a, act_b, tile_n);
+            });
+        }
+}
 """
+
+
+def replace_body(source, name, host):
+    """`source` with the body of device function `name` (its braces and all) replaced by `host`."""
+    m = re.search(r"__device__ __forceinline__ [^\n(]*\b" + name + r"\(", source)
+    if not m:
+        sys.exit(f"int8.cu has no function {name}: update HOST_BODIES in {__file__}")
+    depth, at = 1, m.end()
+    while depth:  # the parameter list (it may hold parentheses: `int (&r)[4]`)
+        depth += {"(": 1, ")": -1}.get(source[at], 0)
+        at += 1
+    start = source.index("{", at)
+    depth, end = 1, start + 1
+    while depth:
+        depth += {"{": 1, "}": -1}.get(source[end], 0)
+        end += 1
+    return source[:start] + host + source[end:]
 
 
 def host_source():
     common = (root / "plugins/cuda/common.cuh").read_text()
     body = (root / "firmware-service/gpu/src/cuda/int8.cu").read_text()
-    # The depthwise kernels and what they use come first; the tensor-core kernel and the
-    # element-wise ones after them are PTX throughout.
-    end = body.find(DENSE)
+    end = body.find(END)
     if end < 0:
-        sys.exit(f"int8.cu has no line {DENSE!r}: update DENSE in {__file__}")
+        sys.exit(f"int8.cu has no line {END!r}: update END in {__file__}")
     body = body[:end]
     for name, host in HOST_BODIES.items():
-        m = re.search(r"__device__ __forceinline__ [\w ]+ " + name + r"\([^)]*\) \{\n(.*?\n)\}\n",
-                      body, re.S)
-        if not m:
-            sys.exit(f"int8.cu has no function {name}: update HOST_BODIES in {__file__}")
-        body = body[:m.start(1) - 2] + host + "\n" + body[m.end():]
+        body = replace_body(body, name, host)
     return f"{SHIM}\n#define ADAS_HALF 0\n{common}\n{body}\n{RUNNER}"
 
 
@@ -163,11 +334,9 @@ ACTS = {0: lambda v, a, b: v, 1: lambda v, a, b: max(v, 0.0),
         2: lambda v, a, b: min(max(v, a), b), 3: lambda v, a, b: v if v >= 0 else f32(v * a)}
 
 
-def reference(case, x, weights, bias, mult, shift, scale, w_zero):
+def depthwise_reference(case, x, weights, bias, mult, shift, scale, w_zero):
     """TensorFlow Lite's depthwise convolution: Σ over the taps inside the image of
-    (x − x_zero)·(w − w_zero) + bias, requantized, plus y_zero, clamped (mode 0); its dequantized
-    value in FP16 (mode 1); or (Σ + bias)·scale in FP32, activated, rounded once to FP16 (mode
-    2)."""
+    (x − x_zero)·(w − w_zero) + bias per output pixel and channel, then the epilogue."""
     n, h, wd, c, r, s = case["n"], case["h"], case["w"], case["c"], case["r"], case["s"]
     out = {}
     for b in range(n):
@@ -181,15 +350,21 @@ def reference(case, x, weights, bias, mult, shift, scale, w_zero):
                             if 0 <= iy < h and 0 <= ix < wd:
                                 v = x[((b * h + iy) * wd + ix) * case["xp"] + k]
                                 acc += (v - case["x_zero"]) * (weights[k][tr * s + ts] - w_zero[k])
-                    if case["mode"] == 2:
-                        real = f32(f32(float(acc)) * scale[k])
-                        val = f16_bits(ACTS[case["act"]](real, case["act_a"], case["act_b"]))
-                    else:
-                        q = multiply_by_quantized_multiplier(acc, mult[k], shift[k]) + case["y_zero"]
-                        q = min(max(q, case["lo"]), case["hi"])
-                        val = q if case["mode"] == 0 else f16_bits(f32(float(q - case["y_zero"]) * case["y_scale"]))
-                    out[(((b * case["oh"] + oy) * case["ow"] + ox) * case["yp"]) + k] = val
+                    at = ((b * case["oh"] + oy) * case["ow"] + ox) * case["yp"] + k
+                    out[at] = epilogue(case, acc, mult[k], shift[k], scale[k])
     return out
+
+
+def epilogue(case, acc, mult, shift, scale):
+    """The output of sum `acc` (bias included) in the case's mode: the requantized int8 (mode 0),
+    its dequantized value as FP16 bits (mode 1), or acc·scale in FP32, activated, as FP16 bits
+    (mode 2)."""
+    if case["mode"] == 2:
+        real = f32(f32(float(acc)) * scale)
+        return f16_bits(ACTS[case["act"]](real, case["act_a"], case["act_b"]))
+    q = multiply_by_quantized_multiplier(acc, mult, shift) + case["y_zero"]
+    q = min(max(q, case["lo"]), case["hi"])
+    return q if case["mode"] == 0 else f16_bits(f32(float(q - case["y_zero"]) * case["y_scale"]))
 
 
 def layout(weights, c, r, s):
@@ -219,17 +394,35 @@ def make_case(rng, i):
     oh, ow = (h + 2 * ph - r) // stride + 1, (w + 2 * pw - s) // stride + 1
     if oh < 1 or ow < 1:
         return None
-    mode = rng.choice([0, 0, 0, 1, 2])
+    return output_modes(rng, dict(n=rng.randint(1, 2), h=h, w=w, c=c, r=r, s=s, sh=stride,
+                                  sw=stride, ph=ph, pw=pw, oh=oh, ow=ow,
+                                  xp=c + rng.choice([0, 0, 4, 8, 1, 3]),
+                                  yp=c + rng.choice([0, 0, 4, 1])))
+
+
+def output_type(case):
+    """Bytes per output value and the sentinel that fills the output before a run."""
+    return (1, 0x5a) if case["mode"] == 0 else (2, 0x5a5a)
+
+
+def output_modes(rng, case):
+    """The epilogue's mode, clamp and mode 2's activation: none, ReLU, a clip, LeakyRelu
+    (NanoDet's heads); the Sigmoid's expf is the GPU's own, which the host does not have."""
     lo, hi = rng.choice([(-128, 127), (rng.randint(-128, -20), rng.randint(40, 127))])
-    # Mode 2's activation: none, ReLU, a clip, LeakyRelu (NanoDet's heads); the Sigmoid's expf
-    # is the GPU's own, which the host does not have.
     act, act_a, act_b = rng.choice([(0, 0.0, 0.0), (1, 0.0, 0.0), (2, f32(-0.5), f32(3.0)),
                                     (3, f32(0.1), 0.0)])
-    return dict(n=rng.randint(1, 2), h=h, w=w, c=c, r=r, s=s, sh=stride, sw=stride, ph=ph, pw=pw,
-                oh=oh, ow=ow, xp=c + rng.choice([0, 0, 4, 8, 1, 3]), yp=c + rng.choice([0, 0, 4, 1]),
-                x_zero=rng.randint(-128, 127), y_zero=rng.randint(-128, 127), lo=lo, hi=hi,
-                mode=mode, y_scale=f32(rng.uniform(0.01, 0.2)), zw=rng.random() < 0.5, act=act,
-                act_a=act_a, act_b=act_b)
+    case.update(mode=rng.choice([0, 0, 0, 1, 2]), lo=lo, hi=hi, act=act, act_a=act_a, act_b=act_b,
+                x_zero=rng.randint(-128, 127), y_zero=rng.randint(-128, 127),
+                y_scale=f32(rng.uniform(0.01, 0.2)), zw=rng.random() < 0.5)
+    return case
+
+
+def channel_constants(rng, c):
+    """Per output channel: gemmlowp's multiplier and shift, and mode 2's float scale."""
+    mult = [rng.randint(1 << 30, (1 << 31) - 1) for _ in range(c)]
+    shift = [rng.choice([-14, -10, -8, -7, -5, -1, 0, 1]) for _ in range(c)]
+    scale = [f32(rng.uniform(1e-4, 1e-2)) for _ in range(c)]
+    return mult, shift, scale
 
 
 def ints(values):
@@ -246,16 +439,13 @@ def run_case(lib, rng, case):
     # The host folds the constant cross terms into the bias (int8.cu's header).
     bias = [model_bias[k] - case["x_zero"] * sum(weights[k]) + taps * case["x_zero"] * w_zero[k]
             for k in range(c)]
-    mult = [rng.randint(1 << 30, (1 << 31) - 1) for _ in range(c)]
-    shift = [rng.choice([-14, -10, -8, -7, -5, -1, 0, 1]) for _ in range(c)]
-    scale = [f32(rng.uniform(1e-4, 1e-2)) for _ in range(c)]
-    want = reference(case, x, weights, model_bias, mult, shift, scale, w_zero)
+    mult, shift, scale = channel_constants(rng, c)
+    want = depthwise_reference(case, x, weights, model_bias, mult, shift, scale, w_zero)
 
     xb = (ctypes.c_byte * len(x))(*x)
     wb = ctypes.create_string_buffer(layout(weights, c, case["r"], case["s"]))
-    out_bytes = 1 if case["mode"] == 0 else 2
+    out_bytes, sentinel = output_type(case)
     size = n * case["oh"] * case["ow"] * case["yp"]
-    sentinel = 0x5a if out_bytes == 1 else 0x5a5a
     args = (ints(bias), ints(mult), ints(shift), (ctypes.c_float * c)(*scale),
             ints(w_zero) if case["zw"] else None)
     act_args = (case["act"], ctypes.c_float(case["act_a"]), ctypes.c_float(case["act_b"]))
@@ -283,17 +473,100 @@ def run_case(lib, rng, case):
                            case["yp"], case["x_zero"], case["y_zero"], case["lo"], case["hi"],
                            case["mode"], ctypes.c_float(case["y_scale"]), *act_args,
                            4 if "4" in kernel else 1)
-        got = list(y)
-        wrong = 0
-        for at in range(size):
-            expect = want.get(at)
-            if expect is None:
-                wrong += got[at] != sentinel  # a pitch gap must stay untouched
-            else:
-                value = got[at] if out_bytes == 2 else (got[at] - 256 if got[at] > 127 else got[at])
-                wrong += value != expect
-        results[kernel] = (wrong, len(want))
+        results[kernel] = (differing(list(y), want, out_bytes, sentinel), len(want))
     return results
+
+
+def differing(got, want, out_bytes, sentinel):
+    """How many outputs differ from `want` (element → value); an element `want` has no value for
+    (a pitch gap) must still hold the sentinel."""
+    wrong = 0
+    for at, value in enumerate(got):
+        expect = want.get(at)
+        if expect is None:
+            wrong += value != sentinel
+        else:
+            wrong += (value if out_bytes == 2 else value - 256 if value > 127 else value) != expect
+    return wrong
+
+
+def make_dense_case(rng):
+    """A dense convolution: MobileNets' 1 × 1 and 3 × 3 and other shapes, channel counts that
+    give each copy width (16, 4 and 1 bytes: C = 3 is a network's first layer), K below, at and
+    past a tile, input and output pitches and misaligned bases, both tiles."""
+    r, s = rng.choice([(1, 1), (1, 1), (3, 3), (3, 3), (1, 3), (2, 2), (5, 5)])
+    stride, dilation = rng.choice([1, 1, 2]), rng.choice([1, 1, 1, 2])
+    c = rng.choice([3, 4, 8, 16, 24, 32, 48, 64, 96, 5, 12])
+    while r * s * c > 640:  # the fibers are slow: keep the reduction to ten slices
+        c = rng.choice([3, 4, 8, 16, 24])
+    k = rng.choice([rng.randint(1, 40), 16, 24, 32, 64, 96, rng.randint(60, 130)])
+    h, w = rng.randint(1, 10), rng.randint(1, 12)
+    ph, pw = rng.randint(0, (r - 1) * dilation), rng.randint(0, (s - 1) * dilation)
+    oh = (h + 2 * ph - (r - 1) * dilation - 1) // stride + 1
+    ow = (w + 2 * pw - (s - 1) * dilation - 1) // stride + 1
+    if oh < 1 or ow < 1:
+        return None
+    return output_modes(rng, dict(
+        n=rng.randint(1, 2), h=h, w=w, c=c, k=k, r=r, s=s, sh=stride, sw=stride, dh=dilation,
+        dw=dilation, ph=ph, pw=pw, oh=oh, ow=ow, xp=c + rng.choice([0, 0, 16, 4, 1]),
+        yp=k + rng.choice([0, 0, 4, 1, 8]), x_at=rng.choice([0, 0, 16, 4, 1]),
+        w_at=rng.choice([0, 0, 4, 1]), y_at=rng.choice([0, 0, 1, 2]), tile_n=rng.choice([32, 64])))
+
+
+def dense_reference(case, x, weights, bias, w_zero, mult, shift, scale):
+    """TensorFlow Lite's convolution: Σ over the taps (those outside the image add nothing) of
+    (x − x_zero)·(w − w_zero) + bias per output pixel and channel, then the epilogue."""
+    n, h, wd, c, k = case["n"], case["h"], case["w"], case["c"], case["k"]
+    r, s, oh, ow = case["r"], case["s"], case["oh"], case["ow"]
+    pad_y, pad_x = case["ph"] + r * case["dh"], case["pw"] + s * case["dw"]
+    image = np.array(x, dtype=np.int64).reshape(n, h, wd, case["xp"])[..., :c] - case["x_zero"]
+    padded = np.zeros((n, h + 2 * pad_y, wd + 2 * pad_x, c), dtype=np.int64)
+    padded[:, pad_y:pad_y + h, pad_x:pad_x + wd] = image
+    taps = []
+    for tr in range(r):
+        for ts in range(s):
+            y0 = pad_y - case["ph"] + tr * case["dh"]
+            x0 = pad_x - case["pw"] + ts * case["dw"]
+            taps.append(padded[:, y0:y0 + case["sh"] * oh:case["sh"], x0:x0 + case["sw"] * ow:case["sw"]])
+    columns = np.concatenate(taps, axis=3).reshape(n * oh * ow, r * s * c)
+    filters = np.array(weights, dtype=np.int64).reshape(k, r * s * c) - np.array(w_zero)[:, None]
+    sums = columns @ filters.T + np.array(bias, dtype=np.int64)
+    return {p * case["yp"] + kk: epilogue(case, int(sums[p, kk]), mult[kk], shift[kk], scale[kk])
+            for p in range(n * oh * ow) for kk in range(k)}
+
+
+def at(buffer, index, size):
+    """A pointer to element `index` of a ctypes array of `size`-byte elements."""
+    return ctypes.byref(buffer, index * size)
+
+
+def run_dense_case(lib, rng, case):
+    n, c, k = case["n"], case["c"], case["k"]
+    taps = case["r"] * case["s"] * c
+    x = [rng.randint(-128, 127) for _ in range(n * case["h"] * case["w"] * case["xp"])]
+    weights = [rng.randint(-128, 127) for _ in range(k * taps)]
+    w_zero = [rng.randint(-20, 20) if case["zw"] else 0 for _ in range(k)]
+    model_bias = [rng.randint(-50000, 50000) for _ in range(k)]
+    bias = [model_bias[kk] - case["x_zero"] * sum(weights[kk * taps:(kk + 1) * taps])
+            + taps * case["x_zero"] * w_zero[kk] for kk in range(k)]
+    mult, shift, scale = channel_constants(rng, k)
+    want = dense_reference(case, x, weights, model_bias, w_zero, mult, shift, scale)
+
+    xb = (ctypes.c_byte * (case["x_at"] + len(x)))(*([0] * case["x_at"] + x))
+    wb = (ctypes.c_byte * (case["w_at"] + len(weights)))(*([0] * case["w_at"] + weights))
+    out_bytes, sentinel = output_type(case)
+    size = n * case["oh"] * case["ow"] * case["yp"]
+    y = ((ctypes.c_uint8 if out_bytes == 1 else ctypes.c_uint16) * (case["y_at"] + size))(
+        *([sentinel] * (case["y_at"] + size)))
+    lib.run_conv_mma(at(y, case["y_at"], out_bytes), at(xb, case["x_at"], 1),
+                     at(wb, case["w_at"], 1), ints(bias), ints(mult), ints(shift),
+                     (ctypes.c_float * k)(*scale), ints(w_zero) if case["zw"] else None,
+                     *(case[v] for v in ("n", "h", "w", "c", "k", "r", "s", "ph", "pw", "sh", "sw",
+                                         "dh", "dw", "oh", "ow", "xp", "yp", "x_zero", "y_zero",
+                                         "lo", "hi", "mode")),
+                     ctypes.c_float(case["y_scale"]), case["act"], ctypes.c_float(case["act_a"]),
+                     ctypes.c_float(case["act_b"]), case["tile_n"])
+    return differing(list(y)[case["y_at"]:], want, out_bytes, sentinel), len(want)
 
 
 def main():
@@ -312,8 +585,21 @@ def main():
                 values += total
                 if wrong:
                     failures.append(f"{kernel}: {wrong} of {total} differ in {case}")
-    print(f"int8 depthwise kernels on the host: {checked} runs, {values} values, "
-          f"{len(failures)} failing")
+        print(f"int8 depthwise kernels on the host: {checked} runs, {values} values, "
+              f"{len(failures)} failing")
+        dense_failures, checked, values = [], 0, 0
+        while checked < DENSE_CASES:
+            case = make_dense_case(rng)
+            if case is None:
+                continue
+            wrong, total = run_dense_case(lib, rng, case)
+            checked += 1
+            values += total
+            if wrong:
+                dense_failures.append(f"conv_int8_mma: {wrong} of {total} differ in {case}")
+        print(f"int8 tensor-core kernel on the host: {checked} runs, {values} values, "
+              f"{len(dense_failures)} failing")
+        failures += dense_failures
     for f in failures[:10]:
         print("  " + f)
     sys.exit(1 if failures else 0)

@@ -1,6 +1,6 @@
 // The GPU engine's INT8 convolutions (prepended with plugins/cuda/common.cuh; T is unused here).
 // The CPU twin of every kernel is adas_gpu::engine::int8 (`conv`), and the GPU tests compare
-// them bit for bit.
+// them bit for bit; tests/gpu/int8_on_host.py runs this source itself on the CPU (g++ with shims).
 //
 // Data: activations are int8 NHWC with a per-tensor scale and zero point (the model's uint8
 // values minus 128); weights int8 KRSC with a scale and a zero point per output channel
@@ -401,6 +401,12 @@ __device__ __forceinline__ void i8_fill(unsigned int dst, unsigned int fill) {
     }
 }
 
+// The cp.async groups: close this thread's copies issued since the last commit; wait until at
+// most one group (the slice being staged) is still in flight.
+__device__ __forceinline__ void i8_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+
+__device__ __forceinline__ void i8_wait_prior() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+
 // Where a thread's copy chunk is in the reduction q = (r·S + s)·C + c: q, its channel and tap.
 // The slices advance it by I8_KC (no division per slice).
 struct I8Cursor {
@@ -542,7 +548,7 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared<BM, BN>& sm, void* y, c
     // This thread's copy chunk (i8_stage's column) and where the next slice starts.
     I8Cursor u = i8_cursor(threadIdx.x % (I8_KC / V) * V, c, s);
     i8_stage<V, BM, BN>(as[0], bs[0], x, w, u, Q, h, wd, xp, dh, dw, k, k0, fill, pix_off, pix_y, pix_x);
-    asm volatile("cp.async.commit_group;" ::: "memory");
+    i8_commit();
     for (int i = 0; i < slices; ++i) {
         const int buf = i & 1;
         if (i + 1 < slices) {
@@ -550,8 +556,8 @@ __device__ __forceinline__ void conv_int8_tiles(I8Shared<BM, BN>& sm, void* y, c
             i8_stage<V, BM, BN>(as[buf ^ 1], bs[buf ^ 1], x, w, u, Q, h, wd, xp, dh, dw, k, k0, fill,
                         pix_off, pix_y, pix_x);
         }
-        asm volatile("cp.async.commit_group;" ::: "memory");
-        asm volatile("cp.async.wait_group 1;" ::: "memory");
+        i8_commit();
+        i8_wait_prior();
         __syncthreads();
         // A 32-byte chunk past Q holds zeros only (layers with C = 16 or 24 are one such slice).
         const int valid = Q - i * I8_KC;
