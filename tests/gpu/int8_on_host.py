@@ -68,6 +68,8 @@ Dim3 blockIdx, blockDim, gridDim, threadIdx;
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline float __int2float_rn(int i) { return (float)i; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline int min(int a, int b) { return a < b ? a : b; }
+static inline int max(int a, int b) { return a > b ? a : b; }
 static inline void __trap() { fputs("__trap()\n", stderr); abort(); }
 // PTX prmt: byte i of the result is byte (s >> 4i) & 7 of {y, x}.
 static inline unsigned int __byte_perm(unsigned int x, unsigned int y, unsigned int s) {
@@ -233,6 +235,8 @@ extern "C" void run_dwconv(int gx, int gy, int bx, void* y, const signed char* x
          sw, 1, 1, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode, y_scale, act, act_a, act_b,
          lanes)
 }
+// The kernels' requantization of one sum.
+extern "C" int run_requantize(int x, int mult, int shift) { return requantize(x, i8_scale(mult, shift)); }
 // The host's grid for conv_int8_mma (cuda::int8::Split::dense_grid), 128 threads a block.
 extern "C" void run_conv_mma(void* y, const signed char* x, const signed char* w,
     const int* bias, const int* mult, const int* shift, const float* scale, const int* w_zero,
@@ -569,12 +573,39 @@ def run_dense_case(lib, rng, case):
     return differing(list(y)[case["y_at"]:], want, out_bytes, sentinel), len(want)
 
 
+def requantization_failures(lib):
+    """The kernels' requantize (int8.cu's one multiply-add form) against gemmlowp's two
+    roundings on every shift TensorFlow Lite's multipliers take, at the exact ties of both
+    roundings and one either side, and at the ends of the int32 range; random sums seldom hit
+    a tie."""
+    sums = {-(1 << 31), -(1 << 31) + 1, -1, 0, 1, (1 << 31) - 2, (1 << 31) - 1}
+    for e in range(31):
+        for k in (-3, -1, 0, 1, 2):
+            for d in (-1, 0, 1):
+                v = k * (1 << (e + 1)) + (1 << e) + d
+                sums |= {x for x in (v, -v) if -(1 << 31) <= x < (1 << 31)}
+    rng = random.Random(0x5eed)
+    mults = [0, 1, 1 << 30, (1 << 30) + 1, (1 << 31) - 1] + [rng.randint(1 << 30, (1 << 31) - 1)
+                                                              for _ in range(3)]
+    failures, checked = [], 0
+    for shift in range(-31, 31):
+        for m in mults:
+            for x in sums:
+                got, want = lib.run_requantize(x, m, shift), multiply_by_quantized_multiplier(x, m, shift)
+                checked += 1
+                if got != want:
+                    failures.append(f"requantize({x}, {m}, {shift}) = {got}, gemmlowp {want}")
+    return checked, failures
+
+
 def main():
     rng = random.Random(0x1a8e)
-    failures, checked, values = [], 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         lib = build(tmp)
-        i = 0
+        checked, failures = requantization_failures(lib)
+        print(f"int8 requantization on the host: {checked} sums at gemmlowp's ties, "
+              f"{len(failures)} failing")
+        depthwise_failures, i, checked, values = [], 0, 0, 0
         while checked < CASES:
             case = make_case(rng, i)
             i += 1
@@ -584,9 +615,9 @@ def main():
                 checked += 1
                 values += total
                 if wrong:
-                    failures.append(f"{kernel}: {wrong} of {total} differ in {case}")
+                    depthwise_failures.append(f"{kernel}: {wrong} of {total} differ in {case}")
         print(f"int8 depthwise kernels on the host: {checked} runs, {values} values, "
-              f"{len(failures)} failing")
+              f"{len(depthwise_failures)} failing")
         dense_failures, checked, values = [], 0, 0
         while checked < DENSE_CASES:
             case = make_dense_case(rng)
@@ -599,7 +630,7 @@ def main():
                 dense_failures.append(f"conv_int8_mma: {wrong} of {total} differ in {case}")
         print(f"int8 tensor-core kernel on the host: {checked} runs, {values} values, "
               f"{len(dense_failures)} failing")
-        failures += dense_failures
+        failures += depthwise_failures + dense_failures
     for f in failures[:10]:
         print("  " + f)
     sys.exit(1 if failures else 0)

@@ -28,18 +28,20 @@
 // - floor(floor(v / b) / c) = floor(v / (b·c)), so the two are floor((u + h·2^31) / 2^(31 + r)),
 //   h = 2^(r−1) − [t < 0] (0 for r = 0), and [t < 0] may be taken as [a < 0]: they differ only
 //   where a < 0 and t = 0, and both offsets then give 0.
-// So the result is (a·mult + round − [a < 0]·2·half) >> (31 + r), with round = 2^30 + 2^(30 + r)
-// and half = 2^30 for r > 0, round = 2^30 and half = 0 for r = 0 (i8_scale, once per channel;
-// engine::int8's the_kernels_requantize_is_gemmlowps_two_roundings checks this form on the host).
+// So the result is (a·mult + round) >> (31 + r), round = 2^(30 + r) + 2^30 for a ≥ 0 and
+// 2^(30 + r) − 2^30 for a < 0 where r > 0, 2^30 for r = 0: one multiply-add of a 64-bit constant
+// picked by a's sign (i8_scale works out both once per channel; engine::int8's
+// the_kernels_requantize_is_gemmlowps_two_roundings checks this form on the host).
 struct I8Scale {
-    int mult, left, bits, half;  // bits = 31 + r
-    long long round;
+    int mult, left, bits;  // bits = 31 + r
+    long long round_pos, round_neg;
 };
 
 __device__ __forceinline__ I8Scale i8_scale(int mult, int shift) {
     const int right = shift > 0 ? 0 : -shift;
-    return {mult, shift > 0 ? shift : 0, 31 + right, right > 0 ? 1 << 30 : 0,
-            (1ll << 30) + (right > 0 ? 1ll << (30 + right) : 0)};
+    const long long up = right > 0 ? 1ll << (30 + right) : 0;
+    return {mult, shift > 0 ? shift : 0, 31 + right, up + (1ll << 30),
+            right > 0 ? up - (1ll << 30) : 1ll << 30};
 }
 
 // a·b + c: one signed 32 × 32 → 64-bit multiply-add (C's 64-bit product takes three).
@@ -51,8 +53,7 @@ __device__ __forceinline__ long long mad_wide(int a, int b, long long c) {
 
 __device__ __forceinline__ int requantize(int x, const I8Scale& q) {
     const int a = (int)((unsigned int)x << q.left);
-    const long long v = mad_wide((a >> 31) * 2, q.half, mad_wide(a, q.mult, q.round));
-    return (int)(v >> q.bits);
+    return (int)(mad_wide(a, q.mult, a < 0 ? q.round_neg : q.round_pos) >> q.bits);
 }
 
 __device__ __forceinline__ unsigned short f32_to_half(float f) {
@@ -93,14 +94,14 @@ __device__ __forceinline__ unsigned int i8_epilogue(int sum, int sum_x, const I8
         const float v = __fmul_rn(__int2float_rn(acc), scale[kk]);
         return f32_to_half(activate(v, act.kind, act.a, act.b));
     }
-    int q = requantize(acc, ch.q) + y_zero;
-    q = q < lo ? lo : q > hi ? hi : q;
+    const int q = min(max(requantize(acc, ch.q) + y_zero, lo), hi);
     if (out_mode == 1) return f32_to_half(__fmul_rn((float)(q - y_zero), y_scale));
-    return (unsigned int)q & 0xff;
+    return (unsigned int)q;  // its low byte is the int8 (i8_store keeps only that)
 }
 
 // Up to L neighbouring epilogue outputs `o` (the first `count`) at element `at` of y: one 4-byte
-// (int8) or 8-byte (FP16) store where `wide` (four of them, aligned), else one at a time.
+// (int8: the low bytes, packed by byte permutes) or 8-byte (FP16) store where `wide` (four of
+// them, aligned), else one at a time.
 template <int L>
 __device__ __forceinline__ void i8_store(void* y, int at, const unsigned int (&o)[L], int count,
                                          bool wide, int out_mode) {
@@ -109,7 +110,8 @@ __device__ __forceinline__ void i8_store(void* y, int at, const unsigned int (&o
             if (out_mode)
                 *(uint2*)((unsigned short*)y + at) = make_uint2(o[0] | o[1] << 16, o[2] | o[3] << 16);
             else
-                *(unsigned int*)((signed char*)y + at) = o[0] | o[1] << 8 | o[2] << 16 | o[3] << 24;
+                *(unsigned int*)((signed char*)y + at) =
+                    __byte_perm(__byte_perm(o[0], o[1], 0x0040), __byte_perm(o[2], o[3], 0x0040), 0x5410);
             return;
         }
     }

@@ -680,14 +680,19 @@ mod tests {
     }
 
     /// cuda/int8.cu's `requantize`, transcribed: both of gemmlowp's roundings in one 64-bit
-    /// multiply-add, a correction for negative products and one arithmetic shift.
+    /// multiply-add of a rounding constant picked by the sign of x << left, and one arithmetic
+    /// shift.
     fn requantize_in_one_shift(x: i32, mult: i32, shift: i32) -> i32 {
         let (left, right) = if shift > 0 { (shift, 0) } else { (0, -shift) };
         let a = x.wrapping_shl(left as u32);
-        let half = if right > 0 { 1i64 << 30 } else { 0 };
-        let round = (1i64 << 30) + if right > 0 { 1i64 << (30 + right) } else { 0 };
-        let v = i64::from(a) * i64::from(mult) + round + i64::from((a >> 31) * 2) * half;
-        (v >> (31 + right)) as i32
+        let up = if right > 0 { 1i64 << (30 + right) } else { 0 };
+        let (round_pos, round_neg) = if right > 0 {
+            (up + (1 << 30), up - (1 << 30))
+        } else {
+            (1 << 30, 1 << 30)
+        };
+        let round = if a < 0 { round_neg } else { round_pos };
+        ((i64::from(a) * i64::from(mult) + round) >> (31 + right)) as i32
     }
 
     #[test]
