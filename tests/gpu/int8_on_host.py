@@ -598,6 +598,23 @@ def requantization_failures(lib):
     return checked, failures
 
 
+def check(label, count, make, run):
+    """`count` kernel runs on the cases `make(i)` gives (None: none), `run(case)` returning each
+    kernel's differing and total values; prints the tally and returns the failures."""
+    failures, i, checked, values = [], 0, 0, 0
+    while checked < count:
+        case = make(i)
+        i += 1
+        if case is None:
+            continue
+        for kernel, (wrong, total) in run(case).items():
+            checked += 1
+            values += total
+            if wrong:
+                failures.append(f"{kernel}: {wrong} of {total} differ in {case}")
+    print(f"int8 {label} on the host: {checked} runs, {values} values, {len(failures)} failing")
+    return failures
+
 def main():
     rng = random.Random(0x1a8e)
     with tempfile.TemporaryDirectory() as tmp:
@@ -605,32 +622,10 @@ def main():
         checked, failures = requantization_failures(lib)
         print(f"int8 requantization on the host: {checked} sums at gemmlowp's ties, "
               f"{len(failures)} failing")
-        depthwise_failures, i, checked, values = [], 0, 0, 0
-        while checked < CASES:
-            case = make_case(rng, i)
-            i += 1
-            if case is None:
-                continue
-            for kernel, (wrong, total) in run_case(lib, rng, case).items():
-                checked += 1
-                values += total
-                if wrong:
-                    depthwise_failures.append(f"{kernel}: {wrong} of {total} differ in {case}")
-        print(f"int8 depthwise kernels on the host: {checked} runs, {values} values, "
-              f"{len(depthwise_failures)} failing")
-        dense_failures, checked, values = [], 0, 0
-        while checked < DENSE_CASES:
-            case = make_dense_case(rng)
-            if case is None:
-                continue
-            wrong, total = run_dense_case(lib, rng, case)
-            checked += 1
-            values += total
-            if wrong:
-                dense_failures.append(f"conv_int8_mma: {wrong} of {total} differ in {case}")
-        print(f"int8 tensor-core kernel on the host: {checked} runs, {values} values, "
-              f"{len(dense_failures)} failing")
-        failures += depthwise_failures + dense_failures
+        failures += check("depthwise kernels", CASES, lambda i: make_case(rng, i),
+                          lambda case: run_case(lib, rng, case))
+        failures += check("tensor-core kernel", DENSE_CASES, lambda i: make_dense_case(rng),
+                          lambda case: {"conv_int8_mma": run_dense_case(lib, rng, case)})
     for f in failures[:10]:
         print("  " + f)
     sys.exit(1 if failures else 0)
