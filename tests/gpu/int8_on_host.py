@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Runs the INT8 convolution kernels of firmware-service/gpu/src/cuda/int8.cu on the CPU — the CUDA
-source itself, compiled by g++ with a few shims — and checks every output bit for bit against
-TensorFlow Lite's integer convolutions written out here in Python (gemmlowp's two roundings, the
-zero points, the clamp). No GPU needed: CI runs it, so the kernels' arithmetic, their weight
-layout, their byte permutes and the tensor-core kernel's tiling and fragment shuffles are checked
-on every commit; the GPU tests (tests/gpu/run.sh) check the same kernels on the hardware.
+"""Runs the INT8 kernels of firmware-service/gpu/src/cuda/int8.cu on the CPU — the CUDA source
+itself, compiled by g++ with a few shims — and checks every output bit for bit against TensorFlow
+Lite's integer convolutions and ONNX's QuantizeLinear written out here in Python (gemmlowp's two
+roundings, the zero points, the clamp, round half to even). No GPU needed: CI runs it, so the
+kernels' arithmetic, their weight layout, their byte permutes, their wide loads and stores and
+the tensor-core kernel's tiling and fragment shuffles are checked on every commit; the GPU tests
+(tests/gpu/run.sh) check the same kernels on the hardware.
 
-The depthwise kernels share no memory between threads: their threads run one after another. The
+The depthwise and element-wise kernels share no memory between threads: their threads run one
+after another. The
 tensor-core kernel (conv_int8_mma) runs each block's threads as fibers that switch only where a
 GPU's threads wait for each other: at __syncthreads, and at each warp's ldmatrix and mma.sync,
 which gather the 32 lanes' registers and hand each lane its part of the result as the PTX ISA
@@ -16,7 +18,7 @@ Its cp.async copies complete at once.
 What the shims cannot stand in for is what only a GPU shows: memory ordering (a missing
 cp.async wait or barrier), occupancy, and the PTX of the inline assembly itself.
 
-usage: int8_on_host.py [--cases N] [--dense-cases N]
+usage: int8_on_host.py [--cases N] [--dense-cases N] [--ew-cases N]
 """
 import ctypes
 import pathlib
@@ -38,6 +40,7 @@ def option(name, default):
 
 CASES = option("--cases", 1000)
 DENSE_CASES = option("--dense-cases", 400)
+EW_CASES = option("--ew-cases", 600)
 
 # The CUDA built-ins the kernels use, on the host; a block's threads as fibers (see the header).
 SHIM = r"""
@@ -60,14 +63,20 @@ SHIM = r"""
 struct Dim3 { unsigned int x, y, z; };
 struct alignas(8) int2 { int x, y; };
 struct alignas(8) uint2 { unsigned int x, y; };
+struct alignas(16) uint4 { unsigned int x, y, z, w; };
 struct alignas(16) int4 { int x, y, z, w; };
 static inline int2 make_int2(int x, int y) { return {x, y}; }
 static inline uint2 make_uint2(unsigned int x, unsigned int y) { return {x, y}; }
+static inline uint4 make_uint4(unsigned int x, unsigned int y, unsigned int z, unsigned int w) { return {x, y, z, w}; }
 // Not static: the fiber switches are calls the compiler cannot see into, so it must reload them.
 Dim3 blockIdx, blockDim, gridDim, threadIdx;
 static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
 static inline float __int2float_rn(int i) { return (float)i; }
 static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+// Round half to even: the default rounding mode.
+static inline int __float2int_rn(float a) { return (int)nearbyintf(a); }
 static inline int min(int a, int b) { return a < b ? a : b; }
 static inline int max(int a, int b) { return a > b ? a : b; }
 static inline void __trap() { fputs("__trap()\n", stderr); abort(); }
@@ -153,12 +162,10 @@ static inline char* shared_pointer(unsigned int a) { return (char*)(shared_high 
 static unsigned int warp_words[32][32][6];
 """
 
-# Where the part of int8.cu the host runs ends: the element-wise kernels after it are PTX throughout.
-END = "// A QDQ model's QuantizeLinear"
-
 # The functions whose body is inline PTX, on the host: name → body.
 HOST_BODIES = {
     "f32_to_half": "{ _Float16 h = (_Float16)f; unsigned short b; memcpy(&b, &h, 2); return b; }",
+    "from_f16": "{ _Float16 f; memcpy(&f, &h, 2); return (float)f; }",
     "mad_wide": "{ return (long long)a * b + c; }",
     "add_bytes": "{ return __dp4a(a, 0x01010101, c); }",
     "i8_shared_address": r"""{
@@ -212,10 +219,11 @@ HOST_BODIES = {
 RUNNER = r"""
 #define GRID(KERNEL, ...)                                                                        \
     gridDim = {(unsigned)gx, (unsigned)gy, 1}; blockDim = {(unsigned)bx, 1, 1};                  \
-    for (int by = 0; by < gy; ++by)                                                              \
-        for (int b = 0; b < gx; ++b)                                                             \
-            for (int t = 0; t < bx; ++t) {                                                       \
-                blockIdx = {(unsigned)b, (unsigned)by, 0}; threadIdx = {(unsigned)t, 0, 0};      \
+    for (int grid_y = 0; grid_y < gy; ++grid_y)                                                  \
+        for (int grid_x = 0; grid_x < gx; ++grid_x)                                              \
+            for (int thread = 0; thread < bx; ++thread) {                                        \
+                blockIdx = {(unsigned)grid_x, (unsigned)grid_y, 0};                              \
+                threadIdx = {(unsigned)thread, 0, 0};                                            \
                 KERNEL(__VA_ARGS__);                                                             \
             }
 extern "C" void run_dwconv3x3(int gx, int gy, int bx, void* y, const signed char* x,
@@ -234,6 +242,19 @@ extern "C" void run_dwconv(int gx, int gy, int bx, void* y, const signed char* x
     GRID(dwconv_int8, y, x, w, bias, mult, shift, scale, w_zero, n, h, wd, c, r, s, ph, pw, sh,
          sw, 1, 1, oh, ow, xp, yp, x_zero, y_zero, lo, hi, out_mode, y_scale, act, act_a, act_b,
          lanes)
+}
+// The element-wise kernels on `gx` blocks of 256 threads (their loops cover any count).
+extern "C" void run_quantize(int gx, void* y, const unsigned short* x, int n, float scale, int zero,
+    int out_int8) {
+    const int bx = 256, gy = 1;
+    GRID(quantize_f16, y, x, n, scale, zero, out_int8)
+}
+extern "C" void run_requantize_ew(int gx, void* y, const void* x, float x_scale, int x_zero,
+    int x_int8, const void* b, float b_scale, int b_zero, int b_int8, int n, int act, float act_a,
+    float act_b, float scale, int zero, int out_int8, int run, int stride, int offset) {
+    const int bx = 256, gy = 1;
+    GRID(requantize, y, x, x_scale, x_zero, x_int8, b, b_scale, b_zero, b_int8, n, act, act_a,
+         act_b, scale, zero, out_int8, run, stride, offset)
 }
 // The kernels' requantization of one sum.
 extern "C" int run_requantize(int x, int mult, int shift) { return requantize(x, i8_scale(mult, shift)); }
@@ -279,10 +300,6 @@ def replace_body(source, name, host):
 def host_source():
     common = (root / "plugins/cuda/common.cuh").read_text()
     body = (root / "firmware-service/gpu/src/cuda/int8.cu").read_text()
-    end = body.find(END)
-    if end < 0:
-        sys.exit(f"int8.cu has no line {END!r}: update END in {__file__}")
-    body = body[:end]
     for name, host in HOST_BODIES.items():
         body = replace_body(body, name, host)
     return f"{SHIM}\n#define ADAS_HALF 0\n{common}\n{body}\n{RUNNER}"
@@ -598,6 +615,131 @@ def requantization_failures(lib):
     return checked, failures
 
 
+def ew_quantize(v, scale, zero):
+    """ONNX's QuantizeLinear in FP32 onto the int8 grid: round half to even of v / scale (the
+    quotient bounded to ±512 first), + zero, saturated."""
+    t = min(max(float(np.float32(v) / np.float32(scale)), -512.0), 512.0)
+    return min(max(round(t) + zero, -128), 127)
+
+
+def ew_out(q, scale, zero, out_int8):
+    """What an element-wise kernel writes for q: the int8, or (q − zero)·scale as FP16 bits."""
+    return q if out_int8 else f16_bits(f32(float(q - zero) * scale))
+
+
+def half_value(bits):
+    return float(np.array([bits], dtype=np.uint16).view(np.float16)[0])
+
+
+def grid_real(raw, scale, zero, is_int8):
+    """An operand's stored value (an int8, or FP16 bits) as the real value of its grid integer."""
+    q = raw if is_int8 else round(float(np.float32(half_value(raw)) / np.float32(scale))) + zero
+    return f32(float(q - zero) * scale)
+
+
+def random_halves(rng, count, scale, zero):
+    """FP16 values: most on the grid (as a producer writes them), some between its points, at
+    ties and far outside it."""
+    out = []
+    for _ in range(count):
+        kind = rng.random()
+        if kind < 0.6:
+            v = (rng.randint(-128, 127) - zero) * scale
+        elif kind < 0.8:
+            v = (rng.randint(-140, 140) + 0.5) * scale
+        elif kind < 0.95:
+            v = rng.uniform(-200, 200) * scale
+        else:
+            v = rng.choice([1e4, -1e4, 65504.0, -65504.0])
+        out.append(f16_bits(v))
+    return out
+
+
+def ew_layout(rng, wide):
+    """Count, slice (run, stride, offset), grid and whether the buffers are 16-byte aligned."""
+    if rng.random() < 0.5:
+        run = rng.choice([8, 16, 24, 64]) if wide else rng.choice([5, 12, 8, 3])
+        rows = rng.randint(1, 12)
+        stride = run + (rng.choice([0, 8, 16]) if wide else rng.choice([0, 1, 3, 8]))
+        offset = rng.choice([0, 8]) if wide else rng.choice([0, 1, 4])
+        n = rows * run
+    else:
+        n = rng.choice([8, 64, 264, 1000]) if wide else rng.randint(1, 300)
+        run, stride, offset = n, n, 0
+    return n, run, stride, offset, rng.choice([1, 2, 3]), wide or rng.random() < 0.5
+
+
+def make_ew_case(rng, i):
+    """A Step::Quantize (i even) or Step::Requantize (odd); half of them laid out so that the
+    kernels take eight values a thread."""
+    n, run, stride, offset, gx, aligned = ew_layout(rng, rng.random() < 0.5)
+    case = dict(requantize=i % 2 == 1, n=n, run=run, stride=stride, offset=offset, gx=gx,
+                aligned=aligned, out_int8=rng.random() < 0.6, scale=f32(rng.uniform(0.005, 0.2)),
+                zero=rng.randint(-128, 127))
+    if case["requantize"]:
+        act, act_a, act_b = rng.choice([(0, 0.0, 0.0), (1, 0.0, 0.0), (2, f32(-0.5), f32(3.0)),
+                                        (3, f32(0.1), 0.0)])
+        case.update(act=act, act_a=act_a, act_b=act_b, x_int8=rng.random() < 0.5,
+                    b=rng.choice([None, True, False]), x_scale=f32(rng.uniform(0.005, 0.2)),
+                    x_zero=rng.randint(-128, 127), b_scale=f32(rng.uniform(0.005, 0.2)),
+                    b_zero=rng.randint(-128, 127))
+    else:
+        case.update(run=n, stride=n, offset=0)
+    return case
+
+
+def run_ew_case(lib, rng, case):
+    n, out_int8 = case["n"], case["out_int8"]
+    size = (n - 1) // case["run"] * case["stride"] + case["offset"] + (n - 1) % case["run"] + 1
+    # A misaligned buffer starts one element into its allocation (the kernels then take one
+    # value a thread).
+    skip = 0 if case["aligned"] else 1
+
+    def operand(is_int8, scale, zero):
+        raw = ([rng.randint(-128, 127) for _ in range(n)] if is_int8
+               else random_halves(rng, n, scale, zero))
+        kind = ctypes.c_int8 if is_int8 else ctypes.c_uint16
+        return raw, (kind * (n + 8))(*([0] * skip + raw))
+
+    out_kind = ctypes.c_int8 if out_int8 else ctypes.c_uint16
+    sentinel = 0x5a if out_int8 else 0x5a5a
+    y = (out_kind * (size + 8))(*([sentinel] * (size + 8)))
+    want = {}
+    if not case["requantize"]:
+        raw, xb = operand(False, case["scale"], case["zero"])
+        lib.run_quantize(case["gx"], at(y, skip, 1 if out_int8 else 2), at(xb, skip, 2), n,
+                         ctypes.c_float(case["scale"]), case["zero"], int(out_int8))
+        for i, h in enumerate(raw):
+            want[skip + i] = ew_out(ew_quantize(half_value(h), case["scale"], case["zero"]),
+                                    case["scale"], case["zero"], out_int8)
+        kernel = "quantize_f16"
+    else:
+        xr, xb = operand(case["x_int8"], case["x_scale"], case["x_zero"])
+        b_int8 = case["b"] is True
+        br, bb = (operand(b_int8, case["b_scale"], case["b_zero"]) if case["b"] is not None
+                  else (None, None))
+        lib.run_requantize_ew(
+            case["gx"], at(y, skip, 1 if out_int8 else 2),
+            at(xb, skip, 1 if case["x_int8"] else 2), ctypes.c_float(case["x_scale"]),
+            case["x_zero"], int(case["x_int8"]),
+            at(bb, skip, 1 if b_int8 else 2) if bb is not None else None,
+            ctypes.c_float(case["b_scale"]), case["b_zero"], int(b_int8), n, case["act"],
+            ctypes.c_float(case["act_a"]), ctypes.c_float(case["act_b"]),
+            ctypes.c_float(case["scale"]), case["zero"], int(out_int8), case["run"],
+            case["stride"], case["offset"])
+        for i in range(n):
+            v = grid_real(xr[i], case["x_scale"], case["x_zero"], case["x_int8"])
+            if br is not None:
+                v = f32(v + grid_real(br[i], case["b_scale"], case["b_zero"], b_int8))
+            v = ACTS[case["act"]](v, case["act_a"], case["act_b"])
+            at_ = skip + i // case["run"] * case["stride"] + case["offset"] + i % case["run"]
+            want[at_] = ew_out(ew_quantize(v, case["scale"], case["zero"]), case["scale"],
+                               case["zero"], out_int8)
+        kernel = "requantize"
+    got = [v & 0xff if out_int8 else v for v in y]
+    wrong = differing(got, want, 1 if out_int8 else 2, sentinel)
+    return {kernel: (wrong, n)}
+
 def check(label, count, make, run):
     """`count` kernel runs on the cases `make(i)` gives (None: none), `run(case)` returning each
     kernel's differing and total values; prints the tally and returns the failures."""
@@ -626,6 +768,8 @@ def main():
                           lambda case: run_case(lib, rng, case))
         failures += check("tensor-core kernel", DENSE_CASES, lambda i: make_dense_case(rng),
                           lambda case: {"conv_int8_mma": run_dense_case(lib, rng, case)})
+        failures += check("element-wise kernels", EW_CASES, lambda i: make_ew_case(rng, i),
+                          lambda case: run_ew_case(lib, rng, case))
     for f in failures[:10]:
         print("  " + f)
     sys.exit(1 if failures else 0)

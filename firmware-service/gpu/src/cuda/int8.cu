@@ -663,24 +663,15 @@ extern "C" __global__ void __launch_bounds__(I8_THREADS) conv_int8_mma(
 #undef I8_TILES
 }
 
-// A QDQ model's QuantizeLinear (uint8 grid, int8 domain) of v into y[i]:
-// q = clamp(round_half_even(v / scale) + zero, −128, 127); int8 out, or its dequantized value
-// (q − zero)·scale as FP16 where the readers are float.
-__device__ __forceinline__ void store_quantized(void* y, int i, float v, float scale, int zero,
-                                                int out_int8) {
-    // The quotient bounded first, so that the conversion to int cannot overflow (a value past
-    // ±512 saturates either way).
-    const float t = fminf(fmaxf(__fdiv_rn(v, scale), -512.0f), 512.0f);
-    int q = __float2int_rn(t) + zero;
-    q = q < -128 ? -128 : q > 127 ? 127 : q;
-    if (out_int8) {
-        ((signed char*)y)[i] = (signed char)q;
-    } else {
-        const float d = (float)(q - zero) * scale;
-        unsigned short h;
-        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(d));
-        ((unsigned short*)y)[i] = h;
-    }
+// The element-wise INT8 steps (Step::Quantize, Step::Requantize) read and write eight neighbouring
+// values a thread — one 16-byte load of FP16 (8 bytes of int8), one store — where every access
+// can be that wide: the count, a Concat slice's run, stride and offset multiples of 8 and the
+// buffers 16-byte aligned (the host sizes the grid for eight a thread); else one a thread. The
+// arithmetic of a value is the same either way.
+#define EW_LANES 8
+
+__device__ __forceinline__ bool ew_aligned(const void* p) {
+    return (unsigned long long)p % 16 == 0;
 }
 
 __device__ __forceinline__ float from_f16(unsigned short h) {
@@ -689,22 +680,106 @@ __device__ __forceinline__ float from_f16(unsigned short h) {
     return f;
 }
 
+// A QDQ model's QuantizeLinear (uint8 grid, int8 domain) of v:
+// q = clamp(round_half_even(v / scale) + zero, −128, 127).
+__device__ __forceinline__ int quantize_value(float v, float scale, int zero) {
+    // The quotient bounded first, so that the conversion to int cannot overflow (a value past
+    // ±512 saturates either way).
+    const float t = fminf(fmaxf(__fdiv_rn(v, scale), -512.0f), 512.0f);
+    return min(max(__float2int_rn(t) + zero, -128), 127);
+}
+
+// What y holds for q: the int8 (its low byte), or its dequantized value (q − zero)·scale as FP16
+// where the readers are float.
+__device__ __forceinline__ unsigned int quantized_out(int q, float scale, int zero, int out_int8) {
+    return out_int8 ? (unsigned int)q : f32_to_half((float)(q - zero) * scale);
+}
+
+__device__ __forceinline__ void store_one(void* y, int i, unsigned int o, int out_int8) {
+    if (out_int8) ((signed char*)y)[i] = (signed char)o;
+    else ((unsigned short*)y)[i] = (unsigned short)o;
+}
+
+// Values i … i + 7 of `o` at y[i]: 8 bytes (int8) or 16 (FP16) at once.
+__device__ __forceinline__ void store_eight(void* y, int i, const unsigned int (&o)[EW_LANES],
+                                            int out_int8) {
+    if (out_int8) {
+        *(uint2*)((signed char*)y + i) =
+            make_uint2(__byte_perm(__byte_perm(o[0], o[1], 0x0040), __byte_perm(o[2], o[3], 0x0040), 0x5410),
+                       __byte_perm(__byte_perm(o[4], o[5], 0x0040), __byte_perm(o[6], o[7], 0x0040), 0x5410));
+    } else {
+        *(uint4*)((unsigned short*)y + i) = make_uint4(o[0] | o[1] << 16, o[2] | o[3] << 16,
+                                                       o[4] | o[5] << 16, o[6] | o[7] << 16);
+    }
+}
+
+// FP16 values i … i + 7 of x, as float.
+__device__ __forceinline__ void load_eight_f16(const unsigned short* x, int i, float (&v)[EW_LANES]) {
+    const uint4 w = *(const uint4*)(x + i);
+    const unsigned int words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int j = 0; j < EW_LANES; ++j) v[j] = from_f16((unsigned short)(words[j / 2] >> 16 * (j % 2)));
+}
+
 // Step::Quantize: FP16 values onto their grid.
 extern "C" __global__ void quantize_f16(void* y, const unsigned short* x, int n, float scale,
                                         int zero, int out_int8) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
-        store_quantized(y, i, from_f16(x[i]), scale, zero, out_int8);
+    const int t = blockIdx.x * blockDim.x + threadIdx.x, threads = gridDim.x * blockDim.x;
+    if (n % EW_LANES == 0 && ew_aligned(x) && ew_aligned(y)) {
+        for (int i = t * EW_LANES; i < n; i += threads * EW_LANES) {
+            float v[EW_LANES];
+            load_eight_f16(x, i, v);
+            unsigned int o[EW_LANES];
+#pragma unroll
+            for (int j = 0; j < EW_LANES; ++j)
+                o[j] = quantized_out(quantize_value(v[j], scale, zero), scale, zero, out_int8);
+            store_eight(y, i, o, out_int8);
+        }
+    } else {
+        for (int i = t; i < n; i += threads)
+            store_one(y, i, quantized_out(quantize_value(from_f16(x[i]), scale, zero), scale, zero, out_int8),
+                      out_int8);
+    }
 }
 
 // A QDQ model's element-wise op between quantized values (Step::Requantize; the CPU twin is
 // engine::int8::requantize): y = quantize(act(dequantize(x) + dequantize(b))), b optional. x and
 // b hold values on their grids, as int8 or FP16 (their integers recovered exactly); the rest is
 // FP32 with each product and the sum rounded once (no FMA contraction) and round half to even.
-__device__ __forceinline__ float grid_value(const void* p, int i, int is_int8, float scale,
-                                            int zero) {
-    const int q = is_int8 ? (int)((const signed char*)p)[i]
-                          : __float2int_rn(__fdiv_rn(from_f16(((const unsigned short*)p)[i]), scale)) + zero;
-    return __fmul_rn((float)(q - zero), scale);
+struct EwOperand {
+    const void* p;
+    float scale;
+    int zero, is_int8;
+};
+
+// The real value of an operand's integer q.
+__device__ __forceinline__ float grid_real(int q, const EwOperand& a) {
+    return __fmul_rn((float)(q - a.zero), a.scale);
+}
+
+// The integer of an FP16 value on a's grid.
+__device__ __forceinline__ int grid_integer(float h, const EwOperand& a) {
+    return __float2int_rn(__fdiv_rn(h, a.scale)) + a.zero;
+}
+
+__device__ __forceinline__ float grid_value(const EwOperand& a, int i) {
+    return grid_real(a.is_int8 ? (int)((const signed char*)a.p)[i]
+                               : grid_integer(from_f16(((const unsigned short*)a.p)[i]), a),
+                     a);
+}
+
+// Values i … i + 7 of operand a.
+__device__ __forceinline__ void grid_eight(const EwOperand& a, int i, float (&v)[EW_LANES]) {
+    if (a.is_int8) {
+        const uint2 w = *(const uint2*)((const signed char*)a.p + i);
+#pragma unroll
+        for (int j = 0; j < EW_LANES; ++j)
+            v[j] = grid_real((int)(signed char)((j < 4 ? w.x : w.y) >> 8 * (j % 4)), a);
+    } else {
+        load_eight_f16((const unsigned short*)a.p, i, v);
+#pragma unroll
+        for (int j = 0; j < EW_LANES; ++j) v[j] = grid_real(grid_integer(v[j], a), a);
+    }
 }
 
 // Value i goes to y[i / run · stride + offset + i % run] (a Concat's slice; run = stride = n,
@@ -714,10 +789,32 @@ extern "C" __global__ void requantize(void* y, const void* x, float x_scale, int
                                       int b_int8, int n, int act, float act_a, float act_b,
                                       float scale, int zero, int out_int8, int run, int stride,
                                       int offset) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        float v = grid_value(x, i, x_int8, x_scale, x_zero);
-        if (b) v = __fadd_rn(v, grid_value(b, i, b_int8, b_scale, b_zero));
-        const int at = run == n ? i : i / run * stride + offset + i % run;
-        store_quantized(y, at, activate(v, act, act_a, act_b), scale, zero, out_int8);
+    const EwOperand xa = {x, x_scale, x_zero, x_int8}, ba = {b, b_scale, b_zero, b_int8};
+    const int t = blockIdx.x * blockDim.x + threadIdx.x, threads = gridDim.x * blockDim.x;
+    const bool wide = (n | run | stride | offset) % EW_LANES == 0 && ew_aligned(x) &&
+                      ew_aligned(b) && ew_aligned(y);
+    if (wide) {
+        for (int i = t * EW_LANES; i < n; i += threads * EW_LANES) {
+            float v[EW_LANES], w[EW_LANES];
+            grid_eight(xa, i, v);
+            if (b) grid_eight(ba, i, w);
+            unsigned int o[EW_LANES];
+#pragma unroll
+            for (int j = 0; j < EW_LANES; ++j) {
+                const float u = b ? __fadd_rn(v[j], w[j]) : v[j];
+                o[j] = quantized_out(quantize_value(activate(u, act, act_a, act_b), scale, zero), scale,
+                                     zero, out_int8);
+            }
+            // Eight values never straddle a run: run is a multiple of eight.
+            store_eight(y, i / run * stride + offset + i % run, o, out_int8);
+        }
+    } else {
+        for (int i = t; i < n; i += threads) {
+            float v = grid_value(xa, i);
+            if (b) v = __fadd_rn(v, grid_value(ba, i));
+            const int q = quantize_value(activate(v, act, act_a, act_b), scale, zero);
+            store_one(y, i / run * stride + offset + i % run, quantized_out(q, scale, zero, out_int8),
+                      out_int8);
+        }
     }
 }

@@ -24,6 +24,8 @@ const NAMES: &[&str] = &[
 const THREADS: u32 = 128;
 /// The depthwise kernels' block size (`Gpu::launch_on`'s).
 const DW_THREADS: u32 = 256;
+/// Values a thread of the element-wise kernels, where their accesses can be that wide (`EW_LANES`).
+const EW_LANES: usize = 8;
 
 /// How a convolution's outputs are split among the kernels' threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,7 +354,8 @@ pub(crate) fn launch_quantize(
         .map_err(|_| GpuError::Backend(format!("cuda: quantizing {len} values: 2^31 or more")))?;
     let (zero, out) = (i32::from(zero), i32::from(int8));
     let args: [&dyn Arg; 6] = [&y, &x, &n, &scale, &zero, &out];
-    gpu.launch_on(stream, "quantize_f16", len, 1, 0, &args)
+    // Eight values a thread where the kernel can (int8.cu's EW_LANES); its loop covers the rest.
+    gpu.launch_on(stream, "quantize_f16", len.div_ceil(EW_LANES), 1, 0, &args)
 }
 
 /// Enqueues a [`crate::engine::plan::Step::Requantize`]: `len` values of `x` (and `b`), each
@@ -389,7 +392,7 @@ pub(crate) fn launch_requantize(
         &y, &xp, &xs, &xz, &x8, &bp, &bs, &bz, &b8, &n, &code, &act_a, &act_b, &scale, &zero, &out,
         &run, &stride, &offset,
     ];
-    gpu.launch_on(stream, "requantize", len, 1, 0, &args)
+    gpu.launch_on(stream, "requantize", len.div_ceil(EW_LANES), 1, 0, &args)
 }
 
 /// One INT8 convolution at a time on a GPU: input up, kernel, output down.
