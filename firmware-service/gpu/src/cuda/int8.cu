@@ -99,6 +99,12 @@ __device__ __forceinline__ unsigned int i8_epilogue(int sum, int sum_x, const I8
     return (unsigned int)q;  // its low byte is the int8 (i8_store keeps only that)
 }
 
+// The low bytes of a, b, c and d in one word, a lowest: three byte permutes.
+__device__ __forceinline__ unsigned int pack_low_bytes(unsigned int a, unsigned int b,
+                                                       unsigned int c, unsigned int d) {
+    return __byte_perm(__byte_perm(a, b, 0x0040), __byte_perm(c, d, 0x0040), 0x5410);
+}
+
 // Up to L neighbouring epilogue outputs `o` (the first `count`) at element `at` of y: one 4-byte
 // (int8: the low bytes, packed by byte permutes) or 8-byte (FP16) store where `wide` (four of
 // them, aligned), else one at a time.
@@ -110,8 +116,7 @@ __device__ __forceinline__ void i8_store(void* y, int at, const unsigned int (&o
             if (out_mode)
                 *(uint2*)((unsigned short*)y + at) = make_uint2(o[0] | o[1] << 16, o[2] | o[3] << 16);
             else
-                *(unsigned int*)((signed char*)y + at) =
-                    __byte_perm(__byte_perm(o[0], o[1], 0x0040), __byte_perm(o[2], o[3], 0x0040), 0x5410);
+                *(unsigned int*)((signed char*)y + at) = pack_low_bytes(o[0], o[1], o[2], o[3]);
             return;
         }
     }
@@ -704,9 +709,8 @@ __device__ __forceinline__ void store_one(void* y, int i, unsigned int o, int ou
 __device__ __forceinline__ void store_eight(void* y, int i, const unsigned int (&o)[EW_LANES],
                                             int out_int8) {
     if (out_int8) {
-        *(uint2*)((signed char*)y + i) =
-            make_uint2(__byte_perm(__byte_perm(o[0], o[1], 0x0040), __byte_perm(o[2], o[3], 0x0040), 0x5410),
-                       __byte_perm(__byte_perm(o[4], o[5], 0x0040), __byte_perm(o[6], o[7], 0x0040), 0x5410));
+        *(uint2*)((signed char*)y + i) = make_uint2(pack_low_bytes(o[0], o[1], o[2], o[3]),
+                                                    pack_low_bytes(o[4], o[5], o[6], o[7]));
     } else {
         *(uint4*)((unsigned short*)y + i) = make_uint4(o[0] | o[1] << 16, o[2] | o[3] << 16,
                                                        o[4] | o[5] << 16, o[6] | o[7] << 16);
@@ -782,8 +786,12 @@ __device__ __forceinline__ void grid_eight(const EwOperand& a, int i, float (&v)
     }
 }
 
-// Value i goes to y[i / run · stride + offset + i % run] (a Concat's slice; run = stride = n,
-// offset = 0: y itself).
+// Where value i of n goes: y[i / run · stride + offset + i % run] (a Concat's slice; y itself for
+// run = stride = n, offset = 0). A single run, n values from the offset, needs no division.
+__device__ __forceinline__ int slice_at(int i, int n, int run, int stride, int offset) {
+    return run == n ? offset + i : i / run * stride + offset + i % run;
+}
+
 extern "C" __global__ void requantize(void* y, const void* x, float x_scale, int x_zero,
                                       int x_int8, const void* b, float b_scale, int b_zero,
                                       int b_int8, int n, int act, float act_a, float act_b,
@@ -806,14 +814,14 @@ extern "C" __global__ void requantize(void* y, const void* x, float x_scale, int
                                      zero, out_int8);
             }
             // Eight values never straddle a run: run is a multiple of eight.
-            store_eight(y, i / run * stride + offset + i % run, o, out_int8);
+            store_eight(y, slice_at(i, n, run, stride, offset), o, out_int8);
         }
     } else {
         for (int i = t; i < n; i += threads) {
             float v = grid_value(xa, i);
             if (b) v = __fadd_rn(v, grid_value(ba, i));
             const int q = quantize_value(activate(v, act, act_a, act_b), scale, zero);
-            store_one(y, i / run * stride + offset + i % run, quantized_out(q, scale, zero, out_int8),
+            store_one(y, slice_at(i, n, run, stride, offset), quantized_out(q, scale, zero, out_int8),
                       out_int8);
         }
     }
