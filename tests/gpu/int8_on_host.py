@@ -376,6 +376,11 @@ def depthwise_reference(case, x, weights, bias, mult, shift, scale, w_zero):
     return out
 
 
+def int8_or_half(q, scale, zero, out_int8):
+    """What a kernel writes for grid integer q: the int8, or (q − zero)·scale as FP16 bits."""
+    return q if out_int8 else f16_bits(f32(float(q - zero) * scale))
+
+
 def epilogue(case, acc, mult, shift, scale):
     """The output of sum `acc` (bias included) in the case's mode: the requantized int8 (mode 0),
     its dequantized value as FP16 bits (mode 1), or acc·scale in FP32, activated, as FP16 bits
@@ -385,7 +390,7 @@ def epilogue(case, acc, mult, shift, scale):
         return f16_bits(ACTS[case["act"]](real, case["act_a"], case["act_b"]))
     q = multiply_by_quantized_multiplier(acc, mult, shift) + case["y_zero"]
     q = min(max(q, case["lo"]), case["hi"])
-    return q if case["mode"] == 0 else f16_bits(f32(float(q - case["y_zero"]) * case["y_scale"]))
+    return int8_or_half(q, case["y_scale"], case["y_zero"], case["mode"] == 0)
 
 
 def layout(weights, c, r, s):
@@ -622,11 +627,6 @@ def ew_quantize(v, scale, zero):
     return min(max(round(t) + zero, -128), 127)
 
 
-def ew_out(q, scale, zero, out_int8):
-    """What an element-wise kernel writes for q: the int8, or (q − zero)·scale as FP16 bits."""
-    return q if out_int8 else f16_bits(f32(float(q - zero) * scale))
-
-
 def half_value(bits):
     return float(np.array([bits], dtype=np.uint16).view(np.float16)[0])
 
@@ -710,7 +710,7 @@ def run_ew_case(lib, rng, case):
         lib.run_quantize(case["gx"], at(y, skip, 1 if out_int8 else 2), at(xb, skip, 2), n,
                          ctypes.c_float(case["scale"]), case["zero"], int(out_int8))
         for i, h in enumerate(raw):
-            want[skip + i] = ew_out(ew_quantize(half_value(h), case["scale"], case["zero"]),
+            want[skip + i] = int8_or_half(ew_quantize(half_value(h), case["scale"], case["zero"]),
                                     case["scale"], case["zero"], out_int8)
         kernel = "quantize_f16"
     else:
@@ -733,7 +733,7 @@ def run_ew_case(lib, rng, case):
                 v = f32(v + grid_real(br[i], case["b_scale"], case["b_zero"], b_int8))
             v = ACTS[case["act"]](v, case["act_a"], case["act_b"])
             at_ = skip + i // case["run"] * case["stride"] + case["offset"] + i % case["run"]
-            want[at_] = ew_out(ew_quantize(v, case["scale"], case["zero"]), case["scale"],
+            want[at_] = int8_or_half(ew_quantize(v, case["scale"], case["zero"]), case["scale"],
                                case["zero"], out_int8)
         kernel = "requantize"
     got = [v & 0xff if out_int8 else v for v in y]
